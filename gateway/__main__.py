@@ -1,0 +1,78 @@
+"""``upload-gateway``: serve, run a local development stack, hash a secret."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from gateway.settings import ConfigurationError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="upload-gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+
+    dev = commands.add_parser(
+        "dev", help="run SeaweedFS + pypiserver + the gateway locally, wired together"
+    )
+    dev.add_argument("--state-dir", type=Path, default=Path(".dev"))
+    dev.add_argument("--port", type=int, default=8080, help="the gateway's port")
+
+    hashing = commands.add_parser(
+        "hash-password", help="print the hash of a password or token for the configuration"
+    )
+    hashing.add_argument("--stdin", action="store_true", help="read the secret from stdin")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args.config)
+        if args.command == "dev":
+            from gateway.dev import run_dev_stack
+
+            return run_dev_stack(args.state_dir, args.port)
+        if args.command == "hash-password":
+            return _hash_password(args.stdin)
+    except ConfigurationError as exc:
+        print(f"upload-gateway: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _serve(config: Path | None) -> int:
+    from aiohttp import web
+
+    from gateway import logs
+    from gateway.app import create_app
+
+    settings = load_settings(config)
+    logs.configure(settings.logging.level, settings.logging.json_format)
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        shutdown_timeout=settings.server.drain_timeout,
+        access_log=None,
+        print=None,
+    )
+    return 0
+
+
+def _hash_password(from_stdin: bool) -> int:
+    from gateway.auth.secrets import hash_secret
+
+    secret = sys.stdin.readline().rstrip("\n") if from_stdin else getpass.getpass("secret: ")
+    if not secret:
+        print("upload-gateway: empty secret", file=sys.stderr)
+        return 2
+    print(hash_secret(secret))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

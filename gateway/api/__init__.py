@@ -1,0 +1,1 @@
+"""aiohttp handlers: parse → authorize → call services → render. Nothing else lives here."""

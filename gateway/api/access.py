@@ -1,0 +1,39 @@
+"""Authentication (401 + challenges) and per-request project authorization (403)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.context import services
+from gateway.auth.principals import InvalidCredentials, Principal, may_upload
+from gateway.protocol.problems import ErrorItem, Problem
+
+
+async def authenticate(request: web.Request) -> Principal:
+    authenticators = services(request).authenticators
+    try:
+        for authenticator in authenticators:
+            principal = await authenticator.authenticate(request)
+            if principal is not None:
+                return principal
+        detail = "Authentication is required."
+    except InvalidCredentials:
+        detail = "The credentials are not valid."
+    challenges = ", ".join(c for a in authenticators for c in a.scheme_challenges)
+    raise Problem(
+        401,
+        "unauthenticated",
+        detail,
+        [ErrorItem("Authorization", detail)],
+        headers={"WWW-Authenticate": challenges},
+    )
+
+
+def authorize(principal: Principal, project: str) -> None:
+    if not may_upload(principal, project):
+        raise Problem(
+            403,
+            "forbidden",
+            f"{principal.display_name} may not upload to {project}.",
+            [ErrorItem("project", project)],
+        )

@@ -1,0 +1,84 @@
+"""Reading JSON request bodies: content type, size bound, syntax, schema (R-G2)."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.protocol.media import UPLOAD_V2_JSON, media_type
+from gateway.protocol.problems import ErrorItem, Problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 before reading more than ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "body-too-large",
+        f"The request body exceeds {limit} bytes.",
+        [ErrorItem("body", f"at most {limit} bytes")],
+    )
+
+
+def require_content_type(request: web.Request, expected: str) -> None:
+    given = media_type(request.headers.get("Content-Type"))
+    if given != expected:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"Content-Type must be {expected}, not {given or 'missing'}.",
+            [ErrorItem("Content-Type", f"expected {expected}")],
+        )
+
+
+def parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(
+            400,
+            "malformed-json",
+            f"The body is not valid JSON: {exc}",
+            [ErrorItem("body", str(exc))],
+        ) from None
+
+
+def validate(model: type[M], payload: object) -> M:
+    if not isinstance(payload, dict):
+        raise Problem(
+            400,
+            "invalid-request",
+            "The body must be a JSON object.",
+            [ErrorItem("body", "expected an object")],
+        )
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        errors = [
+            ErrorItem(".".join(str(p) for p in error["loc"]) or "body", error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        raise Problem(
+            400,
+            "invalid-request",
+            "; ".join(f"{e.source}: {e.message}" for e in errors),
+            errors,
+        ) from None
+
+
+async def read_request(request: web.Request, model: type[M], limit: int) -> M:
+    require_content_type(request, UPLOAD_V2_JSON)
+    return validate(model, parse_json(await read_bounded(request, limit)))

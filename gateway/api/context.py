@@ -1,0 +1,28 @@
+"""What handlers reach through the application: typed keys, one per collaborator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.api.urls import Urls
+from gateway.auth.principals import Authenticator
+from gateway.services.sessions import SessionService
+from gateway.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    urls: Urls
+    authenticators: list[Authenticator]
+    sessions: SessionService
+    mechanisms: list[str]
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

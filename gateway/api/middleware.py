@@ -1,0 +1,139 @@
+"""Request ids, access logs, content negotiation and problem rendering for every response."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.logs import log
+from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
+from gateway.protocol.problems import ErrorItem, Problem
+from gateway.store.records import UpdateContention
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID = "X-Request-ID"
+API_ROUTE_PREFIX = "api:"
+_REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def problem_response(problem: Problem) -> web.Response:
+    response = web.Response(
+        status=problem.status,
+        body=json.dumps(problem.document()).encode(),
+        content_type=PROBLEM_JSON,
+    )
+    response.headers.update(problem.headers)
+    return response
+
+
+def _request_id(request: web.Request) -> str:
+    offered = request.headers.get(REQUEST_ID, "")
+    if 0 < len(offered) <= 128 and set(offered) <= _REQUEST_ID_CHARS:
+        return offered
+    return secrets.token_hex(8)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = _request_id(request)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID] = request_id
+        return response
+    finally:
+        log.info(
+            "request",
+            method=request.method,
+            route=_route_name(request),
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+
+def _route_name(request: web.Request) -> str:
+    # Route names, not paths: paths carry session tokens, which are capabilities.
+    route = request.match_info.route
+    return route.name or (route.resource.canonical if route.resource else "unmatched")
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure, aiohttp's own 404/405/413 and unexpected exceptions included, leaves
+    as an RFC 9457 document (R-G5)."""
+    try:
+        response = await handler(request)
+    except Problem as problem:
+        return problem_response(problem)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _from_http_exception(exc)
+    except UpdateContention:
+        return problem_response(
+            Problem(503, "contention", "Too many concurrent updates; retry.", headers=_retry())
+        )
+    except (ClientError, BotoCoreError, OSError) as exc:
+        log.error("storage.unavailable", error=repr(exc))
+        return problem_response(
+            Problem(
+                503,
+                "storage-unavailable",
+                "The staging store is not answering; retry shortly.",
+                headers=_retry(),
+            )
+        )
+    except Exception:
+        log.exception("request.failed")
+        return problem_response(
+            Problem(500, "internal-error", "An unexpected error occurred; it has been logged.")
+        )
+    if (
+        response.status >= 400
+        and response.content_type != PROBLEM_JSON
+        and isinstance(response, web.Response)
+        and not response.prepared
+    ):
+        return _from_http_exception(response)
+    return response
+
+
+def _retry() -> dict[str, str]:
+    return {"Retry-After": "2"}
+
+
+def _from_http_exception(exc: web.StreamResponse) -> web.Response:
+    detail = exc.reason or "error"
+    if isinstance(exc, web.HTTPException) and exc.text and not exc.text.startswith(f"{exc.status}"):
+        detail = exc.text
+    problem = Problem(exc.status, "about:blank", detail, [ErrorItem("request", detail)])
+    response = problem_response(problem)
+    for header in ("Allow", "WWW-Authenticate", "Retry-After", "Location"):
+        if header in exc.headers:
+            response.headers[header] = exc.headers[header]
+    return response
+
+
+@web.middleware
+async def negotiation(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Upload 2.0 routes serve one representation; an Accept that admits none gets 406 (R-G4)."""
+    name = request.match_info.route.name or ""
+    if name.startswith(API_ROUTE_PREFIX) and not accepts_upload_json(request.headers.get("Accept")):
+        raise Problem(
+            406,
+            "not-acceptable",
+            "This API answers application/vnd.pypi.upload.v2+json only.",
+            [ErrorItem("Accept", request.headers.get("Accept", ""))],
+        )
+    return await handler(request)

@@ -1,0 +1,76 @@
+"""Response bodies (R-G3): built from records, links always absolute."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.api.urls import Urls
+from gateway.protocol import models
+from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.sessions import clock
+from gateway.sessions.records import FileUpload, PublishingSession
+
+
+def upload_json(
+    body: BaseModel, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=body.model_dump_json(by_alias=True).encode(),
+        content_type=UPLOAD_V2_JSON,
+        headers=headers,
+    )
+
+
+def session_body(
+    session: PublishingSession,
+    files: dict[str, FileUpload],
+    urls: Urls,
+    mechanisms: list[str],
+) -> models.SessionResponse:
+    return models.SessionResponse(
+        links=models.SessionLinks(
+            session=urls.session(session.id),
+            upload=urls.upload(session.id),
+            publish=urls.publish(session.id),
+            extend=urls.extend(session.id),
+            stage=urls.stage(session.id),
+        ),
+        mechanisms=mechanisms,
+        session_token=session.id,
+        expires_at=clock.rfc3339(session.expires_at),
+        status=session.status.value,
+        files={
+            filename: models.SessionFile(
+                status=upload.status.value,
+                link=urls.file(session.id, upload.id),
+                notices=upload.notices,
+            )
+            for filename, upload in files.items()
+        },
+        notices=session.notices,
+    )
+
+
+def file_body(upload: FileUpload, session: PublishingSession, urls: Urls) -> models.FileResponse:
+    sid, fid = session.id, upload.id
+    mechanism = models.MechanismDetails(identifier=upload.mechanism)
+    if upload.mechanism == "http-post-bytes":
+        mechanism = models.MechanismDetails(
+            identifier=upload.mechanism,
+            file_url=urls.file_content(sid, fid),
+            attestations_url=urls.file_attestations(sid, fid),
+        )
+    return models.FileResponse(
+        links=models.FileLinks(
+            file_upload_session=urls.file(sid, fid),
+            complete=urls.file_complete(sid, fid),
+            extend=urls.file_extend(sid, fid),
+        ),
+        status=upload.status.value,
+        # A file upload lives exactly as long as its publishing session.
+        expires_at=clock.rfc3339(session.expires_at),
+        mechanism=mechanism,
+        notices=upload.notices,
+    )

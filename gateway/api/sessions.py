@@ -1,0 +1,79 @@
+"""Publishing-session endpoints: create, status, extend, cancel (R-P1..P3, P5, P6, P10)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.access import authenticate, authorize
+from gateway.api.bodies import read_request
+from gateway.api.context import services
+from gateway.api.render import session_body, upload_json
+from gateway.protocol.models import ExtendRequest, SessionCreateRequest
+from gateway.protocol.problems import ErrorItem, Problem
+from gateway.services.sessions import normalize_release
+from gateway.sessions.records import PublishingSession
+
+
+async def create_session(request: web.Request) -> web.Response:
+    svc = services(request)
+    principal = await authenticate(request)
+    body = await read_request(request, SessionCreateRequest, svc.settings.uploads.max_json_body)
+    name, _ = normalize_release(body.name, body.version)
+    # 403 before 409, so an unauthorized caller never learns a session exists (R-P3).
+    authorize(principal, name)
+    session, created = await svc.sessions.create(body.name, body.version, principal.id)
+    location = svc.urls.session(session.id)
+    if not created:
+        raise Problem(
+            409,
+            "session-exists",
+            f"{session.name} {session.version} already has a session in progress.",
+            [ErrorItem("version", "a non-terminal session exists; use its Location")],
+            headers={"Location": location},
+        )
+    return await _render(request, session, status=201, headers={"Location": location})
+
+
+async def session_status(request: web.Request) -> web.Response:
+    session = await load_authorized_session(request)
+    return await _render(request, session)
+
+
+async def extend_session(request: web.Request) -> web.Response:
+    svc = services(request)
+    session = await load_authorized_session(request)
+    body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
+    session = await svc.sessions.extend(session.id, body.extend_for)
+    return await _render(request, session)
+
+
+async def cancel_session(request: web.Request) -> web.Response:
+    session = await load_authorized_session(request)
+    await services(request).sessions.cancel(session.id)
+    return web.Response(status=204)
+
+
+async def load_authorized_session(request: web.Request) -> PublishingSession:
+    """The session in the URL, after checking the caller may upload to its project now (R-G7)."""
+    svc = services(request)
+    principal = await authenticate(request)
+    session = await svc.sessions.get(request.match_info["sid"])
+    authorize(principal, session.name)
+    return session
+
+
+async def _render(
+    request: web.Request,
+    session: PublishingSession,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    svc = services(request)
+    files = svc.sessions.visible_files(await svc.sessions.files(session.id))
+    body = session_body(session, files, svc.urls, svc.mechanisms)
+    return upload_json(body, status=status, headers=headers)
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    await load_authorized_session(request)
+    raise Problem(501, "not-implemented", "This endpoint is not available in this version yet.")

@@ -1,0 +1,98 @@
+"""Application factory: settings → clients (cleanup contexts) → services → routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from gateway.api import health, sessions
+from gateway.api.context import SERVICES, Services
+from gateway.api.middleware import negotiation, problems, request_context
+from gateway.api.urls import Urls
+from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
+from gateway.auth.config import ConfigAuthenticator
+from gateway.logs import log
+from gateway.services.sessions import SessionService
+from gateway.settings import Settings
+from gateway.store.blobs import BlobStore
+from gateway.store.records import RecordStore
+from gateway.store.s3 import ensure_bucket, open_client
+
+MECHANISMS = ["http-post-bytes"]
+
+
+def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
+    app = web.Application(middlewares=[request_context, problems, negotiation])
+    app.cleanup_ctx.append(_s3_client(settings))
+    app.cleanup_ctx.append(_http_client(settings))
+    if run_sweeper:
+        app.cleanup_ctx.append(_sweeper(settings))
+    _add_routes(app, settings.server.api_root)
+    return app
+
+
+def _add_routes(app: web.Application, root: str) -> None:
+    session = f"{root}sessions/{{sid}}"
+    app.router.add_post(root, sessions.create_session, name="api:create-session")
+    app.router.add_get(session, sessions.session_status, name="api:session")
+    app.router.add_delete(session, sessions.cancel_session, name="api:cancel-session")
+    app.router.add_post(f"{session}/extend", sessions.extend_session, name="api:extend-session")
+    app.router.add_post(f"{session}/publish", sessions.not_implemented, name="api:publish")
+    app.router.add_post(f"{session}/files", sessions.not_implemented, name="api:create-file")
+    app.router.add_get("/healthz", health.healthz, name="healthz")
+    app.router.add_get("/readyz", health.readyz, name="readyz")
+
+
+def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async with open_client(settings.s3) as client:
+            await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+            app[S3_CLIENT] = client
+            records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
+            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix)
+            app[SERVICES] = Services(
+                settings=settings,
+                urls=Urls(settings.server.public_base_url, settings.server.api_root),
+                authenticators=[ConfigAuthenticator(settings.auth)],
+                sessions=SessionService(records, blobs, settings.sessions),
+                mechanisms=MECHANISMS,
+            )
+            yield
+
+    return context
+
+
+def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=10, sock_read=settings.backend.timeout
+        )
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as client:
+            app[HTTP_CLIENT] = client
+            yield
+
+    return context
+
+
+def _sweeper(settings: Settings):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_forever(app, settings.sessions.sweep_interval))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+async def _sweep_forever(app: web.Application, interval: int) -> None:
+    while True:
+        try:
+            await app[SERVICES].sessions.sweep()
+        except Exception:  # a failed sweep is retried next round, never fatal
+            log.exception("sweep.failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,45 @@
+"""Principals, the authenticator interface, and the per-project authorizer."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiohttp import web
+from packaging.utils import canonicalize_name
+
+
+@dataclass(frozen=True)
+class BackendCredentials:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    display_name: str
+    project_patterns: tuple[str, ...]
+    backend_credentials: BackendCredentials | None = field(default=None, repr=False)
+
+
+class Authenticator(Protocol):
+    scheme_challenges: tuple[str, ...]
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        """The caller's principal, or None when the request carries no credential this
+        authenticator understands. Raises :class:`InvalidCredentials` for a wrong one."""
+
+
+class InvalidCredentials(Exception):
+    """Credentials were presented and are wrong (never says which part)."""
+
+
+def may_upload(principal: Principal, project: str) -> bool:
+    """Whether ``principal`` may upload to ``project`` right now (checked on every request)."""
+    name = canonicalize_name(project)
+    return any(
+        fnmatch.fnmatchcase(name, canonicalize_name(pattern) if pattern != "*" else "*")
+        for pattern in principal.project_patterns
+    )

@@ -1,0 +1,1 @@
+"""What travels on the wire: media types, request/response models, problem documents."""

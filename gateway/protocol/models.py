@@ -1,0 +1,118 @@
+"""Pydantic models of every Upload 2.0 request and response body.
+
+Requests are strict (a string where an integer belongs is a 400, not a coercion); unknown keys
+are ignored and ``meta`` may carry index-specific ``_`` keys, as R-G2 asks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+from gateway.protocol.media import API_MAJOR, API_VERSION, api_major
+
+SessionStatus = Literal["open", "processing", "published", "error", "canceled"]
+FileStatus = Literal["pending", "processing", "completed", "error", "canceled"]
+
+
+class Meta(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    api_version: StrictStr = Field(alias="api-version")
+
+    @field_validator("api_version")
+    @classmethod
+    def _major_matches_content_type(cls, value: str) -> str:
+        major = api_major(value)
+        if major is None:
+            raise ValueError(f"api-version must look like '{API_VERSION}'")
+        if major != API_MAJOR:
+            raise ValueError(
+                f"api-version {value} does not match the content type's major version {API_MAJOR}"
+            )
+        return value
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    meta: Meta
+
+
+class SessionCreateRequest(Request):
+    name: StrictStr
+    version: StrictStr
+
+
+class FileCreateRequest(Request):
+    filename: StrictStr
+    size: StrictInt
+    hashes: dict[StrictStr, StrictStr]
+    mechanism: StrictStr
+
+
+class ExtendRequest(Request):
+    extend_for: StrictInt = Field(alias="extend-for", ge=0)
+
+
+class EmptyRequest(Request):
+    """The body of publish and complete: only ``meta``."""
+
+
+class ResponseMeta(BaseModel):
+    api_version: str = Field(API_VERSION, serialization_alias="api-version")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    meta: ResponseMeta = ResponseMeta()
+
+
+class SessionLinks(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    session: str
+    upload: str
+    publish: str
+    extend: str
+    stage: str
+
+
+class SessionFile(BaseModel):
+    status: Literal["pending", "processing", "completed", "error"]
+    link: str
+    notices: list[str] = Field(default_factory=list)
+
+
+class SessionResponse(Response):
+    links: SessionLinks
+    mechanisms: list[str]
+    session_token: str = Field(serialization_alias="session-token")
+    expires_at: str = Field(serialization_alias="expires-at")
+    status: SessionStatus
+    files: dict[str, SessionFile]
+    notices: list[str] = Field(default_factory=list)
+
+
+class FileLinks(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    file_upload_session: str = Field(serialization_alias="file-upload-session")
+    complete: str
+    extend: str
+
+
+class MechanismDetails(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    identifier: str
+
+
+class FileResponse(Response):
+    links: FileLinks
+    status: FileStatus
+    expires_at: str = Field(serialization_alias="expires-at")
+    mechanism: MechanismDetails
+    notices: list[str] = Field(default_factory=list)

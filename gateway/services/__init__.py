@@ -1,0 +1,1 @@
+"""Use cases over the store: what each API request means, independent of HTTP."""

@@ -1,0 +1,217 @@
+"""Publishing sessions: create (one live session per release), read, extend, cancel, expire."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from datetime import timedelta
+
+from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
+from packaging.version import InvalidVersion, Version
+
+from gateway.logs import log
+from gateway.protocol.problems import Problem, bad_request, conflict, not_found
+from gateway.sessions import clock
+from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.sessions.states import (
+    FileState,
+    SessionEvent,
+    SessionState,
+    TransitionRefused,
+    is_editable,
+    is_terminal,
+    next_session_state,
+)
+from gateway.settings import SessionSettings
+from gateway.store import keys
+from gateway.store.blobs import BlobStore
+from gateway.store.records import RecordChanged, RecordExists, RecordMissing, RecordStore
+
+TOKEN_BYTES = 32  # 256 bits from `secrets`: the session id doubles as the stage capability
+
+
+def normalize_release(name: str, version: str) -> tuple[str, str]:
+    """PEP 503-normalized name and PEP 440-normalized version, or a 400 naming the field."""
+    try:
+        normalized = canonicalize_name(name, validate=True)
+    except InvalidName:
+        raise bad_request(
+            "invalid-name", f"{name!r} is not a valid project name", source="name"
+        ) from None
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        raise bad_request(
+            "invalid-version", f"{version!r} is not a valid PEP 440 version", source="version"
+        ) from None
+    assert is_normalized_name(normalized)
+    return normalized, str(parsed)
+
+
+class SessionService:
+    def __init__(self, records: RecordStore, blobs: BlobStore, settings: SessionSettings):
+        self._records = records
+        self._blobs = blobs
+        self._settings = settings
+
+    async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
+        """A new session, or (existing, False) when the release already has a live one."""
+        name, version = normalize_release(name, version)
+        created = clock.now()
+        session = PublishingSession(
+            id=secrets.token_urlsafe(TOKEN_BYTES),
+            name=name,
+            version=version,
+            status=SessionState.OPEN,
+            created_at=created,
+            expires_at=created + timedelta(seconds=self._settings.lifetime),
+            created_by=creator,
+        )
+        # The record exists before the pointer, so a pointer whose session is missing can only
+        # be left over from a crash and may be taken over.
+        await self._records.create(keys.session(session.id), session.model_dump(mode="json"))
+        pointer_key = keys.live_release(name, version)
+        for _ in range(8):
+            try:
+                await self._records.create(pointer_key, {"session_id": session.id})
+                log.info("session.created", session=session.id[:8], project=name, version=version)
+                return session, True
+            except RecordExists:
+                pass
+            pointer = await self._records.get(pointer_key)
+            if pointer is None:
+                continue
+            existing = await self.find(pointer.data["session_id"])
+            if existing is not None and not is_terminal(existing.status):
+                await self._records.delete(keys.session(session.id))
+                return existing, False
+            try:
+                await self._records.replace(pointer_key, {"session_id": session.id}, pointer.etag)
+                return session, True
+            except (RecordChanged, RecordMissing):
+                continue
+        await self._records.delete(keys.session(session.id))
+        raise Problem(503, "contention", "Too many concurrent session creations; retry.")
+
+    async def find(self, sid: str) -> PublishingSession | None:
+        """The session as stored, expiring it first when its time is up (R-P11)."""
+        stored = await self._records.get(keys.session(sid))
+        if stored is None:
+            return None
+        session = PublishingSession.model_validate(stored.data)
+        if is_editable(session.status) and session.expires_at <= clock.now():
+            session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
+        return session
+
+    async def get(self, sid: str) -> PublishingSession:
+        session = await self.find(sid)
+        if session is None:
+            raise not_found("session")
+        return session
+
+    async def files(self, sid: str) -> list[FileUpload]:
+        """Every file upload of the session, canceled ones included, oldest first."""
+        record_keys = [
+            key
+            async for key in self._records.keys(keys.file_records(sid), delimiter="/")
+            if key.endswith(".json")
+        ]
+        stored = await asyncio.gather(*(self._records.get(key) for key in record_keys))
+        uploads = [FileUpload.model_validate(s.data) for s in stored if s is not None]
+        return sorted(uploads, key=lambda upload: upload.created_at)
+
+    @staticmethod
+    def visible_files(uploads: list[FileUpload]) -> dict[str, FileUpload]:
+        """The session's ``files`` mapping: canceled uploads never appear (R-F14)."""
+        return {u.filename: u for u in uploads if u.status != FileState.CANCELED}
+
+    async def extend(self, sid: str, extend_for: int) -> PublishingSession:
+        def mutate(data: dict) -> dict:
+            session = PublishingSession.model_validate(data)
+            _refuse(session, SessionEvent.EXTEND)
+            session.expires_at = clock.extended_expiry(
+                session.expires_at, session.created_at, extend_for, self._settings.max_lifetime
+            )
+            return session.model_dump(mode="json")
+
+        stored = await self._update(sid, mutate)
+        return PublishingSession.model_validate(stored)
+
+    async def cancel(self, sid: str) -> PublishingSession:
+        return await self._end(sid, SessionEvent.CANCEL, None)
+
+    async def _end(self, sid: str, event: SessionEvent, notice: str | None) -> PublishingSession:
+        def mutate(data: dict) -> dict:
+            session = PublishingSession.model_validate(data)
+            if event is SessionEvent.EXPIRE and session.status == SessionState.CANCELED:
+                return data  # another replica expired it first
+            session.status = _refuse(session, event)
+            session.ended_at = clock.now()
+            if notice:
+                session.notices.append(notice)
+            return session.model_dump(mode="json")
+
+        session = PublishingSession.model_validate(await self._update(sid, mutate))
+        await self.release(session)
+        await self._blobs.purge(keys.session_data(sid))
+        log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
+        return session
+
+    async def release(self, session: PublishingSession) -> None:
+        """Free the release for a new session, unless the pointer already moved on."""
+        pointer_key = keys.live_release(session.name, session.version)
+        pointer = await self._records.get(pointer_key)
+        if pointer is not None and pointer.data.get("session_id") == session.id:
+            with contextlib.suppress(RecordChanged):
+                await self._records.delete(pointer_key, pointer.etag)
+
+    async def _update(self, sid: str, mutate) -> dict:  # type: ignore[no-untyped-def]
+        try:
+            stored = await self._records.update(keys.session(sid), mutate)
+        except RecordMissing:
+            raise not_found("session") from None
+        return stored.data
+
+    async def sweep(self) -> None:
+        """Expire overdue sessions, purge ended ones' data, forget them after retention.
+
+        Safe to run on every replica at once: every change is a compare-and-swap.
+        """
+        now = clock.now()
+        retention = timedelta(seconds=self._settings.retention)
+        async for key in self._records.keys(keys.SESSIONS, delimiter="/"):
+            if not keys.is_session_record(key):
+                continue
+            sid = keys.session_id_of(key)
+            try:
+                session = await self.find(sid)  # expires it when due
+                if session is None or not is_terminal(session.status):
+                    continue
+                # Purging again is cheap and catches bytes a racing upload wrote after the
+                # first purge.
+                await self._blobs.purge(keys.session_data(sid))
+                if session.ended_at and session.ended_at + retention <= now:
+                    await self._records.delete(key)
+                    log.info("session.forgotten", session=sid[:8])
+            except (RecordChanged, RecordMissing, Problem):
+                continue
+
+
+def _refuse(session: PublishingSession, event: SessionEvent) -> SessionState:
+    """The next state, or the problem that explains why the event is not allowed now."""
+    if session.status == SessionState.CANCELED:
+        raise not_found("session")
+    try:
+        return next_session_state(session.status, event)
+    except TransitionRefused as exc:
+        raise conflict(
+            "invalid-session-state",
+            f"The session is {session.status.value}: cannot {event.value}.",
+            source="status",
+        ) from exc
+
+
+def require(session: PublishingSession, event: SessionEvent) -> None:
+    """Check, without changing anything, that ``event`` is allowed on ``session`` now."""
+    _refuse(session, event)

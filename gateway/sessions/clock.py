@@ -1,0 +1,26 @@
+"""Timestamps as PEP 694 wants them: UTC, whole seconds, ``Z`` (R-G8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def extended_expiry(
+    current: datetime, created: datetime, extend_for: int, max_lifetime: int
+) -> datetime:
+    """The new ``expires-at`` for an extension request (R-P10).
+
+    Capped at ``created + max_lifetime`` and never earlier than ``current``: a refused or
+    capped extension still succeeds and simply reports the current expiry.
+    """
+    ceiling = created + timedelta(seconds=max_lifetime)
+    wanted = current + timedelta(seconds=extend_for)
+    return max(current, min(wanted, ceiling))

@@ -1,0 +1,62 @@
+"""The persisted shape of sessions and file uploads (stored as JSON records in S3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.sessions.states import FileState, SessionState
+
+
+class Record(BaseModel):
+    # Records written by a newer gateway during a rolling upgrade must still load.
+    model_config = ConfigDict(extra="ignore")
+
+
+class PublishingSession(Record):
+    id: str = Field(description="Also the session-token and the stage capability.")
+    name: str = Field(description="Normalized project name.")
+    version: str = Field(description="Normalized version.")
+    status: SessionState
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None = None
+    created_by: str
+    notices: list[str] = Field(default_factory=list)
+
+
+class CommittedBytes(Record):
+    """The last complete body received through a mechanism."""
+
+    attempt: str
+    size: int
+    digests: dict[str, str] = Field(description="Algorithm name → hex digest, as computed.")
+
+
+class StoredMetadata(Record):
+    member: str
+    sha256: str = Field(description="Of the METADATA/PKG-INFO file, for PEP 658.")
+    metadata_version: str
+    requires_python: str | None = None
+
+
+class FileUpload(Record):
+    id: str
+    session_id: str
+    filename: str
+    size: int
+    hashes: dict[str, str]
+    mechanism: str
+    status: FileState
+    created_at: datetime
+    notices: list[str] = Field(default_factory=list)
+    current_attempt: str | None = Field(
+        None, description="The mechanism request allowed to commit bytes (latest wins)."
+    )
+    committed: CommittedBytes | None = None
+    has_attestations: bool = False
+    metadata: StoredMetadata | None = None
+    processing_deadline: datetime | None = Field(
+        None, description="A deferred completion not finished by then is taken over."
+    )

@@ -1,0 +1,181 @@
+"""Configuration: a TOML file plus ``GATEWAY_*`` environment overrides.
+
+Environment variables win over the file so that a container image can ship one file and a
+deployment can override single keys (``GATEWAY_S3__BUCKET=...``; nested keys use ``__``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.auth.secrets import is_hash
+
+DAY = 24 * 60 * 60
+MiB = 1024 * 1024
+
+PositiveSeconds = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    # A misspelt key must fail loudly instead of silently keeping a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="Scheme, host and optional path prefix every absolute link is built from.",
+    )
+    api_root: str = "/upload/2.0/"
+    drain_timeout: PositiveSeconds = 30
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("api_root")
+    @classmethod
+    def _slashes_on_both_ends(cls, value: str) -> str:
+        return "/" + value.strip("/") + "/" if value.strip("/") else "/"
+
+
+class S3Settings(Section):
+    endpoint_url: str | None = Field(None, description="None means AWS S3 itself.")
+    region: str = "us-east-1"
+    bucket: str
+    prefix: str = Field("", description="Key prefix, so several gateways can share a bucket.")
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    create_bucket: bool = True
+    part_size: int = Field(8 * MiB, ge=5 * MiB, le=512 * MiB)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, value: str) -> str:
+        value = value.strip("/")
+        return value + "/" if value else ""
+
+
+class BackendSettings(Section):
+    kind: Literal["warehouse", "pypiserver", "devpi"] = "warehouse"
+    upload_url: str
+    simple_url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: PositiveSeconds = 60
+
+    @field_validator("simple_url")
+    @classmethod
+    def _simple_url_is_a_folder(cls, value: str) -> str:
+        return value.rstrip("/") + "/"
+
+
+class SessionSettings(Section):
+    lifetime: PositiveSeconds = 7 * DAY
+    max_lifetime: PositiveSeconds = Field(
+        30 * DAY, description="Extensions never push expires-at beyond creation + this."
+    )
+    retention: PositiveSeconds = Field(
+        7 * DAY, description="How long a published/canceled session keeps answering its status."
+    )
+    sweep_interval: PositiveSeconds = 60
+
+
+class UploadSettings(Section):
+    max_file_size: int = Field(1024 * MiB, gt=0)
+    max_json_body: int = Field(64 * 1024, gt=0)
+    max_attestations_body: int = Field(1 * MiB, gt=0)
+    max_metadata_size: int = Field(1 * MiB, gt=0)
+    defer_validation_above: int = Field(
+        256 * MiB, ge=0, description="Completing a larger file answers 202 and validates later."
+    )
+    retry_after: PositiveSeconds = 1
+
+
+class PrincipalSettings(Section):
+    name: str = Field(min_length=1)
+    password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
+    token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
+    projects: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("password_hash", "token_hash")
+    @classmethod
+    def _is_a_hash(cls, value: str | None) -> str | None:
+        if value is not None and not is_hash(value):
+            raise ValueError("must come from `upload-gateway hash-password`, not a plain secret")
+        return value
+
+
+class AuthSettings(Section):
+    realm: str = "upload-gateway"
+    principals: list[PrincipalSettings] = Field(default_factory=list)
+    cache_seconds: int = Field(60, ge=0, description="How long a verified password is trusted.")
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_format: bool = Field(True, alias="json")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = ServerSettings()
+    s3: S3Settings
+    backend: BackendSettings
+    sessions: SessionSettings = SessionSettings()
+    uploads: UploadSettings = UploadSettings()
+    auth: AuthSettings = AuthSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment overrides them.
+        return (env_settings, init_settings)
+
+
+class ConfigurationError(Exception):
+    """The configuration is unusable; the message names every offending key."""
+
+
+def load_settings(path: Path | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read configuration file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    values.update(overrides)
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"  {key}: {error['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Staged bytes in S3: multipart writes with bounded memory, ranged and streamed reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from gateway.store.s3 import S3Client, is_not_found
+
+
+class MultipartWrite:
+    """One S3 multipart upload fed part by part, with at most ``max_in_flight`` parts
+    uploading at once so memory stays bounded whatever the object's size."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, max_in_flight: int = 2):
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def add_part(self, data: bytes | bytearray) -> None:
+        if self._upload_id is None:
+            response = await self._client.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key
+            )
+            self._upload_id = response["UploadId"]
+        await self._slots.acquire()
+        self._raise_failed_part()
+        number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number})
+        task = asyncio.create_task(self._upload(number, bytes(data)))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _upload(self, number: int, data: bytes) -> None:
+        try:
+            response = await self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+            self._parts[number - 1]["ETag"] = response["ETag"]
+        finally:
+            self._slots.release()
+
+    def _raise_failed_part(self) -> None:
+        for task in list(self._in_flight):
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def complete(self) -> None:
+        await asyncio.gather(*self._in_flight)
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    async def abort(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._upload_id is not None:
+            try:
+                await self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+
+    @property
+    def started(self) -> bool:
+        return self._upload_id is not None
+
+
+class ObjectRangeReader:
+    """Random access to one object through ranged GETs (the archive inspector's reader)."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, size: int):
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def read_range(self, start: int, length: int) -> bytes:
+        end = min(start + length, self._size) - 1
+        if end < start:
+            return b""
+        response = await self._client.get_object(
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end}"
+        )
+        async with response["Body"] as body:
+            return await body.read()
+
+
+class BlobStore:
+    def __init__(self, client: S3Client, bucket: str, prefix: str):
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix
+
+    def multipart(self, key: str, max_in_flight: int = 2) -> MultipartWrite:
+        return MultipartWrite(self._client, self._bucket, self._prefix + key, max_in_flight)
+
+    async def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        await self._client.put_object(
+            Bucket=self._bucket, Key=self._prefix + key, Body=data, **extra
+        )
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            response = await self._client.get_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        async with response["Body"] as body:
+            return await body.read()
+
+    def range_reader(self, key: str, size: int) -> ObjectRangeReader:
+        return ObjectRangeReader(self._client, self._bucket, self._prefix + key, size)
+
+    async def stream(
+        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
+    ) -> AsyncIterator[bytes]:
+        extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
+        response = await self._client.get_object(
+            Bucket=self._bucket, Key=self._prefix + key, **extra
+        )
+        async with response["Body"] as body:
+            async for chunk in body.iter_chunks(chunk_size):
+                yield chunk
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
+
+    async def purge(self, prefix: str) -> None:
+        """Delete every object and abort every unfinished multipart upload under ``prefix``."""
+        full = self._prefix + prefix
+        uploads = self._client.get_paginator("list_multipart_uploads")
+        async for page in uploads.paginate(Bucket=self._bucket, Prefix=full):
+            for upload in page.get("Uploads", []):
+                try:
+                    await self._client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if not is_not_found(exc):
+                        raise
+        objects = self._client.get_paginator("list_objects_v2")
+        async for page in objects.paginate(Bucket=self._bucket, Prefix=full):
+            batch = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if batch:
+                await self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True}
+                )

@@ -1,0 +1,57 @@
+"""The bucket layout: every key the gateway writes, in one place (relative to the prefix)."""
+
+from __future__ import annotations
+
+from packaging.utils import canonicalize_version
+
+SESSIONS = "sessions/"
+
+
+def session(session_id: str) -> str:
+    return f"sessions/{session_id}.json"
+
+
+def session_data(session_id: str) -> str:
+    """Everything that belongs to a session besides its status record."""
+    return f"sessions/{session_id}/"
+
+
+def file_records(session_id: str) -> str:
+    return f"sessions/{session_id}/files/"
+
+
+def file_upload(session_id: str, file_id: str) -> str:
+    return f"sessions/{session_id}/files/{file_id}.json"
+
+
+def file_data(session_id: str, file_id: str) -> str:
+    return f"sessions/{session_id}/files/{file_id}/"
+
+
+def file_bytes(session_id: str, file_id: str, attempt: str) -> str:
+    # One object per attempt: racing POSTs never write the same key, the record says which won.
+    return f"sessions/{session_id}/files/{file_id}/{attempt}.data"
+
+
+def attestations(session_id: str, file_id: str) -> str:
+    return f"sessions/{session_id}/files/{file_id}/attestations.json"
+
+
+def core_metadata(session_id: str, file_id: str) -> str:
+    return f"sessions/{session_id}/files/{file_id}/METADATA"
+
+
+def live_release(name: str, version: str) -> str:
+    """Points at the one non-terminal session of a release (R-P3).
+
+    Keyed by the canonical version, so ``2.0`` and ``2.0.0`` (equal under PEP 440) collide.
+    """
+    return f"live/{name}/{canonicalize_version(version)}.json"
+
+
+def is_session_record(key: str) -> bool:
+    return key.startswith(SESSIONS) and key.endswith(".json") and key.count("/") == 1
+
+
+def session_id_of(key: str) -> str:
+    return key[len(SESSIONS) : -len(".json")]

@@ -1,0 +1,145 @@
+"""JSON records with create-if-absent and compare-and-swap updates (R-W1).
+
+S3's conditional writes (``If-None-Match: *`` and ``If-Match: <etag>``) give every replica the
+same atomic primitives without a coordination service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from gateway.store.s3 import S3Client, is_not_found, is_precondition_failed
+
+
+class RecordExists(Exception):
+    """A create-if-absent found the key taken."""
+
+
+class RecordChanged(Exception):
+    """A compare-and-swap lost against a concurrent writer."""
+
+
+class RecordMissing(Exception):
+    """An update or conditional delete found no record."""
+
+
+class UpdateContention(Exception):
+    """A compare-and-swap kept losing; the caller answers 503 and the client retries."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    data: dict[str, Any]
+    etag: str
+
+
+Mutation = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+
+def _encode(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+class RecordStore:
+    """Small JSON documents under one key prefix of one bucket."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str, max_attempts: int = 16):
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix
+        self._max_attempts = max_attempts
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    async def create(self, key: str, data: dict[str, Any]) -> str:
+        try:
+            response = await self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._key(key),
+                Body=_encode(data),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if is_precondition_failed(exc):
+                raise RecordExists(key) from None
+            raise
+        return str(response["ETag"])
+
+    async def get(self, key: str) -> Stored | None:
+        try:
+            response = await self._client.get_object(Bucket=self._bucket, Key=self._key(key))
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        async with response["Body"] as body:
+            payload = await body.read()
+        return Stored(json.loads(payload), str(response["ETag"]))
+
+    async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
+        try:
+            response = await self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._key(key),
+                Body=_encode(data),
+                ContentType="application/json",
+                IfMatch=etag,
+            )
+        except ClientError as exc:
+            if is_precondition_failed(exc):
+                raise RecordChanged(key) from None
+            if is_not_found(exc):
+                raise RecordMissing(key) from None
+            raise
+        return str(response["ETag"])
+
+    async def update(self, key: str, mutate: Mutation) -> Stored:
+        """Read, mutate, write back if nobody wrote in between; retry otherwise.
+
+        ``mutate`` gets a fresh copy on every attempt and may raise to abort the update.
+        """
+        for attempt in range(self._max_attempts):
+            current = await self.get(key)
+            if current is None:
+                raise RecordMissing(key)
+            changed = mutate(current.data)
+            if isinstance(changed, Awaitable):
+                changed = await changed
+            try:
+                etag = await self.replace(key, changed, current.etag)
+            except RecordChanged:
+                await asyncio.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))
+                continue
+            return Stored(changed, etag)
+        raise UpdateContention(key)
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        """Delete a record; with ``etag`` only if nobody changed it since it was read."""
+        conditions = {"IfMatch": etag} if etag else {}
+        try:
+            await self._client.delete_object(Bucket=self._bucket, Key=self._key(key), **conditions)
+        except ClientError as exc:
+            if is_precondition_failed(exc):
+                raise RecordChanged(key) from None
+            if not is_not_found(exc):
+                raise
+
+    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        """Every key under ``prefix`` (relative to the store), without descending past
+        ``delimiter`` when one is given."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        options = {"Delimiter": delimiter} if delimiter else {}
+        async for page in paginator.paginate(
+            Bucket=self._bucket, Prefix=self._key(prefix), **options
+        ):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self._prefix) :]

@@ -1,0 +1,122 @@
+"""Real servers for the whole test run: SeaweedFS (S3) and pypiserver, started once.
+
+Tests isolate themselves by key prefix and project name, never by restarting servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.auth.secrets import hash_secret
+from gateway.devstack import Server, start_devpi, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.settings import Settings, load_settings
+
+BUCKET = "gateway-tests"
+INDEX_USER = "indexer"
+INDEX_PASSWORD = "index-secret"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str
+    projects: tuple[str, ...]
+
+    @property
+    def authorization(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.name}:{self.password}".encode()).decode()
+
+
+ALICE = User("alice", "alice-password", ("*",))
+BOB = User("bob", "bob-password", ("bob-*",))
+TOKEN = "pypi-" + "t" * 40
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(servers_dir: Path) -> Iterator[Server]:
+    server = start_seaweedfs(servers_dir / "s3", servers_dir / "seaweedfs.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pypiserver(servers_dir: Path) -> Iterator[Server]:
+    htpasswd = servers_dir / "htpasswd"
+    write_htpasswd(htpasswd, {INDEX_USER: INDEX_PASSWORD})
+    server = start_pypiserver(servers_dir / "packages", htpasswd, servers_dir / "pypiserver.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def devpi(servers_dir: Path) -> Iterator[Server]:
+    server = start_devpi(
+        servers_dir / "devpi", servers_dir / "devpi.log", INDEX_USER, INDEX_PASSWORD
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def principal_settings() -> list[dict[str, object]]:
+    # Hashing is deliberately slow, so it happens once per run.
+    return [
+        {"name": ALICE.name, "password_hash": hash_secret(ALICE.password), "projects": ["*"]},
+        {"name": BOB.name, "password_hash": hash_secret(BOB.password), "projects": ["bob-*"]},
+        {"name": "ci", "token_hash": hash_secret(TOKEN), "projects": ["*"]},
+    ]
+
+
+@pytest.fixture
+def make_settings(
+    seaweedfs: Server, pypiserver: Server, principal_settings: list[dict[str, object]]
+):  # type: ignore[no-untyped-def]
+    """Settings wired to the shared servers, under a key prefix of this test's own."""
+    prefix = "t-" + secrets.token_hex(6)
+
+    def make(**sections: dict[str, object]) -> Settings:
+        values: dict[str, dict[str, object]] = {
+            "server": {"public_base_url": "https://uploads.example.test"},
+            "s3": {
+                "endpoint_url": seaweedfs.url,
+                "bucket": BUCKET,
+                "prefix": prefix,
+                "access_key_id": "test",
+                "secret_access_key": "test-secret",
+            },
+            "backend": {
+                "kind": "pypiserver",
+                "upload_url": pypiserver.url + "/",
+                "simple_url": pypiserver.url + "/simple/",
+                "username": INDEX_USER,
+                "password": INDEX_PASSWORD,
+            },
+            "auth": {"principals": principal_settings},
+        }
+        for section, overrides in sections.items():
+            values.setdefault(section, {}).update(overrides)
+        return load_settings(None, **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings()
+
+
+@pytest.fixture
+def project_name() -> str:
+    """A project name no other test uses."""
+    return "proj-" + secrets.token_hex(4)

@@ -1,0 +1,80 @@
+"""An API client against the real app, plus helpers that speak the protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.settings import Settings
+from tests.conftest import ALICE
+
+META = {"api-version": "2.0"}
+
+
+class Api:
+    """Thin helper: absolute links from responses are turned back into test-client paths."""
+
+    def __init__(self, client: TestClient, settings: Settings, authorization: str):
+        self.client = client
+        self.base = settings.server.public_base_url
+        self.root = settings.server.api_root
+        self.authorization = authorization
+
+    def path(self, url: str) -> str:
+        assert url.startswith(self.base), f"{url} is not under the public base {self.base}"
+        return url[len(self.base) :]
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": self.authorization, **extra}
+
+    async def post_json(
+        self, url: str, body: Any, authorization: str | None = None, **headers: str
+    ) -> ClientResponse:
+        return await self.client.post(
+            self.path(url) if url.startswith("http") else url,
+            json=body,
+            headers={
+                "Authorization": authorization or self.authorization,
+                "Content-Type": UPLOAD_V2_JSON,
+                **headers,
+            },
+        )
+
+    async def get(self, url: str, **headers: str) -> ClientResponse:
+        return await self.client.get(self.path(url), headers=self.headers(**headers))
+
+    async def delete(self, url: str, **headers: str) -> ClientResponse:
+        return await self.client.delete(self.path(url), headers=self.headers(**headers))
+
+    async def create_session(self, name: str, version: str = "1.0") -> dict[str, Any]:
+        response = await self.post_json(self.root, {"meta": META, "name": name, "version": version})
+        assert response.status == 201, await response.text()
+        return await response.json(content_type=UPLOAD_V2_JSON)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
+    return await aiohttp_client(create_app(settings, run_sweeper=False))
+
+
+@pytest.fixture
+def api(client: TestClient, settings: Settings) -> Api:
+    return Api(client, settings, ALICE.authorization)
+
+
+async def problem(response: ClientResponse, status: int) -> dict[str, Any]:
+    """Assert an RFC 9457 problem document with ``status`` and return it."""
+    text = await response.text()
+    assert response.status == status, text
+    assert response.content_type == "application/problem+json", text
+    document = await response.json(content_type=None)
+    assert document["status"] == status
+    assert document["meta"] == META
+    for key in ("type", "title", "detail", "errors"):
+        assert key in document, document
+    return document

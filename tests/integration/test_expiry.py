@@ -1,0 +1,55 @@
+"""Expiry and retention (R-P11, R-P6): lazily on access and by the sweeper on every replica."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.store import keys
+from tests.conftest import ALICE
+from tests.integration.conftest import META, Api, problem
+
+
+async def make_api(aiohttp_client, settings) -> Api:  # type: ignore[no-untyped-def]
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+
+
+async def test_expired_session_reads_as_canceled_and_frees_the_release(
+    aiohttp_client, make_settings, project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    api = await make_api(aiohttp_client, make_settings(sessions={"lifetime": 1}))
+    created = await api.create_session(project_name)
+    await asyncio.sleep(2.1)
+    status = await (await api.get(created["links"]["session"])).json(content_type=UPLOAD_V2_JSON)
+    assert status["status"] == "canceled"
+    assert "The session expired." in status["notices"]
+    await problem(
+        await api.post_json(created["links"]["extend"], {"meta": META, "extend-for": 1}), 404
+    )
+    again = await api.create_session(project_name)
+    assert again["links"]["session"] != created["links"]["session"]
+
+
+async def test_sweeper_expires_and_then_forgets(
+    aiohttp_client, make_settings, project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(sessions={"lifetime": 1, "retention": 1})
+    api = await make_api(aiohttp_client, settings)
+    created = await api.create_session(project_name)
+    sid = created["session-token"]
+    records = api.client.app[SERVICES].sessions._records
+    await asyncio.sleep(1.1)
+    # Two replicas sweeping at once must not trip over each other.
+    sweeps = [api.client.app[SERVICES].sessions.sweep() for _ in range(2)]
+    await asyncio.gather(*sweeps)
+    stored = await records.get(keys.session(sid))
+    assert stored is not None
+    assert stored.data["status"] == "canceled"
+    assert await records.get(keys.live_release(project_name, "1.0")) is None
+    await asyncio.sleep(1.1)
+    await api.client.app[SERVICES].sessions.sweep()
+    await problem(await api.get(created["links"]["session"]), 404)

@@ -1,0 +1,92 @@
+"""The record store's atomic primitives against real SeaweedFS (R-W1)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.settings import Settings
+from gateway.store.records import RecordChanged, RecordExists, RecordStore
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
+
+
+@pytest.fixture
+async def s3(settings: Settings) -> AsyncIterator[S3Client]:
+    async with open_client(settings.s3) as client:
+        await ensure_bucket(client, settings.s3.bucket, create=True)
+        yield client
+
+
+@pytest.fixture
+def records(s3: S3Client, settings: Settings) -> RecordStore:
+    return RecordStore(s3, settings.s3.bucket, settings.s3.prefix)
+
+
+async def test_create_if_absent_refuses_second_create(records: RecordStore) -> None:
+    await records.create("a.json", {"n": 1})
+    with pytest.raises(RecordExists):
+        await records.create("a.json", {"n": 2})
+    stored = await records.get("a.json")
+    assert stored is not None
+    assert stored.data == {"n": 1}
+
+
+async def test_concurrent_creates_have_exactly_one_winner(records: RecordStore) -> None:
+    async def attempt(i: int) -> bool:
+        try:
+            await records.create("race.json", {"winner": i})
+        except RecordExists:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt(i) for i in range(24)))
+    assert sum(results) == 1
+    stored = await records.get("race.json")
+    assert stored is not None
+    assert stored.data["winner"] == results.index(True)
+
+
+async def test_concurrent_cas_increments_lose_no_update(records: RecordStore) -> None:
+    await records.create("counter.json", {"n": 0})
+
+    def increment(data: dict) -> dict:
+        return {"n": data["n"] + 1}
+
+    await asyncio.gather(*(records.update("counter.json", increment) for _ in range(20)))
+    stored = await records.get("counter.json")
+    assert stored is not None
+    assert stored.data == {"n": 20}
+
+
+async def test_replace_with_stale_etag_is_refused(records: RecordStore) -> None:
+    etag = await records.create("cas.json", {"v": 1})
+    await records.replace("cas.json", {"v": 2}, etag)
+    with pytest.raises(RecordChanged):
+        await records.replace("cas.json", {"v": 3}, etag)
+
+
+async def test_conditional_delete(records: RecordStore) -> None:
+    etag = await records.create("d.json", {"v": 1})
+    await records.replace("d.json", {"v": 2}, etag)
+    with pytest.raises(RecordChanged):
+        await records.delete("d.json", etag)
+    await records.delete("d.json")
+    assert await records.get("d.json") is None
+
+
+async def test_keys_with_delimiter_stay_at_one_level(records: RecordStore) -> None:
+    await records.create("sessions/x.json", {})
+    await records.create("sessions/x/files/y.json", {})
+    found = [key async for key in records.keys("sessions/", delimiter="/")]
+    assert found == ["sessions/x.json"]
+
+
+async def test_missing_bucket_is_created(settings: Settings) -> None:
+    bucket = "created-" + secrets.token_hex(4)
+    async with open_client(settings.s3) as client:
+        await ensure_bucket(client, bucket, create=True)
+        await client.head_bucket(Bucket=bucket)
+        await client.delete_bucket(Bucket=bucket)
