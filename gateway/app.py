@@ -9,26 +9,27 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.api import health, sessions
+from gateway.api import files, health, sessions
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import negotiation, problems, request_context
 from gateway.api.urls import Urls
 from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.auth.config import ConfigAuthenticator
 from gateway.logs import log
+from gateway.publish.backends import backend_for
+from gateway.services.files import SUPPORTED_MECHANISMS, FileService
 from gateway.services.sessions import SessionService
+from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
 from gateway.store.s3 import ensure_bucket, open_client
 
-MECHANISMS = ["http-post-bytes"]
-
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
     app = web.Application(middlewares=[request_context, problems, negotiation])
-    app.cleanup_ctx.append(_s3_client(settings))
     app.cleanup_ctx.append(_http_client(settings))
+    app.cleanup_ctx.append(_s3_client(settings))
     if run_sweeper:
         app.cleanup_ctx.append(_sweeper(settings))
     _add_routes(app, settings.server.api_root)
@@ -42,7 +43,14 @@ def _add_routes(app: web.Application, root: str) -> None:
     app.router.add_delete(session, sessions.cancel_session, name="api:cancel-session")
     app.router.add_post(f"{session}/extend", sessions.extend_session, name="api:extend-session")
     app.router.add_post(f"{session}/publish", sessions.not_implemented, name="api:publish")
-    app.router.add_post(f"{session}/files", sessions.not_implemented, name="api:create-file")
+    file = f"{session}/files/{{fid}}"
+    app.router.add_post(f"{session}/files", files.create_file, name="api:create-file")
+    app.router.add_get(file, files.file_status, name="api:file")
+    app.router.add_delete(file, files.delete_file, name="api:delete-file")
+    app.router.add_post(f"{file}/complete", files.complete_file, name="api:complete-file")
+    app.router.add_post(f"{file}/extend", files.extend_file, name="api:extend-file")
+    app.router.add_post(f"{file}/content", files.receive_bytes, name="mech:http-post-bytes")
+    app.router.add_post(f"{file}/attestations", files.attach_attestations, name="mech:attestations")
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
 
@@ -54,12 +62,19 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
             blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix)
+            backend = backend_for(settings.backend, app[HTTP_CLIENT])
+            session_service = SessionService(records, blobs, settings.sessions)
+            file_service = FileService(
+                records, blobs, session_service, settings, backend.published_files
+            )
             app[SERVICES] = Services(
                 settings=settings,
                 urls=Urls(settings.server.public_base_url, settings.server.api_root),
                 authenticators=[ConfigAuthenticator(settings.auth)],
-                sessions=SessionService(records, blobs, settings.sessions),
-                mechanisms=MECHANISMS,
+                sessions=session_service,
+                files=file_service,
+                sweeper=Sweeper(session_service, file_service),
+                mechanisms=list(SUPPORTED_MECHANISMS),
             )
             yield
 
@@ -92,7 +107,7 @@ def _sweeper(settings: Settings):  # type: ignore[no-untyped-def]
 async def _sweep_forever(app: web.Application, interval: int) -> None:
     while True:
         try:
-            await app[SERVICES].sessions.sweep()
+            await app[SERVICES].sweeper.sweep()
         except Exception:  # a failed sweep is retried next round, never fatal
             log.exception("sweep.failed")
         await asyncio.sleep(interval)

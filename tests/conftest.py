@@ -6,7 +6,10 @@ Tests isolate themselves by key prefix and project name, never by restarting ser
 from __future__ import annotations
 
 import base64
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,28 @@ class User:
 ALICE = User("alice", "alice-password", ("*",))
 BOB = User("bob", "bob-password", ("bob-*",))
 TOKEN = "pypi-" + "t" * 40
+
+
+def twine_upload(repository_url: str, *paths: Path) -> None:
+    # TWINE_* from the developer's shell must not redirect or re-authenticate the upload.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TWINE_")}
+    command = [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--repository-url",
+        repository_url,
+        "-u",
+        INDEX_USER,
+        "-p",
+        INDEX_PASSWORD,
+        "--non-interactive",
+        "--disable-progress-bar",
+        *map(str, paths),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
+from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 
 
@@ -18,6 +20,8 @@ class Services:
     urls: Urls
     authenticators: list[Authenticator]
     sessions: SessionService
+    files: FileService
+    sweeper: Sweeper
     mechanisms: list[str]
 
 

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gateway.logs import log
 from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.publish.backends.base import BackendRefused, BackendUnavailable
 from gateway.store.records import UpdateContention
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -80,6 +81,21 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         return _from_http_exception(exc)
+    except BackendUnavailable as exc:
+        log.warning("backend.unavailable", error=str(exc))
+        return problem_response(
+            Problem(
+                503,
+                "backend-unavailable",
+                "The backing index is not answering; retry shortly.",
+                headers=_retry(),
+            )
+        )
+    except BackendRefused as exc:
+        log.error("backend.refused", error=str(exc))
+        return problem_response(
+            Problem(502, "backend-refused", "The backing index refused the gateway's credentials.")
+        )
     except UpdateContention:
         return problem_response(
             Problem(503, "contention", "Too many concurrent updates; retry.", headers=_retry())

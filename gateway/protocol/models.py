@@ -116,3 +116,40 @@ class FileResponse(Response):
     expires_at: str = Field(serialization_alias="expires-at")
     mechanism: MechanismDetails
     notices: list[str] = Field(default_factory=list)
+
+
+def _base64(value: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64") from None
+    return value
+
+
+class AttestationEnvelope(BaseModel):
+    statement: StrictStr
+    signature: StrictStr
+
+    _statement_is_base64 = field_validator("statement", "signature")(_base64)
+
+
+class VerificationMaterial(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    certificate: StrictStr
+    transparency_entries: list[dict[str, object]] = Field(min_length=1)
+
+    _certificate_is_base64 = field_validator("certificate")(_base64)
+
+
+class Attestation(BaseModel):
+    """A PEP 740 attestation object, checked for shape (not for its signature)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: Literal[1]
+    verification_material: VerificationMaterial
+    envelope: AttestationEnvelope

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
@@ -173,29 +174,23 @@ class SessionService:
             raise not_found("session") from None
         return stored.data
 
-    async def sweep(self) -> None:
-        """Expire overdue sessions, purge ended ones' data, forget them after retention.
-
-        Safe to run on every replica at once: every change is a compare-and-swap.
-        """
-        now = clock.now()
-        retention = timedelta(seconds=self._settings.retention)
+    async def session_ids(self) -> AsyncIterator[str]:
         async for key in self._records.keys(keys.SESSIONS, delimiter="/"):
-            if not keys.is_session_record(key):
-                continue
-            sid = keys.session_id_of(key)
-            try:
-                session = await self.find(sid)  # expires it when due
-                if session is None or not is_terminal(session.status):
-                    continue
-                # Purging again is cheap and catches bytes a racing upload wrote after the
-                # first purge.
-                await self._blobs.purge(keys.session_data(sid))
-                if session.ended_at and session.ended_at + retention <= now:
-                    await self._records.delete(key)
-                    log.info("session.forgotten", session=sid[:8])
-            except (RecordChanged, RecordMissing, Problem):
-                continue
+            if keys.is_session_record(key):
+                yield keys.session_id_of(key)
+
+    async def tidy(self, session: PublishingSession) -> None:
+        """Purge an ended session's data; forget the session once its retention is over.
+
+        Purging again is cheap and catches bytes that a racing upload wrote after the first
+        purge.
+        """
+        assert is_terminal(session.status)
+        await self._blobs.purge(keys.session_data(session.id))
+        retention = timedelta(seconds=self._settings.retention)
+        if session.ended_at and session.ended_at + retention <= clock.now():
+            await self._records.delete(keys.session(session.id))
+            log.info("session.forgotten", session=session.id[:8])
 
 
 def _refuse(session: PublishingSession, event: SessionEvent) -> SessionState:

@@ -41,6 +41,16 @@ def core_metadata(session_id: str, file_id: str) -> str:
     return f"sessions/{session_id}/files/{file_id}/METADATA"
 
 
+def file_claim(session_id: str, filename: str) -> str:
+    """Which upload currently owns a filename in a session (one at a time, R-F7)."""
+    return f"sessions/{session_id}/names/{filename}.json"
+
+
+def filename_reservation(project: str, filename: str) -> str:
+    """Held while a publish of ``filename`` is under way, then kept once published (R-P8)."""
+    return f"publishing/{project}/{filename}.json"
+
+
 def live_release(name: str, version: str) -> str:
     """Points at the one non-terminal session of a release (R-P3).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,6 +55,53 @@ class Api:
 
     async def create_session(self, name: str, version: str = "1.0") -> dict[str, Any]:
         response = await self.post_json(self.root, {"meta": META, "name": name, "version": version})
+        assert response.status == 201, await response.text()
+        return await response.json(content_type=UPLOAD_V2_JSON)
+
+    async def status(self, url: str) -> dict[str, Any]:
+        response = await self.get(url)
+        assert response.status == 200, await response.text()
+        return await response.json(content_type=UPLOAD_V2_JSON)
+
+    async def start_file(
+        self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
+    ) -> ClientResponse:
+        body = {
+            "meta": META,
+            "filename": filename,
+            "size": len(data),
+            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            "mechanism": "http-post-bytes",
+            **overrides,
+        }
+        return await self.post_json(session["links"]["upload"], body)
+
+    async def create_file(
+        self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
+    ) -> dict[str, Any]:
+        response = await self.start_file(session, filename, data, **overrides)
+        assert response.status == 202, await response.text()
+        return await response.json(content_type=UPLOAD_V2_JSON)
+
+    async def send_bytes(
+        self, file: dict[str, Any], data: bytes, content_type: str = "application/octet-stream"
+    ) -> ClientResponse:
+        return await self.client.post(
+            self.path(file["mechanism"]["file_url"]),
+            data=data,
+            headers=self.headers(**{"Content-Type": content_type}),
+        )
+
+    async def complete(self, file: dict[str, Any]) -> ClientResponse:
+        return await self.post_json(file["links"]["complete"], {"meta": META})
+
+    async def upload(self, session: dict[str, Any], path: Path) -> dict[str, Any]:
+        """The whole file upload flow for a file that must end up completed."""
+        data = path.read_bytes()
+        file = await self.create_file(session, path.name, data)
+        response = await self.send_bytes(file, data)
+        assert response.status == 200, await response.text()
+        response = await self.complete(file)
         assert response.status == 201, await response.text()
         return await response.json(content_type=UPLOAD_V2_JSON)
 

@@ -44,12 +44,12 @@ async def test_sweeper_expires_and_then_forgets(
     records = api.client.app[SERVICES].sessions._records
     await asyncio.sleep(1.1)
     # Two replicas sweeping at once must not trip over each other.
-    sweeps = [api.client.app[SERVICES].sessions.sweep() for _ in range(2)]
+    sweeps = [api.client.app[SERVICES].sweeper.sweep() for _ in range(2)]
     await asyncio.gather(*sweeps)
     stored = await records.get(keys.session(sid))
     assert stored is not None
     assert stored.data["status"] == "canceled"
     assert await records.get(keys.live_release(project_name, "1.0")) is None
     await asyncio.sleep(1.1)
-    await api.client.app[SERVICES].sessions.sweep()
+    await api.client.app[SERVICES].sweeper.sweep()
     await problem(await api.get(created["links"]["session"]), 404)

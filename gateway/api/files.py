@@ -1,0 +1,120 @@
+"""File-upload-session endpoints and the http-post-bytes mechanism (R-F1..F14)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from gateway.api.bodies import parse_json, read_bounded, read_request, require_content_type
+from gateway.api.context import services
+from gateway.api.render import file_body, upload_json
+from gateway.api.sessions import load_authorized_session
+from gateway.protocol.media import OCTET_STREAM
+from gateway.protocol.models import (
+    Attestation,
+    EmptyRequest,
+    ExtendRequest,
+    FileCreateRequest,
+)
+from gateway.protocol.problems import ErrorItem, Problem
+from gateway.sessions.records import FileUpload, PublishingSession
+
+_ATTESTATIONS = TypeAdapter(list[Attestation])
+
+
+def _retry_after(request: web.Request) -> dict[str, str]:
+    return {"Retry-After": str(services(request).settings.uploads.retry_after)}
+
+
+def _render(
+    request: web.Request,
+    upload: FileUpload,
+    session: PublishingSession,
+    status: int = 200,
+    location: bool = False,
+) -> web.Response:
+    svc = services(request)
+    headers = _retry_after(request)
+    if location:
+        headers["Location"] = svc.urls.file(session.id, upload.id)
+    return upload_json(file_body(upload, session, svc.urls), status=status, headers=headers)
+
+
+async def create_file(request: web.Request) -> web.Response:
+    svc = services(request)
+    session = await load_authorized_session(request)
+    body = await read_request(request, FileCreateRequest, svc.settings.uploads.max_json_body)
+    upload = await svc.files.create(session, body)
+    return _render(request, upload, session, status=202, location=True)
+
+
+async def file_status(request: web.Request) -> web.Response:
+    session = await load_authorized_session(request)
+    upload = await services(request).files.get(session.id, request.match_info["fid"])
+    return _render(request, upload, session)
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    session = await load_authorized_session(request)
+    await services(request).files.delete(session, request.match_info["fid"])
+    return web.Response(status=204)
+
+
+async def extend_file(request: web.Request) -> web.Response:
+    """A file upload lives as long as its session, so extending it extends the session."""
+    svc = services(request)
+    session = await load_authorized_session(request)
+    upload = await svc.files.get(session.id, request.match_info["fid"])
+    body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
+    session = await svc.sessions.extend(session.id, body.extend_for)
+    return _render(request, upload, session)
+
+
+async def complete_file(request: web.Request) -> web.Response:
+    svc = services(request)
+    session = await load_authorized_session(request)
+    await read_request(request, EmptyRequest, svc.settings.uploads.max_json_body)
+    upload, done = await svc.files.complete(session, request.match_info["fid"])
+    return _render(request, upload, session, status=201 if done else 202, location=True)
+
+
+async def receive_bytes(request: web.Request) -> web.Response:
+    """``http-post-bytes``: the body is the file, streamed to S3 as it arrives (R-F8)."""
+    session = await load_authorized_session(request)
+    require_content_type(request, OCTET_STREAM)
+    upload = await services(request).files.receive(
+        session,
+        request.match_info["fid"],
+        request.content.iter_any(),
+        request.content_length,
+    )
+    return _render(request, upload, session)
+
+
+async def attach_attestations(request: web.Request) -> web.Response:
+    """PEP 740 attestations for the file, before completion (R-F9)."""
+    svc = services(request)
+    session = await load_authorized_session(request)
+    require_content_type(request, "application/json")
+    raw = await read_bounded(request, svc.settings.uploads.max_attestations_body)
+    payload = parse_json(raw)
+    try:
+        attestations = _ATTESTATIONS.validate_python(payload)
+    except ValidationError as exc:
+        errors = [
+            ErrorItem(".".join(str(p) for p in error["loc"]) or "body", error["msg"])
+            for error in exc.errors(include_url=False)
+        ]
+        raise Problem(
+            400,
+            "invalid-attestation",
+            "The body is not a JSON array of PEP 740 attestations.",
+            errors,
+        ) from None
+    if not attestations:
+        raise Problem(400, "invalid-attestation", "At least one attestation is required.")
+    document = json.dumps(payload, separators=(",", ":")).encode()
+    upload = await svc.files.attach_attestations(session, request.match_info["fid"], document)
+    return _render(request, upload, session)

@@ -1,0 +1,106 @@
+"""Distribution filenames (R-F2) and declared hashes (R-F3): validated before any byte moves."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from gateway.protocol.problems import bad_request
+
+# md5 and sha1 are collision-broken: they may be declared, and are verified, but never suffice.
+_INSECURE = {"md5", "sha1"}
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class DistributionKind(StrEnum):
+    WHEEL = "bdist_wheel"
+    SDIST = "sdist"
+
+
+@dataclass(frozen=True)
+class DistributionFilename:
+    filename: str
+    name: str  # normalized
+    version: Version
+    kind: DistributionKind
+    python_tag: str  # the legacy `pyversion`: a wheel's python tag(s), "source" for an sdist
+
+
+def parse_filename(filename: str) -> DistributionFilename:
+    if "/" in filename or "\\" in filename or filename != filename.strip():
+        raise bad_request("invalid-filename", f"{filename!r} is not a bare filename", "filename")
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, tags = parse_wheel_filename(filename)
+            python_tag = ".".join(sorted({tag.interpreter for tag in tags}))
+            return DistributionFilename(filename, name, version, DistributionKind.WHEEL, python_tag)
+        if filename.endswith(".tar.gz"):
+            name, version = parse_sdist_filename(filename)
+            return DistributionFilename(filename, name, version, DistributionKind.SDIST, "source")
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise bad_request("invalid-filename", str(exc), "filename") from None
+    raise bad_request(
+        "invalid-filename",
+        f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz)",
+        "filename",
+    )
+
+
+def check_release(parsed: DistributionFilename, name: str, version: str) -> None:
+    """The filename must name the session's release (after normalization)."""
+    if parsed.name != canonicalize_name(name):
+        raise bad_request(
+            "filename-mismatch",
+            f"{parsed.filename} is for project {parsed.name}, this session is for {name}",
+            "filename",
+        )
+    if parsed.version != Version(version):
+        raise bad_request(
+            "filename-mismatch",
+            f"{parsed.filename} is for version {parsed.version}, this session is for {version}",
+            "filename",
+        )
+
+
+def normalize_hashes(hashes: dict[str, str]) -> dict[str, str]:
+    """Canonical algorithm name → lowercase hex digest; 400 for anything unusable."""
+    normalized: dict[str, str] = {}
+    for algorithm, digest in hashes.items():
+        source = f"hashes.{algorithm}"
+        try:
+            hasher = hashlib.new(algorithm.lower())
+        except (ValueError, TypeError):
+            raise bad_request(
+                "invalid-hash", f"unknown hash algorithm {algorithm!r}", source
+            ) from None
+        if hasher.digest_size == 0:  # shake_*: no fixed length to compare against
+            raise bad_request("invalid-hash", f"{algorithm} has no fixed digest size", source)
+        digest = digest.lower()
+        if len(digest) != 2 * hasher.digest_size or not _HEX.fullmatch(digest):
+            raise bad_request(
+                "invalid-hash",
+                f"{algorithm} digest must be {2 * hasher.digest_size} hex characters",
+                source,
+            )
+        normalized[hasher.name] = digest
+    if not any(
+        name in hashlib.algorithms_guaranteed and name not in _INSECURE for name in normalized
+    ):
+        raise bad_request(
+            "invalid-hash",
+            "at least one secure hash from hashlib.algorithms_guaranteed is required "
+            "(sha256 recommended)",
+            "hashes",
+        )
+    return normalized

@@ -1,0 +1,1 @@
+"""Publishing to the backing index: backend profiles, the legacy upload form, the worker."""

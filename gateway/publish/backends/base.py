@@ -1,0 +1,250 @@
+"""What every backend profile shares: errors, bounded and credential-safe HTTP reads.
+
+A profile answers one question for the publish logic — which files does the backing index
+itself already hold for a project, and with which sha256 — so that retries and conflicts are
+decided by comparing hashes, never by the status code of an upload.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import aiohttp
+from packaging.utils import InvalidName, NormalizedName, canonicalize_name
+from yarl import URL
+
+from gateway.settings import BackendSettings
+
+__all__ = [
+    "MAX_LISTING_BYTES",
+    "Backend",
+    "BackendError",
+    "BackendInvalidResponse",
+    "BackendRefused",
+    "BackendUnavailable",
+    "Document",
+    "Listing",
+    "backend_for",
+    "project_path",
+]
+
+Listing = dict[str, str | None]
+"""filename -> lowercase sha256 hex, or None when the index does not say."""
+
+MAX_LISTING_BYTES = 20 * 1024 * 1024
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_READ_CHUNK = 64 * 1024
+
+
+class BackendError(Exception):
+    """The backing index could not answer; the message never contains credentials."""
+
+
+class BackendUnavailable(BackendError):
+    """Connection error, timeout, 5xx or 429: worth retrying later, or answering 503."""
+
+
+class BackendInvalidResponse(BackendUnavailable):
+    """The index answered something this profile cannot read (wrong shape, too big, odd status).
+
+    A subclass of BackendUnavailable so that callers treating the backend as down stay
+    correct; it is kept apart because retrying rarely helps and an operator should look.
+    """
+
+
+class BackendRefused(BackendError):
+    """401/403 from the index: the configured credentials were refused."""
+
+
+@dataclass(frozen=True)
+class Document:
+    url: str
+    content_type: str
+    charset: str | None
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode(self.charset or "utf-8", errors="replace")
+
+
+class Backend(abc.ABC):
+    kind: ClassVar[str]
+    # pypiserver answers an unknown project with a redirect to its fallback (pypi.org):
+    # what is there is not on this index, so such a redirect must read as "unknown".
+    foreign_redirect_is_unknown: ClassVar[bool] = False
+
+    _kinds: ClassVar[dict[str, type[Backend]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Every concrete profile names its kind; backends/__init__.py imports them all.
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            Backend._kinds[cls.kind] = cls
+
+    def __init__(
+        self,
+        settings: BackendSettings,
+        http: aiohttp.ClientSession,
+        *,
+        max_listing_bytes: int = MAX_LISTING_BYTES,
+    ) -> None:
+        self.settings = settings
+        self._http = http
+        self._max_bytes = max_listing_bytes
+        self._timeout = settings.timeout
+        simple_url, self._authorization = _split_credentials(settings)
+        self.simple_url = str(simple_url)
+        self._origin = simple_url.origin()
+
+    @abc.abstractmethod
+    def listing_url(self, project: str) -> str:
+        """Where this kind of index lists the files it holds for ``project``."""
+
+    @abc.abstractmethod
+    async def published_files(self, project: str) -> Listing:
+        """filename -> sha256 hex (None when the index does not say) of every file the index
+        itself holds for ``project``; {} when the project is unknown (404)."""
+
+    async def fetch(self, url: str, *, accept: str, query: str | None = None) -> Document | None:
+        """GET ``url`` following redirects; None when the index does not know it (404, 410).
+
+        ``query`` is put on every hop because a redirect's Location may drop it.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._follow(_with_query(URL(url), query), accept, query)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"{_display(url)} did not answer within {self._timeout} s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise BackendUnavailable(
+                f"{_display(url)} could not be read: {_describe(exc)}"
+            ) from None
+
+    def parse(self, document: Document, parser: Callable[[Document], Listing]) -> Listing:
+        try:
+            return parser(document)
+        except ValueError as exc:  # includes JSON and Unicode decoding errors
+            raise BackendInvalidResponse(
+                f"{_display(document.url)} answered an unreadable listing: {exc}"
+            ) from None
+
+    async def _follow(self, url: URL, accept: str, query: str | None) -> Document | None:
+        for _ in range(MAX_REDIRECTS + 1):
+            # Credentials only ever go to the index that was configured, never to a host a
+            # redirect names.
+            headers = {"Accept": accept}
+            if self._authorization and url.origin() == self._origin:
+                headers["Authorization"] = self._authorization
+            async with self._http.get(url, headers=headers, allow_redirects=False) as response:
+                if response.status not in _REDIRECTS:
+                    return await self._document(response, url)
+                target = _redirect_target(response, url)
+            if target.origin() != self._origin and self.foreign_redirect_is_unknown:
+                return None
+            url = _with_query(target, query)
+        raise BackendInvalidResponse(f"{_display(url)} redirected more than {MAX_REDIRECTS} times")
+
+    async def _document(self, response: aiohttp.ClientResponse, url: URL) -> Document | None:
+        if _means_unknown(response.status):
+            return None
+        _check_status(response.status, url)
+        body = await _read_bounded(response, self._max_bytes, url)
+        return Document(str(url), response.content_type, response.charset, body)
+
+
+def backend_for(settings: BackendSettings, http: aiohttp.ClientSession) -> Backend:
+    """The profile for ``settings.kind``."""
+    try:
+        backend_class = Backend._kinds[settings.kind]
+    except KeyError:
+        raise ValueError(f"no backend profile for kind {settings.kind!r}") from None
+    return backend_class(settings, http)
+
+
+def project_path(project: str) -> NormalizedName:
+    """The normalized name, refusing anything that is not a project name (it goes in a URL)."""
+    try:
+        return canonicalize_name(project, validate=True)
+    except InvalidName:
+        raise ValueError(f"{project!r} is not a valid project name") from None
+
+
+def _split_credentials(settings: BackendSettings) -> tuple[URL, str | None]:
+    """The simple URL without user info, and the Authorization header to read it with.
+
+    Credentials written into the URL are honoured but moved out of it, so that no URL this
+    module puts in a message can carry them.
+    """
+    url = URL(settings.simple_url)
+    bare = url.with_user(None)
+    if settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else ""
+        return bare, basic_authorization(settings.username, password)
+    if url.user is not None:
+        return bare, basic_authorization(url.user, url.password or "")
+    return bare, None
+
+
+def basic_authorization(username: str, password: str) -> str:
+    # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its replacement is not in 3.9.
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _with_query(url: URL, query: str | None) -> URL:
+    return url if query is None else url.with_query(query)
+
+
+def _redirect_target(response: aiohttp.ClientResponse, url: URL) -> URL:
+    location = response.headers.get("Location")
+    if not location:
+        raise BackendInvalidResponse(
+            f"{_display(url)} answered {response.status} without a Location"
+        )
+    # User info in a Location would become credentials for that host: drop it.
+    return url.join(URL(location)).with_user(None)
+
+
+def _means_unknown(status: int) -> bool:
+    return status in (404, 410)
+
+
+def _check_status(status: int, url: URL) -> None:
+    if 200 <= status < 300:
+        return
+    if status in (401, 403):
+        raise BackendRefused(f"{_display(url)} refused the configured credentials ({status})")
+    if status in (408, 429) or status >= 500:
+        raise BackendUnavailable(f"{_display(url)} answered {status}")
+    raise BackendInvalidResponse(f"{_display(url)} answered an unexpected {status}")
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int, url: URL) -> bytes:
+    too_big = BackendInvalidResponse(f"{_display(url)} sent a listing larger than {limit} bytes")
+    if response.content_length is not None and response.content_length > limit:
+        raise too_big
+    body = bytearray()
+    # Counted after decompression, which is what memory holds.
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise too_big
+    return bytes(body)
+
+
+def _display(url: str | URL) -> str:
+    """A URL fit for messages and logs: without user info."""
+    return str(URL(url).with_user(None))
+
+
+def _describe(exc: BaseException) -> str:
+    # aiohttp's messages name host and port but never the credentials.
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,34 @@
+"""``make bench``: start a local stack, run every benchmark, write bench-results.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+from tests.benchmarks import upload
+from tests.benchmarks.stack import running_stack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args()
+    results: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-bench-") as workdir,
+        running_stack(Path(workdir)) as stack,
+    ):
+        print(f"upload: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
+        results |= asyncio.run(upload.measure(stack, args.size_mib << 20, args.rounds))
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    for name, value in results.items():
+        print(f"{name} = {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""A gateway process on a real SeaweedFS + pypiserver, for benchmarks that time it end to end."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.auth.secrets import hash_secret
+from gateway.devstack import Server, free_port, start_pypiserver, start_seaweedfs, write_htpasswd
+
+USER, PASSWORD = "bench", "bench-password"
+AUTHORIZATION = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+BUCKET = "bench"
+
+
+@dataclass
+class Stack:
+    s3: Server
+    index: Server
+    gateway: subprocess.Popen[bytes]
+    api: str
+    workdir: Path
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User+system CPU seconds so far of the gateway and of SeaweedFS."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        result = {}
+        for name, pid in (("gateway", self.gateway.pid), ("s3", self.s3.process.pid)):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            result[name] = (int(fields[11]) + int(fields[12])) / ticks
+        return result
+
+    def gateway_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.gateway.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+
+def _config(workdir: Path, port: int, s3: Server, index: Server) -> Path:
+    path = workdir / "gateway.toml"
+    path.write_text(
+        f"""
+[server]
+port = {port}
+public_base_url = "http://127.0.0.1:{port}"
+[s3]
+endpoint_url = "{s3.url}"
+bucket = "{BUCKET}"
+access_key_id = "bench"
+secret_access_key = "bench-secret"
+[backend]
+kind = "pypiserver"
+upload_url = "{index.url}/"
+simple_url = "{index.url}/simple/"
+username = "{USER}"
+password = "{PASSWORD}"
+[uploads]
+max_file_size = {4 << 30}
+defer_validation_above = {4 << 30}
+[[auth.principals]]
+name = "{USER}"
+password_hash = "{hash_secret(PASSWORD)}"
+[logging]
+level = "warning"
+"""
+    )
+    return path
+
+
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    s3 = start_seaweedfs(workdir / "s3", workdir / "seaweedfs.log")
+    try:
+        htpasswd = workdir / "htpasswd"
+        write_htpasswd(htpasswd, {USER: PASSWORD})
+        index = start_pypiserver(workdir / "packages", htpasswd, workdir / "pypiserver.log")
+        try:
+            port = free_port()
+            config = _config(workdir, port, s3, index)
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=(workdir / "gateway.log").open("ab"),
+                env={**os.environ},
+            )
+            try:
+                _wait(f"http://127.0.0.1:{port}/readyz")
+                yield Stack(s3, index, gateway, f"http://127.0.0.1:{port}/upload/2.0/", workdir)
+            finally:
+                gateway.terminate()
+                gateway.wait(30)
+        finally:
+            index.stop()
+    finally:
+        s3.stop()
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")

@@ -1,0 +1,158 @@
+"""http-post-bytes throughput and gateway memory versus a direct aiobotocore upload (issue #3).
+
+upload_throughput_ratio = gateway MiB/s ÷ direct multipart MiB/s to the same SeaweedFS, the two
+measured alternately in one run; upload_rss_growth_mib = the gateway's RSS growth during its
+uploads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.settings import S3Settings
+from gateway.store.blobs import BlobStore
+from gateway.store.s3 import ensure_bucket, open_client
+from tests.benchmarks.stack import AUTHORIZATION, BUCKET, Stack
+
+UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
+META = {"api-version": "2.0"}
+CHUNK = 1 << 20
+PART_SIZE = 8 << 20  # the gateway's default s3.part_size, so both sides send the same parts
+
+
+def make_file(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    block = os.urandom(16 << 20)
+    with path.open("wb") as out:
+        written = 0
+        while written < size:
+            piece = block[: min(len(block), size - written)]
+            out.write(piece)
+            digest.update(piece)
+            written += len(piece)
+    return digest.hexdigest()
+
+
+async def _file_chunks(path: Path):  # type: ignore[no-untyped-def]
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+async def gateway_upload(
+    stack: Stack, path: Path, sha256: str, version: str, peak: list[int]
+) -> float:
+    size = path.stat().st_size
+    headers = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            stack.api,
+            json={"meta": META, "name": "bench-upload", "version": version},
+            headers=headers,
+        ) as response:
+            session: dict[str, Any] = await response.json(content_type=None)
+            assert response.status == 201, session
+        async with http.post(
+            session["links"]["upload"],
+            json={
+                "meta": META,
+                "filename": f"bench_upload-{version}-py3-none-any.whl",
+                "size": size,
+                "hashes": {"sha256": sha256},
+                "mechanism": "http-post-bytes",
+            },
+            headers=headers,
+        ) as response:
+            file = await response.json(content_type=None)
+            assert response.status == 202, file
+
+        sampling = asyncio.create_task(_sample_rss(stack, peak))
+        started = time.perf_counter()
+        async with http.post(
+            file["mechanism"]["file_url"],
+            data=_file_chunks(path),
+            headers={
+                "Authorization": AUTHORIZATION,
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+            },
+        ) as response:
+            assert response.status == 200, await response.text()
+        elapsed = time.perf_counter() - started
+        sampling.cancel()
+        async with http.delete(session["links"]["session"], headers=headers):
+            pass
+    return elapsed
+
+
+async def _sample_rss(stack: Stack, peak: list[int]) -> None:
+    while True:
+        peak.append(stack.gateway_rss_kib())
+        await asyncio.sleep(0.05)
+
+
+async def direct_upload(stack: Stack, path: Path, key: str, part_size: int) -> float:
+    settings = S3Settings(
+        endpoint_url=stack.s3.url,
+        bucket=BUCKET,
+        access_key_id="bench",
+        secret_access_key="bench-secret",
+    )
+    async with open_client(settings) as client:
+        await ensure_bucket(client, BUCKET, create=True)
+        blobs = BlobStore(client, BUCKET, "direct/")
+        started = time.perf_counter()
+        writer = blobs.multipart(key)
+        with path.open("rb") as source:
+            while part := source.read(part_size):
+                await writer.add_part(part)
+        await writer.complete()
+        elapsed = time.perf_counter() - started
+        await blobs.delete(key)
+    return elapsed
+
+
+async def measure(stack: Stack, size: int, rounds: int) -> dict[str, float]:
+    path = stack.workdir / "upload.bin"
+    sha256 = make_file(path, size)
+    mib = size / (1 << 20)
+    # Warm up first: the first multipart upload loads botocore's models and starts threads,
+    # which is start-up cost, not per-upload memory.
+    warm = stack.workdir / "warm.bin"
+    await gateway_upload(stack, warm, make_file(warm, 32 << 20), "0.0", [])
+    warm.unlink()
+    baseline_rss = stack.gateway_rss_kib()
+    gateway_times, direct_times, rss = [], [], []
+    for round_number in range(rounds):
+        cpu_before = stack.cpu_seconds()
+        direct_times.append(await direct_upload(stack, path, f"r{round_number}", PART_SIZE))
+        cpu_between = stack.cpu_seconds()
+        peak: list[int] = []
+        gateway_times.append(await gateway_upload(stack, path, sha256, f"1.{round_number}", peak))
+        cpu_after = stack.cpu_seconds()
+        rss.append(max(peak) - baseline_rss)
+        print(
+            f"  round {round_number}: direct {mib / direct_times[-1]:.0f} MiB/s "
+            f"(s3 cpu {cpu_between['s3'] - cpu_before['s3']:.1f}s), "
+            f"gateway {mib / gateway_times[-1]:.0f} MiB/s "
+            f"(gateway cpu {cpu_after['gateway'] - cpu_between['gateway']:.1f}s, "
+            f"s3 cpu {cpu_after['s3'] - cpu_between['s3']:.1f}s), "
+            f"gateway RSS +{rss[-1] / 1024:.0f} MiB",
+            flush=True,
+        )
+    path.unlink()
+    gateway_rate = mib / min(gateway_times)
+    direct_rate = mib / min(direct_times)
+    return {
+        "upload_throughput_ratio": round(gateway_rate / direct_rate, 3),
+        "upload_gateway_mib_s": round(gateway_rate, 1),
+        "upload_direct_mib_s": round(direct_rate, 1),
+        "upload_rss_growth_mib": round(max(rss) / 1024, 1),
+    }

@@ -1,0 +1,162 @@
+"""Tiny but valid wheels and sdists for tests, written with zipfile/tarfile only.
+
+The archives are deterministic (fixed timestamps, owners and order), so building the same
+name, version and payload twice gives identical bytes: tests of "re-upload the same file"
+and "same filename, different bytes" can rely on that. ``payload`` is stored as an extra
+file, so a test can vary a file's bytes or size without touching its metadata. A wheel
+stores it uncompressed, so the wheel grows with it; an sdist is gzipped as a whole, so pass
+random bytes (``os.urandom``) when an sdist's size matters.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import re
+import tarfile
+import zipfile
+from pathlib import Path
+
+__all__ = ["build_sdist", "build_wheel", "core_metadata", "distribution_stem", "sha256_of"]
+
+# 1980-01-01 is the earliest time a zip entry can carry.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_TAR_TIME = 315532800  # the same instant, as a Unix timestamp
+
+
+def distribution_stem(name: str) -> str:
+    """The name as it appears in wheel and sdist filenames (PEP 427 / PEP 625)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def core_metadata(
+    name: str,
+    version: str,
+    *,
+    summary: str = "A test distribution",
+    requires_python: str = ">=3.8",
+) -> bytes:
+    lines = [
+        "Metadata-Version: 2.1",
+        f"Name: {name}",
+        f"Version: {version}",
+        f"Summary: {summary}",
+        f"Requires-Python: {requires_python}",
+    ]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_wheel(
+    tmp_path: Path,
+    name: str,
+    version: str,
+    *,
+    payload: bytes = b"",
+    tag: str = "py3-none-any",
+    summary: str = "A test distribution",
+    requires_python: str = ">=3.8",
+) -> Path:
+    """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
+    stem = distribution_stem(name)
+    dist_info = f"{stem}-{version}.dist-info"
+    payload_name = f"{stem}/payload.bin"
+    files = {
+        f"{stem}/__init__.py": b"",
+        payload_name: payload,
+        f"{dist_info}/METADATA": core_metadata(
+            name, version, summary=summary, requires_python=requires_python
+        ),
+        f"{dist_info}/WHEEL": _wheel_file(tag),
+    }
+    files[f"{dist_info}/RECORD"] = _record(files, f"{dist_info}/RECORD")
+
+    path = tmp_path / f"{stem}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
+            info.compress_type = (
+                zipfile.ZIP_STORED if member == payload_name else zipfile.ZIP_DEFLATED
+            )
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return path
+
+
+def build_sdist(
+    tmp_path: Path,
+    name: str,
+    version: str,
+    *,
+    payload: bytes = b"",
+    summary: str = "A test distribution",
+    requires_python: str = ">=3.8",
+) -> Path:
+    """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path."""
+    stem = distribution_stem(name)
+    root = f"{stem}-{version}"
+    files = {
+        f"{root}/PKG-INFO": core_metadata(
+            name, version, summary=summary, requires_python=requires_python
+        ),
+        f"{root}/pyproject.toml": _pyproject(name, version),
+        f"{root}/{stem}/__init__.py": b"",
+        f"{root}/{stem}/payload.bin": payload,
+    }
+
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for member, data in files.items():
+            archive.addfile(_tar_info(member, len(data)), io.BytesIO(data))
+
+    path = tmp_path / f"{root}.tar.gz"
+    # GzipFile, not tarfile's "w:gz", because only GzipFile lets the header mtime be fixed.
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as compressed:
+        compressed.write(tar_bytes.getvalue())
+    return path
+
+
+def _wheel_file(tag: str) -> bytes:
+    return (
+        f"Wheel-Version: 1.0\nGenerator: tests.distributions\nRoot-Is-Purelib: true\nTag: {tag}\n"
+    ).encode()
+
+
+def _record(files: dict[str, bytes], record_name: str) -> bytes:
+    rows = [
+        f"{member},sha256={_urlsafe_digest(data)},{len(data)}" for member, data in files.items()
+    ]
+    rows.append(f"{record_name},,")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def _urlsafe_digest(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _pyproject(name: str, version: str) -> bytes:
+    # Lets pip build the sdist if a test ever installs it.
+    return (
+        "[build-system]\n"
+        'requires = ["setuptools>=68"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        "[project]\n"
+        f'name = "{name}"\n'
+        f'version = "{version}"\n'
+    ).encode()
+
+
+def _tar_info(member: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(member)
+    info.size = size
+    info.mtime = _TAR_TIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
