@@ -17,6 +17,7 @@ from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.auth.config import ConfigAuthenticator
 from gateway.logs import log
 from gateway.publish.backends import backend_for
+from gateway.publish.publisher import Publisher
 from gateway.services.files import SUPPORTED_MECHANISMS, FileService
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
@@ -42,7 +43,7 @@ def _add_routes(app: web.Application, root: str) -> None:
     app.router.add_get(session, sessions.session_status, name="api:session")
     app.router.add_delete(session, sessions.cancel_session, name="api:cancel-session")
     app.router.add_post(f"{session}/extend", sessions.extend_session, name="api:extend-session")
-    app.router.add_post(f"{session}/publish", sessions.not_implemented, name="api:publish")
+    app.router.add_post(f"{session}/publish", sessions.publish_session, name="api:publish")
     file = f"{session}/files/{{fid}}"
     app.router.add_post(f"{session}/files", files.create_file, name="api:create-file")
     app.router.add_get(file, files.file_status, name="api:file")
@@ -67,16 +68,27 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             file_service = FileService(
                 records, blobs, session_service, settings, backend.published_files
             )
+            publisher = Publisher(
+                records,
+                blobs,
+                session_service,
+                backend,
+                app[HTTP_CLIENT],
+                settings,
+                file_service.add_notice,
+            )
             app[SERVICES] = Services(
                 settings=settings,
                 urls=Urls(settings.server.public_base_url, settings.server.api_root),
                 authenticators=[ConfigAuthenticator(settings.auth)],
                 sessions=session_service,
                 files=file_service,
-                sweeper=Sweeper(session_service, file_service),
+                publisher=publisher,
+                sweeper=Sweeper(session_service, file_service, publisher),
                 mechanisms=list(SUPPORTED_MECHANISMS),
             )
             yield
+            await publisher.drain()
 
     return context
 

@@ -102,6 +102,16 @@ class UploadSettings(Section):
     retry_after: PositiveSeconds = 1
 
 
+class PublishSettings(Section):
+    sync_wait: float = Field(
+        5.0, ge=0, description="A publish finished within this many seconds answers 201."
+    )
+    lease: PositiveSeconds = Field(
+        60, description="A publish whose worker stops renewing this long is resumed elsewhere."
+    )
+    retries: int = Field(4, ge=0, description="Attempts per file when the index fails (5xx).")
+
+
 class PrincipalSettings(Section):
     name: str = Field(min_length=1)
     password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
@@ -137,6 +147,7 @@ class Settings(BaseSettings):
     backend: BackendSettings
     sessions: SessionSettings = SessionSettings()
     uploads: UploadSettings = UploadSettings()
+    publish: PublishSettings = PublishSettings()
     auth: AuthSettings = AuthSettings()
     logging: LoggingSettings = LoggingSettings()
 

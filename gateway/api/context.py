@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
@@ -21,6 +22,7 @@ class Services:
     authenticators: list[Authenticator]
     sessions: SessionService
     files: FileService
+    publisher: Publisher
     sweeper: Sweeper
     mechanisms: list[str]
 

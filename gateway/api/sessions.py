@@ -8,10 +8,11 @@ from gateway.api.access import authenticate, authorize
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_body, upload_json
-from gateway.protocol.models import ExtendRequest, SessionCreateRequest
+from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
 from gateway.sessions.records import PublishingSession
+from gateway.sessions.states import SessionState
 
 
 async def create_session(request: web.Request) -> web.Response:
@@ -74,6 +75,16 @@ async def _render(
     return upload_json(body, status=status, headers=headers)
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    await load_authorized_session(request)
-    raise Problem(501, "not-implemented", "This endpoint is not available in this version yet.")
+async def publish_session(request: web.Request) -> web.Response:
+    """Publish onto the backing index: 201 ``published`` or 202 ``processing`` (R-P7)."""
+    svc = services(request)
+    principal = await authenticate(request)
+    session = await svc.sessions.get(request.match_info["sid"])
+    authorize(principal, session.name)
+    await read_request(request, EmptyRequest, svc.settings.uploads.max_json_body)
+    session = await svc.publisher.publish(session, principal.id)
+    status = 201 if session.status == SessionState.PUBLISHED else 202
+    headers = {"Location": svc.urls.session(session.id)}
+    if status == 202:
+        headers["Retry-After"] = str(svc.settings.uploads.retry_after)
+    return await _render(request, session, status=status, headers=headers)

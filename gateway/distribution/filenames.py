@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -23,18 +22,11 @@ _INSECURE = {"md5", "sha1"}
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-class DistributionKind(StrEnum):
-    WHEEL = "bdist_wheel"
-    SDIST = "sdist"
-
-
 @dataclass(frozen=True)
 class DistributionFilename:
     filename: str
     name: str  # normalized
     version: Version
-    kind: DistributionKind
-    python_tag: str  # the legacy `pyversion`: a wheel's python tag(s), "source" for an sdist
 
 
 def parse_filename(filename: str) -> DistributionFilename:
@@ -42,12 +34,11 @@ def parse_filename(filename: str) -> DistributionFilename:
         raise bad_request("invalid-filename", f"{filename!r} is not a bare filename", "filename")
     try:
         if filename.endswith(".whl"):
-            name, version, _, tags = parse_wheel_filename(filename)
-            python_tag = ".".join(sorted({tag.interpreter for tag in tags}))
-            return DistributionFilename(filename, name, version, DistributionKind.WHEEL, python_tag)
+            name, version, _, _ = parse_wheel_filename(filename)
+            return DistributionFilename(filename, name, version)
         if filename.endswith(".tar.gz"):
             name, version = parse_sdist_filename(filename)
-            return DistributionFilename(filename, name, version, DistributionKind.SDIST, "source")
+            return DistributionFilename(filename, name, version)
     except (InvalidWheelFilename, InvalidSdistFilename) as exc:
         raise bad_request("invalid-filename", str(exc), "filename") from None
     raise bad_request(

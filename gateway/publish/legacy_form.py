@@ -124,7 +124,7 @@ class LegacyFormError(ValueError):
 class LegacyFileInfo:
     """What the form says about the file itself, apart from its metadata."""
 
-    filename: str
+    filename: str  # not a form field: the caller names the `content` part with it
     filetype: str  # "bdist_wheel" | "sdist"
     pyversion: str  # a wheel's python tag as in its filename ("py2.py3"), "source" for an sdist
     sha256: str

@@ -378,6 +378,15 @@ class FileService:
                 await self._records.delete(claim_key, claim.etag)
         log.info("file.deleted", session=sid[:8], filename=upload.filename)
 
+    async def add_notice(self, sid: str, fid: str, text: str) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            upload.notices.append(text)
+            return upload.model_dump(mode="json")
+
+        with contextlib.suppress(RecordMissing):
+            await self._records.update(keys.file_upload(sid, fid), mutate)
+
     # -- shared ------------------------------------------------------------------------
 
     async def _mutate(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gateway.logs import log
 from gateway.protocol.problems import Problem
+from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
 from gateway.sessions.states import is_terminal
@@ -14,9 +15,10 @@ from gateway.store.records import RecordChanged, RecordMissing
 
 
 class Sweeper:
-    def __init__(self, sessions: SessionService, files: FileService):
+    def __init__(self, sessions: SessionService, files: FileService, publisher: Publisher):
         self._sessions = sessions
         self._files = files
+        self._publisher = publisher
 
     async def sweep(self) -> None:
         async for sid in self._sessions.session_ids():
@@ -33,5 +35,7 @@ class Sweeper:
             return
         if is_terminal(session.status):
             await self._sessions.tidy(session)
+        elif session.publish is not None:
+            await self._publisher.resume_lapsed(session)
         else:
             await self._files.resume_overdue(session)

@@ -14,6 +14,18 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class PublishJournal(Record):
+    """A publish in progress: who works on it until when, and what is already on the index."""
+
+    attempt: str
+    owner: str
+    lease_until: datetime
+    order: list[str] = Field(description="File ids, wheels first and the sdist last.")
+    confirmed: list[str] = Field(default_factory=list, description="Filenames on the index.")
+    new_project: bool = Field(False, description="The index had no file of the project.")
+    published_by: str
+
+
 class PublishingSession(Record):
     id: str = Field(description="Also the session-token and the stage capability.")
     name: str = Field(description="Normalized project name.")
@@ -24,6 +36,7 @@ class PublishingSession(Record):
     ended_at: datetime | None = None
     created_by: str
     notices: list[str] = Field(default_factory=list)
+    publish: PublishJournal | None = None
 
 
 class CommittedBytes(Record):

@@ -51,6 +51,11 @@ def filename_reservation(project: str, filename: str) -> str:
     return f"publishing/{project}/{filename}.json"
 
 
+def name_registration(project: str) -> str:
+    """A project first published through the gateway, and by whom (R-P12)."""
+    return f"names/{project}.json"
+
+
 def live_release(name: str, version: str) -> str:
     """Points at the one non-terminal session of a release (R-P3).
 

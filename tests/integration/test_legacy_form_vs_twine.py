@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 
 from gateway.publish.legacy_form import (
@@ -84,13 +84,15 @@ with *markdown* and unicode: café ☕
 """
 
 # Pre-2.4 License-File (setuptools style) is not forwarded; Description in a header with
-# continuation lines instead of the body; space-separated keywords; Dynamic.
+# continuation lines instead of the body; space-separated keywords; Dynamic; an empty field
+# (twine sends it, empty).
 SDIST_METADATA = """\
 Metadata-Version: 2.2
 Name: my_sdist
 Version: 0.1.post1
 Summary: An sdist with a header description
 Keywords: one two three
+Maintainer:
 Author-email: someone@example.org
 License: MIT
 License-File: LICENSE
@@ -133,7 +135,7 @@ class Recorder:
         filename = None
         reader = await request.multipart()
         async for part in reader:
-            assert isinstance(part, web.BodyPartReader)
+            assert isinstance(part, BodyPartReader)
             if part.filename is not None:
                 assert part.name == "content"
                 filename = part.filename
@@ -301,6 +303,7 @@ def test_sdist_matches_twine(recorded: Recorder, dists: Dists) -> None:
     assert grouped["name"] == ["my-sdist"]
     assert "license_file" not in grouped
     assert grouped["dynamic"] == ["Requires-Dist", "Provides-Extra"]
+    assert grouped["maintainer"] == [""]
 
 
 def test_universal_wheel_matches_twine(recorded: Recorder, dists: Dists) -> None:

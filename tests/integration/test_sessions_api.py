@@ -266,10 +266,3 @@ async def test_request_id_round_trip(api: Api, client: TestClient) -> None:
     assert response.headers["X-Request-ID"] == "abc-123"
     generated = await client.get("/healthz")
     assert len(generated.headers["X-Request-ID"]) == 16
-
-
-async def test_not_yet_implemented_links_are_problems_not_500(api: Api, project_name: str) -> None:
-    created = await api.create_session(project_name)
-    response = await api.post_json(created["links"]["publish"], {"meta": META})
-    assert response.status != 500
-    assert response.content_type == "application/problem+json"

@@ -1,0 +1,265 @@
+"""Publishing onto real pypiserver and devpi-server, checked with real pip (R-P7..P9, P12,
+R-W2, R-W3)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.devstack import Server, start_pypiserver
+from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.publish.backends import backend_for
+from gateway.settings import Settings
+from gateway.store import keys
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
+from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.integration.conftest import META, Api, problem
+
+
+async def make_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+
+
+def devpi_backend(devpi: Server) -> dict[str, str]:
+    index = devpi.extra["index_url"]
+    return {
+        "kind": "devpi",
+        "upload_url": index,
+        "simple_url": index + "+simple/",
+        "username": INDEX_USER,
+        "password": INDEX_PASSWORD,
+    }
+
+
+async def listing(api: Api, project: str) -> dict[str, str | None]:
+    app = api.client.app
+    backend = backend_for(app[SERVICES].settings.backend, app[SERVICES].publisher._http)
+    return await backend.published_files(project)
+
+
+async def publish(api: Api, session: dict[str, Any]) -> Any:
+    return await api.post_json(session["links"]["publish"], {"meta": META})
+
+
+async def wait_resolved(api: Api, session: dict[str, Any]) -> dict[str, Any]:
+    for _ in range(600):
+        status = await api.status(session["links"]["session"])
+        if status["status"] != "processing":
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError("publish did not resolve")
+
+
+def pip_install(index_url: str, requirement: str, target: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            "--index-url",
+            index_url,
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(params=["pypiserver", "devpi"])
+async def backend_api(request, aiohttp_client, make_settings, pypiserver, devpi) -> tuple[Api, str]:  # type: ignore[no-untyped-def]
+    if request.param == "devpi":
+        settings = make_settings(backend=devpi_backend(devpi))
+        return await make_api(aiohttp_client, settings), devpi.extra["index_url"] + "+simple/"
+    settings = make_settings()
+    return await make_api(aiohttp_client, settings), pypiserver.url + "/simple/"
+
+
+async def test_publish_release_and_pip_install_it(
+    backend_api: tuple[Api, str], project_name: str, tmp_path: Path
+) -> None:
+    api, simple = backend_api
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"wheel")
+    sdist = build_sdist(tmp_path, project_name, "1.0", payload=b"sdist")
+    session = await api.create_session(project_name)
+    await api.upload(session, sdist)
+    await api.upload(session, wheel)
+    response = await publish(api, session)
+    assert response.status == 201, await response.text()
+    assert response.headers["Location"] == session["links"]["session"]
+    body = await response.json(content_type=UPLOAD_V2_JSON)
+    assert body["status"] == "published"
+    assert await listing(api, project_name) == {
+        wheel.name: sha256_of(wheel),
+        sdist.name: sha256_of(sdist),
+    }
+    pip_install(simple, f"{project_name}==1.0", tmp_path / "site")
+    assert (
+        tmp_path / "site" / project_name.replace("-", "_") / "payload.bin"
+    ).read_bytes() == b"wheel"
+    # The release is free for a new session (e.g. more wheels), whose duplicate is refused.
+    again = await api.create_session(project_name)
+    await problem(await api.start_file(again, wheel.name, wheel.read_bytes()), 409)
+
+
+async def test_publish_refuses_unfinished_files(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:  # R-P7
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    await api.upload(session, wheel)
+    await api.create_file(session, sdist.name, sdist.read_bytes())
+    document = await problem(await publish(api, session), 409)
+    assert document["errors"] == [{"source": f"files.{sdist.name}", "message": "pending"}]
+    assert (await api.status(session["links"]["session"]))["status"] == "open"
+    assert await listing(api, project_name) == {}
+
+
+async def test_conflict_with_other_bytes_on_the_index(
+    api: Api, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:  # R-P9
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"staged")
+    session = await api.create_session(project_name)
+    await api.upload(session, wheel)
+    other = tmp_path / "other"
+    other.mkdir()
+    twine_upload(pypiserver.url + "/", build_wheel(other, project_name, "1.0", payload=b"legacy"))
+    document = await problem(await publish(api, session), 409)
+    assert wheel.name in document["detail"]
+    status = await api.status(session["links"]["session"])
+    assert status["status"] == "open"  # a synchronous failure changes nothing
+    records = api.client.app[SERVICES].sessions._records
+    assert await records.get(keys.filename_reservation(project_name, wheel.name)) is None
+
+
+async def test_same_bytes_already_on_the_index_count_as_done(
+    api: Api, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:  # R-W3
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    await api.upload(session, wheel)
+    twine_upload(pypiserver.url + "/", wheel)
+    response = await publish(api, session)
+    assert response.status == 201, await response.text()
+    assert await listing(api, project_name) == {wheel.name: sha256_of(wheel)}
+
+
+async def test_ten_parallel_uploads_then_publish(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:
+    wheels = [
+        build_wheel(
+            tmp_path, project_name, "1.0", tag=f"cp3{minor}-cp3{minor}-manylinux_2_28_x86_64"
+        )
+        for minor in range(8, 18)
+    ]
+    session = await api.create_session(project_name)
+    await asyncio.gather(*(api.upload(session, wheel) for wheel in wheels))
+    response = await publish(api, session)
+    assert response.status in (201, 202)
+    assert (await wait_resolved(api, session))["status"] == "published"
+    assert await listing(api, project_name) == {w.name: sha256_of(w) for w in wheels}
+
+
+async def test_deferred_publish(
+    aiohttp_client, make_settings, project_name: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    api = await make_api(aiohttp_client, make_settings(publish={"sync_wait": 0}))
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    await api.upload(session, wheel)
+    response = await publish(api, session)
+    assert response.status == 202
+    assert response.headers["Location"] == session["links"]["session"]
+    assert (await response.json(content_type=UPLOAD_V2_JSON))["status"] == "processing"
+    await problem(await api.delete(session["links"]["session"]), 409)  # R-P6
+    assert (await wait_resolved(api, session))["status"] == "published"
+    status = await api.status(session["links"]["session"])
+    assert status["status"] == "published"
+
+
+async def test_empty_session_registers_the_name(api: Api, project_name: str) -> None:  # R-P12
+    session = await api.create_session(project_name)
+    response = await publish(api, session)
+    assert response.status == 201
+    records = api.client.app[SERVICES].sessions._records
+    registration = await records.get(keys.name_registration(project_name))
+    assert registration is not None
+    assert registration.data["registered_by"] == "config:alice"
+
+
+async def test_attestations_dropped_by_the_index_are_reported(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_files_api import ATTESTATION
+
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    data = wheel.read_bytes()
+    file = await api.create_file(session, wheel.name, data)
+    await api.client.post(
+        api.path(file["mechanism"]["attestations_url"]),
+        json=[ATTESTATION],
+        headers=api.headers(**{"Content-Type": "application/json"}),
+    )
+    await api.send_bytes(file, data)
+    await api.complete(file)
+    body = await (await publish(api, session)).json(content_type=UPLOAD_V2_JSON)
+    assert body["status"] == "published"
+    assert any("drops" in notice for notice in body["notices"])
+
+
+async def test_index_down_then_up_again(
+    aiohttp_client, make_settings, project_name: str, tmp_path: Path, servers_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Backend down at publish → error with a notice → back up → publish again → published,
+    each file once."""
+    from gateway.devstack import free_port
+
+    port = free_port()
+    packages = tmp_path / "packages"
+    index = start_pypiserver(packages, servers_dir / "htpasswd", tmp_path / "pypi.log", port=port)
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(
+        backend={"upload_url": url + "/", "simple_url": url + "/simple/"},
+        publish={"sync_wait": 0, "retries": 1},
+    )
+    api = await make_api(aiohttp_client, settings)
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    await api.upload(session, wheel)
+    await api.upload(session, sdist)
+    index.stop()
+    response = await publish(api, session)
+    if response.status == 202:
+        status = await wait_resolved(api, session)
+        assert status["status"] == "error"
+        assert any("not answering" in n or "Giving up" in n for n in status["notices"]), status
+    else:  # the listing before any upload already failed: a synchronous 503
+        await problem(response, 503)
+    index = start_pypiserver(packages, servers_dir / "htpasswd", tmp_path / "pypi.log", port=port)
+    try:
+        response = await publish(api, session)
+        assert response.status in (201, 202), await response.text()
+        assert (await wait_resolved(api, session))["status"] == "published"
+        assert sorted(p.name for p in packages.iterdir()) == sorted([wheel.name, sdist.name])
+    finally:
+        index.stop()
