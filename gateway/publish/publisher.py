@@ -203,9 +203,12 @@ class Publisher:
         journal = _journal(session, attempt)
         uploads = {u.id: u for u in await self._sessions.files(sid)}
         ordered = [uploads[fid] for fid in journal.order]
+        # One listing per run, not per file: it is what makes a resumed run skip what already
+        # landed, and some indexes (pypiserver) rescan their storage on every listing.
+        listing = await self._backend.published_files(session.name)
         for upload in ordered:
             if upload.filename not in journal.confirmed:
-                await self._put_on_backend(session, upload)
+                await self._put_on_backend(session, upload, listing.get(upload.filename))
                 journal = await self._confirm(sid, attempt, upload.filename)
         listing = await self._backend.published_files(session.name)
         missing = {
@@ -219,11 +222,14 @@ class Publisher:
             )
         await self._succeed(session, attempt, ordered)
 
-    async def _put_on_backend(self, session: PublishingSession, upload: FileUpload) -> None:
+    async def _put_on_backend(
+        self, session: PublishingSession, upload: FileUpload, listed: str | None
+    ) -> None:
         """Upload one file unless the index already has these exact bytes (R-W3)."""
         settings = self._settings.publish
         for attempt_number in range(settings.retries + 1):
-            listed = (await self._backend.published_files(session.name)).get(upload.filename)
+            if attempt_number:  # a failed attempt may still have landed
+                listed = (await self._backend.published_files(session.name)).get(upload.filename)
             if listed is not None:
                 if listed == _sha256(upload):
                     return  # already there: a resumed or retried publish

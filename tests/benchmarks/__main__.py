@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import upload
+from tests.benchmarks import publish, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -25,6 +25,8 @@ def main() -> None:
     ):
         print(f"upload: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
         results |= asyncio.run(upload.measure(stack, args.size_mib << 20, args.rounds))
+        print(f"publish: 200 MiB wheel and a 10 x 20 MiB release, {args.rounds} rounds", flush=True)
+        results |= publish.measure(stack, args.rounds)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     for name, value in results.items():
         print(f"{name} = {value}")

@@ -1,0 +1,152 @@
+"""Publish figures (issue #4), each against `twine upload` to the same pypiserver in one run.
+
+publish_throughput_ratio = gateway replay MiB/s (S3 → index, from publish to published) for a
+200 MiB wheel ÷ twine's MiB/s uploading the same-sized wheel from local disk.
+release_e2e_ratio = time of a 10 x 20 MiB release through the gateway end to end (create,
+parallel uploads, complete, publish, published) ÷ time of `twine upload` of the same files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.benchmarks.stack import AUTHORIZATION, PASSWORD, USER, Stack
+from tests.distributions import build_wheel
+
+UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
+META = {"api-version": "2.0"}
+HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
+
+
+def twine(stack: Stack, paths: list[Path]) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--repository-url",
+            stack.index.url + "/",
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--non-interactive",
+            "--disable-progress-bar",
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - started
+
+
+async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
+    body = await response.json(content_type=None)
+    assert response.status == status, body
+    return body
+
+
+async def _upload(http: aiohttp.ClientSession, session: dict[str, Any], path: Path) -> None:
+    data = path.read_bytes()
+    body = {
+        "meta": META,
+        "filename": path.name,
+        "size": len(data),
+        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+        "mechanism": "http-post-bytes",
+    }
+    async with http.post(session["links"]["upload"], json=body, headers=HEADERS) as response:
+        file = await _json(response, 202)
+    octets = {"Authorization": AUTHORIZATION, "Content-Type": "application/octet-stream"}
+    async with http.post(file["mechanism"]["file_url"], data=data, headers=octets) as response:
+        await _json(response, 200)
+    async with http.post(
+        file["links"]["complete"], json={"meta": META}, headers=HEADERS
+    ) as response:
+        await _json(response, 201)
+
+
+async def _publish_and_wait(http: aiohttp.ClientSession, session: dict[str, Any]) -> None:
+    async with http.post(
+        session["links"]["publish"], json={"meta": META}, headers=HEADERS
+    ) as response:
+        body = await response.json(content_type=None)
+        assert response.status in (201, 202), body
+    while body["status"] == "processing":
+        await asyncio.sleep(0.05)
+        async with http.get(session["links"]["session"], headers=HEADERS) as response:
+            body = await response.json(content_type=None)
+    assert body["status"] == "published", body
+
+
+async def gateway_release(
+    stack: Stack, project: str, version: str, paths: list[Path]
+) -> tuple[float, float]:
+    """(end-to-end seconds, publish-only seconds)."""
+    async with aiohttp.ClientSession() as http:
+        started = time.perf_counter()
+        async with http.post(
+            stack.api, json={"meta": META, "name": project, "version": version}, headers=HEADERS
+        ) as response:
+            session = await _json(response, 201)
+        await asyncio.gather(*(_upload(http, session, p) for p in paths))
+        publish_started = time.perf_counter()
+        await _publish_and_wait(http, session)
+        ended = time.perf_counter()
+    return ended - started, ended - publish_started
+
+
+def measure(stack: Stack, rounds: int) -> dict[str, float]:
+    work = stack.workdir / "dists"
+    work.mkdir(exist_ok=True)
+    big = 200 << 20
+    gateway_rates, twine_rates = [], []
+    for r in range(rounds):
+        gw = build_wheel(work, "bench-publish", f"1.{r}", payload=os.urandom(big))
+        tw = build_wheel(work, "bench-publish", f"2.{r}", payload=os.urandom(big))
+        twine_rates.append(tw.stat().st_size / twine(stack, [tw]))
+        _, publish_seconds = asyncio.run(gateway_release(stack, "bench-publish", f"1.{r}", [gw]))
+        gateway_rates.append(gw.stat().st_size / publish_seconds)
+        print(
+            f"  publish round {r}: twine {twine_rates[-1] / 2**20:.0f} MiB/s, "
+            f"gateway replay {gateway_rates[-1] / 2**20:.0f} MiB/s",
+            flush=True,
+        )
+        gw.unlink()
+        tw.unlink()
+    e2e_gateway, e2e_twine = [], []
+    for r in range(rounds):
+        tags = [f"cp3{m}-cp3{m}-manylinux_2_28_x86_64" for m in range(8, 18)]
+        gw = [
+            build_wheel(work, "bench-release", f"1.{r}", tag=t, payload=os.urandom(20 << 20))
+            for t in tags
+        ]
+        tw = [
+            build_wheel(work, "bench-release", f"2.{r}", tag=t, payload=os.urandom(20 << 20))
+            for t in tags
+        ]
+        e2e_twine.append(twine(stack, tw))
+        e2e_gateway.append(asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0])
+        print(
+            f"  release round {r}: twine {e2e_twine[-1]:.1f}s, gateway {e2e_gateway[-1]:.1f}s",
+            flush=True,
+        )
+        for path in gw + tw:
+            path.unlink()
+    return {
+        "publish_throughput_ratio": round(max(gateway_rates) / max(twine_rates), 3),
+        "release_e2e_ratio": round(min(e2e_gateway) / min(e2e_twine), 3),
+    }
