@@ -176,8 +176,14 @@ def write_htpasswd(path: Path, users: dict[str, str]) -> None:
 
 
 def start_pypiserver(
-    packages_dir: Path, htpasswd: Path, log_path: Path, port: int | None = None
+    packages_dir: Path,
+    htpasswd: Path,
+    log_path: Path,
+    port: int | None = None,
+    authenticate: str = "update",
 ) -> Server:
+    """pypiserver guarding ``authenticate`` (``update``: uploads; add ``list,download`` to
+    guard reads too)."""
     packages_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
@@ -191,7 +197,7 @@ def start_pypiserver(
         "-P",
         str(htpasswd),
         "-a",
-        "update",
+        authenticate,
         "--disable-fallback",
         str(packages_dir),
     ]
@@ -200,7 +206,7 @@ def start_pypiserver(
         command,
         url,
         log_path,
-        ready=lambda: http_status(url + "/simple/") == 200,
+        ready=lambda: http_status(url + "/simple/") is not None,
     )
 
 

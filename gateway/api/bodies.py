@@ -67,10 +67,7 @@ def validate(model: type[M], payload: object) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        errors = [
-            ErrorItem(".".join(str(p) for p in error["loc"]) or "body", error["msg"])
-            for error in exc.errors(include_url=False)
-        ]
+        errors = validation_errors(exc)
         raise Problem(
             400,
             "invalid-request",
@@ -82,3 +79,11 @@ def validate(model: type[M], payload: object) -> M:
 async def read_request(request: web.Request, model: type[M], limit: int) -> M:
     require_content_type(request, UPLOAD_V2_JSON)
     return validate(model, parse_json(await read_bounded(request, limit)))
+
+
+def validation_errors(exc: ValidationError) -> list[ErrorItem]:
+    """One problem ``errors`` item per pydantic error, its source the dotted location."""
+    return [
+        ErrorItem(".".join(str(p) for p in error["loc"]) or "body", error["msg"])
+        for error in exc.errors(include_url=False)
+    ]

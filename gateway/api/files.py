@@ -7,7 +7,13 @@ import json
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
-from gateway.api.bodies import parse_json, read_bounded, read_request, require_content_type
+from gateway.api.bodies import (
+    parse_json,
+    read_bounded,
+    read_request,
+    require_content_type,
+    validation_errors,
+)
 from gateway.api.context import services
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
@@ -18,7 +24,7 @@ from gateway.protocol.models import (
     ExtendRequest,
     FileCreateRequest,
 )
-from gateway.protocol.problems import ErrorItem, Problem
+from gateway.protocol.problems import Problem
 from gateway.sessions.records import FileUpload, PublishingSession
 
 _ATTESTATIONS = TypeAdapter(list[Attestation])
@@ -103,15 +109,11 @@ async def attach_attestations(request: web.Request) -> web.Response:
     try:
         attestations = _ATTESTATIONS.validate_python(payload)
     except ValidationError as exc:
-        errors = [
-            ErrorItem(".".join(str(p) for p in error["loc"]) or "body", error["msg"])
-            for error in exc.errors(include_url=False)
-        ]
         raise Problem(
             400,
             "invalid-attestation",
             "The body is not a JSON array of PEP 740 attestations.",
-            errors,
+            validation_errors(exc),
         ) from None
     if not attestations:
         raise Problem(400, "invalid-attestation", "At least one attestation is required.")

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.devstack import Server, executable, free_port, http_status, launch
+from gateway.devstack import Server, free_port, start_pypiserver
 from gateway.publish.backends import (
     BackendInvalidResponse,
     BackendRefused,
@@ -168,27 +168,8 @@ def private_pypiserver(
         shutil.copy(path, packages)
     # The htpasswd the shared pypiserver fixture wrote: hashing anew would cost a second.
     htpasswd = servers_dir / "htpasswd"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        executable("pypi-server"),
-        "run",
-        "-p",
-        str(port),
-        "-i",
-        "127.0.0.1",
-        "-P",
-        str(htpasswd),
-        "-a",
-        "update,list,download",
-        str(packages),
-    ]
-    server = launch(
-        "private-pypiserver",
-        command,
-        url,
-        directory / "pypiserver.log",
-        ready=lambda: http_status(url + "/simple/") is not None,
+    server = start_pypiserver(
+        packages, htpasswd, directory / "pypiserver.log", authenticate="update,list,download"
     )
     yield server
     server.stop()
