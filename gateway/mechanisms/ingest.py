@@ -1,23 +1,27 @@
-"""Streaming a body into S3 while hashing it, with memory bounded by a few parts.
+"""Streaming a body into S3 while hashing it, in a fixed set of reused part buffers.
 
-Hashing runs on a worker thread (hashlib releases the GIL on large buffers), so receiving the
-next part, hashing this one and uploading the previous ones overlap on two cores.
+Each part is hashed on a worker thread (hashlib releases the GIL on large buffers) while it
+uploads, so receiving, hashing and uploading overlap on two cores. Three buffers of one part
+each — one filling, two hashing/uploading — are all the memory an upload ever takes, whatever
+the file's size; reusing them also spares the kernel from faulting in fresh pages per part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.blobs import BlobStore
+from gateway.store.blobs import BlobStore, MultipartWrite
 
 # Always computed, whatever the client declared: sha256 for the simple index and the legacy
 # `sha256_digest`, blake2b-256 for `blake2_256_digest`.
 ALWAYS = ("sha256", "blake2b_256")
+BUFFERS = 3
 
 
 class BodyTooLarge(Exception):
@@ -40,12 +44,46 @@ class _Digests:
     def __init__(self, algorithms: Iterable[str]):
         self._hashers = {name: _hasher(name) for name in {*ALWAYS, *algorithms}}
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         for hasher in self._hashers.values():
             hasher.update(data)
 
     def hexdigests(self) -> dict[str, str]:
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+
+
+class _PartPipeline:
+    """Full parts go out in order: hashed on one worker thread, uploaded by the writer."""
+
+    def __init__(self, writer: MultipartWrite, digests: _Digests, executor: ThreadPoolExecutor):
+        self._writer = writer
+        self._digests = digests
+        self._executor = executor
+        self._busy: deque[tuple[bytearray, asyncio.Future[None], asyncio.Task[None]]] = deque()
+
+    async def send(self, part: bytearray) -> None:
+        loop = asyncio.get_running_loop()
+        # One worker thread: hashes run in part order, as the digests require.
+        hashing = loop.run_in_executor(self._executor, self._digests.update, part)
+        uploading = await self._writer.add_part(part)
+        self._busy.append((part, hashing, uploading))
+
+    async def reusable(self) -> bytearray | None:
+        """A buffer whose part is hashed and uploaded, once too many are busy."""
+        if len(self._busy) < BUFFERS - 1:
+            return None
+        part, hashing, uploading = self._busy.popleft()
+        await hashing
+        await uploading
+        return part
+
+    async def finish(self) -> None:
+        for _, hashing, _ in self._busy:
+            await hashing
+
+    def cancel(self) -> None:
+        for _, hashing, _ in self._busy:
+            hashing.cancel()
 
 
 async def ingest(
@@ -60,35 +98,29 @@ async def ingest(
     """Write ``chunks`` to ``key``, refusing (and aborting) as soon as more than ``limit``
     bytes arrive. Any failure, a client disconnect included, leaves no object behind."""
     digests = _Digests(algorithms)
-    writer = blobs.multipart(key)
-    loop = asyncio.get_running_loop()
-    pending: list[bytes] = []  # chunks of the part being filled; joined once, at full size
-    pending_size = 0
-    received = 0
-    hashing: asyncio.Future[None] | None = None
+    writer = blobs.multipart(key, max_in_flight=BUFFERS - 1)
+    # A small file never needs a whole part's buffer.
+    buffer = bytearray(min(part_size, limit))
+    filled = received = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as executor:
+        parts = _PartPipeline(writer, digests, executor)
         try:
             async for chunk in chunks:
                 received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size < part_size:
-                    continue
-                part = b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                # At most one part waits for the hasher and two upload, and no more is read
-                # from the client meanwhile: memory stays a few parts whatever the file size.
-                if hashing is not None:
-                    await hashing
-                hashing = loop.run_in_executor(executor, digests.update, part)
-                await writer.add_part(part)
-                del part
-            if hashing is not None:
-                await hashing
-            tail = b"".join(pending)
+                view = memoryview(chunk)
+                while view:
+                    taken = min(len(view), len(buffer) - filled)
+                    buffer[filled : filled + taken] = view[:taken]
+                    filled += taken
+                    view = view[taken:]
+                    if filled == len(buffer) == part_size:
+                        await parts.send(buffer)
+                        buffer = await parts.reusable() or bytearray(part_size)
+                        filled = 0
+            await parts.finish()
+            tail = bytes(buffer[:filled])
             digests.update(tail)
             if writer.started:
                 if tail:
@@ -98,8 +130,7 @@ async def ingest(
                 # Small bodies: one PutObject instead of a three-call multipart upload.
                 await blobs.put(key, tail)
         except BaseException:
-            if hashing is not None:
-                hashing.cancel()
+            parts.cancel()
             await asyncio.shield(writer.abort())
             raise
     return Received(received, digests.hexdigests())

@@ -22,7 +22,7 @@ import aiohttp
 
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable
+from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
 from gateway.publish.legacy_form import (
     LegacyFileInfo,
     LegacyFormError,
@@ -121,7 +121,7 @@ class Publisher:
             await self._release(session.name, [u.filename for u in uploads], session.id)
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal_id)
-        worker = self._spawn(session.id, journal.attempt)
+        worker = self._spawn(session.id, journal.attempt, listing)
         done, _ = await asyncio.wait({worker}, timeout=self._settings.publish.sync_wait)
         if not done:
             return await self._defer(session.id, journal.attempt, worker)
@@ -168,16 +168,16 @@ class Publisher:
 
     # -- the worker --------------------------------------------------------------------
 
-    def _spawn(self, sid: str, attempt: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._work(sid, attempt))
+    def _spawn(self, sid: str, attempt: str, listing: Listing | None = None) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._work(sid, attempt, listing))
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
         return task
 
-    async def _work(self, sid: str, attempt: str) -> None:
+    async def _work(self, sid: str, attempt: str, listing: Listing | None) -> None:
         heartbeat = asyncio.create_task(self._keep_lease(sid, attempt))
         try:
-            await self._replay(sid, attempt)
+            await self._replay(sid, attempt, listing)
         except PublishFailed as failure:
             await self._fail(sid, attempt, failure)
             raise
@@ -198,14 +198,16 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _replay(self, sid: str, attempt: str) -> None:
+    async def _replay(self, sid: str, attempt: str, listing: Listing | None) -> None:
         session = await self._sessions.get(sid)
         journal = _journal(session, attempt)
         uploads = {u.id: u for u in await self._sessions.files(sid)}
         ordered = [uploads[fid] for fid in journal.order]
-        # One listing per run, not per file: it is what makes a resumed run skip what already
-        # landed, and some indexes (pypiserver) rescan their storage on every listing.
-        listing = await self._backend.published_files(session.name)
+        # One listing per run, not per file (pypiserver re-hashes every file of the project on
+        # each listing): the publish request's own when it starts the run, a fresh one when a
+        # run resumes, so that what already landed is skipped.
+        if listing is None:
+            listing = await self._backend.published_files(session.name)
         for upload in ordered:
             if upload.filename not in journal.confirmed:
                 await self._put_on_backend(session, upload, listing.get(upload.filename))

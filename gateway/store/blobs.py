@@ -24,7 +24,9 @@ class MultipartWrite:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def add_part(self, data: bytes | bytearray) -> None:
+    async def add_part(self, data: bytes | bytearray) -> asyncio.Task[None]:
+        """Start uploading ``data`` as the next part, once a slot is free. The caller must not
+        change ``data`` until the returned task is done."""
         if self._upload_id is None:
             response = await self._client.create_multipart_upload(
                 Bucket=self._bucket, Key=self._key
@@ -34,11 +36,12 @@ class MultipartWrite:
         self._raise_failed_part()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        task = asyncio.create_task(self._upload(number, bytes(data)))
+        task = asyncio.create_task(self._upload(number, data))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return task
 
-    async def _upload(self, number: int, data: bytes) -> None:
+    async def _upload(self, number: int, data: bytes | bytearray) -> None:
         try:
             response = await self._client.upload_part(
                 Bucket=self._bucket,

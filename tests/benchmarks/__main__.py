@@ -17,16 +17,19 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--only", choices=["upload", "publish"], help="run one group only")
     args = parser.parse_args()
     results: dict[str, float] = {}
     with (
         tempfile.TemporaryDirectory(prefix="gateway-bench-") as workdir,
         running_stack(Path(workdir)) as stack,
     ):
-        print(f"upload: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
-        results |= asyncio.run(upload.measure(stack, args.size_mib << 20, args.rounds))
-        print(f"publish: 200 MiB wheel and a 10 x 20 MiB release, {args.rounds} rounds", flush=True)
-        results |= publish.measure(stack, args.rounds)
+        if args.only in (None, "upload"):
+            print(f"upload: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
+            results |= asyncio.run(upload.measure(stack, args.size_mib << 20, args.rounds))
+        if args.only in (None, "publish"):
+            print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
+            results |= publish.measure(stack, args.rounds)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     for name, value in results.items():
         print(f"{name} = {value}")

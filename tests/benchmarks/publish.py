@@ -115,10 +115,14 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
     big = 200 << 20
     gateway_rates, twine_rates = [], []
     for r in range(rounds):
-        gw = build_wheel(work, "bench-publish", f"1.{r}", payload=os.urandom(big))
-        tw = build_wheel(work, "bench-publish", f"2.{r}", payload=os.urandom(big))
+        # A project of its own each time: pypiserver re-hashes a project's files on every
+        # listing, so a shared one would make later rounds slower for the gateway only.
+        gw = build_wheel(work, f"bench-publish-gw{r}", "1.0", payload=os.urandom(big))
+        tw = build_wheel(work, f"bench-publish-tw{r}", "1.0", payload=os.urandom(big))
         twine_rates.append(tw.stat().st_size / twine(stack, [tw]))
-        _, publish_seconds = asyncio.run(gateway_release(stack, "bench-publish", f"1.{r}", [gw]))
+        _, publish_seconds = asyncio.run(
+            gateway_release(stack, f"bench-publish-gw{r}", "1.0", [gw])
+        )
         gateway_rates.append(gw.stat().st_size / publish_seconds)
         print(
             f"  publish round {r}: twine {twine_rates[-1] / 2**20:.0f} MiB/s, "
