@@ -104,15 +104,24 @@ class Publisher:
             self._sessions.visible_files(await self._sessions.files(session.id)).values()
         )
         _require_completed(uploads)
-        listing = await self._backend.published_files(session.name)
-        _refuse_conflicts(uploads, listing)
+        try:
+            listing: Listing | None = await self._backend.published_files(session.name)
+        except BackendUnavailable:
+            # An index that is down right now may be back in a moment: the worker retries
+            # (and checks conflicts) with backoff, and a lasting outage ends in `error`.
+            listing = None
+        if listing is not None:
+            try:
+                _check_conflicts(uploads, listing)
+            except PublishFailed as failure:
+                raise failure.problem() from None
         await self._reserve(session, uploads)
         journal = PublishJournal(
             attempt=secrets.token_hex(8),
             owner=self._replica,
             lease_until=self._lease_end(),
             order=[u.id for u in _publish_order(uploads)],
-            new_project=not listing,
+            new_project=None if listing is None else not listing,
             published_by=principal_id,
         )
         try:
@@ -207,7 +216,16 @@ class Publisher:
         # each listing): the publish request's own when it starts the run, a fresh one when a
         # run resumes, so that what already landed is skipped.
         if listing is None:
-            listing = await self._backend.published_files(session.name)
+            listing = await self._list_patiently(session.name)
+        _check_conflicts(ordered, listing)
+        if journal.new_project is None:
+            new_project = not listing
+
+            def remember(current: PublishingSession) -> None:
+                assert current.publish is not None
+                current.publish.new_project = new_project
+
+            await self._journaled(sid, attempt, remember)
         for upload in ordered:
             if upload.filename not in journal.confirmed:
                 await self._put_on_backend(session, upload, listing.get(upload.filename))
@@ -223,6 +241,19 @@ class Publisher:
                 502, "publish-unconfirmed", "The index did not confirm every file.", missing
             )
         await self._succeed(session, attempt, ordered)
+
+    async def _list_patiently(self, project: str) -> Listing:
+        retries = self._settings.publish.retries
+        for attempt_number in range(retries + 1):
+            try:
+                return await self._backend.published_files(project)
+            except BackendUnavailable as exc:
+                if attempt_number == retries:
+                    raise PublishFailed(
+                        503, "backend-unavailable", f"The backend is not answering: {exc}"
+                    ) from None
+                await asyncio.sleep(_backoff(attempt_number))
+        raise AssertionError("unreachable")
 
     async def _put_on_backend(
         self, session: PublishingSession, upload: FileUpload, listed: str | None
@@ -273,7 +304,7 @@ class Publisher:
                 reason = f"the index answered {answer.status} {answer.reason}"
             if attempt_number < settings.retries:
                 log.warning("publish.retry", filename=upload.filename, reason=reason)
-                await asyncio.sleep(min(0.5 * 2**attempt_number, 10))
+                await asyncio.sleep(_backoff(attempt_number))
         raise PublishFailed(
             503,
             "backend-unavailable",
@@ -525,7 +556,11 @@ def _require_completed(uploads: list[FileUpload]) -> None:
         )
 
 
-def _refuse_conflicts(uploads: list[FileUpload], listing: dict[str, str | None]) -> None:
+def _backoff(attempt_number: int) -> float:
+    return min(0.5 * 2**attempt_number, 10.0)
+
+
+def _check_conflicts(uploads: list[FileUpload], listing: Listing) -> None:
     """A filename already on the index with other bytes can never be published (R-P9)."""
     conflicting = {
         u.filename: "already on the index with another sha256"
@@ -538,4 +573,4 @@ def _refuse_conflicts(uploads: list[FileUpload], listing: dict[str, str | None])
             "filename-conflict",
             "Already published with other contents: " + ", ".join(conflicting),
             conflicting,
-        ).problem()
+        )

@@ -22,7 +22,9 @@ class PublishJournal(Record):
     lease_until: datetime
     order: list[str] = Field(description="File ids, wheels first and the sdist last.")
     confirmed: list[str] = Field(default_factory=list, description="Filenames on the index.")
-    new_project: bool = Field(False, description="The index had no file of the project.")
+    new_project: bool | None = Field(
+        None, description="The index had no file of the project (None: not known yet)."
+    )
     published_by: str
 
 
