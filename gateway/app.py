@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.api import files, health, sessions
+from gateway.api import files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -20,6 +20,7 @@ from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import SUPPORTED_MECHANISMS, FileService
 from gateway.services.sessions import SessionService
+from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
@@ -52,6 +53,9 @@ def _add_routes(app: web.Application, root: str) -> None:
     app.router.add_post(f"{file}/extend", files.extend_file, name="api:extend-file")
     app.router.add_post(f"{file}/content", files.receive_bytes, name="mech:http-post-bytes")
     app.router.add_post(f"{file}/attestations", files.attach_attestations, name="mech:attestations")
+    app.router.add_get("/stage/{token}/", stage.root, name="stage:root")
+    app.router.add_get("/stage/{token}/+files/{filename}", stage.download, name="stage:file")
+    app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
 
@@ -84,6 +88,9 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 sessions=session_service,
                 files=file_service,
                 publisher=publisher,
+                stage=StageService(
+                    session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
+                ),
                 sweeper=Sweeper(session_service, file_service, publisher),
                 mechanisms=list(SUPPORTED_MECHANISMS),
             )

@@ -112,6 +112,13 @@ class PublishSettings(Section):
     retries: int = Field(4, ge=0, description="Attempts per file when the index fails (5xx).")
 
 
+class StageSettings(Section):
+    redirect_downloads: bool = Field(
+        False, description="Answer file downloads with a presigned S3 URL instead of the bytes."
+    )
+    presign_seconds: PositiveSeconds = 300
+
+
 class PrincipalSettings(Section):
     name: str = Field(min_length=1)
     password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
@@ -148,6 +155,7 @@ class Settings(BaseSettings):
     sessions: SessionSettings = SessionSettings()
     uploads: UploadSettings = UploadSettings()
     publish: PublishSettings = PublishSettings()
+    stage: StageSettings = StageSettings()
     auth: AuthSettings = AuthSettings()
     logging: LoggingSettings = LoggingSettings()
 

@@ -37,6 +37,7 @@ def core_metadata(
     *,
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
+    requires_dist: tuple[str, ...] = (),
 ) -> bytes:
     lines = [
         "Metadata-Version: 2.1",
@@ -44,6 +45,7 @@ def core_metadata(
         f"Version: {version}",
         f"Summary: {summary}",
         f"Requires-Python: {requires_python}",
+        *(f"Requires-Dist: {requirement}" for requirement in requires_dist),
     ]
     return ("\n".join(lines) + "\n\n").encode()
 
@@ -61,6 +63,7 @@ def build_wheel(
     tag: str = "py3-none-any",
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
+    requires_dist: tuple[str, ...] = (),
 ) -> Path:
     """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
@@ -70,7 +73,11 @@ def build_wheel(
         f"{stem}/__init__.py": b"",
         payload_name: payload,
         f"{dist_info}/METADATA": core_metadata(
-            name, version, summary=summary, requires_python=requires_python
+            name,
+            version,
+            summary=summary,
+            requires_python=requires_python,
+            requires_dist=requires_dist,
         ),
         f"{dist_info}/WHEEL": _wheel_file(tag),
     }

@@ -11,6 +11,7 @@ from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
+from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 
@@ -23,6 +24,7 @@ class Services:
     sessions: SessionService
     files: FileService
     publisher: Publisher
+    stage: StageService
     sweeper: Sweeper
     mechanisms: list[str]
 
