@@ -14,11 +14,12 @@ from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import negotiation, problems, request_context
 from gateway.api.urls import Urls
 from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
-from gateway.auth.config import ConfigAuthenticator
+from gateway.auth.chain import build_chain
 from gateway.logs import log
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import SUPPORTED_MECHANISMS, FileService
+from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -68,7 +69,8 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
             blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix)
             backend = backend_for(settings.backend, app[HTTP_CLIENT])
-            session_service = SessionService(records, blobs, settings.sessions)
+            names = NameRegistry(records, backend.published_files)
+            session_service = SessionService(records, blobs, settings.sessions, names)
             file_service = FileService(
                 records, blobs, session_service, settings, backend.published_files
             )
@@ -80,14 +82,16 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 app[HTTP_CLIENT],
                 settings,
                 file_service.add_notice,
+                names,
             )
             app[SERVICES] = Services(
                 settings=settings,
                 urls=Urls(settings.server.public_base_url, settings.server.api_root),
-                authenticators=[ConfigAuthenticator(settings.auth)],
+                authenticators=build_chain(settings, app[HTTP_CLIENT]),
                 sessions=session_service,
                 files=file_service,
                 publisher=publisher,
+                names=names,
                 stage=StageService(
                     session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
                 ),

@@ -133,10 +133,56 @@ class PrincipalSettings(Section):
         return value
 
 
+class PassThroughSettings(Section):
+    enabled: bool = False
+    projects: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Projects pass-through callers may use; the index itself decides the rest.",
+    )
+
+
+class OidcIssuerSettings(Section):
+    issuer: str = Field(
+        description="The `iss` claim, e.g. https://token.actions.githubusercontent.com"
+    )
+    audience: str = Field(description="The `aud` the token must be minted for.")
+    jwks_url: str | None = Field(
+        None, description="Defaults to the issuer's OpenID discovery document's jwks_uri."
+    )
+
+
+class TrustPolicySettings(Section):
+    issuer: str
+    claims: dict[str, str] = Field(
+        description='Claim → glob every token must match, e.g. repository = "acme/*".'
+    )
+    projects: list[str]
+
+    @field_validator("claims")
+    @classmethod
+    def _not_empty(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("a trust policy must constrain at least one claim")
+        return value
+
+
+class OidcSettings(Section):
+    issuers: list[OidcIssuerSettings] = Field(default_factory=list)
+    policies: list[TrustPolicySettings] = Field(default_factory=list)
+    leeway: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    jwks_cache_seconds: PositiveSeconds = 3600
+
+
 class AuthSettings(Section):
     realm: str = "upload-gateway"
+    chain: list[Literal["config", "passthrough", "oidc"]] = Field(
+        default_factory=lambda: ["config", "oidc", "passthrough"],
+        description="Order in which enabled authenticators are asked.",
+    )
     principals: list[PrincipalSettings] = Field(default_factory=list)
-    cache_seconds: int = Field(60, ge=0, description="How long a verified password is trusted.")
+    cache_seconds: int = Field(60, ge=0, description="How long a verified credential is trusted.")
+    passthrough: PassThroughSettings = PassThroughSettings()
+    oidc: OidcSettings = OidcSettings()
 
 
 class LoggingSettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.context import services
+from gateway.auth.chain import challenges
 from gateway.auth.principals import InvalidCredentials, Principal, may_upload
 from gateway.protocol.problems import ErrorItem, Problem
 
@@ -16,16 +17,17 @@ async def authenticate(request: web.Request) -> Principal:
             principal = await authenticator.authenticate(request)
             if principal is not None:
                 return principal
+        if "Authorization" in request.headers:
+            raise InvalidCredentials
         detail = "Authentication is required."
     except InvalidCredentials:
         detail = "The credentials are not valid."
-    challenges = ", ".join(c for a in authenticators for c in a.scheme_challenges)
     raise Problem(
         401,
         "unauthenticated",
         detail,
         [ErrorItem("Authorization", detail)],
-        headers={"WWW-Authenticate": challenges},
+        headers={"WWW-Authenticate": challenges(authenticators)},
     )
 
 

@@ -10,6 +10,7 @@ from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
+from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -25,6 +26,7 @@ class Services:
     files: FileService
     publisher: Publisher
     stage: StageService
+    names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]
 

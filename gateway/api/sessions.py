@@ -22,7 +22,16 @@ async def create_session(request: web.Request) -> web.Response:
     name, _ = normalize_release(body.name, body.version)
     # 403 before 409, so an unauthorized caller never learns a session exists (R-P3).
     authorize(principal, name)
+    first_release = await svc.names.is_first_release(name)
+    if first_release:
+        await svc.names.check(name, principal.id)
     session, created = await svc.sessions.create(body.name, body.version, principal.id)
+    if created and first_release:
+        try:
+            await svc.names.reserve(name, principal.id, session.id)  # R-P4
+        except Problem:
+            await svc.sessions.cancel(session.id)  # lost a race for the name
+            raise
     location = svc.urls.session(session.id)
     if not created:
         raise Problem(
@@ -82,7 +91,7 @@ async def publish_session(request: web.Request) -> web.Response:
     session = await svc.sessions.get(request.match_info["sid"])
     authorize(principal, session.name)
     await read_request(request, EmptyRequest, svc.settings.uploads.max_json_body)
-    session = await svc.publisher.publish(session, principal.id)
+    session = await svc.publisher.publish(session, principal)
     status = 201 if session.status == SessionState.PUBLISHED else 202
     headers = {"Location": svc.urls.session(session.id)}
     if status == 202:

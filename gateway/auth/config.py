@@ -32,7 +32,7 @@ class ConfigAuthenticator:
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
-            username, password = _decode_basic(value.strip())
+            username, password = decode_basic(value.strip())
             if username == TOKEN_USERNAME:
                 return self._check_token(password)
             return self._check_password(username, password)
@@ -54,27 +54,27 @@ class ConfigAuthenticator:
             self._verified[credential] = (principal, time.monotonic() + self._cache_seconds)
         return principal
 
-    def _check_password(self, username: str, password: str) -> Principal:
+    def _check_password(self, username: str, password: str) -> Principal | None:
+        """A configured user's principal; None for users this configuration does not know
+        (another authenticator, e.g. pass-through, may)."""
         credential = hashlib.sha256(f"basic\0{username}\0{password}".encode()).digest()
         if cached := self._cached(credential):
             return cached
         for entry in self._principals:
-            if (
-                entry.name == username
-                and entry.password_hash
-                and verify_secret(password, entry.password_hash)
-            ):
-                return self._remember(credential, _principal(entry))
-        raise InvalidCredentials
+            if entry.name == username and entry.password_hash:
+                if verify_secret(password, entry.password_hash):
+                    return self._remember(credential, _principal(entry))
+                raise InvalidCredentials
+        return None
 
-    def _check_token(self, token: str) -> Principal:
+    def _check_token(self, token: str) -> Principal | None:
         credential = hashlib.sha256(f"token\0{token}".encode()).digest()
         if cached := self._cached(credential):
             return cached
         for entry in self._principals:
             if entry.token_hash and verify_secret(token, entry.token_hash):
                 return self._remember(credential, _principal(entry))
-        raise InvalidCredentials
+        return None
 
 
 def _principal(entry: PrincipalSettings) -> Principal:
@@ -83,7 +83,7 @@ def _principal(entry: PrincipalSettings) -> Principal:
     )
 
 
-def _decode_basic(value: str) -> tuple[str, str]:
+def decode_basic(value: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.auth.principals import BackendCredentials, Principal
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
@@ -30,6 +31,7 @@ from gateway.publish.legacy_form import (
     legacy_form_fields,
 )
 from gateway.publish.legacy_upload import post_file
+from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.sessions import clock
 from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
@@ -78,6 +80,7 @@ class Publisher:
         http: aiohttp.ClientSession,
         settings: Settings,
         add_file_notice: Callable[[str, str, str], Awaitable[None]],
+        names: NameRegistry,
     ):
         self._records = records
         self._blobs = blobs
@@ -86,12 +89,15 @@ class Publisher:
         self._http = http
         self._settings = settings
         self._add_file_notice = add_file_notice
+        self._names = names
         self._replica = secrets.token_hex(4)
         self._workers: set[asyncio.Task[None]] = set()
+        # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
+        self._caller_credentials: dict[str, BackendCredentials] = {}
 
     # -- the request -------------------------------------------------------------------
 
-    async def publish(self, session: PublishingSession, principal_id: str) -> PublishingSession:
+    async def publish(self, session: PublishingSession, principal: Principal) -> PublishingSession:
         """Publish now (the answer is ``published``) or in the background (``processing``).
 
         A failure while the caller still waits is raised as a :class:`Problem` and leaves the
@@ -122,14 +128,17 @@ class Publisher:
             lease_until=self._lease_end(),
             order=[u.id for u in _publish_order(uploads)],
             new_project=None if listing is None else not listing,
-            published_by=principal_id,
+            published_by=principal.id,
+            credential="caller" if principal.backend_credentials else "service",
         )
         try:
             session = await self._start(session.id, journal)
         except BaseException:
             await self._release(session.name, [u.filename for u in uploads], session.id)
             raise
-        log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal_id)
+        log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
+        if principal.backend_credentials:
+            self._caller_credentials[journal.attempt] = principal.backend_credentials
         worker = self._spawn(session.id, journal.attempt, listing)
         done, _ = await asyncio.wait({worker}, timeout=self._settings.publish.sync_wait)
         if not done:
@@ -203,6 +212,7 @@ class Publisher:
             await self._fail(sid, attempt, failure)
             raise failure from None
         finally:
+            self._caller_credentials.pop(attempt, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -228,7 +238,7 @@ class Publisher:
             await self._journaled(sid, attempt, remember)
         for upload in ordered:
             if upload.filename not in journal.confirmed:
-                await self._put_on_backend(session, upload, listing.get(upload.filename))
+                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
                 journal = await self._confirm(sid, attempt, upload.filename)
         listing = await self._backend.published_files(session.name)
         missing = {
@@ -256,7 +266,7 @@ class Publisher:
         raise AssertionError("unreachable")
 
     async def _put_on_backend(
-        self, session: PublishingSession, upload: FileUpload, listed: str | None
+        self, session: PublishingSession, upload: FileUpload, listed: str | None, attempt_id: str
     ) -> None:
         """Upload one file unless the index already has these exact bytes (R-W3)."""
         settings = self._settings.publish
@@ -273,7 +283,7 @@ class Publisher:
                     {upload.filename: "already on the index with another sha256"},
                 )
             try:
-                answer = await self._post(session, upload)
+                answer = await self._post(session, upload, attempt_id)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"the index could not be reached ({type(exc).__name__})"
             else:
@@ -312,7 +322,7 @@ class Publisher:
             {upload.filename: reason},
         )
 
-    async def _post(self, session: PublishingSession, upload: FileUpload) -> Any:
+    async def _post(self, session: PublishingSession, upload: FileUpload, attempt: str) -> Any:
         assert upload.committed is not None
         sid, fid = session.id, upload.id
         raw = await self._blobs.get(keys.core_metadata(sid, fid))
@@ -337,8 +347,11 @@ class Publisher:
                 400, "invalid-distribution", str(exc), {upload.filename: str(exc)}
             ) from None
         backend = self._settings.backend
+        caller = self._caller_credentials.get(attempt)
         credentials = (
-            (backend.username, backend.password.get_secret_value())
+            (caller.username, caller.password)
+            if caller
+            else (backend.username, backend.password.get_secret_value())
             if backend.username and backend.password
             else None
         )
@@ -425,15 +438,7 @@ class Publisher:
         journal = _journal(await self._sessions.get(session.id), attempt)
         await self._mark_published(session, [u.filename for u in uploads])
         if journal.new_project:
-            with contextlib.suppress(RecordExists):
-                await self._records.create(
-                    keys.name_registration(session.name),
-                    {
-                        "project": session.name,
-                        "registered_by": journal.published_by,
-                        "session": session.id,
-                    },
-                )
+            await self._names.register(session.name, journal.published_by, session.id)
         ended = await self._journaled(session.id, attempt, change)
         await self._sessions.release(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
@@ -478,6 +483,18 @@ class Publisher:
             return current.model_dump(mode="json")
 
         await self._records.update(keys.session(session.id), mutate)
+        if journal.credential == "caller":
+            await self._fail(
+                session.id,
+                journal.attempt,
+                PublishFailed(
+                    503,
+                    "publish-interrupted",
+                    "The publish was interrupted, and the gateway keeps no copy of your index "
+                    "credentials to finish it: publish again, and it resumes where it stopped.",
+                ),
+            )
+            return
         log.info("publish.resumed", session=session.id[:8], confirmed=len(journal.confirmed))
         self._spawn(session.id, journal.attempt)
 

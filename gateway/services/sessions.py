@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from gateway.logs import log
 from gateway.protocol.problems import Problem, bad_request, conflict, not_found
+from gateway.services.names import NameRegistry
 from gateway.sessions import clock
 from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import (
@@ -51,10 +52,17 @@ def normalize_release(name: str, version: str) -> tuple[str, str]:
 
 
 class SessionService:
-    def __init__(self, records: RecordStore, blobs: BlobStore, settings: SessionSettings):
+    def __init__(
+        self,
+        records: RecordStore,
+        blobs: BlobStore,
+        settings: SessionSettings,
+        names: NameRegistry,
+    ):
         self._records = records
         self._blobs = blobs
         self._settings = settings
+        self._names = names
 
     async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
@@ -155,6 +163,7 @@ class SessionService:
 
         session = PublishingSession.model_validate(await self._update(sid, mutate))
         await self.release(session)
+        await self._names.release(session.name, session.id)
         await self._blobs.purge(keys.session_data(sid))
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
         return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +27,11 @@ class PublishJournal(Record):
         None, description="The index had no file of the project (None: not known yet)."
     )
     published_by: str
+    credential: Literal["service", "caller"] = Field(
+        "service",
+        description="Whose credential reaches the index; a caller's is never stored, so a "
+        "publish using one cannot be resumed by another process.",
+    )
 
 
 class PublishingSession(Record):

@@ -574,15 +574,23 @@ async def test_filename_already_on_the_index_is_409(
 
 
 async def test_backend_down_at_create_is_503_not_500(
-    aiohttp_client, make_settings, project_name: str, wheel: Path
+    aiohttp_client, make_settings, settings: Settings, project_name: str, wheel: Path
 ) -> None:  # type: ignore[no-untyped-def]
     from gateway.devstack import free_port
 
+    session = await (await make_api(aiohttp_client, settings)).create_session(project_name)
     dead = f"http://127.0.0.1:{free_port()}"
-    settings = make_settings(backend={"upload_url": dead + "/", "simple_url": dead + "/simple/"})
-    api = await make_api(aiohttp_client, settings)
-    session = await api.create_session(project_name)
+    down = make_settings(
+        s3={"prefix": settings.s3.prefix},
+        backend={"upload_url": dead + "/", "simple_url": dead + "/simple/"},
+    )
+    api = await make_api(aiohttp_client, down)
     response = await api.start_file(session, wheel.name, wheel.read_bytes())
     await problem(response, 503)
     assert response.headers["Retry-After"]
     assert (await api.status(session["links"]["session"]))["files"] == {}
+    # A first release cannot be told apart from a later one without the index: 503 too.
+    other = await api.post_json(
+        api.root, {"meta": META, "name": project_name + "-x", "version": "1"}
+    )
+    await problem(other, 503)

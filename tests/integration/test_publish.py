@@ -202,7 +202,8 @@ async def test_empty_session_registers_the_name(api: Api, project_name: str) -> 
     records = api.client.app[SERVICES].sessions._records
     registration = await records.get(keys.name_registration(project_name))
     assert registration is not None
-    assert registration.data["registered_by"] == "config:alice"
+    assert registration.data["principal"] == "config:alice"
+    assert registration.data["state"] == "registered"
 
 
 async def test_attestations_dropped_by_the_index_are_reported(
@@ -287,8 +288,8 @@ async def test_deferred_conflict_ends_in_error_naming_the_file(
     api = await make_api(aiohttp_client, settings)
     wheel = build_wheel(tmp_path, project_name, "1.0")
     sdist = build_sdist(tmp_path, project_name, "1.0", payload=b"staged")
-    session = await api.create_session(project_name)
     index = start_pypiserver(packages, servers_dir / "htpasswd", tmp_path / "pypi.log", port=port)
+    session = await api.create_session(project_name)
     await api.upload(session, wheel)
     await api.upload(session, sdist)
     index.stop()

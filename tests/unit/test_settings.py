@@ -89,12 +89,18 @@ def _keys(model: type, prefix: str = "") -> list[str]:
 
 
 def test_example_configuration_loads_and_documents_every_key() -> None:
-    from gateway.settings import PrincipalSettings, Settings
+    from gateway.settings import (
+        OidcIssuerSettings,
+        PrincipalSettings,
+        Settings,
+        TrustPolicySettings,
+    )
 
     example = Path(__file__).parents[2] / "config" / "gateway.example.toml"
     load_settings(example)
     text = example.read_text()
-    for key in _keys(Settings) + _keys(PrincipalSettings):
+    nested = [PrincipalSettings, OidcIssuerSettings, TrustPolicySettings]
+    for key in _keys(Settings) + [k for model in nested for k in _keys(model)]:
         leaf = key.rsplit(".", 1)[-1]
         documented = f"{leaf} =" in text or f"[[{key}]]" in text
         assert documented, f"{key} is not documented"
