@@ -16,6 +16,7 @@ from gateway.api.urls import Urls
 from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.auth.chain import build_chain
 from gateway.logs import log
+from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import SUPPORTED_MECHANISMS, FileService
@@ -35,11 +36,12 @@ def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Applicati
     app.cleanup_ctx.append(_s3_client(settings))
     if run_sweeper:
         app.cleanup_ctx.append(_sweeper(settings))
-    _add_routes(app, settings.server.api_root)
+    _add_routes(app, settings)
     return app
 
 
-def _add_routes(app: web.Application, root: str) -> None:
+def _add_routes(app: web.Application, settings: Settings) -> None:
+    root = settings.server.api_root
     session = f"{root}sessions/{{sid}}"
     app.router.add_post(root, sessions.create_session, name="api:create-session")
     app.router.add_get(session, sessions.session_status, name="api:session")
@@ -59,6 +61,13 @@ def _add_routes(app: web.Application, root: str) -> None:
     app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
+    proxy = settings.proxy
+    app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
+    if proxy.legacy_at_root and proxy.legacy_path != "/":
+        app.router.add_post("/", legacy.legacy_upload, name="legacy:upload-at-root")
+    if proxy.read_proxy:
+        # Last, so every route above wins over the catch-all.
+        app.router.add_get("/{tail:.*}", reads.proxy_read, name="proxy:read")
 
 
 def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]

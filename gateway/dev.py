@@ -108,7 +108,7 @@ def _describe(
     basic = base64.b64encode(f"{credentials['username']}:{credentials['password']}".encode())
     return {
         "api": settings.server.public_base_url + settings.server.api_root,
-        "legacy": index.url + "/",
+        "legacy": settings.server.public_base_url + settings.proxy.legacy_path,
         "simple": index.url + "/simple/",
         "authorization": "Basic " + basic.decode(),
         "username": credentials["username"],

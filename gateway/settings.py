@@ -119,6 +119,30 @@ class StageSettings(Section):
     presign_seconds: PositiveSeconds = 300
 
 
+class ProxySettings(Section):
+    legacy_path: str = Field("/legacy/", description="Where legacy (twine) uploads are accepted.")
+    legacy_at_root: bool = Field(
+        False, description="Also accept legacy uploads at / (pypiserver-style clients)."
+    )
+    read_proxy: bool = Field(False, description="Proxy GET/HEAD traffic to the backing index.")
+    read_prefixes: list[str] = Field(
+        default_factory=lambda: ["/simple/", "/packages/", "/pypi/"],
+        description="Path prefixes the read proxy forwards; anything else is 404.",
+    )
+    upstream: str | None = Field(
+        None, description="The index's base URL for reads; default: the origin of simple_url."
+    )
+    max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
+    client_timeout: PositiveSeconds = Field(
+        60, description="A client that sends nothing for this long is cut off."
+    )
+
+    @field_validator("legacy_path")
+    @classmethod
+    def _slashes(cls, value: str) -> str:
+        return "/" + value.strip("/") + "/"
+
+
 class PrincipalSettings(Section):
     name: str = Field(min_length=1)
     password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
@@ -202,6 +226,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     publish: PublishSettings = PublishSettings()
     stage: StageSettings = StageSettings()
+    proxy: ProxySettings = ProxySettings()
     auth: AuthSettings = AuthSettings()
     logging: LoggingSettings = LoggingSettings()
 

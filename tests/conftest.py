@@ -63,6 +63,35 @@ def twine_upload(repository_url: str, *paths: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+async def twine_upload_async(
+    repository_url: str, *paths: Path, username: str = INDEX_USER, password: str = INDEX_PASSWORD
+) -> tuple[int, str]:
+    """twine as a subprocess that leaves the event loop free (for servers in this process)."""
+    import asyncio
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TWINE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--repository-url",
+        repository_url,
+        "-u",
+        username,
+        "-p",
+        password,
+        "--non-interactive",
+        "--disable-progress-bar",
+        *map(str, paths),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, output.decode()
+
+
 @pytest.fixture(scope="session")
 def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")

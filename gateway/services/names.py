@@ -74,6 +74,33 @@ class NameRegistry:
         except RecordExists:
             await self._records.update(keys.name_registration(project), mutate)
 
+    async def refuse_legacy_upload(
+        self, project: str, filename: str | None, caller_id: str | None
+    ) -> None:
+        """409 for a legacy upload that a reservation forbids, whichever path it took."""
+        if filename and await self._records.get(keys.filename_reservation(project, filename)):
+            raise Problem(
+                409,
+                "filename-reserved",
+                f"{filename} is being published (or was published) through Upload 2.0.",
+                [ErrorItem("content", filename)],
+            )
+        stored = await self._records.get(keys.name_registration(project))
+        if stored is None:
+            return
+        state = stored.data.get("state")
+        if state == RESERVED or (
+            state == REGISTERED
+            and stored.data.get("principal") != caller_id
+            and await self.is_first_release(project)
+        ):
+            raise Problem(
+                409,
+                "name-reserved",
+                f"The name {project} is reserved for another publisher's first release.",
+                [ErrorItem("name", project)],
+            )
+
 
 def _taken(project: str) -> Problem:
     detail = f"The name {project} is reserved for another publisher's first release."

@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import publish, upload
+from tests.benchmarks import legacy, publish, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -17,7 +17,9 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
-    parser.add_argument("--only", choices=["upload", "publish"], help="run one group only")
+    parser.add_argument(
+        "--only", choices=["upload", "publish", "legacy"], help="run one group only"
+    )
     args = parser.parse_args()
     results: dict[str, float] = {}
     with (
@@ -30,6 +32,9 @@ def main() -> None:
         if args.only in (None, "publish"):
             print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
             results |= publish.measure(stack, args.rounds)
+        if args.only in (None, "legacy"):
+            print(f"legacy: 500 MiB wheel through /legacy/, {args.rounds} rounds", flush=True)
+            results |= legacy.measure(stack, args.rounds)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     for name, value in results.items():
         print(f"{name} = {value}")

@@ -1,0 +1,97 @@
+"""Read traffic (simple index, file downloads, JSON API) proxied to the backing index.
+
+Bodies stream both ways; hop-by-hop headers stay on their hop; the index learns who asked
+through ``X-Forwarded-*``; redirects that point at the index are rewritten to the gateway's
+public base, so clients never see the index's own address. Only configured path prefixes
+are forwarded. A project that is only reserved (not yet published) is not on the index, so
+it never shows up here (R-P4).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from gateway.api.context import services
+from gateway.app_keys import HTTP_CLIENT
+from gateway.protocol.problems import Problem, not_found
+
+# RFC 9110 §7.6.1, plus Host (ours) and the framing headers aiohttp sets itself.
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+_CHUNK = 256 * 1024
+
+
+def upstream_base(request: web.Request) -> str:
+    settings = services(request).settings
+    if settings.proxy.upstream:
+        return settings.proxy.upstream.rstrip("/")
+    parts = urlsplit(settings.backend.simple_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def proxy_read(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    if not any(request.path.startswith(prefix) for prefix in svc.settings.proxy.read_prefixes):
+        raise not_found("path")
+    upstream = upstream_base(request)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    headers["X-Forwarded-For"] = ", ".join(
+        filter(None, [request.headers.get("X-Forwarded-For"), request.remote])
+    )
+    public = urlsplit(svc.settings.server.public_base_url)
+    headers["X-Forwarded-Proto"] = public.scheme
+    headers["X-Forwarded-Host"] = public.netloc
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=10, sock_read=svc.settings.backend.timeout
+    )
+    try:
+        async with request.app[HTTP_CLIENT].request(
+            request.method,
+            upstream + request.path_qs,
+            headers=headers,
+            allow_redirects=False,
+            timeout=timeout,
+        ) as answer:
+            response = web.StreamResponse(status=answer.status, reason=answer.reason)
+            for name, value in answer.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    response.headers.add(name, value)
+            if "Location" in answer.headers:
+                response.headers["Location"] = _public_location(
+                    answer.headers["Location"], upstream, svc.settings.server.public_base_url
+                )
+            if answer.content_length is not None:
+                response.content_length = answer.content_length
+            await response.prepare(request)
+            async for chunk in answer.content.iter_chunked(_CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except (aiohttp.ClientError, TimeoutError):
+        raise Problem(
+            502,
+            "backend-unavailable",
+            "The backing index could not be reached.",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+def _public_location(location: str, upstream: str, public_base: str) -> str:
+    if location.startswith(upstream):
+        return public_base + location[len(upstream) :]
+    if location.startswith("/"):
+        return public_base + location
+    return location

@@ -1,0 +1,83 @@
+"""Legacy pass-through figures (issue #7), against twine straight to the same pypiserver.
+
+legacy_proxy_throughput_ratio = MiB/s of `twine upload` of a 500 MiB wheel through the
+gateway's /legacy/ ÷ MiB/s of `twine upload` of a same-sized wheel straight to the index,
+alternating; legacy_proxy_rss_growth_mib = the gateway's RSS growth meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from tests.benchmarks.stack import PASSWORD, USER, Stack
+from tests.distributions import build_wheel
+
+
+def _twine(url: str, path: os.PathLike[str]) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--repository-url",
+            url,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--non-interactive",
+            "--disable-progress-bar",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - started
+
+
+def measure(stack: Stack, rounds: int, size: int = 500 << 20) -> dict[str, float]:
+    work = stack.workdir / "legacy"
+    work.mkdir(exist_ok=True)
+    gateway_legacy = stack.api.replace("/upload/2.0/", "/legacy/")
+    proxied, direct, growth = [], [], []
+    baseline = stack.gateway_rss_kib()
+    for r in range(rounds):
+        through = build_wheel(work, f"bench-legacy-gw{r}", "1.0", payload=os.urandom(size))
+        straight = build_wheel(work, f"bench-legacy-tw{r}", "1.0", payload=os.urandom(size))
+        direct.append(straight.stat().st_size / _twine(stack.index.url + "/", straight))
+        peak = [baseline]
+        done = threading.Event()
+
+        def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
+            while not done.is_set():
+                peak.append(stack.gateway_rss_kib())
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            proxied.append(through.stat().st_size / _twine(gateway_legacy, through))
+        finally:
+            done.set()
+            sampler.join()
+        growth.append(max(peak) - baseline)
+        print(
+            f"  legacy round {r}: twine direct {direct[-1] / 2**20:.0f} MiB/s, "
+            f"through the gateway {proxied[-1] / 2**20:.0f} MiB/s, "
+            f"gateway RSS +{growth[-1] / 1024:.0f} MiB",
+            flush=True,
+        )
+        through.unlink()
+        straight.unlink()
+    return {
+        "legacy_proxy_throughput_ratio": round(max(proxied) / max(direct), 3),
+        "legacy_proxy_rss_growth_mib": round(max(growth) / 1024, 1),
+    }

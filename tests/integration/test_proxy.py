@@ -1,0 +1,160 @@
+"""One host name for the whole index: legacy uploads and reads through the gateway (R-W4,
+R-P4, R-P8), with real twine and pip."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.devstack import Server, free_port
+from gateway.store import keys
+from tests.conftest import ALICE, twine_upload_async
+from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.integration.conftest import META, Api
+
+
+@pytest.fixture
+async def front(aiohttp_server, aiohttp_client, make_settings) -> Api:  # type: ignore[no-untyped-def]
+    """The gateway on a real port, fronting pypiserver for uploads and reads."""
+    port = free_port()
+    settings = make_settings(
+        server={"public_base_url": f"http://127.0.0.1:{port}"},
+        proxy={"read_proxy": True},
+    )
+    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
+    return Api(await aiohttp_client(server), settings, ALICE.authorization)
+
+
+def legacy_url(api: Api) -> str:
+    return api.base + "/legacy/"
+
+
+async def test_twine_through_the_gateway_lands_identical_bytes(
+    front: Api, pypiserver: Server, servers_dir: Path, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"through the gateway")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    code, output = await twine_upload_async(legacy_url(front), wheel, sdist)
+    assert code == 0, output
+    for path in (wheel, sdist):
+        assert sha256_of(servers_dir / "packages" / path.name) == sha256_of(path)
+
+
+async def test_wrong_credentials_are_the_index_s_business(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    code, output = await twine_upload_async(legacy_url(front), wheel, password="wrong")
+    assert code != 0
+    assert "403" in output
+
+
+async def test_filename_reserved_by_a_publish_is_409(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:  # R-P8
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    # The reservation an in-flight publish holds (see the publisher), planted directly.
+    await front.client.app[SERVICES].sessions._records.create(
+        keys.filename_reservation(project_name, wheel.name),
+        {"session_id": "in-flight", "state": "publishing"},
+    )
+    code, output = await twine_upload_async(legacy_url(front), wheel)
+    assert code != 0
+    assert "409" in output
+
+
+async def test_name_reserved_by_a_first_release_session_is_409(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:  # R-P4
+    await front.create_session(project_name)  # alice's first release, not published
+    wheel = build_wheel(tmp_path, project_name, "0.9")
+    code, output = await twine_upload_async(legacy_url(front), wheel)
+    assert code != 0
+    assert "409" in output
+
+
+async def test_pip_installs_through_the_read_proxy(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:
+    session = await front.create_session(project_name)
+    await front.upload(session, build_wheel(tmp_path, project_name, "1.0", payload=b"proxied"))
+    response = await front.post_json(session["links"]["publish"], {"meta": META})
+    assert response.status == 201
+    target = tmp_path / "site"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        "--index-url",
+        front.base + "/simple/",
+        f"{project_name}==1.0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode()
+    assert (target / project_name.replace("-", "_") / "payload.bin").read_bytes() == b"proxied"
+
+
+async def test_reads_hide_reserved_projects_rewrite_redirects_and_stay_in_bounds(
+    front: Api, project_name: str
+) -> None:
+    await front.create_session(project_name)  # reserved, never published
+    async with aiohttp.ClientSession() as http:
+        async with http.get(front.base + f"/simple/{project_name}/") as response:
+            assert response.status == 404
+        spelled = project_name.upper().replace("-", "_")
+        async with http.get(front.base + f"/simple/{spelled}/", allow_redirects=False) as r:
+            # pypiserver redirects to the normalized name, with its own address: rewritten.
+            assert r.status in (301, 302, 303, 307, 308)
+            assert r.headers["Location"].startswith(front.base)
+        async with http.get(front.base + "/not-forwarded/anything") as response:
+            assert response.status == 404
+            assert response.content_type == "application/problem+json"
+
+
+async def test_limits_and_a_dead_index(
+    aiohttp_client, make_settings, project_name: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"x" * 5000)
+    small = make_settings(uploads={"max_file_size": 1000})
+    api = Api(
+        await aiohttp_client(create_app(small, run_sweeper=False)), small, ALICE.authorization
+    )
+    form = aiohttp.FormData()
+    form.add_field(":action", "file_upload")
+    form.add_field("name", project_name)
+    form.add_field("version", "1.0")
+    form.add_field("content", wheel.read_bytes(), filename=wheel.name)
+    response = await api.client.post("/legacy/", data=form)
+    assert response.status == 413
+    assert response.content_type == "application/problem+json"
+    dead = f"http://127.0.0.1:{free_port()}"
+    down = make_settings(backend={"upload_url": dead + "/", "simple_url": dead + "/simple/"})
+    api = Api(await aiohttp_client(create_app(down, run_sweeper=False)), down, ALICE.authorization)
+    form = aiohttp.FormData()
+    form.add_field(":action", "file_upload")
+    form.add_field("name", project_name + "-other")
+    form.add_field("version", "1.0")
+    form.add_field(
+        "content", b"small", filename=f"{project_name.replace('-', '_')}_other-1.0.tar.gz"
+    )
+    response = await api.client.post("/legacy/", data=form)
+    assert response.status == 502
+    assert response.content_type == "application/problem+json"
+    response = await api.client.post(
+        "/legacy/", data=b"not a form", headers={"Content-Type": "text/plain"}
+    )
+    assert response.status == 400
