@@ -45,21 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(config: Path | None) -> int:
-    from aiohttp import web
+    from gateway.serve import run
 
-    from gateway import logs
-    from gateway.app import create_app
-
-    settings = load_settings(config)
-    logs.configure(settings.logging.level, settings.logging.json_format)
-    web.run_app(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        shutdown_timeout=settings.server.drain_timeout,
-        access_log=None,
-        print=None,
-    )
+    run(load_settings(config))
     return 0
 
 

@@ -11,11 +11,12 @@ from aiohttp import web
 
 from gateway.api import files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
-from gateway.api.middleware import negotiation, problems, request_context
+from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
-from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
+from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
 from gateway.logs import log
+from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
@@ -31,7 +32,9 @@ from gateway.store.s3 import ensure_bucket, open_client
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
-    app = web.Application(middlewares=[request_context, problems, negotiation])
+    app = web.Application(middlewares=[request_context, problems, draining, negotiation])
+    app[DRAIN] = Drain()
+    app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_http_client(settings))
     app.cleanup_ctx.append(_s3_client(settings))
     if run_sweeper:
@@ -61,6 +64,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
+    app.router.add_get("/metrics", health.metrics_page, name="metrics")
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
     if proxy.legacy_at_root and proxy.legacy_path != "/":
@@ -70,10 +74,17 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
         app.router.add_get("/{tail:.*}", reads.proxy_read, name="proxy:read")
 
 
+async def _start_draining(app: web.Application) -> None:
+    # aiohttp calls this first on SIGTERM, then gives in-flight requests the drain timeout.
+    app[DRAIN].started = True
+    log.info("shutdown.draining")
+
+
 def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with open_client(settings.s3) as client:
             await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+            instrument_s3(client)
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
             blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix)

@@ -2,10 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import web
 
 from gateway.store.s3 import S3Client
 
+
+class Drain:
+    """Shutdown state: once started, readiness fails and new writes are turned away, while
+    the requests already in flight are counted down to zero."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 S3_CLIENT = web.AppKey("s3_client", S3Client)
+DRAIN = web.AppKey("drain", Drain)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)

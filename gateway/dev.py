@@ -7,7 +7,6 @@ import base64
 import contextlib
 import json
 import secrets
-import signal
 from pathlib import Path
 
 from aiohttp import ClientSession, web
@@ -16,6 +15,7 @@ from gateway import logs
 from gateway.app import create_app
 from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.serve import until_signalled
 from gateway.settings import Settings, load_settings
 
 BUCKET = "upload-gateway"
@@ -92,7 +92,7 @@ async def _run(state_dir: Path, port: int) -> int:
             stack = _describe(settings, s3, index, credentials)
             stack_file.write_text(json.dumps(stack, indent=2))
             _announce(stack, stack_file)
-            await _until_stopped()
+            await until_signalled()
         finally:
             await runner.cleanup()
     finally:
@@ -148,15 +148,3 @@ All of this is in {stack_file}.
 """,
         flush=True,
     )
-
-
-async def _until_stopped() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)

@@ -6,10 +6,17 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.context import services
-from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
+from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT
 from gateway.protocol.problems import ErrorItem, Problem
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -17,6 +24,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[DRAIN].started:
+        raise Problem(503, "not-ready", "Shutting down.", [ErrorItem("process", "draining")])
     settings = services(request).settings
     checks = await asyncio.gather(
         _check_s3(request, settings.s3.bucket), _check_backend(request, settings.backend.simple_url)

@@ -11,6 +11,8 @@ import structlog
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway import metrics
+from gateway.app_keys import DRAIN
 from gateway.logs import log
 from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
 from gateway.protocol.problems import ErrorItem, Problem
@@ -48,18 +50,26 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     status = 500
+    sent = 0
     try:
         response = await handler(request)
         status = response.status
         response.headers[REQUEST_ID] = request_id
+        sent = response.body_length if response.prepared else (response.content_length or 0)
         return response
     finally:
+        elapsed = time.perf_counter() - started
+        route = _route_name(request)
+        metrics.REQUESTS.labels(route, request.method, str(status)).inc()
+        metrics.REQUEST_SECONDS.labels(route, request.method).observe(elapsed)
+        metrics.BYTES_RECEIVED.labels(route).inc(request.content_length or 0)
+        metrics.BYTES_SENT.labels(route).inc(sent)
         log.info(
             "request",
             method=request.method,
-            route=_route_name(request),
+            route=route,
             status=status,
-            ms=round((time.perf_counter() - started) * 1000, 1),
+            ms=round(elapsed * 1000, 1),
         )
 
 
@@ -153,3 +163,26 @@ async def negotiation(request: web.Request, handler: Handler) -> web.StreamRespo
             [ErrorItem("Accept", request.headers.get("Accept", ""))],
         )
     return await handler(request)
+
+
+_WRITES = ("api:", "mech:", "legacy:")
+
+
+@web.middleware
+async def draining(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """While shutting down, new writes go to another replica (503 + Retry-After); requests
+    already in flight are counted so that shutdown can wait for them."""
+    drain = request.app[DRAIN]
+    name = request.match_info.route.name or ""
+    if drain.started and request.method in ("POST", "PUT", "DELETE") and name.startswith(_WRITES):
+        raise Problem(
+            503,
+            "shutting-down",
+            "This replica is shutting down; retry, another one will answer.",
+            headers={"Retry-After": "1"},
+        )
+    drain.enter()
+    try:
+        return await handler(request)
+    finally:
+        drain.leave()

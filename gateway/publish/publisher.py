@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway import metrics
 from gateway.auth.principals import BackendCredentials, Principal
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem
@@ -194,8 +196,17 @@ class Publisher:
 
     async def _work(self, sid: str, attempt: str, listing: Listing | None) -> None:
         heartbeat = asyncio.create_task(self._keep_lease(sid, attempt))
+        started = time.perf_counter()
+        outcome = "error"
         try:
             await self._replay(sid, attempt, listing)
+            outcome = "published"
+        except asyncio.CancelledError:
+            outcome = "handed-over"
+            # Shutting down: let the next sweep on any replica resume at once, not after
+            # the lease would have run out.
+            await asyncio.shield(self._hand_over(sid, attempt))
+            raise
         except PublishFailed as failure:
             await self._fail(sid, attempt, failure)
             raise
@@ -212,6 +223,9 @@ class Publisher:
             await self._fail(sid, attempt, failure)
             raise failure from None
         finally:
+            metrics.PUBLISH_SECONDS.labels(self._settings.backend.kind, outcome).observe(
+                time.perf_counter() - started
+            )
             self._caller_credentials.pop(attempt, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -357,16 +371,17 @@ class Publisher:
         )
         content = self._blobs.stream(keys.file_bytes(sid, fid, upload.committed.attempt))
         log.info("publish.upload", session=sid[:8], filename=upload.filename)
-        return await post_file(
-            self._http,
-            backend.upload_url,
-            fields,
-            upload.filename,
-            upload.committed.size,
-            content,
-            credentials,
-            backend.timeout,
-        )
+        with metrics.backend_call(backend.kind, "upload"):
+            return await post_file(
+                self._http,
+                backend.upload_url,
+                fields,
+                upload.filename,
+                upload.committed.size,
+                content,
+                credentials,
+                backend.timeout,
+            )
 
     # -- journal, lease and endings -----------------------------------------------------
 
@@ -387,6 +402,17 @@ class Publisher:
         return PublishingSession.model_validate(
             (await self._records.update(keys.session(sid), mutate)).data
         )
+
+    async def _hand_over(self, sid: str, attempt: str) -> None:
+        def expire(session: PublishingSession) -> None:
+            assert session.publish is not None
+            session.publish.lease_until = clock.now() - timedelta(seconds=1)
+
+        try:
+            await self._journaled(sid, attempt, expire)
+            log.info("publish.handed_over", session=sid[:8])
+        except Exception:  # the lease then simply runs out; nothing is lost
+            log.exception("publish.hand_over_failed", session=sid[:8])
 
     async def _confirm(self, sid: str, attempt: str, filename: str) -> PublishJournal:
         def change(session: PublishingSession) -> None:

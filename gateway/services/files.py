@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
 from gateway.logs import log
@@ -190,6 +191,7 @@ class FileService:
         attempt = secrets.token_hex(8)
         await self._mutate(session.id, fid, FileEvent.SEND_BYTES, current_attempt=attempt)
         key = keys.file_bytes(session.id, fid, attempt)
+        metrics.UPLOADS_IN_FLIGHT.inc()
         try:
             received = await ingest(
                 chunks,
@@ -201,6 +203,8 @@ class FileService:
             )
         except BodyTooLarge:
             raise _too_large(upload.size) from None
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
 
     async def _commit(

@@ -5,12 +5,13 @@ Every change it makes is a compare-and-swap, so replicas sweeping at once never 
 
 from __future__ import annotations
 
+from gateway import metrics
 from gateway.logs import log
 from gateway.protocol.problems import Problem
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
-from gateway.sessions.states import is_terminal
+from gateway.sessions.states import SessionState, is_terminal
 from gateway.store.records import RecordChanged, RecordMissing
 
 
@@ -21,21 +22,28 @@ class Sweeper:
         self._publisher = publisher
 
     async def sweep(self) -> None:
+        counts = dict.fromkeys(SessionState, 0)
         async for sid in self._sessions.session_ids():
             try:
-                await self._sweep_session(sid)
+                state = await self._sweep_session(sid)
             except (RecordChanged, RecordMissing, Problem):
                 continue  # another replica or a request got there first
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])
+                continue
+            if state is not None:
+                counts[state] += 1
+        for state, count in counts.items():
+            metrics.SESSIONS.labels(state.value).set(count)
 
-    async def _sweep_session(self, sid: str) -> None:
+    async def _sweep_session(self, sid: str) -> SessionState | None:
         session = await self._sessions.find(sid)  # expires it when its time is up
         if session is None:
-            return
+            return None
         if is_terminal(session.status):
             await self._sessions.tidy(session)
         elif session.publish is not None:
             await self._publisher.resume_lapsed(session)
         else:
             await self._files.resume_overdue(session)
+        return session.status

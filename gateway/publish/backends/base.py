@@ -18,6 +18,7 @@ import aiohttp
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from yarl import URL
 
+from gateway.metrics import backend_call
 from gateway.settings import BackendSettings
 
 __all__ = [
@@ -117,8 +118,9 @@ class Backend(abc.ABC):
         ``query`` is put on every hop because a redirect's Location may drop it.
         """
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._follow(_with_query(URL(url), query), accept, query)
+            with backend_call(self.kind, "list"):
+                async with asyncio.timeout(self._timeout):
+                    return await self._follow(_with_query(URL(url), query), accept, query)
         except TimeoutError:
             raise BackendUnavailable(
                 f"{_display(url)} did not answer within {self._timeout} s"

@@ -1,0 +1,80 @@
+"""Prometheus metrics (R-W5), served at ``/metrics``.
+
+Metrics are module-level on the default registry: one process, one set, however many
+applications a test creates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "upload_gateway_requests_total", "HTTP requests answered.", ["route", "method", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "upload_gateway_request_seconds", "HTTP request latency.", ["route", "method"]
+)
+BYTES_RECEIVED = Counter(
+    "upload_gateway_received_bytes_total", "Request body bytes received.", ["route"]
+)
+BYTES_SENT = Counter("upload_gateway_sent_bytes_total", "Response body bytes sent.", ["route"])
+SESSIONS = Gauge(
+    "upload_gateway_sessions", "Publishing sessions by state, as of the last sweep.", ["state"]
+)
+UPLOADS_IN_FLIGHT = Gauge(
+    "upload_gateway_uploads_in_flight", "Mechanism requests receiving bytes right now."
+)
+PUBLISH_SECONDS = Histogram(
+    "upload_gateway_publish_seconds",
+    "Time from publish request (or resume) to published/error.",
+    ["backend", "outcome"],
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+S3_SECONDS = Histogram("upload_gateway_s3_seconds", "S3 call latency.", ["operation"])
+S3_ERRORS = Counter("upload_gateway_s3_errors_total", "S3 calls that failed.", ["operation"])
+BACKEND_SECONDS = Histogram(
+    "upload_gateway_backend_seconds", "Backing index call latency.", ["backend", "operation"]
+)
+BACKEND_ERRORS = Counter(
+    "upload_gateway_backend_errors_total",
+    "Backing index calls that failed.",
+    ["backend", "operation"],
+)
+
+
+@contextmanager
+def backend_call(backend: str, operation: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        BACKEND_ERRORS.labels(backend, operation).inc()
+        raise
+    finally:
+        BACKEND_SECONDS.labels(backend, operation).observe(time.perf_counter() - started)
+
+
+def instrument_s3(client: Any) -> None:
+    """Time every S3 call through botocore's event hooks."""
+    events = client.meta.events
+
+    def before(context: dict[str, Any], **_: Any) -> None:
+        context["metrics_started"] = time.perf_counter()
+
+    def after(context: dict[str, Any], model: Any, **_: Any) -> None:
+        started = context.pop("metrics_started", None)
+        if started is not None:
+            S3_SECONDS.labels(model.name).observe(time.perf_counter() - started)
+
+    def failed(context: dict[str, Any], model: Any, **_: Any) -> None:
+        after(context, model)
+        S3_ERRORS.labels(model.name).inc()
+
+    events.register("before-call.s3", before)
+    events.register("after-call.s3", after)
+    events.register("after-call-error.s3", failed)
