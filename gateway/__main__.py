@@ -1,4 +1,4 @@
-"""``upload-gateway``: serve, run a local development stack, hash a secret."""
+"""``upload-gateway``: serve, run a local development stack, hash a secret, publish."""
 
 from __future__ import annotations
 
@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     hashing.add_argument("--stdin", action="store_true", help="read the secret from stdin")
 
+    from gateway.client.cli import register
+
+    register(commands)  # publish, session: the Upload 2.0 client
+
     args = parser.parse_args(argv)
+    if getattr(args, "client_main", None) is not None:
+        return int(args.client_main(args))
     try:
         if args.command == "serve":
             return _serve(args.config)

@@ -1,0 +1,645 @@
+"""An async client for the Upload 2.0 API (PEP 694), over aiohttp.
+
+One :class:`UploadClient` talks to one API root. It covers the whole protocol: publishing
+sessions (create — reusing the live session a ``409`` points at —, status, extend, cancel,
+publish), file upload sessions (create, status, delete, complete), the ``http-post-bytes``
+mechanism streamed from disk, and PEP 740 attestations. Operations the server may defer
+(``202``) are polled, honouring ``Retry-After``, until they resolve.
+
+Errors:
+
+- a 4xx/5xx answer raises :class:`ProblemError` carrying the RFC 9457 document's ``status``,
+  ``title``, ``detail`` and ``errors`` (a non-problem error body is turned into one);
+- a deferred operation that resolves to ``error`` raises :class:`OperationFailed` with the
+  server's ``notices``;
+- a server that does not speak Upload 2.0 at all raises :class:`NotUpload2Error` from
+  :meth:`UploadClient.create_session`, the signal for the legacy fallback;
+- connection failures and 5xx answers are retried with exponential backoff (never 4xx); when
+  the retries are spent, :class:`TransportError` (or the last 5xx as a :class:`ProblemError`).
+
+Credentials (the ``Authorization`` header) are only sent to URLs on the API root's origin, so a
+server cannot make the client hand them to another host through a link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+from yarl import URL
+
+from gateway.protocol.media import API_VERSION, PROBLEM_JSON, UPLOAD_V2_JSON, media_type
+
+__all__ = [
+    "ClientError",
+    "FileUpload",
+    "NotUpload2Error",
+    "OperationFailed",
+    "ProblemError",
+    "PublishingSession",
+    "TransportError",
+    "UploadClient",
+]
+
+META = {"api-version": API_VERSION}
+MECHANISM = "http-post-bytes"
+USER_AGENT = "upload-gateway-client/0.1"
+CHUNK_BYTES = 1 << 20
+# Bodies the API answers are small JSON documents; never buffer more than this of one.
+MAX_RESPONSE_BYTES = 4 << 20
+
+ProgressCallback = Callable[[int], None]
+
+
+class ClientError(Exception):
+    """Anything that stops an Upload 2.0 operation."""
+
+
+class ProblemError(ClientError):
+    """The server refused a request: an RFC 9457 problem document (or an error turned into one)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        type: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}" if detail else f"{status} {title}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        self.type = type
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def from_answer(cls, answer: _Answer) -> ProblemError:
+        document: Any = None
+        if answer.media_type in (PROBLEM_JSON, "application/json", UPLOAD_V2_JSON):
+            try:
+                document = json.loads(answer.body)
+            except ValueError:
+                document = None
+        if isinstance(document, dict):
+            errors = [
+                {"source": str(item.get("source", "")), "message": str(item.get("message", ""))}
+                for item in document.get("errors") or []
+                if isinstance(item, dict)
+            ]
+            # RFC 9457 says "detail"; the PEP's example says "details": accept both.
+            detail = document.get("detail", document.get("details", ""))
+            return cls(
+                int(document.get("status", answer.status) or answer.status),
+                str(document.get("title") or answer.reason),
+                str(detail or ""),
+                errors,
+                type=str(document.get("type", "about:blank")),
+                headers=answer.headers,
+            )
+        text = answer.body.decode(errors="replace").strip()
+        return cls(answer.status, answer.reason, plain_text(text), headers=answer.headers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "type": self.type,
+            "title": self.title,
+            "detail": self.detail,
+            "errors": self.errors,
+        }
+
+
+class OperationFailed(ClientError):
+    """A deferred operation (completion, publish) resolved to ``error`` or ``canceled``."""
+
+    def __init__(self, message: str, status: str, notices: list[str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.notices = notices
+
+
+class NotUpload2Error(ClientError):
+    """The URL does not speak Upload 2.0 (the legacy API, or no upload API at all)."""
+
+    def __init__(self, url: str, status: int, content_type: str) -> None:
+        super().__init__(
+            f"{url} does not speak Upload 2.0 (HTTP {status}, {content_type or 'no content type'})"
+        )
+        self.url = url
+        self.status = status
+        self.content_type = content_type
+
+
+class TransportError(ClientError):
+    """The server could not be reached (after retrying)."""
+
+
+def plain_text(text: str, limit: int = 500) -> str:
+    """An error body fit for a terminal: HTML tags dropped, whitespace folded, bounded."""
+    import re
+
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    reason: str
+    media_type: str
+    body: bytes
+    headers: dict[str, str]
+    url: str
+
+    def json(self) -> dict[str, Any]:
+        try:
+            document = json.loads(self.body)
+        except ValueError:
+            raise ClientError(f"{self.url} answered invalid JSON") from None
+        if not isinstance(document, dict):
+            raise ClientError(f"{self.url} answered JSON that is not an object")
+        return document
+
+
+@dataclass
+class PublishingSession:
+    """A publishing session as the server last described it."""
+
+    data: dict[str, Any]
+
+    @property
+    def links(self) -> dict[str, str]:
+        return self.data.get("links") or {}
+
+    @property
+    def url(self) -> str:
+        return self.links["session"]
+
+    @property
+    def stage(self) -> str | None:
+        return self.links.get("stage")
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", ""))
+
+    @property
+    def token(self) -> str | None:
+        return self.data.get("session-token")
+
+    @property
+    def expires_at(self) -> str | None:
+        return self.data.get("expires-at")
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return self.data.get("files") or {}
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return list(self.data.get("mechanisms") or [])
+
+    @property
+    def notices(self) -> list[str]:
+        return list(self.data.get("notices") or [])
+
+
+@dataclass
+class FileUpload:
+    """A file upload session as the server last described it."""
+
+    data: dict[str, Any]
+    filename: str = ""
+
+    @property
+    def links(self) -> dict[str, str]:
+        return self.data.get("links") or {}
+
+    @property
+    def url(self) -> str:
+        return self.links["file-upload-session"]
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", ""))
+
+    @property
+    def mechanism(self) -> dict[str, Any]:
+        return self.data.get("mechanism") or {}
+
+    @property
+    def file_url(self) -> str:
+        return str(self.mechanism["file_url"])
+
+    @property
+    def attestations_url(self) -> str | None:
+        return self.mechanism.get("attestations_url")
+
+    @property
+    def notices(self) -> list[str]:
+        return list(self.data.get("notices") or [])
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 4  # attempts after the first
+    backoff: float = 0.5  # first delay, doubled each time
+    max_delay: float = 30.0
+
+
+@dataclass
+class _Body:
+    """A request body that can be produced again for a retry."""
+
+    make: Callable[[], Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    on_retry: Callable[[], None] | None = None
+
+
+class UploadClient:
+    """Upload 2.0 operations against the API root ``api_url``.
+
+    ``authorization`` is a full ``Authorization`` header value (``Basic ...``, ``Bearer ...``).
+    Pass ``http`` to share an :class:`aiohttp.ClientSession`; otherwise the client owns one
+    (use ``async with``, or :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        authorization: str | None = None,
+        http: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        max_poll_interval: float = 30.0,
+        request_timeout: float = 120.0,
+        read_timeout: float = 600.0,
+    ) -> None:
+        self.api_url = api_url
+        self._authorization = authorization
+        self._origin = URL(api_url).origin()
+        self._http = http
+        self._owns_http = http is None
+        self.retry = retry or RetryPolicy()
+        self.max_poll_interval = max_poll_interval
+        self._json_timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=30, sock_read=read_timeout
+        )
+
+    async def __aenter__(self) -> UploadClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    # -- publishing sessions -------------------------------------------------------------
+
+    async def create_session(
+        self, name: str, version: str, *, reuse: bool = True
+    ) -> tuple[PublishingSession, bool]:
+        """Create the release's publishing session: ``(session, created)``.
+
+        When the release already has a live session (``409`` with ``Location``) and ``reuse``
+        is true, that session is fetched and returned with ``created=False``.
+        """
+        answer = await self._request(
+            "POST", self.api_url, json_body={"meta": META, "name": name, "version": version}
+        )
+        speaks_v2 = answer.media_type in (UPLOAD_V2_JSON, PROBLEM_JSON)
+        # A 5xx page from a proxy in front of an Upload 2.0 server is an outage, not a sign
+        # of a legacy index: only a non-5xx answer in another format means "no Upload 2.0".
+        if answer.status in (404, 405, 406, 501) or (not speaks_v2 and answer.status < 500):
+            raise NotUpload2Error(self.api_url, answer.status, answer.media_type)
+        location = answer.headers.get("Location")
+        if answer.status == 409 and reuse and location:
+            return await self.get_session(urljoin(answer.url, location)), False
+        return PublishingSession(self._expect(answer, 201)), True
+
+    async def get_session(self, url: str) -> PublishingSession:
+        return PublishingSession(self._expect(await self._request("GET", url), 200))
+
+    async def extend_session(self, session: PublishingSession, seconds: int) -> PublishingSession:
+        """Ask for ``seconds`` more; the answer's ``expires-at`` is what the server granted."""
+        url = session.links.get("extend")
+        if not url:
+            raise ClientError("the server does not offer session extensions")
+        answer = await self._request(
+            "POST", url, json_body={"meta": META, "extend-for": int(seconds)}
+        )
+        return PublishingSession(self._expect(answer, 200))
+
+    async def cancel_session(self, url: str) -> None:
+        self._expect(await self._request("DELETE", url), 204)
+
+    async def publish(
+        self, session: PublishingSession, *, wait: bool = True, max_wait: float | None = None
+    ) -> PublishingSession:
+        """Publish the session; with ``wait``, poll a deferred (``202``) publish to its end.
+
+        Returns the ``published`` session (or the ``processing`` one without ``wait``);
+        raises :class:`OperationFailed` when the publish resolves to ``error``.
+        """
+        answer = await self._request("POST", session.links["publish"], json_body={"meta": META})
+        document = self._expect(answer, 201, 202)
+        result = PublishingSession(document)
+        if answer.status == 201 or not wait:
+            return result
+        url = urljoin(answer.url, answer.headers.get("Location") or result.url)
+        final = await self.wait_session(
+            url, first_delay=_retry_after(answer.headers), max_wait=max_wait
+        )
+        if final.status != "published":
+            raise OperationFailed(
+                f"publishing ended in {final.status!r}", final.status, final.notices
+            )
+        return final
+
+    async def wait_session(
+        self,
+        url: str,
+        *,
+        first_delay: float | None = None,
+        max_wait: float | None = None,
+    ) -> PublishingSession:
+        """Poll the session until it leaves ``processing``."""
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        delay = first_delay if first_delay is not None else 1.0
+        while True:
+            await asyncio.sleep(min(delay, self.max_poll_interval))
+            answer = await self._request("GET", url)
+            session = PublishingSession(self._expect(answer, 200))
+            if session.status != "processing":
+                return session
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClientError("timed out waiting for the session to finish processing")
+            delay = _retry_after(answer.headers) or min(delay * 1.5, self.max_poll_interval)
+
+    # -- file upload sessions ------------------------------------------------------------
+
+    async def create_file(
+        self,
+        session: PublishingSession,
+        filename: str,
+        size: int,
+        hashes: Mapping[str, str],
+        *,
+        mechanism: str = MECHANISM,
+    ) -> FileUpload:
+        body = {
+            "meta": META,
+            "filename": filename,
+            "size": size,
+            "hashes": dict(hashes),
+            "mechanism": mechanism,
+        }
+        answer = await self._request("POST", session.links["upload"], json_body=body)
+        return FileUpload(self._expect(answer, 202), filename)
+
+    async def get_file(self, url: str, filename: str = "") -> FileUpload:
+        return FileUpload(self._expect(await self._request("GET", url), 200), filename)
+
+    async def delete_file(self, url: str) -> None:
+        self._expect(await self._request("DELETE", url), 204)
+
+    async def upload_bytes(
+        self,
+        file: FileUpload,
+        path: Path,
+        size: int,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> FileUpload:
+        """``http-post-bytes``: stream ``path`` from disk as the body (never whole in memory).
+
+        A retry after a connection error starts the body over (the server keeps the latest
+        complete POST); ``progress`` then receives a negative count to rewind.
+        """
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if progress is not None:
+                progress(n)
+
+        def rewind() -> None:
+            nonlocal sent
+            if progress is not None and sent:
+                progress(-sent)
+            sent = 0
+
+        body = _Body(
+            make=lambda: _file_chunks(path, count),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            on_retry=rewind,
+        )
+        answer = await self._request("POST", file.file_url, body=body, streaming=True)
+        return FileUpload(self._expect(answer, 200, 201, 202, 204, empty_ok=True), file.filename)
+
+    async def upload_attestations(
+        self, file: FileUpload, attestations: list[dict[str, Any]]
+    ) -> FileUpload:
+        url = file.attestations_url
+        if not url:
+            raise ClientError("the server does not accept attestations for this file")
+        body = json.dumps(attestations).encode()
+        answer = await self._request(
+            "POST",
+            url,
+            body=_Body(make=lambda: body, headers={"Content-Type": "application/json"}),
+        )
+        return FileUpload(self._expect(answer, 200, 201, 202, 204, empty_ok=True), file.filename)
+
+    async def complete_file(
+        self, file: FileUpload, *, wait: bool = True, max_wait: float | None = None
+    ) -> FileUpload:
+        """Complete the file; with ``wait``, poll a deferred (``202``) validation to its end.
+
+        A synchronous refusal raises :class:`ProblemError` (the file is then in ``error`` and
+        must be deleted); a deferred one raises :class:`OperationFailed`.
+        """
+        answer = await self._request("POST", file.links["complete"], json_body={"meta": META})
+        result = FileUpload(self._expect(answer, 201, 202), file.filename)
+        if answer.status == 201 or not wait or result.status == "completed":
+            return result
+        url = urljoin(answer.url, answer.headers.get("Location") or file.url)
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        delay = _retry_after(answer.headers) or 1.0
+        while result.status == "processing":
+            await asyncio.sleep(min(delay, self.max_poll_interval))
+            poll = await self._request("GET", url)
+            result = FileUpload(self._expect(poll, 200), file.filename)
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClientError(f"timed out waiting for {file.filename} to be validated")
+            delay = _retry_after(poll.headers) or min(delay * 1.5, self.max_poll_interval)
+        if result.status != "completed":
+            raise OperationFailed(
+                f"{file.filename or 'the file'} ended in {result.status!r}",
+                result.status,
+                result.notices,
+            )
+        return result
+
+    async def upload_file(
+        self,
+        session: PublishingSession,
+        path: Path,
+        *,
+        filename: str | None = None,
+        size: int,
+        hashes: Mapping[str, str],
+        attestations: list[dict[str, Any]] | None = None,
+        progress: ProgressCallback | None = None,
+        on_created: Callable[[FileUpload], None] | None = None,
+    ) -> FileUpload:
+        """The whole flow for one file: create, bytes, attestations, complete.
+
+        If anything fails after the file upload session was created, the file is deleted
+        (best effort) before the error propagates, as the PEP recommends.
+        """
+        file = await self.create_file(session, filename or path.name, size, hashes)
+        if on_created is not None:
+            on_created(file)
+        try:
+            await self.upload_bytes(file, path, size, progress=progress)
+            if attestations:
+                await self.upload_attestations(file, attestations)
+            return await self.complete_file(file)
+        except ClientError:
+            await self._discard(file)
+            raise
+
+    async def _discard(self, file: FileUpload) -> None:
+        with contextlib.suppress(ClientError, TimeoutError):
+            await asyncio.wait_for(self.delete_file(file.url), 15)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _expect(self, answer: _Answer, *statuses: int, empty_ok: bool = False) -> dict[str, Any]:
+        if answer.status >= 400:
+            raise ProblemError.from_answer(answer)
+        if answer.status not in statuses:
+            raise ClientError(f"{answer.url} answered an unexpected HTTP {answer.status}")
+        if answer.status == 204 or (empty_ok and not answer.body):
+            return {}
+        if answer.media_type != UPLOAD_V2_JSON:
+            raise ClientError(
+                f"{answer.url} answered {answer.media_type or 'no content type'}, "
+                f"not {UPLOAD_V2_JSON}"
+            )
+        return answer.json()
+
+    def _headers(self, url: str, extra: Mapping[str, str]) -> dict[str, str]:
+        headers = {
+            "Accept": f"{UPLOAD_V2_JSON}, {PROBLEM_JSON};q=0.9",
+            "User-Agent": USER_AGENT,
+            **extra,
+        }
+        if self._authorization and URL(url).origin() == self._origin:
+            headers["Authorization"] = self._authorization
+        return headers
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        body: _Body | None = None,
+        streaming: bool = False,
+    ) -> _Answer:
+        if json_body is not None:
+            encoded = json.dumps(json_body).encode()
+            body = _Body(make=lambda: encoded, headers={"Content-Type": UPLOAD_V2_JSON})
+        policy = self.retry
+        attempt = 0
+        while True:
+            delay = min(policy.backoff * (2**attempt), policy.max_delay)
+            try:
+                answer = await self._send(method, url, body, streaming)
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+                if attempt >= policy.retries:
+                    raise TransportError(f"{method} {url}: {_describe(exc)}") from exc
+            else:
+                if answer.status < 500 or answer.status == 501 or attempt >= policy.retries:
+                    return answer
+                delay = min(_retry_after(answer.headers) or delay, policy.max_delay)
+            attempt += 1
+            if body is not None and body.on_retry is not None:
+                body.on_retry()
+            await asyncio.sleep(delay)
+
+    async def _send(self, method: str, url: str, body: _Body | None, streaming: bool) -> _Answer:
+        async with self.http.request(
+            method,
+            url,
+            data=body.make() if body is not None else None,
+            headers=self._headers(url, body.headers if body is not None else {}),
+            allow_redirects=method in ("GET", "HEAD"),
+            timeout=self._stream_timeout if streaming else self._json_timeout,
+        ) as response:
+            raw = await response.content.read(MAX_RESPONSE_BYTES)
+            return _Answer(
+                status=response.status,
+                reason=response.reason or "",
+                media_type=media_type(response.headers.get("Content-Type")),
+                body=raw,
+                headers=dict(response.headers),
+                url=str(response.url),
+            )
+
+
+async def _file_chunks(path: Path, count: Callable[[int], None]) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+            count(len(chunk))
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,136 @@
+"""The legacy upload API (PEP 694 "Legacy API Fallback"): one multipart POST per file.
+
+The form is what the gateway itself replays at publish, and what twine sends: built by
+:func:`gateway.publish.legacy_form.legacy_form_fields` from the file's own METADATA/PKG-INFO.
+The body is framed by hand so its exact ``Content-Length`` is known (some legacy indexes
+refuse chunked uploads) and the file streams from disk as the last part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+
+from gateway.client.api import (
+    CHUNK_BYTES,
+    USER_AGENT,
+    ClientError,
+    ProblemError,
+    RetryPolicy,
+    TransportError,
+    plain_text,
+)
+from gateway.client.local import Distribution, LocalCheckError
+from gateway.publish.legacy_form import (
+    LegacyFileInfo,
+    LegacyFormError,
+    encode_attestations,
+    filetype_and_pyversion,
+    legacy_form_fields,
+)
+
+__all__ = ["form_fields", "upload_legacy"]
+
+
+def form_fields(dist: Distribution) -> list[tuple[str, str]]:
+    """The legacy form of ``dist``; :class:`LocalCheckError` if it cannot be sent faithfully."""
+    try:
+        filetype, pyversion = filetype_and_pyversion(dist.filename)
+        info = LegacyFileInfo(dist.filename, filetype, pyversion, dist.sha256, dist.blake2_256)
+        attestations = encode_attestations(dist.attestations) if dist.attestations else None
+        return legacy_form_fields(dist.metadata, info, attestations=attestations)
+    except LegacyFormError as exc:
+        raise LocalCheckError(f"{dist.path}: {exc}") from None
+
+
+def _frame(fields: list[tuple[str, str]], filename: str) -> tuple[str, bytes, bytes]:
+    boundary = secrets.token_hex(16)
+
+    def quote(value: str) -> str:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
+
+    head = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{quote(name)}"\r\n\r\n'.encode()
+        + value.encode()
+        + b"\r\n"
+        for name, value in fields
+    )
+    head += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
+        f'filename="{quote(filename)}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", head, tail
+
+
+async def upload_legacy(
+    http: aiohttp.ClientSession,
+    url: str,
+    dist: Distribution,
+    *,
+    authorization: str | None,
+    progress: Callable[[int], None] | None = None,
+    retry: RetryPolicy | None = None,
+) -> None:
+    """POST ``dist`` to the legacy upload ``url``; raises :class:`ProblemError` on refusal.
+
+    Connection errors and 502/503/504 are retried (the whole file again); any other answer
+    of 300 or more is a refusal, reported with the index's own status and text.
+    """
+    fields = form_fields(dist)
+    content_type, head, tail = _frame(fields, dist.filename)
+    policy = retry or RetryPolicy()
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield head
+        handle = await asyncio.to_thread(dist.path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+                sent += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+                yield chunk
+        finally:
+            handle.close()
+        yield tail
+
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(head) + dist.size + len(tail)),
+        "User-Agent": USER_AGENT,
+    }
+    if authorization:
+        headers["Authorization"] = authorization
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+    attempt = 0
+    while True:
+        try:
+            async with http.post(
+                url, data=body(), headers=headers, allow_redirects=False, timeout=timeout
+            ) as response:
+                text = (await response.content.read(64 * 1024)).decode(errors="replace")
+                status, reason = response.status, response.reason or ""
+                location = response.headers.get("Location")
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            if attempt >= policy.retries:
+                raise TransportError(f"POST {url}: {exc or type(exc).__name__}") from exc
+        else:
+            if status < 300:
+                return
+            if status not in (502, 503, 504) or attempt >= policy.retries:
+                if 300 <= status < 400:
+                    raise ClientError(
+                        f"{url} redirected the upload to {location}; "
+                        "use that URL as the repository URL"
+                    )
+                raise ProblemError(status, reason, plain_text(text))
+        if progress is not None and sent:
+            progress(-sent)
+        sent = 0
+        await asyncio.sleep(min(policy.backoff * (2**attempt), policy.max_delay))
+        attempt += 1

@@ -1,0 +1,344 @@
+"""The ``upload-gateway publish`` / ``session`` CLI, run as a real subprocess against real servers.
+
+The gateway runs in the test's own event loop on a real loopback port, so the CLI is started
+with ``asyncio.create_subprocess_exec`` (a blocking ``subprocess.run`` would deadlock it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.devstack import Server, free_port
+from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER
+from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.integration.conftest import Api
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+async def live(aiohttp_server, aiohttp_client, make_settings) -> Api:  # type: ignore[no-untyped-def]
+    """A gateway on a real port whose public base is that port, so a subprocess can reach it."""
+    port = free_port()
+    settings = make_settings(server={"public_base_url": f"http://127.0.0.1:{port}"})
+    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
+    return Api(await aiohttp_client(server), settings, ALICE.authorization)
+
+
+@pytest.fixture
+def root(live: Api) -> str:
+    return live.base + live.root
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No credentials, repository or state from the developer's environment leak in."""
+    cleaned = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TWINE_", "UPLOAD_GATEWAY_", "ACTIONS_ID_TOKEN_"))
+    }
+    home = tmp_path / "home"
+    home.mkdir()
+    cleaned.update(
+        HOME=str(home),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        UPLOAD_GATEWAY_STATE_FILE=str(tmp_path / "sessions.json"),
+        PYTHONUNBUFFERED="1",
+    )
+    return cleaned
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], root: str) -> None:
+        self.env = env
+        self.root = root
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
+
+    async def run(self, *args: str) -> tuple[int, str, str]:
+        process = await self.start(*args)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert b"Traceback" not in err, err.decode()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    async def publish(self, *args: str, user: str = "alice", password: str = "alice-password"):  # type: ignore[no-untyped-def]
+        return await self.run(
+            "publish", "--repository-url", self.root, "-u", user, "-p", password, *args
+        )
+
+    async def session(self, action: str, sid: str, *args: str) -> tuple[int, str, str]:
+        # No --repository-url: the state file remembers where the session lives.
+        return await self.run("session", action, sid, "-u", "alice", "-p", "alice-password", *args)
+
+
+@pytest.fixture
+def cli(env: dict[str, str], root: str) -> Cli:
+    return Cli(env, root)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def on_index(servers_dir: Path, path: Path) -> bool:
+    stored = servers_dir / "packages" / path.name
+    return stored.is_file() and sha256_of(stored) == sha256_of(path)
+
+
+async def sessions_of(api: Api, project: str) -> list[Any]:
+    services = api.client.server.app[SERVICES]
+    found = []
+    async for sid in services.sessions.session_ids():
+        session = await services.sessions.find(sid)
+        if session is not None and session.name == project:
+            found.append(session)
+    return found
+
+
+async def test_publish_uploads_wheel_and_sdist_onto_the_index(
+    cli: Cli, project_name: str, tmp_path: Path, servers_dir: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"published")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    code, out, err = await cli.publish("--json", str(wheel), str(sdist))
+    assert code == 0, err
+    [result] = json_lines(out)
+    assert result["status"] == "published"
+    assert result["protocol"] == "2"
+    assert set(result["files"]) == {wheel.name, sdist.name}
+    assert result["files"][wheel.name]["sha256"] == sha256_of(wheel)
+    assert on_index(servers_dir, wheel)
+    assert on_index(servers_dir, sdist)
+
+
+async def test_stage_install_from_the_stage_then_publish(
+    cli: Cli, live: Api, pypiserver: Server, project_name: str, tmp_path: Path, servers_dir: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"staged bytes")
+    code, out, err = await cli.publish("--stage", str(wheel))
+    assert code == 0, err
+    stage = re.search(r"stage URL: (\S+)", out)
+    sid = re.search(r"session ([0-9a-f]{8})", out)
+    assert stage, out
+    assert sid, out
+    assert not on_index(servers_dir, wheel)
+
+    target = tmp_path / "target"
+    pip = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "install",
+        "--index-url",
+        pypiserver.url + "/simple/",
+        "--extra-index-url",
+        stage.group(1),
+        "--target",
+        str(target),
+        f"{project_name}==1.0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(pip.communicate(), 120)
+    assert pip.returncode == 0, output.decode()
+    stem = project_name.replace("-", "_")
+    assert (target / stem / "payload.bin").read_bytes() == b"staged bytes"
+
+    code, out, err = await cli.session("publish", sid.group(1))
+    assert code == 0, err
+    assert f"Published session {sid.group(1)}" in out
+    assert ": published" in out
+    assert on_index(servers_dir, wheel)
+    [session] = await sessions_of(live, project_name)
+    assert session.status == "published"
+
+
+async def test_attestations_are_uploaded_with_the_file(
+    cli: Cli, live: Api, project_name: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_files_api import ATTESTATION
+
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    (tmp_path / f"{wheel.name}.publish.attestation").write_text(json.dumps(ATTESTATION))
+    # As with ``dist/*``, the attestation file among the inputs is skipped, not uploaded.
+    code, _out, err = await cli.publish(
+        "--stage", "--attestations", str(wheel), f"{wheel}.publish.attestation"
+    )
+    assert code == 0, err
+    [session] = await sessions_of(live, project_name)
+    [upload] = await live.client.server.app[SERVICES].sessions.files(session.id)
+    assert upload.has_attestations
+    assert upload.status == "completed"
+
+
+async def test_session_status_then_cancel(cli: Cli, project_name: str, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    code, out, err = await cli.publish("--stage", "--json", str(wheel))
+    assert code == 0, err
+    [staged] = json_lines(out)
+    assert staged["status"] == "open"
+    assert staged["stage_url"].startswith("http://127.0.0.1:")
+    sid = staged["id"]
+
+    code, out, err = await cli.session("status", sid, "--json")
+    assert code == 0, err
+    [status] = json_lines(out)
+    assert status["status"] == "open"
+    assert status["files"] == {wheel.name: {"status": "completed"}}
+
+    code, out, err = await cli.session("cancel", sid)
+    assert code == 0, err
+    assert f"Canceled session {sid}" in out
+
+    code, out, err = await cli.session("status", sid)
+    assert code == 0, err
+    assert f"session {sid}: {project_name} 1.0: canceled" in out
+
+
+async def test_two_projects_in_one_command_make_two_sessions(
+    cli: Cli, live: Api, project_name: str, tmp_path: Path, servers_dir: Path
+) -> None:
+    other = project_name + "-other"
+    first = build_wheel(tmp_path, project_name, "1.0")
+    second = build_wheel(tmp_path, other, "2.0")
+    second_sdist = build_sdist(tmp_path, other, "2.0")
+    code, out, err = await cli.publish("--json", str(first), str(second), str(second_sdist))
+    assert code == 0, err
+    results = json_lines(out)
+    assert [(r["name"], r["version"], r["status"]) for r in results] == [
+        (project_name, "1.0", "published"),
+        (other, "2.0", "published"),
+    ]
+    assert results[0]["session_url"] != results[1]["session_url"]
+    assert set(results[1]["files"]) == {second.name, second_sdist.name}
+    assert all(on_index(servers_dir, path) for path in (first, second, second_sdist))
+    assert len(await sessions_of(live, project_name)) == 1
+    assert len(await sessions_of(live, other)) == 1
+
+
+async def test_legacy_fallback_against_a_bare_index(
+    env: dict[str, str], pypiserver: Server, project_name: str, tmp_path: Path, servers_dir: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    cli = Cli(env, pypiserver.url + "/")
+    code, out, err = await cli.publish(
+        "--json", str(sdist), str(wheel), user=INDEX_USER, password=INDEX_PASSWORD
+    )
+    assert code == 0, err
+    assert "falling back to the legacy upload API" in err
+    [result] = json_lines(out)
+    assert result["protocol"] == "legacy"
+    assert result["status"] == "published"
+    assert on_index(servers_dir, wheel)
+    assert on_index(servers_dir, sdist)
+
+    # --protocol 2 forbids the fallback.
+    again = build_wheel(tmp_path, project_name, "2.0")
+    code, _out, err = await cli.publish(
+        "--protocol", "2", str(again), user=INDEX_USER, password=INDEX_PASSWORD
+    )
+    assert code == 1
+    assert "does not speak Upload 2.0" in err
+    assert not on_index(servers_dir, again)
+
+
+async def test_ctrl_c_cancels_the_session_it_created(
+    cli: Cli, live: Api, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=bytes(200 * MiB))
+    process = await cli.start(
+        "publish", "-v", "--repository-url", cli.root, "-u", "alice", "-p", "alice-password",
+        str(wheel),
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = []
+    async with asyncio.timeout(30):
+        while True:
+            line = (await process.stderr.readline()).decode()
+            assert line, "".join(seen)
+            seen.append(line)
+            if line.startswith(f"uploading {wheel.name}"):
+                break
+    [session] = await sessions_of(live, project_name)
+    files = await live.client.server.app[SERVICES].sessions.files(session.id)
+    assert [upload.status for upload in files] == ["pending"]
+
+    process.send_signal(signal.SIGINT)
+    _out, err = await asyncio.wait_for(process.communicate(), 30)
+    stderr = "".join(seen) + err.decode()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "canceled session" in stderr
+    [session] = await sessions_of(live, project_name)
+    assert session.status == "canceled"
+    # Nothing is left open: the release can start afresh.
+    fresh = await live.create_session(project_name)
+    assert fresh["status"] == "open"
+
+
+async def test_a_refusal_prints_the_problem_and_exits_1(
+    cli: Cli, project_name: str, tmp_path: Path, live: Api
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    code, _out, err = await cli.publish(str(wheel))
+    assert code == 0, err
+
+    # The file is already on the index: 409 at file creation, and the session is canceled.
+    code, out, err = await cli.publish("--json", str(wheel))
+    assert code == 1
+    assert "409 Conflict" in err
+    assert wheel.name in err
+    assert "canceled session" in err
+    [result] = json_lines(out)
+    assert result["error"]["status"] == 409
+    assert result["status"] == "canceled"
+    statuses = sorted(session.status for session in await sessions_of(live, project_name))
+    assert statuses == ["canceled", "published"]
+
+    # A principal without permission for the project: 403 at session creation.
+    other = build_wheel(tmp_path, project_name, "2.0")
+    code, _out, err = await cli.publish(str(other), user=BOB.name, password=BOB.password)
+    assert code == 1
+    assert "403 Forbidden" in err
+
+
+async def test_local_checks_fail_before_any_network(
+    env: dict[str, str], project_name: str, tmp_path: Path
+) -> None:
+    # A repository nobody listens on: the local checks must refuse first.
+    cli = Cli(env, f"http://127.0.0.1:{free_port()}/upload/2.0/")
+    good = build_wheel(tmp_path, project_name, "1.0")
+    renamed = tmp_path / f"{project_name.replace('-', '_')}-2.0-py3-none-any.whl"
+    renamed.write_bytes(good.read_bytes())  # METADATA says 1.0
+    code, _out, err = await cli.publish(str(good), str(renamed))
+    assert code == 2
+    assert renamed.name in err
+    assert "version" in err
+
+    code, _out, err = await cli.publish(str(tmp_path / "missing-1.0.tar.gz"))
+    assert code == 2
+    assert "missing-1.0.tar.gz: no such file" in err
