@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench fuzz clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install lint
 
 bench: install
 	$(BIN)/python -m tests.benchmarks
+
+# The long fuzzing run; `make test` runs the same test with a small budget.
+fuzz: install
+	FUZZ_EXAMPLES=300 $(BIN)/pytest tests/integration/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .dev bench-results.json

@@ -65,6 +65,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics_page, name="metrics")
+    app.router.add_get(f"{root}openapi.json", health.openapi, name="openapi")
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
     if proxy.legacy_at_root and proxy.legacy_path != "/":

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.context import services
 from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT
+from gateway.protocol.openapi import build
 from gateway.protocol.problems import ErrorItem, Problem
 
 
@@ -17,6 +18,12 @@ async def metrics_page(request: web.Request) -> web.Response:
     response = web.Response(body=generate_latest())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+async def openapi(request: web.Request) -> web.Response:
+    settings = services(request).settings
+    document = build(settings.server.public_base_url, settings.server.api_root)
+    return web.json_response(document)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -41,11 +41,35 @@ class Request(BaseModel):
 
 
 class SessionCreateRequest(Request):
-    name: StrictStr
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"meta": {"api-version": "2.0"}, "name": "example-project", "version": "1.0"}
+            ]
+        }
+    )
+
+    name: StrictStr = Field(
+        json_schema_extra={"pattern": "^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"}
+    )
     version: StrictStr
 
 
 class FileCreateRequest(Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "meta": {"api-version": "2.0"},
+                    "filename": "example_project-1.0-py3-none-any.whl",
+                    "size": 1000,
+                    "hashes": {"sha256": "0" * 64},
+                    "mechanism": "http-post-bytes",
+                }
+            ]
+        }
+    )
+
     filename: StrictStr
     size: StrictInt
     hashes: dict[StrictStr, StrictStr]
