@@ -96,6 +96,7 @@ class UploadSettings(Section):
     max_json_body: int = Field(64 * 1024, gt=0)
     max_attestations_body: int = Field(1 * MiB, gt=0)
     max_metadata_size: int = Field(1 * MiB, gt=0)
+    max_files_per_session: int = Field(1000, gt=0)
     defer_validation_above: int = Field(
         256 * MiB, ge=0, description="Completing a larger file answers 202 and validates later."
     )

@@ -47,6 +47,10 @@ def require_content_type(request: web.Request, expected: str) -> None:
 def parse_json(body: bytes) -> object:
     try:
         return json.loads(body)
+    except RecursionError:
+        raise Problem(
+            400, "malformed-json", "The JSON is nested too deeply.", [ErrorItem("body", "depth")]
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Problem(
             400,

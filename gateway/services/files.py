@@ -87,6 +87,7 @@ class FileService:
                 [ErrorItem("mechanism", f"supported: {', '.join(SUPPORTED_MECHANISMS)}")],
             )
         await self._refuse_published(session, request.filename)
+        await self._refuse_too_many(session)
         upload = FileUpload(
             id=secrets.token_urlsafe(16),
             session_id=session.id,
@@ -118,6 +119,15 @@ class FileService:
             raise conflict(
                 "already-published",
                 f"{filename} is already published on the index and cannot be replaced",
+                "filename",
+            )
+
+    async def _refuse_too_many(self, session: PublishingSession) -> None:
+        live = self._sessions.visible_files(await self._sessions.files(session.id))
+        if len(live) >= self._uploads.max_files_per_session:
+            raise conflict(
+                "too-many-files",
+                f"A session holds at most {self._uploads.max_files_per_session} files.",
                 "filename",
             )
 

@@ -30,11 +30,26 @@ from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordChanged, RecordExists, RecordMissing, RecordStore
 
+MAX_NAME_LENGTH = 200
+MAX_VERSION_LENGTH = 100
 TOKEN_BYTES = 32  # 256 bits from `secrets`: the session id doubles as the stage capability
 
 
 def normalize_release(name: str, version: str) -> tuple[str, str]:
     """PEP 503-normalized name and PEP 440-normalized version, or a 400 naming the field."""
+    # Both end up in S3 keys (at most 1024 bytes); no real project comes near these bounds.
+    if len(name) > MAX_NAME_LENGTH:
+        raise bad_request(
+            "invalid-name",
+            f"a project name has at most {MAX_NAME_LENGTH} characters",
+            source="name",
+        )
+    if len(version) > MAX_VERSION_LENGTH:
+        raise bad_request(
+            "invalid-version",
+            f"a version has at most {MAX_VERSION_LENGTH} characters",
+            source="version",
+        )
     try:
         normalized = canonicalize_name(name, validate=True)
     except InvalidName:
