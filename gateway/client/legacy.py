@@ -9,7 +9,6 @@ refuse chunked uploads) and the file streams from disk as the last part.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -24,6 +23,7 @@ from gateway.client.api import (
     plain_text,
 )
 from gateway.client.local import Distribution, LocalCheckError
+from gateway.protocol.multipart import frame
 from gateway.publish.legacy_form import (
     LegacyFileInfo,
     LegacyFormError,
@@ -46,26 +46,6 @@ def form_fields(dist: Distribution) -> list[tuple[str, str]]:
         raise LocalCheckError(f"{dist.path}: {exc}") from None
 
 
-def _frame(fields: list[tuple[str, str]], filename: str) -> tuple[str, bytes, bytes]:
-    boundary = secrets.token_hex(16)
-
-    def quote(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
-
-    head = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{quote(name)}"\r\n\r\n'.encode()
-        + value.encode()
-        + b"\r\n"
-        for name, value in fields
-    )
-    head += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
-        f'filename="{quote(filename)}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", head, tail
-
-
 async def upload_legacy(
     http: aiohttp.ClientSession,
     url: str,
@@ -81,7 +61,7 @@ async def upload_legacy(
     of 300 or more is a refusal, reported with the index's own status and text.
     """
     fields = form_fields(dist)
-    content_type, head, tail = _frame(fields, dist.filename)
+    content_type, head, tail = frame(fields, dist.filename)
     policy = retry or RetryPolicy()
     sent = 0
 

@@ -16,7 +16,8 @@ _SERVED = {UPLOAD_V2_JSON, UPLOAD_LATEST_JSON}
 _API_VERSION = re.compile(r"^(\d+)\.(\d+)$")
 
 
-def _parse_accept(header: str) -> list[tuple[str, float]]:
+def parse_accept(header: str) -> list[tuple[str, float]]:
+    """(media range, quality) pairs of an ``Accept`` header, in the order given."""
     ranges = []
     for item in header.split(","):
         media, *params = (part.strip() for part in item.split(";"))
@@ -38,7 +39,7 @@ def accepts_upload_json(accept: str | None) -> bool:
     """Whether an ``Accept`` header admits the one representation this server produces."""
     if accept is None or not accept.strip():
         return True
-    for media, quality in _parse_accept(accept):
+    for media, quality in parse_accept(accept):
         if quality <= 0:
             continue
         if media in _SERVED or media in ("*/*", "application/*"):

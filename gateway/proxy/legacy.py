@@ -11,7 +11,6 @@ own credentials, never held in memory. The index's answer is relayed as it is.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from gateway.app_keys import HTTP_CLIENT
 from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
+from gateway.protocol import multipart
 from gateway.protocol.problems import ErrorItem, Problem
 
 _CHUNK = 1024 * 1024
@@ -40,22 +40,10 @@ class _Field:
 
     def encode(self, boundary: str) -> bytes:
         return (
-            _part_head(boundary, self.name, self.filename, self.content_type) + self.value + b"\r\n"
+            multipart.part_head(boundary, self.name, self.filename, self.content_type)
+            + self.value
+            + b"\r\n"
         )
-
-
-def _part_head(boundary: str, name: str, filename: str | None, content_type: str | None) -> bytes:
-    disposition = f'form-data; name="{_quote(name)}"'
-    if filename is not None:
-        disposition += f'; filename="{_quote(filename)}"'
-    head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
-    if content_type:
-        head += f"Content-Type: {content_type}\r\n"
-    return (head + "\r\n").encode()
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
 
 
 async def legacy_upload(request: web.Request) -> web.StreamResponse:
@@ -77,7 +65,7 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
         form, proxy.max_form_fields_bytes, proxy.client_timeout
     )
     await _refuse_reserved(request, fields, content)
-    boundary = secrets.token_hex(16)
+    boundary = multipart.boundary()
     body = _reencoded(boundary, fields, content, form, limit, proxy.client_timeout)
     return await _forward(request, boundary, body)
 
@@ -153,7 +141,7 @@ async def _reencoded(
     for field in fields:
         yield field.encode(boundary)
     if content is not None:
-        yield _part_head(
+        yield multipart.part_head(
             boundary,
             "content",
             content.filename,
@@ -179,7 +167,7 @@ async def _reencoded(
                 yield _Field(
                     part.name or "", bytes(value), part.filename, part.headers.get("Content-Type")
                 ).encode(boundary)
-    yield f"--{boundary}--\r\n".encode()
+    yield multipart.end(boundary)
 
 
 async def _forward(
@@ -187,7 +175,7 @@ async def _forward(
 ) -> web.StreamResponse:
     svc = services(request)
     headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
-    headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    headers["Content-Type"] = multipart.content_type(boundary)
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=10, sock_read=svc.settings.backend.timeout
     )

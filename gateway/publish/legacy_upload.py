@@ -7,12 +7,12 @@ held in memory.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.protocol.multipart import frame
 from gateway.publish.backends.base import basic_authorization
 
 USER_AGENT = "upload-gateway/0.1"
@@ -23,26 +23,6 @@ class UploadAnswer:
     status: int
     reason: str
     body: str
-
-
-def _field(boundary: str, name: str, value: str) -> bytes:
-    return (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        + value.encode()
-        + b"\r\n"
-    )
-
-
-def frame(fields: list[tuple[str, str]], filename: str) -> tuple[str, bytes, bytes]:
-    """(content type, bytes before the file, bytes after it)."""
-    boundary = secrets.token_hex(16)
-    head = b"".join(_field(boundary, name, value) for name, value in fields)
-    head += (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
-        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", head, tail
 
 
 async def post_file(

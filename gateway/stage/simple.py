@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+from gateway.protocol.media import parse_accept
+
 SIMPLE_API_VERSION = "1.1"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -41,17 +43,7 @@ def negotiate(accept: str | None) -> str | None:
     if not accept or not accept.strip():
         return HTML_LEGACY
     best: tuple[float, int, str] | None = None
-    for position, item in enumerate(accept.split(",")):
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        media = media.lower()
+    for position, (media, quality) in enumerate(parse_accept(accept)):
         if quality <= 0:
             continue
         if media in ("*/*", "application/*"):
