@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -22,6 +24,8 @@ class ConfigAuthenticator:
         self._cache_seconds = settings.cache_seconds
         # sha256(credential) → (principal, verified until). The credential itself is never kept.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
+        # Verifications under way, so a burst of requests with one credential costs one scrypt.
+        self._pending: dict[bytes, asyncio.Future[Principal | None]] = {}
         realm = settings.realm.replace('"', "")
         self.scheme_challenges = (f'Basic realm="{realm}"', f'Bearer realm="{realm}"')
 
@@ -34,11 +38,26 @@ class ConfigAuthenticator:
         if scheme == "basic":
             username, password = decode_basic(value.strip())
             if username == TOKEN_USERNAME:
-                return self._check_token(password)
-            return self._check_password(username, password)
+                return await self._check_token(password)
+            return await self._check_password(username, password)
         if scheme == "bearer":
-            return self._check_token(value.strip())
+            return await self._check_token(value.strip())
         return None
+
+    async def _verified_once(
+        self, credential: bytes, check: Callable[[], Principal | None]
+    ) -> Principal | None:
+        """Run ``check`` (slow: scrypt) on a worker thread, at most once at a time per
+        credential, and remember a success."""
+        if cached := self._cached(credential):
+            return cached
+        pending = self._pending.get(credential)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(check))
+            self._pending[credential] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(credential, None))
+        principal = await asyncio.shield(pending)
+        return None if principal is None else self._remember(credential, principal)
 
     def _cached(self, credential: bytes) -> Principal | None:
         entry = self._verified.get(credential)
@@ -54,27 +73,31 @@ class ConfigAuthenticator:
             self._verified[credential] = (principal, time.monotonic() + self._cache_seconds)
         return principal
 
-    def _check_password(self, username: str, password: str) -> Principal | None:
+    async def _check_password(self, username: str, password: str) -> Principal | None:
         """A configured user's principal; None for users this configuration does not know
         (another authenticator, e.g. pass-through, may)."""
-        credential = hashlib.sha256(f"basic\0{username}\0{password}".encode()).digest()
-        if cached := self._cached(credential):
-            return cached
-        for entry in self._principals:
-            if entry.name == username and entry.password_hash:
-                if verify_secret(password, entry.password_hash):
-                    return self._remember(credential, _principal(entry))
-                raise InvalidCredentials
-        return None
+        entry = next((e for e in self._principals if e.name == username and e.password_hash), None)
+        if entry is None:
+            return None
+        stored = entry.password_hash or ""
 
-    def _check_token(self, token: str) -> Principal | None:
+        def check() -> Principal:
+            if verify_secret(password, stored):
+                return _principal(entry)
+            raise InvalidCredentials
+
+        credential = hashlib.sha256(f"basic\0{username}\0{password}".encode()).digest()
+        return await self._verified_once(credential, check)
+
+    async def _check_token(self, token: str) -> Principal | None:
+        def check() -> Principal | None:
+            for entry in self._principals:
+                if entry.token_hash and verify_secret(token, entry.token_hash):
+                    return _principal(entry)
+            return None
+
         credential = hashlib.sha256(f"token\0{token}".encode()).digest()
-        if cached := self._cached(credential):
-            return cached
-        for entry in self._principals:
-            if entry.token_hash and verify_secret(token, entry.token_hash):
-                return self._remember(credential, _principal(entry))
-        return None
+        return await self._verified_once(credential, check)
 
 
 def _principal(entry: PrincipalSettings) -> Principal:

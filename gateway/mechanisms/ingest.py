@@ -55,14 +55,17 @@ class _Digests:
 class _PartPipeline:
     """Full parts go out in order: hashed on one worker thread, uploaded by the writer."""
 
-    def __init__(self, writer: MultipartWrite, digests: _Digests, executor: ThreadPoolExecutor):
+    def __init__(self, writer: MultipartWrite, digests: _Digests):
         self._writer = writer
         self._digests = digests
-        self._executor = executor
+        # Started with the first full part: a small file is hashed inline, with no thread.
+        self._executor: ThreadPoolExecutor | None = None
         self._busy: deque[tuple[bytearray, asyncio.Future[None], asyncio.Task[None]]] = deque()
 
     async def send(self, part: bytearray) -> None:
         loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
         # One worker thread: hashes run in part order, as the digests require.
         hashing = loop.run_in_executor(self._executor, self._digests.update, part)
         uploading = await self._writer.add_part(part)
@@ -85,6 +88,10 @@ class _PartPipeline:
         for _, hashing, _ in self._busy:
             hashing.cancel()
 
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
 
 async def ingest(
     chunks: AsyncIterator[bytes],
@@ -102,35 +109,37 @@ async def ingest(
     # A small file never needs a whole part's buffer.
     buffer = bytearray(min(part_size, limit))
     filled = received = 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as executor:
-        parts = _PartPipeline(writer, digests, executor)
-        try:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > limit:
-                    raise BodyTooLarge
-                view = memoryview(chunk)
-                while view:
-                    taken = min(len(view), len(buffer) - filled)
-                    buffer[filled : filled + taken] = view[:taken]
-                    filled += taken
-                    view = view[taken:]
-                    if filled == len(buffer) == part_size:
-                        await parts.send(buffer)
-                        buffer = await parts.reusable() or bytearray(part_size)
-                        filled = 0
-            await parts.finish()
-            tail = bytes(buffer[:filled])
-            digests.update(tail)
-            if writer.started:
-                if tail:
-                    await writer.add_part(tail)
-                await writer.complete()
-            else:
-                # Small bodies: one PutObject instead of a three-call multipart upload.
-                await blobs.put(key, tail)
-        except BaseException:
-            parts.cancel()
-            await asyncio.shield(writer.abort())
-            raise
+    parts = _PartPipeline(writer, digests)
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limit:
+                raise BodyTooLarge
+            view = memoryview(chunk)
+            while view:
+                taken = min(len(view), len(buffer) - filled)
+                buffer[filled : filled + taken] = view[:taken]
+                filled += taken
+                view = view[taken:]
+                if filled == len(buffer) == part_size:
+                    await parts.send(buffer)
+                    buffer = await parts.reusable() or bytearray(part_size)
+                    filled = 0
+        await parts.finish()
+        # A small file fills its buffer exactly (sized to the declared size): no copy then.
+        tail = buffer if filled == len(buffer) else bytes(memoryview(buffer)[:filled])
+        digests.update(tail)
+        if writer.started:
+            if tail:
+                await writer.add_part(tail)
+            await writer.complete()
+        else:
+            # Small bodies: one PutObject instead of a three-call multipart upload.
+            await blobs.put(key, tail)
+    except BaseException:
+        parts.cancel()
+        await asyncio.shield(writer.abort())
+        raise
+    finally:
+        parts.close()
     return Received(received, digests.hexdigests())

@@ -119,7 +119,7 @@ class BlobStore:
     def multipart(self, key: str, max_in_flight: int = 2) -> MultipartWrite:
         return MultipartWrite(self._client, self._bucket, self._prefix + key, max_in_flight)
 
-    async def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    async def put(self, key: str, data: bytes | bytearray, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         await self._client.put_object(
             Bucket=self._bucket, Key=self._prefix + key, Body=data, **extra

@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import legacy, publish, upload
+from tests.benchmarks import legacy, load, publish, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -17,8 +17,9 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
-        "--only", choices=["upload", "publish", "legacy"], help="run one group only"
+        "--only", choices=["upload", "publish", "legacy", "load"], help="run one group only"
     )
     args = parser.parse_args()
     results: dict[str, float] = {}
@@ -35,6 +36,9 @@ def main() -> None:
         if args.only in (None, "legacy"):
             print(f"legacy: 500 MiB wheel through /legacy/, {args.rounds} rounds", flush=True)
             results |= legacy.measure(stack, args.rounds)
+        if args.only in (None, "load"):
+            print(f"load: {args.clients} concurrent publishers, 1 then 2 replicas", flush=True)
+            results |= load.measure(stack, args.clients)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     for name, value in results.items():
         print(f"{name} = {value}")

@@ -85,17 +85,9 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
         write_htpasswd(htpasswd, {USER: PASSWORD})
         index = start_pypiserver(workdir / "packages", htpasswd, workdir / "pypiserver.log")
         try:
-            port = free_port()
-            config = _config(workdir, port, s3, index)
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=(workdir / "gateway.log").open("ab"),
-                env={**os.environ},
-            )
+            gateway, api = start_gateway(workdir, s3, index)
             try:
-                _wait(f"http://127.0.0.1:{port}/readyz")
-                yield Stack(s3, index, gateway, f"http://127.0.0.1:{port}/upload/2.0/", workdir)
+                yield Stack(s3, index, gateway, api, workdir)
             finally:
                 gateway.terminate()
                 gateway.wait(30)
@@ -103,6 +95,20 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             index.stop()
     finally:
         s3.stop()
+
+
+def start_gateway(workdir: Path, s3: Server, index: Server) -> tuple[subprocess.Popen[bytes], str]:
+    """One more gateway process on the stack's bucket (a replica); returns it and its API."""
+    port = free_port()
+    config = _config(workdir, port, s3, index)
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / f"gateway-{port}.log").open("ab"),
+        env={**os.environ},
+    )
+    _wait(f"http://127.0.0.1:{port}/readyz")
+    return gateway, f"http://127.0.0.1:{port}/upload/2.0/"
 
 
 def _wait(url: str, timeout: float = 60) -> None:
