@@ -8,39 +8,11 @@ alternating; legacy_proxy_rss_growth_mib = the gateway's RSS growth meanwhile.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
-from tests.benchmarks.stack import PASSWORD, USER, Stack
+from tests.benchmarks.stack import Stack, twine
 from tests.distributions import build_wheel
-
-
-def _twine(url: str, path: os.PathLike[str]) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "twine",
-            "upload",
-            "--repository-url",
-            url,
-            "-u",
-            USER,
-            "-p",
-            PASSWORD,
-            "--non-interactive",
-            "--disable-progress-bar",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    return time.perf_counter() - started
 
 
 def measure(stack: Stack, rounds: int, size: int = 500 << 20) -> dict[str, float]:
@@ -52,7 +24,7 @@ def measure(stack: Stack, rounds: int, size: int = 500 << 20) -> dict[str, float
     for r in range(rounds):
         through = build_wheel(work, f"bench-legacy-gw{r}", "1.0", payload=os.urandom(size))
         straight = build_wheel(work, f"bench-legacy-tw{r}", "1.0", payload=os.urandom(size))
-        direct.append(straight.stat().st_size / _twine(stack.index.url + "/", straight))
+        direct.append(straight.stat().st_size / twine(stack.index.url + "/", [straight]))
         peak = [baseline]
         done = threading.Event()
 
@@ -64,7 +36,7 @@ def measure(stack: Stack, rounds: int, size: int = 500 << 20) -> dict[str, float
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
-            proxied.append(through.stat().st_size / _twine(gateway_legacy, through))
+            proxied.append(through.stat().st_size / twine(gateway_legacy, [through]))
         finally:
             done.set()
             sampler.join()

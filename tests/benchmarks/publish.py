@@ -11,46 +11,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, PASSWORD, USER, Stack
+from tests.benchmarks.stack import AUTHORIZATION, Stack, twine
 from tests.distributions import build_wheel
 
 UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
 META = {"api-version": "2.0"}
 HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
-
-
-def twine(stack: Stack, paths: list[Path]) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "twine",
-            "upload",
-            "--repository-url",
-            stack.index.url + "/",
-            "-u",
-            USER,
-            "-p",
-            PASSWORD,
-            "--non-interactive",
-            "--disable-progress-bar",
-            *map(str, paths),
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    return time.perf_counter() - started
 
 
 async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
@@ -119,7 +91,7 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
         # listing, so a shared one would make later rounds slower for the gateway only.
         gw = build_wheel(work, f"bench-publish-gw{r}", "1.0", payload=os.urandom(big))
         tw = build_wheel(work, f"bench-publish-tw{r}", "1.0", payload=os.urandom(big))
-        twine_rates.append(tw.stat().st_size / twine(stack, [tw]))
+        twine_rates.append(tw.stat().st_size / twine(stack.index.url + "/", [tw]))
         _, publish_seconds = asyncio.run(
             gateway_release(stack, f"bench-publish-gw{r}", "1.0", [gw])
         )
@@ -142,7 +114,7 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
             build_wheel(work, "bench-release", f"2.{r}", tag=t, payload=os.urandom(20 << 20))
             for t in tags
         ]
-        e2e_twine.append(twine(stack, tw))
+        e2e_twine.append(twine(stack.index.url + "/", tw))
         e2e_gateway.append(asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0])
         print(
             f"  release round {r}: twine {e2e_twine[-1]:.1f}s, gateway {e2e_gateway[-1]:.1f}s",

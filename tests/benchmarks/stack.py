@@ -111,6 +111,33 @@ def start_gateway(workdir: Path, s3: Server, index: Server) -> tuple[subprocess.
     return gateway, f"http://127.0.0.1:{port}/upload/2.0/"
 
 
+def twine(url: str, paths: list[Path]) -> float:
+    """Seconds `twine upload` takes to send ``paths`` to ``url`` as the bench user."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "upload",
+            "--repository-url",
+            url,
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "--non-interactive",
+            "--disable-progress-bar",
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - started
+
+
 def _wait(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
