@@ -14,12 +14,20 @@ import base64
 import gzip
 import hashlib
 import io
+import os
 import re
 import tarfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["build_sdist", "build_wheel", "core_metadata", "distribution_stem", "sha256_of"]
+__all__ = [
+    "build_platform_wheels",
+    "build_sdist",
+    "build_wheel",
+    "core_metadata",
+    "distribution_stem",
+    "sha256_of",
+]
 
 # 1980-01-01 is the earliest time a zip entry can carry.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -93,6 +101,23 @@ def build_wheel(
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
     return path
+
+
+def build_platform_wheels(
+    tmp_path: Path, name: str, version: str, count: int, *, size: int = 0
+) -> list[Path]:
+    """``count`` wheels of one release, one per CPython minor version from 3.8, each with
+    ``size`` random bytes of payload: a release with many files, as a test needs one."""
+    return [
+        build_wheel(
+            tmp_path,
+            name,
+            version,
+            tag=f"cp3{minor}-cp3{minor}-manylinux_2_28_x86_64",
+            payload=os.urandom(size),
+        )
+        for minor in range(8, 8 + count)
+    ]
 
 
 def build_sdist(

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.api.context import SERVICES
 from gateway.devstack import Server
-from tests.distributions import build_wheel, sha256_of
+from tests.distributions import build_platform_wheels, build_wheel, sha256_of
 from tests.integration.conftest import Api
 from tests.integration.replicas import (
     HEADERS,
@@ -131,16 +131,7 @@ async def test_sigterm_drains_uploads_and_hands_publishes_over(
     try:
         async with aiohttp.ClientSession() as http:
             # A publish under way on A...
-            wheels = [
-                build_wheel(
-                    tmp_path,
-                    project_name,
-                    "1.0",
-                    tag=f"cp3{m}-cp3{m}-manylinux_2_28_x86_64",
-                    payload=os.urandom(24 << 20),
-                )
-                for m in range(8, 13)
-            ]
+            wheels = build_platform_wheels(tmp_path, project_name, "1.0", 5, size=24 << 20)
             published = await create_session(http, a.api, project_name)
             await upload_all(http, published, wheels)
             async with http.post(

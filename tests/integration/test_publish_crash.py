@@ -4,14 +4,13 @@ resumes it from the journal, and every file lands on the index exactly once (R-W
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 
 import aiohttp
 
 from gateway.devstack import Server
-from tests.distributions import build_wheel, sha256_of
+from tests.distributions import build_platform_wheels, sha256_of
 from tests.integration.replicas import (
     HEADERS,
     META,
@@ -30,16 +29,7 @@ async def test_kill_9_mid_publish_then_resume(
     tmp_path: Path,
     servers_dir: Path,
 ) -> None:  # type: ignore[no-untyped-def]
-    wheels = [
-        build_wheel(
-            tmp_path,
-            project_name,
-            "1.0",
-            tag=f"cp3{m}-cp3{m}-manylinux_2_28_x86_64",
-            payload=os.urandom(24 << 20),
-        )
-        for m in range(8, 14)
-    ]
+    wheels = build_platform_wheels(tmp_path, project_name, "1.0", 6, size=24 << 20)
     names = {w.name for w in wheels}
     packages = servers_dir / "packages"
     prefix = "crash-" + project_name
