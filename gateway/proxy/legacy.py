@@ -1,11 +1,12 @@
 """Legacy uploads (``twine upload``) passed through to the backing index (R-W4).
 
-The multipart form is read as a stream: the fields before the file are buffered (bounded),
-which is enough to know the project, version and filename; a filename reserved by a publish
-in progress (R-P8) or a name reserved for someone else's first release (R-P4, R-P12) is
-refused with 409 before anything reaches the index. Otherwise the form is re-encoded on the
-fly — same fields, same bytes — and the file streams through to the index with the caller's
-own credentials, never held in memory. The index's answer is relayed as it is.
+The multipart form is read as a stream only as far as the header of its file part: the
+fields before it are buffered (bounded), which is enough to know the project, version and
+filename. A filename reserved by a publish in progress (R-P8) or a name reserved for someone
+else's first release (R-P4, R-P12) is refused with 409 before anything reaches the index.
+Otherwise the request body goes on to the index byte for byte — what was buffered, then the
+rest as it arrives, never held in memory, never re-parsed — with the caller's own
+credentials, and the index's answer is relayed as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import web
+from aiohttp.helpers import parse_mimetype
+from aiohttp.multipart import parse_content_disposition
 from packaging.utils import InvalidName, canonicalize_name
 
 from gateway.api.context import services
@@ -23,100 +26,121 @@ from gateway.app_keys import HTTP_CLIENT
 from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
-from gateway.protocol import multipart
 from gateway.protocol.problems import ErrorItem, Problem
 
-_CHUNK = 1024 * 1024
 # Headers of the caller's request that the index needs to see as they were.
 _FORWARDED = ("Authorization", "User-Agent", "Accept")
 
 
 @dataclass
-class _Field:
-    name: str
-    value: bytes
-    filename: str | None = None
-    content_type: str | None = None
+class _FormHead:
+    """The start of a legacy upload form: everything up to the file's bytes."""
 
-    def encode(self, boundary: str) -> bytes:
-        return (
-            multipart.part_head(boundary, self.name, self.filename, self.content_type)
-            + self.value
-            + b"\r\n"
-        )
+    raw: bytes
+    fields: dict[str, str]
+    filename: str | None
+    file_start: int  # offset in the body where the file's bytes begin (or len(raw))
 
 
 async def legacy_upload(request: web.Request) -> web.StreamResponse:
     svc = services(request)
-    limit = svc.settings.uploads.max_file_size
+    limit = svc.settings.uploads.max_file_size + svc.settings.proxy.max_form_fields_bytes
     proxy = svc.settings.proxy
-    if (
-        request.content_length is not None
-        and request.content_length > limit + proxy.max_form_fields_bytes
-    ):
-        raise _too_large(limit)
-    try:
-        form = await request.multipart()
-    except (KeyError, ValueError, AssertionError):
-        raise Problem(
-            400, "invalid-request", "A legacy upload is a multipart/form-data POST."
-        ) from None
-    fields, content = await _fields_before_file(
-        form, proxy.max_form_fields_bytes, proxy.client_timeout
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(svc.settings.uploads.max_file_size)
+    boundary = _boundary(request)
+    head = await _read_head(request, boundary, proxy.max_form_fields_bytes, proxy.client_timeout)
+    # After the head come the file's bytes and the closing delimiter ("\r\n--" b "--\r\n").
+    allowed = svc.settings.uploads.max_file_size + len(boundary) + 8
+    already = len(head.raw) - head.file_start  # file bytes that came with the head
+    expected = (
+        request.content_length - head.file_start if request.content_length is not None else already
     )
-    await _refuse_reserved(request, fields, content)
-    boundary = multipart.boundary()
-    body = _reencoded(boundary, fields, content, form, limit, proxy.client_timeout)
-    return await _forward(request, boundary, body)
+    if max(expected, already) > allowed:
+        raise _too_large(svc.settings.uploads.max_file_size)
+    await _refuse_reserved(request, head)
+    body = _passed_through(
+        request,
+        head.raw,
+        allowed - already,
+        svc.settings.uploads.max_file_size,
+        proxy.client_timeout,
+    )
+    return await _forward(request, body)
 
 
-async def _fields_before_file(
-    form: MultipartReader, budget: int, stall_seconds: int
-) -> tuple[list[_Field], BodyPartReader | None]:
-    fields: list[_Field] = []
-    used = 0
+def _boundary(request: web.Request) -> bytes:
+    mime = parse_mimetype(request.headers.get("Content-Type", ""))
+    boundary = mime.parameters.get("boundary", "")
+    if (mime.type, mime.subtype) != ("multipart", "form-data") or not boundary:
+        raise Problem(400, "invalid-request", "A legacy upload is a multipart/form-data POST.")
+    return boundary.encode("latin-1")
+
+
+async def _read_head(
+    request: web.Request, boundary: bytes, budget: int, stall_seconds: int
+) -> _FormHead:
+    """Read until the header of the ``content`` part (or the end of a form without one)."""
+    raw = bytearray()
     while True:
+        fields, filename, file_start = _scan(bytes(raw), boundary)
+        if file_start is not None:
+            return _FormHead(bytes(raw), fields, filename, file_start)
+        if len(raw) > budget:
+            raise Problem(
+                413,
+                "body-too-large",
+                f"The form fields before the file exceed {budget} bytes.",
+                [ErrorItem("body", "form fields too large")],
+            )
         async with asyncio.timeout(stall_seconds):
-            part = await form.next()
-        if part is None:
-            return fields, None
-        if not isinstance(part, BodyPartReader):
-            raise Problem(400, "invalid-request", "Nested multipart bodies are not legacy uploads.")
-        if part.name == "content":
-            return fields, part
-        value = bytearray()
-        while chunk := await _read(part, stall_seconds):
-            value += chunk
-            used += len(chunk)
-            if used > budget:
-                raise Problem(
-                    413,
-                    "body-too-large",
-                    f"The form fields before the file exceed {budget} bytes.",
-                    [ErrorItem("body", "form fields too large")],
-                )
-        fields.append(
-            _Field(part.name or "", bytes(value), part.filename, part.headers.get("Content-Type"))
-        )
+            chunk = await request.content.readany()
+        if not chunk:
+            return _FormHead(bytes(raw), fields, filename, len(raw))
+        raw += chunk
 
 
-async def _read(part: BodyPartReader, stall_seconds: int) -> bytes:
-    # A client that stalls is cut off rather than left holding an index connection open.
-    async with asyncio.timeout(stall_seconds):
-        return await part.read_chunk(_CHUNK)
+def _scan(raw: bytes, boundary: bytes) -> tuple[dict[str, str], str | None, int | None]:
+    """The simple fields seen so far, the file part's filename, and where the file's bytes
+    start once its header (or the form's end) has been reached."""
+    fields: dict[str, str] = {}
+    delimiter = b"--" + boundary
+    position = raw.find(delimiter)
+    while position != -1:
+        after = position + len(delimiter)
+        if raw[after : after + 2] == b"--":
+            return fields, None, len(raw)  # the closing delimiter: a form without a file
+        header_end = raw.find(b"\r\n\r\n", after)
+        if header_end == -1:
+            return fields, None, None
+        name, filename = _disposition(raw[after:header_end])
+        if name == "content":
+            return fields, filename, header_end + 4
+        next_delimiter = raw.find(b"\r\n" + delimiter, header_end + 4)
+        if next_delimiter == -1:
+            return fields, None, None
+        if name:
+            fields[name] = raw[header_end + 4 : next_delimiter].decode(errors="replace")
+        position = next_delimiter + 2
+    return fields, None, None
 
 
-async def _refuse_reserved(
-    request: web.Request, fields: list[_Field], content: BodyPartReader | None
-) -> None:
+def _disposition(header_block: bytes) -> tuple[str | None, str | None]:
+    for line in header_block.decode("latin-1").split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "content-disposition":
+            _, params = parse_content_disposition(value.strip())
+            return params.get("name"), params.get("filename")
+    return None, None
+
+
+async def _refuse_reserved(request: web.Request, head: _FormHead) -> None:
     """Reservations hold whichever path an upload arrives by (R-P8, R-P4, R-P12)."""
-    values = {field.name: field.value.decode(errors="replace") for field in fields}
     try:
-        project = canonicalize_name(values.get("name", ""), validate=True)
+        project = canonicalize_name(head.fields.get("name", ""), validate=True)
     except InvalidName:
         return  # the index will refuse the form itself
-    filename = content.filename if content is not None else None
-    await services(request).names.refuse_legacy_upload(project, filename, _caller_id(request))
+    await services(request).names.refuse_legacy_upload(project, head.filename, _caller_id(request))
 
 
 def _caller_id(request: web.Request) -> str | None:
@@ -130,52 +154,28 @@ def _caller_id(request: web.Request) -> str | None:
     return f"backend:{username}"
 
 
-async def _reencoded(
-    boundary: str,
-    fields: list[_Field],
-    content: BodyPartReader | None,
-    form: MultipartReader,
-    limit: int,
-    stall_seconds: int,
+async def _passed_through(
+    request: web.Request, head: bytes, allowed: int, max_file_size: int, stall_seconds: int
 ) -> AsyncIterator[bytes]:
-    for field in fields:
-        yield field.encode(boundary)
-    if content is not None:
-        yield multipart.part_head(
-            boundary,
-            "content",
-            content.filename,
-            content.headers.get("Content-Type", "application/octet-stream"),
-        )
-        sent = 0
-        while chunk := await _read(content, stall_seconds):
-            sent += len(chunk)
-            if sent > limit:
-                raise _too_large(limit)
-            yield chunk
-        yield b"\r\n"
-        # Fields after the file (rare, but legal) follow it unchanged.
-        while True:
-            async with asyncio.timeout(stall_seconds):
-                part = await form.next()
-            if part is None:
-                break
-            if isinstance(part, BodyPartReader):
-                value = bytearray()
-                while chunk := await _read(part, stall_seconds):
-                    value += chunk
-                yield _Field(
-                    part.name or "", bytes(value), part.filename, part.headers.get("Content-Type")
-                ).encode(boundary)
-    yield multipart.end(boundary)
+    yield head
+    sent = 0
+    while True:
+        async with asyncio.timeout(stall_seconds):
+            chunk = await request.content.readany()
+        if not chunk:
+            return
+        sent += len(chunk)
+        if sent > allowed:  # a client without Content-Length: stop as soon as it overflows
+            raise _too_large(max_file_size)
+        yield chunk
 
 
-async def _forward(
-    request: web.Request, boundary: str, body: AsyncIterator[bytes]
-) -> web.StreamResponse:
+async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.StreamResponse:
     svc = services(request)
     headers = {name: request.headers[name] for name in _FORWARDED if name in request.headers}
-    headers["Content-Type"] = multipart.content_type(boundary)
+    headers["Content-Type"] = request.headers["Content-Type"]  # same bytes, same boundary
+    if request.content_length is not None:
+        headers["Content-Length"] = str(request.content_length)
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=10, sock_read=svc.settings.backend.timeout
     )

@@ -13,6 +13,7 @@ import pytest
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, free_port
+from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
@@ -133,12 +134,13 @@ async def test_limits_and_a_dead_index(
     api = Api(
         await aiohttp_client(create_app(small, run_sweeper=False)), small, ALICE.authorization
     )
-    form = aiohttp.FormData()
-    form.add_field(":action", "file_upload")
-    form.add_field("name", project_name)
-    form.add_field("version", "1.0")
-    form.add_field("content", wheel.read_bytes(), filename=wheel.name)
-    response = await api.client.post("/legacy/", data=form)
+    fields = [(":action", "file_upload"), ("name", project_name), ("version", "1.0")]
+    content_type, head, tail = multipart.frame(fields, wheel.name)
+    response = await api.client.post(  # with a Content-Length, as twine sends it
+        "/legacy/",
+        data=head + wheel.read_bytes() + tail,
+        headers={"Content-Type": content_type},
+    )
     assert response.status == 413
     assert response.content_type == "application/problem+json"
     dead = f"http://127.0.0.1:{free_port()}"
