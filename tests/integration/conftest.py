@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.devstack import free_port
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from tests.conftest import ALICE
@@ -109,6 +112,45 @@ class Api:
 @pytest.fixture
 async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
     return await aiohttp_client(create_app(settings, run_sweeper=False))
+
+
+@pytest.fixture
+def live_gateway(aiohttp_server, aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
+    """Start a gateway on a real loopback port whose public base URL is that port, so that
+    subprocesses (pip, uv, twine, the CLI) can follow the links it answers with."""
+
+    async def start(**sections: dict[str, object]) -> Api:
+        port = free_port()
+        server_section = {
+            "public_base_url": f"http://127.0.0.1:{port}",
+            **sections.pop("server", {}),
+        }
+        settings = make_settings(server=server_section, **sections)
+        server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
+        return Api(await aiohttp_client(server), settings, ALICE.authorization)
+
+    return start
+
+
+@pytest.fixture
+async def live(live_gateway) -> Api:  # type: ignore[no-untyped-def]
+    return await live_gateway()
+
+
+async def pip(*args: str) -> None:
+    """Real pip, run without blocking the event loop that may be serving it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, output.decode()
 
 
 @pytest.fixture

@@ -18,22 +18,12 @@ from typing import Any
 import pytest
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.devstack import Server, free_port
-from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER
+from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import Api
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-async def live(aiohttp_server, aiohttp_client, make_settings) -> Api:  # type: ignore[no-untyped-def]
-    """A gateway on a real port whose public base is that port, so a subprocess can reach it."""
-    port = free_port()
-    settings = make_settings(server={"public_base_url": f"http://127.0.0.1:{port}"})
-    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
-    return Api(await aiohttp_client(server), settings, ALICE.authorization)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ R-P4, R-P8), with real twine and pip."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -17,19 +15,13 @@ from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api
+from tests.integration.conftest import META, Api, pip
 
 
 @pytest.fixture
-async def front(aiohttp_server, aiohttp_client, make_settings) -> Api:  # type: ignore[no-untyped-def]
+async def front(live_gateway) -> Api:  # type: ignore[no-untyped-def]
     """The gateway on a real port, fronting pypiserver for uploads and reads."""
-    port = free_port()
-    settings = make_settings(
-        server={"public_base_url": f"http://127.0.0.1:{port}"},
-        proxy={"read_proxy": True},
-    )
-    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
-    return Api(await aiohttp_client(server), settings, ALICE.authorization)
+    return await live_gateway(proxy={"read_proxy": True})
 
 
 def legacy_url(api: Api) -> str:
@@ -88,24 +80,15 @@ async def test_pip_installs_through_the_read_proxy(
     response = await front.post_json(session["links"]["publish"], {"meta": META})
     assert response.status == 201
     target = tmp_path / "site"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
+    await pip(
         "install",
         "--no-deps",
-        "--no-cache-dir",
-        "--disable-pip-version-check",
         "--target",
         str(target),
         "--index-url",
         front.base + "/simple/",
         f"{project_name}==1.0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, output.decode()
     assert (target / project_name.replace("-", "_") / "payload.bin").read_bytes() == b"proxied"
 
 

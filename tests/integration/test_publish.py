@@ -4,8 +4,6 @@ R-W2, R-W3)."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from gateway.settings import Settings
 from gateway.store import keys
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, pip, problem
 
 
 async def make_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
@@ -59,29 +57,6 @@ async def wait_resolved(api: Api, session: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("publish did not resolve")
 
 
-def pip_install(index_url: str, requirement: str, target: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--target",
-            str(target),
-            "--index-url",
-            index_url,
-            requirement,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 @pytest.fixture(params=["pypiserver", "devpi"])
 async def backend_api(request, aiohttp_client, make_settings, pypiserver, devpi) -> tuple[Api, str]:  # type: ignore[no-untyped-def]
     if request.param == "devpi":
@@ -109,7 +84,15 @@ async def test_publish_release_and_pip_install_it(
         wheel.name: sha256_of(wheel),
         sdist.name: sha256_of(sdist),
     }
-    pip_install(simple, f"{project_name}==1.0", tmp_path / "site")
+    await pip(
+        "install",
+        "--no-deps",
+        "--target",
+        str(tmp_path / "site"),
+        "--index-url",
+        simple,
+        f"{project_name}==1.0",
+    )
     assert (
         tmp_path / "site" / project_name.replace("-", "_") / "payload.bin"
     ).read_bytes() == b"wheel"

@@ -13,23 +13,13 @@ import aiohttp
 import pytest
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
-from gateway.devstack import Server, free_port
+from gateway.devstack import Server
 from gateway.store import keys
-from tests.conftest import ALICE, twine_upload
+from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, pip, problem
 
 JSON = "application/vnd.pypi.simple.v1+json"
-
-
-@pytest.fixture
-async def live(aiohttp_server, aiohttp_client, make_settings) -> Api:  # type: ignore[no-untyped-def]
-    """A gateway on a real port whose public base is that port, so pip can follow links."""
-    port = free_port()
-    settings = make_settings(server={"public_base_url": f"http://127.0.0.1:{port}"})
-    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
-    return Api(await aiohttp_client(server), settings, ALICE.authorization)
 
 
 @pytest.fixture
@@ -60,37 +50,10 @@ async def staged_release(
     return session, wheel
 
 
-async def pip(*args: str) -> None:
-    """Real pip, run without blocking the event loop that serves the stage to it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 180)
-    assert process.returncode == 0, output.decode()
-
-
 async def test_pip_installs_the_staged_release_with_a_dependency_from_the_index(
-    live: Api, pypiserver: Server, project_name: str, tmp_path: Path
+    live: Api, pypiserver: Server, project_name: str, tmp_path: Path, dependency: str, venv: Path
 ) -> None:
-    dependency = (
-        build_wheel(tmp_path / "dep", f"{project_name}-dep", "2.0")
-        if ((tmp_path / "dep").mkdir() or True)
-        else None
-    )
-    assert dependency is not None
-    twine_upload(pypiserver.url + "/", dependency)
-    session, _wheel = await staged_release(
-        live, project_name, tmp_path, requires_dist=(f"{project_name}-dep>=2",)
-    )
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    session, _ = await staged_release(live, project_name, tmp_path, requires_dist=(dependency,))
     await pip(
         "--python",
         str(venv / "bin" / "python"),
@@ -184,16 +147,9 @@ async def test_downloads_have_etag_and_ranges(live: Api, project_name: str, tmp_
             assert response.headers["Content-Range"] == f"bytes */{len(data)}"
 
 
-async def test_presigned_redirect_mode(
-    aiohttp_server, aiohttp_client, make_settings, project_name: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
-    settings = make_settings(
-        server={"public_base_url": f"http://127.0.0.1:{port}"},
-        stage={"redirect_downloads": True},
-    )
-    server = await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
-    api = Api(await aiohttp_client(server), settings, ALICE.authorization)
+async def test_presigned_redirect_mode(live_gateway, project_name: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    api = await live_gateway(stage={"redirect_downloads": True})
+    settings = api.client.app[SERVICES].settings
     session, wheel = await staged_release(api, project_name, tmp_path)
     async with aiohttp.ClientSession() as http:
         url = session["links"]["stage"] + "+files/" + wheel.name
