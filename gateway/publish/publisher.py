@@ -106,8 +106,6 @@ class Publisher:
         session as it was; a later one moves the session to ``error``.
         """
         require(session, SessionEvent.PUBLISH_NOW)
-        if session.publish is not None:
-            raise Problem(409, "publish-in-progress", "A publish of this session is under way.")
         uploads = list(
             self._sessions.visible_files(await self._sessions.files(session.id)).values()
         )
@@ -150,9 +148,7 @@ class Publisher:
     async def _start(self, sid: str, journal: PublishJournal) -> PublishingSession:
         def mutate(data: dict[str, Any]) -> dict[str, Any]:
             session = PublishingSession.model_validate(data)
-            require(session, SessionEvent.PUBLISH_NOW)
-            if session.publish is not None:
-                raise Problem(409, "publish-in-progress", "A publish of this session is under way.")
+            require(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
             session.publish = journal
             return session.model_dump(mode="json")
 
@@ -258,7 +254,7 @@ class Publisher:
         missing = {
             u.filename: "not listed by the index with the expected sha256 after upload"
             for u in ordered
-            if listing.get(u.filename) not in (_sha256(u), None) or u.filename not in listing
+            if u.filename not in listing or listing[u.filename] not in (None, _sha256(u))
         }
         if missing:
             raise PublishFailed(

@@ -221,7 +221,12 @@ def _refuse(session: PublishingSession, event: SessionEvent) -> SessionState:
     """The next state, or the problem that explains why the event is not allowed now."""
     if session.status == SessionState.CANCELED:
         raise not_found("session")
-    if session.publish is not None and event in (SessionEvent.EDIT_FILES, SessionEvent.CANCEL):
+    if session.publish is not None and event in (
+        SessionEvent.EDIT_FILES,
+        SessionEvent.CANCEL,
+        SessionEvent.PUBLISH_NOW,
+        SessionEvent.PUBLISH_DEFERRED,
+    ):
         raise conflict(
             "publish-in-progress",
             "A publish of this session is under way: wait for it to resolve.",
