@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.sessions import clock
 from gateway.store import keys
 from tests.conftest import ALICE
 from tests.integration.conftest import META, Api, problem
@@ -35,21 +37,28 @@ async def test_expired_session_reads_as_canceled_and_frees_the_release(
 
 
 async def test_sweeper_expires_and_then_forgets(
-    aiohttp_client, make_settings, project_name: str
+    aiohttp_client, make_settings, project_name: str, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(sessions={"lifetime": 1, "retention": 1})
+    # The clock is steered rather than slept on: timestamps are whole seconds, so real sleeps
+    # near a one-second retention decide the outcome by where in the second the test started.
+    moment = [clock.now()]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+    settings = make_settings(sessions={"lifetime": 60, "retention": 600})
     api = await make_api(aiohttp_client, settings)
     created = await api.create_session(project_name)
     sid = created["session-token"]
     records = api.client.app[SERVICES].sessions._records
-    await asyncio.sleep(1.1)
+    sweeper = api.client.app[SERVICES].sweeper
+    moment[0] += timedelta(seconds=60)
     # Two replicas sweeping at once must not trip over each other.
-    sweeps = [api.client.app[SERVICES].sweeper.sweep() for _ in range(2)]
-    await asyncio.gather(*sweeps)
+    await asyncio.gather(sweeper.sweep(), sweeper.sweep())
     stored = await records.get(keys.session(sid))
     assert stored is not None
     assert stored.data["status"] == "canceled"
     assert await records.get(keys.live_release(project_name, "1.0")) is None
-    await asyncio.sleep(1.1)
-    await api.client.app[SERVICES].sweeper.sweep()
+    moment[0] += timedelta(seconds=599)
+    await sweeper.sweep()
+    assert await records.get(keys.session(sid)) is not None, "forgotten before its retention"
+    moment[0] += timedelta(seconds=1)
+    await sweeper.sweep()
     await problem(await api.get(created["links"]["session"]), 404)
