@@ -12,10 +12,9 @@ from pathlib import Path
 from aiohttp import ClientSession, web
 
 from gateway import logs
-from gateway.app import create_app
 from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_pypiserver, start_seaweedfs, write_htpasswd
-from gateway.serve import until_signalled
+from gateway.serve import make_runner, until_signalled
 from gateway.settings import Settings, load_settings
 
 BUCKET = "upload-gateway"
@@ -84,7 +83,7 @@ async def _run(state_dir: Path, port: int) -> int:
         servers.append(index)
         settings = dev_settings(state_dir, port, s3, index, credentials)
         logs.configure(settings.logging.level, settings.logging.json_format)
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        runner = make_runner(settings)
         await runner.setup()
         try:
             await web.TCPSite(runner, settings.server.host, settings.server.port).start()

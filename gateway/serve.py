@@ -27,13 +27,20 @@ def run(settings: Settings) -> None:
     asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings) -> None:
-    runner = web.AppRunner(
+def make_runner(settings: Settings) -> web.AppRunner:
+    return web.AppRunner(
         create_app(settings),
         access_log=None,
         shutdown_timeout=settings.server.drain_timeout,
         handle_signals=False,
+        # aiohttp arms this timer when a connection opens and after each response, and only a
+        # complete request head stops it: a client trickling headers (slowloris) is cut off.
+        keepalive_timeout=settings.server.idle_timeout,
     )
+
+
+async def _serve(settings: Settings) -> None:
+    runner = make_runner(settings)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)

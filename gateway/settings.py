@@ -35,6 +35,14 @@ class ServerSettings(Section):
     )
     api_root: str = "/upload/2.0/"
     drain_timeout: PositiveSeconds = 30
+    idle_timeout: PositiveSeconds = Field(
+        15,
+        description="A connection that has not sent a whole request head this long after opening "
+        "or after its last response is closed (the slowloris guard; aiohttp's keep-alive timeout).",
+    )
+    client_timeout: PositiveSeconds = Field(
+        60, description="A client that stops sending a request body this long is cut off (408)."
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -89,6 +97,9 @@ class SessionSettings(Section):
         7 * DAY, description="How long a published/canceled session keeps answering its status."
     )
     sweep_interval: PositiveSeconds = 60
+    max_open_per_principal: int = Field(
+        100, gt=0, description="Sessions one principal may hold open at once; one more is 429."
+    )
 
 
 class UploadSettings(Section):
@@ -134,9 +145,6 @@ class ProxySettings(Section):
         None, description="The index's base URL for reads; default: the origin of simple_url."
     )
     max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
-    client_timeout: PositiveSeconds = Field(
-        60, description="A client that sends nothing for this long is cut off."
-    )
 
     @field_validator("legacy_path")
     @classmethod

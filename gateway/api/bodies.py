@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.api.context import services
 from gateway.protocol.media import UPLOAD_V2_JSON, media_type
 from gateway.protocol.problems import ErrorItem, Problem
 
 M = TypeVar("M", bound=BaseModel)
 
 
+async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The body as it arrives. A client that stops sending for ``server.client_timeout``
+    seconds is cut off with a 408, so a slow client cannot pin a connection and a handler."""
+    stall_seconds = services(request).settings.server.client_timeout
+    while True:
+        try:
+            async with asyncio.timeout(stall_seconds):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise Problem(
+                408,
+                "client-too-slow",
+                f"No part of the request body arrived for {stall_seconds} seconds.",
+            ) from None
+        if not chunk:
+            return
+        yield chunk
+
+
 async def read_bounded(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing with 413 before reading more than ``limit`` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise _too_large(limit)
-    return body
+    # Chunk by chunk: a single read() returns whatever has arrived, not the whole body.
+    body = bytearray()
+    async for chunk in body_chunks(request):
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
 
 
 def _too_large(limit: int) -> Problem:

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.bodies import (
+    body_chunks,
     parse_json,
     read_bounded,
     read_request,
@@ -93,7 +94,7 @@ async def receive_bytes(request: web.Request) -> web.Response:
     upload = await services(request).files.receive(
         session,
         request.match_info["fid"],
-        request.content.iter_any(),
+        body_chunks(request),
         request.content_length,
     )
     return _render(request, upload, session)

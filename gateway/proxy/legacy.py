@@ -11,7 +11,6 @@ credentials, and the index's answer is relayed as it is.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import parse_content_disposition
 from packaging.utils import InvalidName, canonicalize_name
 
+from gateway.api.bodies import body_chunks
 from gateway.api.context import services
 from gateway.app_keys import HTTP_CLIENT
 from gateway.auth.config import decode_basic
@@ -49,7 +49,8 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(svc.settings.uploads.max_file_size)
     boundary = _boundary(request)
-    head = await _read_head(request, boundary, proxy.max_form_fields_bytes, proxy.client_timeout)
+    chunks = body_chunks(request)
+    head = await _read_head(chunks, boundary, proxy.max_form_fields_bytes)
     # After the head come the file's bytes and the closing delimiter ("\r\n--" b "--\r\n").
     allowed = svc.settings.uploads.max_file_size + len(boundary) + 8
     already = len(head.raw) - head.file_start  # file bytes that came with the head
@@ -59,13 +60,7 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
     if max(expected, already) > allowed:
         raise _too_large(svc.settings.uploads.max_file_size)
     await _refuse_reserved(request, head)
-    body = _passed_through(
-        request,
-        head.raw,
-        allowed - already,
-        svc.settings.uploads.max_file_size,
-        proxy.client_timeout,
-    )
+    body = _passed_through(chunks, head.raw, allowed - already, svc.settings.uploads.max_file_size)
     return await _forward(request, body)
 
 
@@ -77,9 +72,7 @@ def _boundary(request: web.Request) -> bytes:
     return boundary.encode("latin-1")
 
 
-async def _read_head(
-    request: web.Request, boundary: bytes, budget: int, stall_seconds: int
-) -> _FormHead:
+async def _read_head(chunks: AsyncIterator[bytes], boundary: bytes, budget: int) -> _FormHead:
     """Read until the header of the ``content`` part (or the end of a form without one)."""
     raw = bytearray()
     while True:
@@ -93,8 +86,7 @@ async def _read_head(
                 f"The form fields before the file exceed {budget} bytes.",
                 [ErrorItem("body", "form fields too large")],
             )
-        async with asyncio.timeout(stall_seconds):
-            chunk = await request.content.readany()
+        chunk = await anext(chunks, b"")
         if not chunk:
             return _FormHead(bytes(raw), fields, filename, len(raw))
         raw += chunk
@@ -155,15 +147,11 @@ def _caller_id(request: web.Request) -> str | None:
 
 
 async def _passed_through(
-    request: web.Request, head: bytes, allowed: int, max_file_size: int, stall_seconds: int
+    chunks: AsyncIterator[bytes], head: bytes, allowed: int, max_file_size: int
 ) -> AsyncIterator[bytes]:
     yield head
     sent = 0
-    while True:
-        async with asyncio.timeout(stall_seconds):
-            chunk = await request.content.readany()
-        if not chunk:
-            return
+    async for chunk in chunks:
         sent += len(chunk)
         if sent > allowed:  # a client without Content-Length: stop as soon as it overflows
             raise _too_large(max_file_size)

@@ -82,6 +82,7 @@ class SessionService:
     async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
+        await self._refuse_over_quota(creator, keys.live_release(name, version))
         created = clock.now()
         session = PublishingSession(
             id=secrets.token_urlsafe(TOKEN_BYTES),
@@ -99,6 +100,7 @@ class SessionService:
         for _ in range(8):
             try:
                 await self._records.create(pointer_key, {"session_id": session.id})
+                await self._count_against_quota(session)
                 log.info("session.created", session=session.id[:8], project=name, version=version)
                 return session, True
             except RecordExists:
@@ -112,11 +114,49 @@ class SessionService:
                 return existing, False
             try:
                 await self._records.replace(pointer_key, {"session_id": session.id}, pointer.etag)
+                await self._count_against_quota(session)
                 return session, True
             except (RecordChanged, RecordMissing):
                 continue
         await self._records.delete(keys.session(session.id))
         raise Problem(503, "contention", "Too many concurrent session creations; retry.")
+
+    async def _refuse_over_quota(self, creator: str, pointer_key: str) -> None:
+        """429 when ``creator`` already holds ``max_open_per_principal`` open sessions, unless
+        the release asked for is one of them (that is the usual 409, not a new session).
+
+        A soft cap: creations racing each other may overshoot it by their number.
+        """
+        cap = self._settings.max_open_per_principal
+        markers = [key async for key in self._records.keys(keys.open_sessions(creator))]
+        if len(markers) < cap:
+            return
+        # A marker outlives its session only after a crash; such markers must not count.
+        still_open = 0
+        for key in markers:
+            session = await self.find(key.rsplit("/", 1)[1].removesuffix(".json"))
+            if session is None or is_terminal(session.status):
+                await self._records.delete(key)
+            else:
+                still_open += 1
+        pointer = await self._records.get(pointer_key)
+        if pointer is not None:
+            live = await self.find(pointer.data["session_id"])
+            if live is not None and not is_terminal(live.status):
+                return
+        if still_open >= cap:
+            raise Problem(
+                429,
+                "too-many-sessions",
+                f"You hold {still_open} open sessions, the most allowed: publish or cancel "
+                "one before creating another.",
+            )
+
+    async def _count_against_quota(self, session: PublishingSession) -> None:
+        with contextlib.suppress(RecordExists):
+            await self._records.create(
+                keys.open_session(session.created_by, session.id), {"session_id": session.id}
+            )
 
     async def find(self, sid: str) -> PublishingSession | None:
         """The session as stored, expiring it first when its time is up (R-P11)."""
@@ -184,7 +224,9 @@ class SessionService:
         return session
 
     async def release(self, session: PublishingSession) -> None:
-        """Free the release for a new session, unless the pointer already moved on."""
+        """Free the release for a new session, unless the pointer already moved on, and take
+        the ended session off its creator's quota."""
+        await self._records.delete(keys.open_session(session.created_by, session.id))
         pointer_key = keys.live_release(session.name, session.version)
         pointer = await self._records.get(pointer_key)
         if pointer is not None and pointer.data.get("session_id") == session.id:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from packaging.utils import canonicalize_version
 
 SESSIONS = "sessions/"
@@ -62,6 +64,15 @@ def live_release(name: str, version: str) -> str:
     Keyed by the canonical version, so ``2.0`` and ``2.0.0`` (equal under PEP 440) collide.
     """
     return f"live/{name}/{canonicalize_version(version)}.json"
+
+
+def open_sessions(principal: str) -> str:
+    """Markers of the sessions a principal holds open, counted against its cap."""
+    return f"principals/{quote(principal, safe='')}/open/"
+
+
+def open_session(principal: str, session_id: str) -> str:
+    return f"{open_sessions(principal)}{session_id}.json"
 
 
 def is_session_record(key: str) -> bool:

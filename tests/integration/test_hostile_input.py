@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
-from tests.conftest import ALICE
+from gateway.store import keys
+from tests.conftest import ALICE, BOB
 from tests.distributions import build_wheel
 from tests.integration.conftest import META, Api, problem
 
@@ -66,6 +68,52 @@ async def test_files_per_session_are_capped(
         await api.create_file(session, wheel.name, wheel.read_bytes())
     document = await problem(await api.start_file(session, wheels[2].name, b"x"), 409)
     assert document["type"].endswith("too-many-files")
+
+
+async def test_open_sessions_per_principal_are_capped(
+    aiohttp_client, make_settings, project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(sessions={"max_open_per_principal": 2})
+    api = Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+    first = await api.create_session(project_name, "1.0")
+    await api.create_session(project_name, "2.0")
+    over = await api.post_json(api.root, {"meta": META, "name": project_name, "version": "3.0"})
+    document = await problem(over, 429)
+    assert document["type"].endswith("too-many-sessions")
+    # Asking again for a release already open is not a new session and is not refused.
+    again = await api.post_json(api.root, {"meta": META, "name": project_name, "version": "2.0"})
+    assert again.status == 409
+    # The cap is per principal.
+    bob = await api.post_json(
+        api.root, {"meta": META, "name": "bob-" + project_name, "version": "1.0"}, BOB.authorization
+    )
+    assert bob.status == 201
+    # An ended session no longer counts.
+    assert (await api.delete(first["links"]["session"])).status == 204
+    await api.create_session(project_name, "3.0")
+
+
+async def test_a_marker_left_by_a_crash_does_not_hold_the_quota(
+    aiohttp_client, make_settings, project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(sessions={"max_open_per_principal": 1})
+    api = Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+    records = api.client.app[SERVICES].sessions._records
+    crashed = await api.create_session(project_name, "1.0")
+    session_key = keys.session(crashed["session-token"])
+
+    def end_without_cleanup(data: dict) -> dict:  # as if the process died right after
+        return {**data, "status": "canceled", "ended_at": data["created_at"]}
+
+    stored = await records.update(session_key, end_without_cleanup)
+    creator = stored.data["created_by"]
+    fresh = await api.create_session(project_name, "2.0")
+    markers = [key async for key in records.keys(keys.open_sessions(creator))]
+    assert markers == [keys.open_session(creator, fresh["session-token"])]
 
 
 async def test_guessed_stage_tokens_all_look_alike(api: Api, project_name: str) -> None:
