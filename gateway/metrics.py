@@ -63,17 +63,20 @@ def instrument_s3(client: Any) -> None:
     """Time every S3 call through botocore's event hooks."""
     events = client.meta.events
 
-    def before(context: dict[str, Any], **_: Any) -> None:
+    def before(context: dict[str, Any], model: Any, **_: Any) -> None:
+        # after-call-error is emitted without the operation model: remember its name here.
+        context["metrics_operation"] = model.name
         context["metrics_started"] = time.perf_counter()
 
-    def after(context: dict[str, Any], model: Any, **_: Any) -> None:
+    def after(context: dict[str, Any], **_: Any) -> None:
         started = context.pop("metrics_started", None)
         if started is not None:
-            S3_SECONDS.labels(model.name).observe(time.perf_counter() - started)
+            operation = context["metrics_operation"]
+            S3_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
-    def failed(context: dict[str, Any], model: Any, **_: Any) -> None:
-        after(context, model)
-        S3_ERRORS.labels(model.name).inc()
+    def failed(context: dict[str, Any], **_: Any) -> None:
+        after(context)
+        S3_ERRORS.labels(context.get("metrics_operation", "unknown")).inc()
 
     events.register("before-call.s3", before)
     events.register("after-call.s3", after)

@@ -66,6 +66,12 @@ class S3Settings(Section):
     secret_access_key: SecretStr | None = None
     create_bucket: bool = True
     part_size: int = Field(8 * MiB, ge=5 * MiB, le=512 * MiB)
+    timeout: PositiveSeconds = Field(
+        60, description="Seconds to wait for S3 to answer (connecting: at most 10)."
+    )
+    attempts: int = Field(
+        3, ge=1, le=10, description="Tries per S3 call, with backoff, before it counts as failed."
+    )
 
     @field_validator("prefix")
     @classmethod

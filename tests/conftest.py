@@ -16,11 +16,20 @@ from pathlib import Path
 
 import pytest
 
+from gateway import logs
 from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_devpi, start_pypiserver, start_seaweedfs, write_htpasswd
 from gateway.settings import Settings, load_settings
 
 BUCKET = "gateway-tests"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # As the service logs, but readable: structlog's unconfigured default renders every
+    # logged exception as a rich traceback with locals, which costs a second or two each.
+    logs.configure("info", json_format=False)
+
+
 INDEX_USER = "indexer"
 INDEX_PASSWORD = "index-secret"
 

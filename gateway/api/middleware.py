@@ -15,7 +15,7 @@ from gateway import metrics
 from gateway.app_keys import DRAIN
 from gateway.logs import log
 from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
-from gateway.protocol.problems import ErrorItem, Problem
+from gateway.protocol.problems import ErrorItem, Problem, retry_soon
 from gateway.publish.backends.base import BackendRefused, BackendUnavailable
 from gateway.store.records import UpdateContention
 
@@ -98,7 +98,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
                 503,
                 "backend-unavailable",
                 "The backing index is not answering; retry shortly.",
-                headers=_retry(),
+                headers=retry_soon(),
             )
         )
     except BackendRefused as exc:
@@ -108,7 +108,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         )
     except UpdateContention:
         return problem_response(
-            Problem(503, "contention", "Too many concurrent updates; retry.", headers=_retry())
+            Problem(503, "contention", "Too many concurrent updates; retry.", headers=retry_soon())
         )
     except (ClientError, BotoCoreError, OSError) as exc:
         log.error("storage.unavailable", error=repr(exc))
@@ -117,7 +117,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
                 503,
                 "storage-unavailable",
                 "The staging store is not answering; retry shortly.",
-                headers=_retry(),
+                headers=retry_soon(),
             )
         )
     except Exception:
@@ -133,10 +133,6 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     ):
         return _from_http_exception(response)
     return response
-
-
-def _retry() -> dict[str, str]:
-    return {"Retry-After": "2"}
 
 
 def _from_http_exception(exc: web.StreamResponse) -> web.Response:

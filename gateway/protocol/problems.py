@@ -19,6 +19,11 @@ class ErrorItem:
     message: str
 
 
+def retry_soon() -> dict[str, str]:
+    """Headers for a failure that goes away by itself (a dependency down, contention)."""
+    return {"Retry-After": "2"}
+
+
 @dataclass
 class Problem(Exception):
     """An error answered to the client as ``application/problem+json``.

@@ -24,7 +24,7 @@ import aiohttp
 from gateway import metrics
 from gateway.auth.principals import BackendCredentials, Principal
 from gateway.logs import log
-from gateway.protocol.problems import ErrorItem, Problem
+from gateway.protocol.problems import ErrorItem, Problem, retry_soon
 from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
 from gateway.publish.legacy_form import (
     LegacyFileInfo,
@@ -67,8 +67,14 @@ class PublishFailed(Exception):
 
     def problem(self) -> Problem:
         errors = [ErrorItem(f"files.{name}", text) for name, text in self.files.items()]
+        # 503: the index was not answering, so asking again later is the remedy.
+        headers = retry_soon() if self.status == 503 else {}
         return Problem(
-            self.status, self.slug, self.reason, errors or [ErrorItem("session", self.reason)]
+            self.status,
+            self.slug,
+            self.reason,
+            errors or [ErrorItem("session", self.reason)],
+            headers=headers,
         )
 
 
@@ -134,7 +140,9 @@ class Publisher:
         try:
             session = await self._start(session.id, journal)
         except BaseException:
-            await self._release(session.name, [u.filename for u in uploads], session.id)
+            await self._sessions.release_filenames(
+                session.name, [u.filename for u in uploads], session.id
+            )
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
         if principal.backend_credentials:
@@ -462,7 +470,7 @@ class Publisher:
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
         ended = await self._journaled(session.id, attempt, change)
-        await self._sessions.release(ended)
+        await self._sessions.settle(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
 
     async def _fail(self, sid: str, attempt: str, failure: PublishFailed) -> None:
@@ -484,7 +492,7 @@ class Publisher:
             for filename, text in failure.files.items():
                 if filename in uploads:
                     await self._add_file_notice(sid, uploads[filename].id, text)
-        await self._release(session.name, list(uploads), sid)
+        await self._sessions.release_filenames(session.name, list(uploads), sid)
         log.warning("publish.failed", session=sid[:8], reason=failure.reason)
 
     async def resume_lapsed(self, session: PublishingSession) -> None:
@@ -534,25 +542,13 @@ class Publisher:
                 if holder is not None and holder.data.get("session_id") == session.id:
                     taken.append(upload.filename)  # left by an interrupted attempt of ours
                     continue
-                await self._release(session.name, taken, session.id)
+                await self._sessions.release_filenames(session.name, taken, session.id)
                 raise PublishFailed(
                     409,
                     "filename-conflict",
                     f"{upload.filename} is being published or was published by another session.",
                     {upload.filename: "reserved by another publish"},
                 ).problem() from None
-
-    async def _release(self, project: str, filenames: list[str], sid: str) -> None:
-        for filename in filenames:
-            key = keys.filename_reservation(project, filename)
-            holder = await self._records.get(key)
-            if (
-                holder
-                and holder.data.get("session_id") == sid
-                and holder.data.get("state") != "published"
-            ):
-                with contextlib.suppress(RecordChanged):
-                    await self._records.delete(key, holder.etag)
 
     async def _mark_published(self, session: PublishingSession, filenames: list[str]) -> None:
         for filename in filenames:

@@ -217,13 +217,40 @@ class SessionService:
             return session.model_dump(mode="json")
 
         session = PublishingSession.model_validate(await self._update(sid, mutate))
-        await self.release(session)
-        await self._names.release(session.name, session.id)
-        await self._blobs.purge(keys.session_data(sid))
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
-        return session
+        return await self.settle(session)
 
-    async def release(self, session: PublishingSession) -> None:
+    async def settle(self, session: PublishingSession) -> PublishingSession:
+        """Free what an ended session held: its release, its name reservation, its place in
+        its creator's quota, its staged data. Each step is idempotent, and the record only
+        says ``settled`` once all are done, so the sweeper retries after a failure midway."""
+        assert is_terminal(session.status)
+        await self._release(session)
+        await self._names.release(session.name, session.id)
+        # Left behind only when a failing publish could not release them (R-P8).
+        filenames = [upload.filename for upload in await self.files(session.id)]
+        await self.release_filenames(session.name, filenames, session.id)
+        await self._blobs.purge(keys.session_data(session.id))
+
+        def mark(data: dict) -> dict:
+            return {**data, "settled": True}
+
+        return PublishingSession.model_validate(await self._update(session.id, mark))
+
+    async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
+        """Drop this session's reservations of ``filenames``, except of those it published."""
+        for filename in filenames:
+            key = keys.filename_reservation(project, filename)
+            holder = await self._records.get(key)
+            if (
+                holder
+                and holder.data.get("session_id") == sid
+                and holder.data.get("state") != "published"
+            ):
+                with contextlib.suppress(RecordChanged):
+                    await self._records.delete(key, holder.etag)
+
+    async def _release(self, session: PublishingSession) -> None:
         """Free the release for a new session, unless the pointer already moved on, and take
         the ended session off its creator's quota."""
         await self._records.delete(keys.open_session(session.created_by, session.id))
@@ -251,8 +278,10 @@ class SessionService:
         Purging again is cheap and catches bytes that a racing upload wrote after the first
         purge.
         """
-        assert is_terminal(session.status)
-        await self._blobs.purge(keys.session_data(session.id))
+        if not session.settled:
+            session = await self.settle(session)
+        else:
+            await self._blobs.purge(keys.session_data(session.id))
         retention = timedelta(seconds=self._settings.retention)
         if session.ended_at and session.ended_at + retention <= clock.now():
             await self._records.delete(keys.session(session.id))

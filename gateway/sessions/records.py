@@ -42,6 +42,11 @@ class PublishingSession(Record):
     created_at: datetime
     expires_at: datetime
     ended_at: datetime | None = None
+    settled: bool = Field(
+        False,
+        description="Once ended: its release, name reservation, quota and data have been freed "
+        "(until then the sweeper keeps trying).",
+    )
     created_by: str
     notices: list[str] = Field(default_factory=list)
     publish: PublishJournal | None = None

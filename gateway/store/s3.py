@@ -15,17 +15,17 @@ from gateway.settings import S3Settings
 S3Client = Any  # aiobotocore generates its client class at run time
 
 
-def client_config(max_pool_connections: int = 64) -> AioConfig:
+def client_config(timeout: int, attempts: int, max_pool_connections: int = 64) -> AioConfig:
     # Unsigned payloads and checksums only when required halve the CPU spent per uploaded GiB;
     # integrity is ours anyway (every declared hash is verified).
     return AioConfig(
         s3={"payload_signing_enabled": False, "addressing_style": "path"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": "standard"},
         max_pool_connections=max_pool_connections,
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(10, timeout),
+        read_timeout=timeout,
     )
 
 
@@ -42,7 +42,7 @@ async def open_client(settings: S3Settings) -> AsyncIterator[S3Client]:
         "s3",
         endpoint_url=settings.endpoint_url,
         region_name=settings.region,
-        config=client_config(),
+        config=client_config(settings.timeout, settings.attempts),
         **credentials,
     ) as client:
         yield client

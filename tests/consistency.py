@@ -1,0 +1,153 @@
+"""The bucket consistency checker: walks every object the gateway wrote and reports each
+record that is unreadable or references something that is not there.
+
+It separates what must never happen from leftovers the gateway is built to tolerate and heal:
+a live-release pointer or a quota marker outliving its session is taken over or dropped on
+next use, and whatever an ended session still holds before it is ``settled`` is freed by the
+next sweep. What it reports are states that would lose or block a release: a completed file
+without its bytes, a reservation nobody will ever release, a file record without a session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.sessions.states import FileState
+from gateway.store.s3 import S3Client
+
+
+@dataclass
+class Bucket:
+    objects: dict[str, int] = field(default_factory=dict)  # key (without prefix) -> size
+    multipart: list[str] = field(default_factory=list)
+
+
+async def _walk(client: S3Client, bucket: str, prefix: str) -> Bucket:
+    found = Bucket()
+    async for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix
+    ):
+        for item in page.get("Contents", []):
+            found.objects[item["Key"][len(prefix) :]] = item["Size"]
+    async for page in client.get_paginator("list_multipart_uploads").paginate(
+        Bucket=bucket, Prefix=prefix
+    ):
+        found.multipart += [upload["Key"][len(prefix) :] for upload in page.get("Uploads", [])]
+    return found
+
+
+async def _json(client: S3Client, bucket: str, key: str) -> Any:
+    response = await client.get_object(Bucket=bucket, Key=key)
+    async with response["Body"] as body:
+        return json.loads(await body.read())
+
+
+async def _digest(client: S3Client, bucket: str, key: str) -> str:
+    response = await client.get_object(Bucket=bucket, Key=key)
+    sha256 = hashlib.sha256()
+    async with response["Body"] as body:
+        while chunk := await body.read(1 << 20):
+            sha256.update(chunk)
+    return sha256.hexdigest()
+
+
+async def check_bucket(client: S3Client, bucket: str, prefix: str) -> list[str]:
+    """Every violation found under ``prefix``; an empty list means consistent."""
+    found = await _walk(client, bucket, prefix)
+    problems: list[str] = []
+    sessions: dict[str, PublishingSession] = {}
+    files: dict[tuple[str, str], FileUpload] = {}
+
+    async def load(key: str) -> Any:
+        try:
+            return await _json(client, bucket, prefix + key)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{key}: not JSON ({exc})")
+            return None
+
+    for key in sorted(found.objects):
+        parts = key.split("/")
+        if parts[0] == "sessions" and len(parts) == 2 and key.endswith(".json"):
+            data = await load(key)
+            try:
+                session = PublishingSession.model_validate(data)
+            except ValidationError as exc:
+                problems.append(f"{key}: invalid session record ({exc.error_count()} errors)")
+                continue
+            if session.id != parts[1].removesuffix(".json"):
+                problems.append(f"{key}: holds session {session.id}")
+            sessions[session.id] = session
+        elif parts[0] == "sessions" and len(parts) == 4 and parts[2] == "files":
+            if not key.endswith(".json"):
+                continue
+            data = await load(key)
+            try:
+                upload = FileUpload.model_validate(data)
+            except ValidationError as exc:
+                problems.append(f"{key}: invalid file record ({exc.error_count()} errors)")
+                continue
+            files[(parts[1], parts[3].removesuffix(".json"))] = upload
+
+    for (sid, fid), upload in files.items():
+        where = f"sessions/{sid}/files/{fid}.json"
+        if upload.session_id != sid or upload.id != fid:
+            problems.append(f"{where}: names {upload.session_id}/{upload.id}")
+        if sid not in sessions:
+            problems.append(f"{where}: its session record is missing")
+        if upload.committed is not None:
+            data_key = f"sessions/{sid}/files/{fid}/{upload.committed.attempt}.data"
+            if found.objects.get(data_key) != upload.committed.size:
+                problems.append(
+                    f"{where}: committed {upload.committed.size} bytes, stored "
+                    f"{found.objects.get(data_key)}"
+                )
+            elif upload.status == FileState.COMPLETED:
+                digest = await _digest(client, bucket, prefix + data_key)
+                if digest != upload.hashes.get("sha256", digest):
+                    problems.append(f"{where}: completed, but its bytes have sha256 {digest}")
+        elif upload.status == FileState.COMPLETED:
+            problems.append(f"{where}: completed without committed bytes")
+
+    for sid, session in sessions.items():
+        if session.publish is not None:
+            names = {u.filename for (s, _), u in files.items() if s == sid}
+            unknown = set(session.publish.confirmed) - names
+            if unknown:
+                problems.append(f"sessions/{sid}.json: journal confirms unknown files {unknown}")
+
+    for key in found.objects:
+        parts = key.split("/")
+        if parts[0] == "sessions" and len(parts) >= 3 and parts[1] not in sessions:
+            if not key.endswith(".json") or parts[2] != "files" or len(parts) != 4:
+                problems.append(f"{key}: belongs to no session")
+        elif parts[0] == "sessions" and len(parts) == 4 and parts[2] == "names":
+            data = await load(key)
+            if data is not None and (parts[1], data.get("file_id")) not in files:
+                problems.append(f"{key}: claims a file that does not exist")
+        elif parts[0] == "publishing":
+            data = await load(key)
+            if data is None or data.get("state") == "published":
+                continue
+            holder = sessions.get(data.get("session_id", ""))
+            if holder is None or holder.settled:
+                problems.append(f"{key}: reserved for a session that has ended")
+        elif parts[0] == "names":
+            data = await load(key)
+            if data is None or data.get("state") != "reserved":
+                continue
+            holder = sessions.get(data.get("session", ""))
+            if holder is None or holder.settled:
+                problems.append(f"{key}: reserved by a session that has ended")
+
+    for key in found.multipart:
+        parts = key.split("/")
+        holder = sessions.get(parts[1]) if len(parts) > 1 else None
+        if holder is None or holder.settled:
+            problems.append(f"{key}: an unfinished multipart upload nobody will complete")
+    return problems

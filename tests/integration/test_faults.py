@@ -1,0 +1,274 @@
+"""Fault injection (issue #10): S3 and the index misbehave at the TCP level, through a proxy.
+
+Every test follows the same shape: the fault strikes during one step of the protocol; the
+client gets a problem it can act on (503/502 with ``Retry-After``, or ``error`` plus a notice
+for deferred work); the bucket checker finds nothing inconsistent; the fault clears and the
+same client flow completes with every file on the index exactly once, with the right bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import ClientResponse
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.app_keys import S3_CLIENT
+from gateway.devstack import Server
+from gateway.sessions import clock
+from gateway.settings import MiB, Settings
+from gateway.store import keys
+from tests.conftest import ALICE
+from tests.consistency import check_bucket
+from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.faults import FaultProxy
+from tests.integration.conftest import META, Api, problem
+
+
+@pytest.fixture
+async def s3_fault(seaweedfs: Server) -> AsyncIterator[FaultProxy]:
+    proxy = await FaultProxy(seaweedfs.url).start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def index_fault(pypiserver: Server) -> AsyncIterator[FaultProxy]:
+    proxy = await FaultProxy(pypiserver.url).start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def api(aiohttp_client, make_settings, s3_fault: FaultProxy, index_fault: FaultProxy) -> Api:  # type: ignore[no-untyped-def]
+    settings = make_settings(
+        # One try per S3 call: the faults below are meant to reach the gateway's own code.
+        s3={"endpoint_url": s3_fault.url, "timeout": 3, "attempts": 1, "part_size": 5 * MiB},
+        backend={
+            "upload_url": index_fault.url + "/",
+            "simple_url": index_fault.url + "/simple/",
+            "timeout": 2,
+        },
+        publish={"sync_wait": 5, "retries": 1, "lease": 2},
+    )
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+
+
+async def unavailable(response: ClientResponse, status: int = 503) -> dict[str, Any]:
+    document = await problem(response, status)
+    assert int(response.headers["Retry-After"]) >= 1
+    return document
+
+
+async def consistent(api: Api) -> None:
+    settings: Settings = api.client.app[SERVICES].settings
+    violations = await check_bucket(
+        api.client.app[S3_CLIENT], settings.s3.bucket, settings.s3.prefix
+    )
+    assert violations == []
+
+
+async def on_index(pypiserver: Server, project: str) -> dict[str, str]:
+    """Filename → sha256 of every file the real index lists for ``project``."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{pypiserver.url}/simple/{project}/") as response,
+    ):
+        if response.status == 404:
+            return {}
+        page = await response.text()
+    return dict(re.findall(r'href="[^"]*/([^/"#]+)#sha256=([0-9a-f]{64})"', page))
+
+
+async def settle(api: Api, session: dict[str, Any]) -> dict[str, Any]:
+    """Sweep (as every replica does) until the session is no longer processing."""
+    sweeper = api.client.app[SERVICES].sweeper
+    for _ in range(120):
+        status = await api.status(session["links"]["session"])
+        if status["status"] != "processing":
+            return status
+        await sweeper.sweep()
+        await asyncio.sleep(0.25)
+    raise AssertionError("the session stayed processing")
+
+
+async def publish(api: Api, session: dict[str, Any]) -> ClientResponse:
+    return await api.post_json(session["links"]["publish"], {"meta": META})
+
+
+async def publish_until_published(api: Api, session: dict[str, Any]) -> None:
+    """What a client does after a failure: publish again until the session is published."""
+    for _ in range(5):
+        response = await publish(api, session)
+        if (
+            response.status in (201, 202, 409)
+            and (await settle(api, session))["status"] == "published"
+        ):
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(await api.status(session["links"]["session"]))
+
+
+@pytest.fixture
+def release(tmp_path: Path, project_name: str) -> list[Path]:
+    return [
+        build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 * MiB)),
+        build_sdist(tmp_path, project_name, "1.0"),
+    ]
+
+
+async def test_s3_failing_during_a_bytes_upload(
+    api: Api, s3_fault: FaultProxy, pypiserver: Server, project_name: str, release: list[Path]
+) -> None:
+    wheel, sdist = release
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    file = await api.create_file(session, wheel.name, data)
+    s3_fault.cut_after(3 * MiB)  # after the first bytes reached S3, within the first part
+    await unavailable(await api.send_bytes(file, data))
+    s3_fault.heal()
+    await consistent(api)
+    assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
+
+    assert (await api.send_bytes(file, data)).status == 200
+    assert (await api.complete(file)).status == 201
+    await api.upload(session, sdist)
+    await publish_until_published(api, session)
+    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await api.client.app[SERVICES].sweeper.sweep()
+    await consistent(api)
+
+
+async def test_s3_failing_during_complete(
+    api: Api, s3_fault: FaultProxy, project_name: str, release: list[Path]
+) -> None:
+    wheel = release[0]
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    file = await api.create_file(session, wheel.name, data)
+    assert (await api.send_bytes(file, data)).status == 200
+    s3_fault.reset()
+    await unavailable(await api.complete(file))
+    s3_fault.heal()
+    await consistent(api)
+    assert (await api.complete(file)).status == 201
+    await consistent(api)
+
+
+async def test_s3_down_when_publish_is_asked_for(
+    api: Api, s3_fault: FaultProxy, pypiserver: Server, project_name: str, release: list[Path]
+) -> None:
+    session = await api.create_session(project_name)
+    for path in release:
+        await api.upload(session, path)
+    s3_fault.reset()
+    await unavailable(await publish(api, session))
+    s3_fault.heal()
+    await consistent(api)
+    await publish_until_published(api, session)
+    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await consistent(api)
+
+
+async def test_s3_failing_in_the_middle_of_a_publish(
+    api: Api,
+    s3_fault: FaultProxy,
+    index_fault: FaultProxy,
+    pypiserver: Server,
+    project_name: str,
+    release: list[Path],
+) -> None:
+    session = await api.create_session(project_name)
+    for path in release:
+        await api.upload(session, path)
+    index_fault.heal(latency=0.05)  # slow the index so that the fault lands mid-publish
+    before = index_fault.connections
+    publishing = asyncio.create_task(publish(api, session))
+    while index_fault.connections == before and not publishing.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    s3_fault.reset()
+    response = await publishing
+    assert response.status in (201, 202, 503), await response.text()
+    if response.status == 503:
+        await unavailable(response)
+    await asyncio.sleep(1)
+    s3_fault.heal()
+    index_fault.heal()
+    await consistent(api)
+    if (await settle(api, session))["status"] != "published":
+        await publish_until_published(api, session)
+    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await consistent(api)
+
+
+async def test_index_failing_in_the_middle_of_a_publish(
+    api: Api, index_fault: FaultProxy, pypiserver: Server, project_name: str, release: list[Path]
+) -> None:
+    session = await api.create_session(project_name)
+    for path in release:
+        await api.upload(session, path)
+    index_fault.cut_after(6 * MiB)  # in the middle of the 12 MiB wheel's upload
+    response = await publish(api, session)
+    if response.status in (502, 503):
+        await unavailable(response, response.status)
+        assert (await api.status(session["links"]["session"]))["status"] == "open"
+    else:
+        assert response.status == 202, await response.text()
+        status = await settle(api, session)
+        assert status["status"] == "error"
+        assert status["notices"]
+    await consistent(api)
+    index_fault.heal()
+    await publish_until_published(api, session)
+    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await consistent(api)
+
+
+async def test_s3_failing_at_every_step_of_the_expiry_sweep(
+    api: Api, s3_fault: FaultProxy, project_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault strikes after 0, 1, 2... requests' worth of bytes: whatever the sweep had done
+    by then, the bucket is consistent and the next sweep finishes the job."""
+    moment = [clock.now()]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+    sweeper = api.client.app[SERVICES].sweeper
+    session = await api.create_session(project_name)  # a first release: it reserves the name
+    moment[0] += timedelta(days=8)
+    records = api.client.app[SERVICES].sessions._records
+    budget = 0
+    while True:
+        s3_fault.cut_after(budget)
+        with contextlib.suppress(Exception):  # the sweep loop logs it and sweeps again later
+            await sweeper.sweep()
+        s3_fault.heal()
+        await consistent(api)
+        # Read the record itself: reading the session through the API would expire it.
+        stored = await records.get(keys.session(session["session-token"]))
+        if stored is not None and stored.data.get("settled"):
+            break
+        budget += 300  # less than any S3 request: every request gets its turn to fail
+    assert budget > 3000, "the sweep should have needed many S3 requests"
+    assert stored.data["status"] == "canceled"
+    # The release and the name are free again.
+    assert (await api.create_session(project_name))["status"] == "open"
+
+
+async def test_s3_not_answering_at_all(api: Api, s3_fault: FaultProxy, project_name: str) -> None:
+    s3_fault.blackhole()
+    response = await api.post_json(api.root, {"meta": META, "name": project_name, "version": "1.0"})
+    await unavailable(response)
+    s3_fault.heal()
+    await api.create_session(project_name)
+    await consistent(api)
