@@ -63,6 +63,8 @@ upload_url = "{index.url}/"
 simple_url = "{index.url}/simple/"
 username = "{USER}"
 password = "{PASSWORD}"
+[sessions]
+max_open_per_principal = 10000  # the load run's publishers all log in as one principal
 [uploads]
 max_file_size = {4 << 30}
 defer_validation_above = {4 << 30}
