@@ -17,6 +17,20 @@ def _drop_secrets(_: object, __: str, event: dict[str, object]) -> dict[str, obj
     return event
 
 
+class _NoRequestEcho(logging.Filter):
+    """aiohttp logs a request it cannot parse with an exception quoting the offending bytes,
+    which may be part of an ``Authorization`` header: keep the line, drop the quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_REQUEST_ECHO_FILTER = _NoRequestEcho()
+logging.getLogger("aiohttp.server").addFilter(_REQUEST_ECHO_FILTER)
+
+
 def configure(level: str = "info", json_format: bool = True) -> None:
     renderer = (
         structlog.processors.JSONRenderer()

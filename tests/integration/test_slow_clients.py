@@ -169,3 +169,25 @@ async def test_a_stalled_upload_is_a_408_and_can_be_sent_again(
         file["links"]["complete"], json={"meta": META}, headers=json_headers
     )
     assert completed.status == 201, await completed.text()
+
+
+async def test_an_oversized_header_is_refused_before_the_application(
+    gateway: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp refuses a header line over 8 KiB while parsing, before any middleware runs:
+    the answer is its own plain-text 400 (not a problem document), the connection closes, and
+    the bytes it quotes in its exception never reach the logs."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    writer.write(
+        b"GET /upload/2.0/openapi.json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + b"secret" * 4000
+        + b"\r\n\r\n"
+    )
+    await writer.drain()
+    try:
+        answer = await asyncio.wait_for(reader.read(), GIVE_UP)
+    finally:
+        writer.close()
+    assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer[:200]
+    assert caplog.records, "aiohttp logs the refusal"
+    assert "secret" not in caplog.text
