@@ -20,7 +20,7 @@ from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
-from gateway.services.files import SUPPORTED_MECHANISMS, FileService
+from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
@@ -59,6 +59,8 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_post(f"{file}/extend", files.extend_file, name="api:extend-file")
     app.router.add_post(f"{file}/content", files.receive_bytes, name="mech:http-post-bytes")
     app.router.add_post(f"{file}/attestations", files.attach_attestations, name="mech:attestations")
+    app.router.add_route("HEAD", f"{file}/resumable", files.resumable_offset, name="mech:offset")
+    app.router.add_patch(f"{file}/resumable", files.resumable_append, name="mech:append")
     app.router.add_get("/stage/{token}/", stage.root, name="stage:root")
     app.router.add_get("/stage/{token}/+files/{filename}", stage.download, name="stage:file")
     app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
@@ -117,7 +119,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                     session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
                 ),
                 sweeper=Sweeper(session_service, file_service, publisher),
-                mechanisms=list(SUPPORTED_MECHANISMS),
+                mechanisms=list(settings.uploads.mechanisms),
             )
             yield
             await publisher.drain()

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.auth.secrets import is_hash
+from gateway.mechanisms import HTTP_POST_BYTES, KNOWN, RESUMABLE
 
 DAY = 24 * 60 * 60
 MiB = 1024 * 1024
 
 PositiveSeconds = Annotated[int, Field(gt=0)]
+KNOWN_MECHANISMS = Literal[KNOWN]  # type: ignore[valid-type]
 
 
 class Section(BaseModel):
@@ -118,6 +120,23 @@ class UploadSettings(Section):
         256 * MiB, ge=0, description="Completing a larger file answers 202 and validates later."
     )
     retry_after: PositiveSeconds = 1
+    mechanisms: list[KNOWN_MECHANISMS] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [RESUMABLE, HTTP_POST_BYTES],
+        description="Offered in this (server-preferred) order; http-post-bytes is required. "
+        "Add the S3 presigned mechanism only when clients can reach s3.endpoint_url.",
+    )
+    presign_seconds: PositiveSeconds = Field(
+        3600, description="Lifetime of presigned part URLs (renewable through parts_url)."
+    )
+
+    @field_validator("mechanisms")
+    @classmethod
+    def _http_post_bytes_is_required(cls, value: list[str]) -> list[str]:
+        if HTTP_POST_BYTES not in value:
+            raise ValueError("http-post-bytes is required by PEP 694 and must be offered")
+        if len(set(value)) != len(value):
+            raise ValueError("each mechanism at most once")
+        return value
 
 
 class PublishSettings(Section):

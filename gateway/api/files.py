@@ -18,15 +18,16 @@ from gateway.api.bodies import (
 from gateway.api.context import services
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
-from gateway.protocol.media import OCTET_STREAM
+from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD
 from gateway.protocol.models import (
     Attestation,
     EmptyRequest,
     ExtendRequest,
     FileCreateRequest,
 )
-from gateway.protocol.problems import Problem
+from gateway.protocol.problems import ErrorItem, Problem
 from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.sessions.states import FileState
 
 _ATTESTATIONS = TypeAdapter(list[Attestation])
 
@@ -35,7 +36,7 @@ def _retry_after(request: web.Request) -> dict[str, str]:
     return {"Retry-After": str(services(request).settings.uploads.retry_after)}
 
 
-def _render(
+async def _render(
     request: web.Request,
     upload: FileUpload,
     session: PublishingSession,
@@ -46,7 +47,11 @@ def _render(
     headers = _retry_after(request)
     if location:
         headers["Location"] = svc.urls.file(session.id, upload.id)
-    return upload_json(file_body(upload, session, svc.urls), status=status, headers=headers)
+    parts = None
+    if upload.presigned is not None and upload.status == FileState.PENDING:
+        parts = await svc.files.presigned_parts(session, upload)
+    body = file_body(upload, session, svc.urls, parts, svc.settings.uploads.presign_seconds)
+    return upload_json(body, status=status, headers=headers)
 
 
 async def create_file(request: web.Request) -> web.Response:
@@ -54,13 +59,13 @@ async def create_file(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     body = await read_request(request, FileCreateRequest, svc.settings.uploads.max_json_body)
     upload = await svc.files.create(session, body)
-    return _render(request, upload, session, status=202, location=True)
+    return await _render(request, upload, session, status=202, location=True)
 
 
 async def file_status(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     upload = await services(request).files.get(session.id, request.match_info["fid"])
-    return _render(request, upload, session)
+    return await _render(request, upload, session)
 
 
 async def delete_file(request: web.Request) -> web.Response:
@@ -76,7 +81,7 @@ async def extend_file(request: web.Request) -> web.Response:
     upload = await svc.files.get(session.id, request.match_info["fid"])
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
-    return _render(request, upload, session)
+    return await _render(request, upload, session)
 
 
 async def complete_file(request: web.Request) -> web.Response:
@@ -84,7 +89,7 @@ async def complete_file(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     await read_request(request, EmptyRequest, svc.settings.uploads.max_json_body)
     upload, done = await svc.files.complete(session, request.match_info["fid"])
-    return _render(request, upload, session, status=201 if done else 202, location=True)
+    return await _render(request, upload, session, status=201 if done else 202, location=True)
 
 
 async def receive_bytes(request: web.Request) -> web.Response:
@@ -97,7 +102,7 @@ async def receive_bytes(request: web.Request) -> web.Response:
         body_chunks(request),
         request.content_length,
     )
-    return _render(request, upload, session)
+    return await _render(request, upload, session)
 
 
 async def attach_attestations(request: web.Request) -> web.Response:
@@ -120,4 +125,62 @@ async def attach_attestations(request: web.Request) -> web.Response:
         raise Problem(400, "invalid-attestation", "At least one attestation is required.")
     document = json.dumps(payload, separators=(",", ":")).encode()
     upload = await svc.files.attach_attestations(session, request.match_info["fid"], document)
-    return _render(request, upload, session)
+    return await _render(request, upload, session)
+
+
+async def resumable_offset(request: web.Request) -> web.Response:
+    """``vnd-uploadgateway-resumable-v1``: how far the upload got (HEAD, as in the draft)."""
+    session = await load_authorized_session(request)
+    offset, complete = await services(request).files.resumable_offset(
+        session, request.match_info["fid"]
+    )
+    return web.Response(status=204, headers=_progress_headers(offset, complete))
+
+
+async def resumable_append(request: web.Request) -> web.Response:
+    """``vnd-uploadgateway-resumable-v1``: append the body at ``Upload-Offset`` (PATCH)."""
+    session = await load_authorized_session(request)
+    require_content_type(request, PARTIAL_UPLOAD)
+    offset = _upload_offset(request)
+    finish = _upload_complete(request)
+    offset, complete = await services(request).files.append(
+        session,
+        request.match_info["fid"],
+        body_chunks(request),
+        offset,
+        request.content_length,
+        finish,
+    )
+    return web.Response(status=204, headers=_progress_headers(offset, complete))
+
+
+def _progress_headers(offset: int, complete: bool) -> dict[str, str]:
+    return {
+        "Upload-Offset": str(offset),
+        "Upload-Complete": "?1" if complete else "?0",
+        "Cache-Control": "no-store",
+    }
+
+
+def _upload_offset(request: web.Request) -> int:
+    value = request.headers.get("Upload-Offset", "")
+    if not value.isdigit() or len(value) > 19:
+        raise Problem(
+            400,
+            "invalid-upload-offset",
+            "Upload-Offset must be the non-negative byte offset the body starts at.",
+            [ErrorItem("Upload-Offset", value or "missing")],
+        )
+    return int(value)
+
+
+def _upload_complete(request: web.Request) -> bool:
+    value = request.headers.get("Upload-Complete", "")
+    if value not in ("?0", "?1"):
+        raise Problem(
+            400,
+            "invalid-upload-complete",
+            "Upload-Complete must be ?1 on the request carrying the last byte and ?0 otherwise.",
+            [ErrorItem("Upload-Complete", value or "missing")],
+        )
+    return value == "?1"

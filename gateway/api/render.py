@@ -6,6 +6,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from gateway.api.urls import Urls
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.mechanisms.presigned import PartUrl
 from gateway.protocol import models
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.sessions import clock
@@ -53,15 +55,31 @@ def session_body(
     )
 
 
-def file_body(upload: FileUpload, session: PublishingSession, urls: Urls) -> models.FileResponse:
+def file_body(
+    upload: FileUpload,
+    session: PublishingSession,
+    urls: Urls,
+    parts: list[PartUrl] | None = None,
+    presign_seconds: int = 0,
+) -> models.FileResponse:
     sid, fid = session.id, upload.id
-    mechanism = models.MechanismDetails(identifier=upload.mechanism)
-    if upload.mechanism == "http-post-bytes":
+    attestations_url = urls.file_attestations(sid, fid)
+    if upload.mechanism == HTTP_POST_BYTES:
         mechanism = models.MechanismDetails(
             identifier=upload.mechanism,
             file_url=urls.file_content(sid, fid),
-            attestations_url=urls.file_attestations(sid, fid),
+            attestations_url=attestations_url,
         )
+    elif upload.mechanism == RESUMABLE:
+        mechanism = models.MechanismDetails(
+            identifier=upload.mechanism,
+            upload_url=urls.file_resumable(sid, fid),
+            attestations_url=attestations_url,
+        )
+    elif upload.mechanism == S3_PRESIGNED:
+        mechanism = _presigned_details(upload, session, urls, parts, presign_seconds)
+    else:
+        mechanism = models.MechanismDetails(identifier=upload.mechanism)
     return models.FileResponse(
         links=models.FileLinks(
             file_upload_session=urls.file(sid, fid),
@@ -73,4 +91,25 @@ def file_body(upload: FileUpload, session: PublishingSession, urls: Urls) -> mod
         expires_at=clock.rfc3339(session.expires_at),
         mechanism=mechanism,
         notices=upload.notices,
+    )
+
+
+def _presigned_details(
+    upload: FileUpload,
+    session: PublishingSession,
+    urls: Urls,
+    parts: list[PartUrl] | None,
+    presign_seconds: int,
+) -> models.MechanismDetails:
+    """Part URLs only while the upload is pending (afterwards they are of no use). Every read
+    of the file upload session signs them afresh, so ``parts_url`` is that session's URL."""
+    assert upload.presigned is not None
+    sid, fid = session.id, upload.id
+    return models.MechanismDetails(
+        identifier=upload.mechanism,
+        part_size=upload.presigned.part_size,
+        parts=[{"number": part.number, "url": part.url} for part in parts or []],
+        parts_expire_in=presign_seconds if parts else 0,
+        parts_url=urls.file(sid, fid),
+        attestations_url=urls.file_attestations(sid, fid),
     )

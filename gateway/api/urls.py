@@ -43,3 +43,6 @@ class Urls:
 
     def file_attestations(self, sid: str, fid: str) -> str:
         return f"{self.file(sid, fid)}/attestations"
+
+    def file_resumable(self, sid: str, fid: str) -> str:
+        return f"{self.file(sid, fid)}/resumable"

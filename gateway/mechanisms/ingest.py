@@ -40,7 +40,9 @@ def _hasher(algorithm: str) -> Any:
     return hashlib.new(algorithm)
 
 
-class _Digests:
+class Digests:
+    """The digests every upload gets: the always-computed ones plus those declared."""
+
     def __init__(self, algorithms: Iterable[str]):
         self._hashers = {name: _hasher(name) for name in {*ALWAYS, *algorithms}}
 
@@ -55,7 +57,7 @@ class _Digests:
 class _PartPipeline:
     """Full parts go out in order: hashed on one worker thread, uploaded by the writer."""
 
-    def __init__(self, writer: MultipartWrite, digests: _Digests):
+    def __init__(self, writer: MultipartWrite, digests: Digests):
         self._writer = writer
         self._digests = digests
         # Started with the first full part: a small file is hashed inline, with no thread.
@@ -104,7 +106,7 @@ async def ingest(
 ) -> Received:
     """Write ``chunks`` to ``key``, refusing (and aborting) as soon as more than ``limit``
     bytes arrive. Any failure, a client disconnect included, leaves no object behind."""
-    digests = _Digests(algorithms)
+    digests = Digests(algorithms)
     writer = blobs.multipart(key, max_in_flight=BUFFERS - 1)
     # A small file never needs a whole part's buffer.
     buffer = bytearray(min(part_size, limit))

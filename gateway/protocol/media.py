@@ -8,6 +8,8 @@ UPLOAD_V2_JSON = "application/vnd.pypi.upload.v2+json"
 UPLOAD_LATEST_JSON = "application/vnd.pypi.upload.latest+json"
 PROBLEM_JSON = "application/problem+json"
 OCTET_STREAM = "application/octet-stream"
+# What an append request of the resumable-uploads draft carries.
+PARTIAL_UPLOAD = "application/partial-upload"
 
 API_VERSION = "2.0"
 API_MAJOR = "2"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from gateway.protocol import models
-from gateway.protocol.media import OCTET_STREAM, PROBLEM_JSON, UPLOAD_V2_JSON
+from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
 
 _REQUESTS: list[type[BaseModel]] = [
     models.SessionCreateRequest,
@@ -88,6 +88,14 @@ def _operation(
     if not secured:
         operation["security"] = []
     return operation
+
+
+def _progress(description: str) -> dict[str, Any]:
+    header = {"schema": {"type": "string"}}
+    return {
+        "description": description,
+        "headers": {"Upload-Offset": header, "Upload-Complete": header},
+    }
 
 
 def _path_parameters(*names: str) -> list[dict[str, Any]]:
@@ -232,6 +240,41 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                     "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
                 },
             ),
+        },
+        f"{file}/resumable": {
+            "parameters": fid,
+            "head": _operation(
+                "resumableOffset",
+                "vnd-uploadgateway-resumable-v1: the durable offset (Upload-Offset)",
+                {"204": _progress("Offset")},
+            ),
+            "patch": {
+                **_operation(
+                    "resumableAppend",
+                    "vnd-uploadgateway-resumable-v1: append at Upload-Offset",
+                    {"204": _progress("Appended")},
+                    {
+                        "required": True,
+                        "content": {
+                            PARTIAL_UPLOAD: {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                ),
+                "parameters": [
+                    {
+                        "name": "Upload-Offset",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    },
+                    {
+                        "name": "Upload-Complete",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["?0", "?1"]},
+                    },
+                ],
+            },
         },
         f"{file}/attestations": {
             "parameters": fid,

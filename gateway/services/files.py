@@ -14,13 +14,21 @@ from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
 from gateway.logs import log
-from gateway.mechanisms import HTTP_POST_BYTES
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
+from gateway.mechanisms.readback import digest_object
+from gateway.mechanisms.resumable import DigestCache, append
 from gateway.protocol.models import FileCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem, bad_request, conflict, not_found
 from gateway.services.sessions import SessionService, require
 from gateway.sessions import clock
-from gateway.sessions.records import CommittedBytes, FileUpload, PublishingSession, StoredMetadata
+from gateway.sessions.records import (
+    CommittedBytes,
+    FileUpload,
+    PublishingSession,
+    ResumableProgress,
+    StoredMetadata,
+)
 from gateway.sessions.states import (
     FileEvent,
     FileState,
@@ -35,8 +43,11 @@ from gateway.store.records import RecordChanged, RecordExists, RecordMissing, Re
 
 PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
-SUPPORTED_MECHANISMS = (HTTP_POST_BYTES,)
 PROCESSING_LEASE = timedelta(minutes=10)
+# An append request holds a resumable upload this long past its last checkpoint; the next
+# request waits up to WRITER_WAIT for a cut-off predecessor to notice and let go.
+WRITER_LEASE = timedelta(seconds=60)
+WRITER_WAIT = 5.0
 
 
 class ValidationFailed(Exception):
@@ -61,6 +72,7 @@ class FileService:
         self._sessions = sessions
         self._uploads = settings.uploads
         self._part_size = settings.s3.part_size
+        self._resumable_digests = DigestCache()
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
 
@@ -79,12 +91,13 @@ class FileService:
                 f"{request.size} bytes exceeds the maximum of {self._uploads.max_file_size}",
                 "size",
             )
-        if request.mechanism not in SUPPORTED_MECHANISMS:
+        if request.mechanism not in self._uploads.mechanisms:
+            offered = ", ".join(self._uploads.mechanisms)
             raise Problem(
                 422,
                 "unsupported-mechanism",
                 f"Mechanism {request.mechanism!r} is not supported here.",
-                [ErrorItem("mechanism", f"supported: {', '.join(SUPPORTED_MECHANISMS)}")],
+                [ErrorItem("mechanism", f"supported: {offered}")],
             )
         await self._refuse_published(session, request.filename)
         await self._refuse_too_many(session)
@@ -98,6 +111,14 @@ class FileService:
             status=FileState.PENDING,
             created_at=clock.now(),
         )
+        attempt = secrets.token_hex(8)
+        if upload.mechanism == RESUMABLE:
+            upload.resumable = ResumableProgress(attempt=attempt)
+        elif upload.mechanism == S3_PRESIGNED:
+            key = keys.file_bytes(session.id, upload.id, attempt)
+            upload.presigned = await presigned.start(
+                self._blobs, key, attempt, upload.size, self._part_size
+            )
         await self._records.create(
             keys.file_upload(session.id, upload.id), upload.model_dump(mode="json")
         )
@@ -189,6 +210,7 @@ class FileService:
         """Run ``http-post-bytes``: the latest POST wins; a repeated one replaces the bytes."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
+        _require_mechanism(upload, HTTP_POST_BYTES)
         _allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
             raise _too_large(upload.size)
@@ -246,6 +268,195 @@ class FileService:
             await self._blobs.delete(keys.file_bytes(sid, fid, old_attempt))
         return FileUpload.model_validate(stored.data)
 
+    # -- vnd-uploadgateway-resumable-v1 ------------------------------------------------
+
+    async def resumable_offset(self, session: PublishingSession, fid: str) -> tuple[int, bool]:
+        """How many bytes are durable, and whether the transfer is complete."""
+        upload = await self.get(session.id, fid)
+        _require_mechanism(upload, RESUMABLE)
+        if upload.committed is not None:
+            return upload.committed.size, True
+        assert upload.resumable is not None
+        return upload.resumable.offset, False
+
+    async def append(
+        self,
+        session: PublishingSession,
+        fid: str,
+        chunks: AsyncIterator[bytes],
+        offset: int,
+        content_length: int | None,
+        finish: bool,
+    ) -> tuple[int, bool]:
+        """Append at ``offset``; the new offset and whether the transfer is now complete."""
+        require(session, SessionEvent.EDIT_FILES)
+        upload = await self.get(session.id, fid)
+        _require_mechanism(upload, RESUMABLE)
+        _allow(upload, FileEvent.SEND_BYTES)
+        writer = secrets.token_hex(8)
+        progress = await self._hold_resumable(session.id, fid, writer)
+        try:
+            if offset != progress.offset:
+                raise _offset_mismatch(progress.offset, offset)
+            if content_length is not None and offset + content_length > upload.size:
+                raise _too_large(upload.size)
+
+            async def checkpoint(current: ResumableProgress) -> None:
+                await self._save_progress(session.id, fid, writer, current)
+
+            metrics.UPLOADS_IN_FLIGHT.inc()
+            try:
+                appended = await append(
+                    chunks,
+                    self._blobs,
+                    sid=session.id,
+                    fid=fid,
+                    progress=progress,
+                    size=upload.size,
+                    part_size=self._part_size,
+                    digests=self._resumable_digests.take(fid, progress.offset, upload.hashes),
+                    checkpoint=checkpoint,
+                    finish=finish,
+                )
+            finally:
+                metrics.UPLOADS_IN_FLIGHT.dec()
+            new_offset = appended.progress.offset
+            if not appended.finished:
+                if appended.digests is not None:
+                    self._resumable_digests.keep(fid, new_offset, appended.digests)
+                if appended.cut_short is not None:
+                    raise appended.cut_short
+                return new_offset, False
+            key = keys.file_bytes(session.id, fid, appended.progress.attempt)
+            if appended.digests is not None:
+                digests = appended.digests.hexdigests()
+            else:
+                _, digests = await digest_object(self._blobs, key, upload.hashes)
+            received = Received(upload.size, digests)
+            await self._commit_resumable(session.id, fid, writer, appended.progress, received)
+            return upload.size, True
+        finally:
+            with contextlib.suppress(Exception):  # the lease runs out anyway
+                await self._let_go(session.id, fid, writer)
+
+    async def _hold_resumable(self, sid: str, fid: str, writer: str) -> ResumableProgress:
+        """Become the one request appending to the upload. A predecessor cut off mid-request
+        may still be saving what it received: wait a little for it to let go."""
+        deadline = asyncio.get_running_loop().time() + WRITER_WAIT
+
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            progress = upload.resumable
+            assert progress is not None
+            now = clock.now()
+            if progress.writer and progress.writer_until and progress.writer_until > now:
+                raise _Busy
+            _allow(upload, FileEvent.SEND_BYTES)
+            progress.writer, progress.writer_until = writer, now + WRITER_LEASE
+            return upload.model_dump(mode="json")
+
+        while True:
+            try:
+                stored = await self._records.update(keys.file_upload(sid, fid), mutate)
+            except _Busy:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise Problem(
+                        409,
+                        "upload-busy",
+                        "Another request is appending to this upload; retry when it is done.",
+                        [ErrorItem("Upload-Offset", "another append is in progress")],
+                        headers={"Retry-After": "1"},
+                    ) from None
+                await asyncio.sleep(0.2)
+                continue
+            progress = FileUpload.model_validate(stored.data).resumable
+            assert progress is not None
+            return progress
+
+    async def _save_progress(
+        self, sid: str, fid: str, writer: str, progress: ResumableProgress
+    ) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            _check_holder(upload, writer)
+            upload.resumable = progress.model_copy(
+                update={"writer": writer, "writer_until": clock.now() + WRITER_LEASE}
+            )
+            return upload.model_dump(mode="json")
+
+        await self._records.update(keys.file_upload(sid, fid), mutate)
+
+    async def _commit_resumable(
+        self, sid: str, fid: str, writer: str, progress: ResumableProgress, received: Received
+    ) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            _check_holder(upload, writer)
+            upload.resumable = progress.model_copy(update={"writer": None, "writer_until": None})
+            upload.committed = CommittedBytes(
+                attempt=progress.attempt, size=received.size, digests=received.digests
+            )
+            return upload.model_dump(mode="json")
+
+        await self._records.update(keys.file_upload(sid, fid), mutate)
+
+    async def _let_go(self, sid: str, fid: str, writer: str) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            if upload.resumable is None or upload.resumable.writer != writer:
+                raise RecordChanged(fid)  # nothing to release
+            upload.resumable.writer, upload.resumable.writer_until = None, None
+            return upload.model_dump(mode="json")
+
+        with contextlib.suppress(RecordChanged, RecordMissing):
+            await self._records.update(keys.file_upload(sid, fid), mutate)
+
+    # -- vnd-uploadgateway-s3-presigned-v1 ---------------------------------------------
+
+    async def presigned_parts(
+        self, session: PublishingSession, upload: FileUpload
+    ) -> list[presigned.PartUrl]:
+        _require_mechanism(upload, S3_PRESIGNED)
+        assert upload.presigned is not None
+        key = keys.file_bytes(session.id, upload.id, upload.presigned.attempt)
+        return await presigned.part_urls(
+            self._blobs, key, upload.presigned, self._uploads.presign_seconds
+        )
+
+    async def _close_transfer(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Refuse to complete a vnd transfer that has not delivered every byte yet (409, the
+        upload stays pending); finish an S3 presigned multipart upload."""
+        if upload.committed is not None:
+            return
+        if upload.resumable is not None:
+            offset = upload.resumable.offset
+            raise Problem(
+                409,
+                "upload-incomplete",
+                f"{offset} of {upload.size} bytes have arrived; append the rest, the last "
+                "request with Upload-Complete: ?1, then complete.",
+                [ErrorItem("Upload-Offset", str(offset))],
+            )
+        if upload.presigned is not None:
+            key = keys.file_bytes(session.id, upload.id, upload.presigned.attempt)
+            await presigned.finish(self._blobs, key, upload.presigned, upload.size)
+
+    async def _read_back(self, session: PublishingSession, upload: FileUpload) -> FileUpload:
+        """Digests of presigned bytes, which the gateway has not seen: read the object once."""
+        if upload.committed is not None or upload.presigned is None:
+            return upload
+        attempt = upload.presigned.attempt
+        size, digests = await digest_object(
+            self._blobs, keys.file_bytes(session.id, upload.id, attempt), upload.hashes
+        )
+        committed = CommittedBytes(attempt=attempt, size=size, digests=digests)
+
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            return {**data, "committed": committed.model_dump(mode="json")}
+
+        stored = await self._records.update(keys.file_upload(session.id, upload.id), mutate)
+        return FileUpload.model_validate(stored.data)
+
     # -- attestations ------------------------------------------------------------------
 
     async def attach_attestations(
@@ -267,6 +478,7 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
         _allow(upload, FileEvent.COMPLETE_NOW)
+        await self._close_transfer(session, upload)
         if upload.size > self._uploads.defer_validation_above:
             upload = await self._mutate(
                 session.id,
@@ -339,6 +551,7 @@ class FileService:
 
     async def _validate(self, session: PublishingSession, upload: FileUpload) -> StoredMetadata:
         """Size, every declared hash, then the archive's own metadata (R-F10)."""
+        upload = await self._read_back(session, upload)
         committed = upload.committed
         if committed is None:
             raise ValidationFailed("size-mismatch", "size", "No bytes were received for this file.")
@@ -451,4 +664,36 @@ def _too_large(size: int) -> Problem:
         "body-too-large",
         f"The body is larger than the declared size of {size} bytes.",
         [ErrorItem("body", f"at most {size} bytes")],
+    )
+
+
+class _Busy(Exception):
+    """Another append request holds the resumable upload."""
+
+
+def _require_mechanism(upload: FileUpload, mechanism: str) -> None:
+    if upload.mechanism != mechanism:
+        raise conflict(
+            "wrong-mechanism",
+            f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
+            "mechanism",
+        )
+
+
+def _check_holder(upload: FileUpload, writer: str) -> None:
+    """Only the request holding the upload may record progress (it may have lost its hold
+    by stalling past the lease, or the upload may have been deleted or completed)."""
+    if upload.resumable is None or upload.resumable.writer != writer:
+        raise conflict("upload-busy", "Another request took over this upload.", "Upload-Offset")
+    _allow(upload, FileEvent.SEND_BYTES)
+
+
+def _offset_mismatch(expected: int, given: int) -> Problem:
+    # As the resumable-uploads draft asks: 409, and the offset the client must resume from.
+    return Problem(
+        409,
+        "mismatching-upload-offset",
+        f"The upload is at offset {expected}, not {given}: resume from {expected}.",
+        [ErrorItem("Upload-Offset", f"expected {expected}, got {given}")],
+        headers={"Upload-Offset": str(expected)},
     )

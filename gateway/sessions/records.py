@@ -60,6 +60,38 @@ class CommittedBytes(Record):
     digests: dict[str, str] = Field(description="Algorithm name → hex digest, as computed.")
 
 
+class StoredPart(Record):
+    number: int
+    etag: str
+    size: int
+
+
+class ResumableProgress(Record):
+    """Where a ``vnd-uploadgateway-resumable-v1`` upload stands. Everything up to ``offset`` is
+    durable: full parts in the S3 multipart upload, the rest in one small tail object."""
+
+    attempt: str = Field(description="Names the object the bytes become.")
+    upload_id: str | None = Field(None, description="The S3 multipart upload, once a part exists.")
+    parts: list[StoredPart] = Field(default_factory=list)
+    tail: str | None = Field(None, description="Token naming the current tail object.")
+    tail_size: int = 0
+    writer: str | None = Field(None, description="The append request holding the upload.")
+    writer_until: datetime | None = None
+
+    @property
+    def offset(self) -> int:
+        return sum(part.size for part in self.parts) + self.tail_size
+
+
+class PresignedUpload(Record):
+    """A ``vnd-uploadgateway-s3-presigned-v1`` upload: the client PUTs parts straight to S3."""
+
+    attempt: str
+    upload_id: str
+    part_size: int
+    part_count: int
+
+
 class StoredMetadata(Record):
     member: str
     sha256: str = Field(description="Of the METADATA/PKG-INFO file, for PEP 658.")
@@ -86,3 +118,5 @@ class FileUpload(Record):
     processing_deadline: datetime | None = Field(
         None, description="A deferred completion not finished by then is taken over."
     )
+    resumable: ResumableProgress | None = None
+    presigned: PresignedUpload | None = None

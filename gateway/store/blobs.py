@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,12 +16,21 @@ class MultipartWrite:
     """One S3 multipart upload fed part by part, with at most ``max_in_flight`` parts
     uploading at once so memory stays bounded whatever the object's size."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str, max_in_flight: int = 2):
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        max_in_flight: int = 2,
+        upload_id: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ):
+        """``upload_id`` and ``parts`` (``PartNumber``/``ETag``) continue an existing upload."""
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._upload_id = upload_id
+        self._parts: list[dict[str, Any]] = list(parts or [])
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
 
@@ -81,9 +91,28 @@ class MultipartWrite:
                 if not is_not_found(exc):
                     raise
 
+    async def settle(self) -> None:
+        """Wait for the parts in flight, successful or not, leaving the upload open."""
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+
     @property
     def started(self) -> bool:
         return self._upload_id is not None
+
+    @property
+    def upload_id(self) -> str | None:
+        return self._upload_id
+
+    def etag(self, number: int) -> str:
+        """The ETag of part ``number``, once its upload is done."""
+        return str(self._parts[number - 1]["ETag"])
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    number: int
+    size: int
+    etag: str
 
 
 class ObjectRangeReader:
@@ -116,8 +145,16 @@ class BlobStore:
         self._bucket = bucket
         self._prefix = prefix
 
-    def multipart(self, key: str, max_in_flight: int = 2) -> MultipartWrite:
-        return MultipartWrite(self._client, self._bucket, self._prefix + key, max_in_flight)
+    def multipart(
+        self,
+        key: str,
+        max_in_flight: int = 2,
+        upload_id: str | None = None,
+        parts: list[dict[str, Any]] | None = None,
+    ) -> MultipartWrite:
+        return MultipartWrite(
+            self._client, self._bucket, self._prefix + key, max_in_flight, upload_id, parts
+        )
 
     async def put(self, key: str, data: bytes | bytearray, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
@@ -148,6 +185,60 @@ class BlobStore:
         async with response["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
+
+    async def start_multipart(self, key: str) -> str:
+        response = await self._client.create_multipart_upload(
+            Bucket=self._bucket, Key=self._prefix + key
+        )
+        return str(response["UploadId"])
+
+    async def presign_part(self, key: str, upload_id: str, number: int, lifetime: int) -> str:
+        """A URL the holder can PUT part ``number`` to, without credentials, for ``lifetime``
+        seconds (signing is local: no request to S3)."""
+        return str(
+            await self._client.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": self._prefix + key,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                },
+                ExpiresIn=lifetime,
+            )
+        )
+
+    async def list_parts(self, key: str, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        pages = self._client.get_paginator("list_parts").paginate(
+            Bucket=self._bucket, Key=self._prefix + key, UploadId=upload_id
+        )
+        async for page in pages:
+            parts += [
+                UploadedPart(item["PartNumber"], item["Size"], item["ETag"])
+                for item in page.get("Parts", [])
+            ]
+        return parts
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
+        await self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._prefix + key,
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": part.number, "ETag": part.etag} for part in parts]
+            },
+        )
+
+    async def size(self, key: str) -> int | None:
+        """The object's size, or None when there is no such object."""
+        try:
+            response = await self._client.head_object(Bucket=self._bucket, Key=self._prefix + key)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return int(response["ContentLength"])
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)

@@ -35,6 +35,11 @@ def file_bytes(session_id: str, file_id: str, attempt: str) -> str:
     return f"sessions/{session_id}/files/{file_id}/{attempt}.data"
 
 
+def resumable_tail(session_id: str, file_id: str, token: str) -> str:
+    """Received bytes of a resumable upload that do not fill a multipart part yet."""
+    return f"sessions/{session_id}/files/{file_id}/tail-{token}"
+
+
 def attestations(session_id: str, file_id: str) -> str:
     return f"sessions/{session_id}/files/{file_id}/attestations.json"
 

@@ -1,0 +1,340 @@
+"""The server-specific mechanisms (issue #11): ``vnd-uploadgateway-resumable-v1`` and
+``vnd-uploadgateway-s3-presigned-v1``, against real SeaweedFS."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import ClientResponse
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.settings import MiB, Settings
+from tests.conftest import ALICE
+from tests.consistency import check_bucket
+from tests.distributions import build_wheel
+from tests.integration.conftest import META, Api, problem
+
+PART = 5 * MiB  # the smallest S3 part: several parts without big files
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
+    return make_settings(
+        s3={"part_size": PART},
+        uploads={"mechanisms": [S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES]},
+    )
+
+
+async def start_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+
+
+@pytest.fixture
+async def api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
+    return await start_api(aiohttp_client, settings)
+
+
+@pytest.fixture
+def wheel_bytes(tmp_path: Path, project_name: str) -> tuple[str, bytes]:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 * MiB + 12345))
+    return wheel.name, wheel.read_bytes()
+
+
+async def start_file(
+    api: Api, session: dict[str, Any], name: str, data: bytes, mechanism: str
+) -> dict[str, Any]:
+    response = await api.post_json(
+        session["links"]["upload"],
+        {
+            "meta": META,
+            "filename": name,
+            "size": len(data),
+            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            "mechanism": mechanism,
+        },
+    )
+    assert response.status == 202, await response.text()
+    return await response.json(content_type=None)
+
+
+async def offset_of(api: Api, file: dict[str, Any]) -> tuple[int, str]:
+    response = await api.client.head(
+        api.path(file["mechanism"]["upload_url"]), headers=api.headers()
+    )
+    assert response.status == 204
+    assert response.headers["Cache-Control"] == "no-store"
+    return int(response.headers["Upload-Offset"]), response.headers["Upload-Complete"]
+
+
+async def append(
+    api: Api, file: dict[str, Any], offset: int, data: bytes, last: bool
+) -> ClientResponse:
+    return await api.client.patch(
+        api.path(file["mechanism"]["upload_url"]),
+        data=data,
+        headers=api.headers(
+            **{
+                "Content-Type": "application/partial-upload",
+                "Upload-Offset": str(offset),
+                "Upload-Complete": "?1" if last else "?0",
+            }
+        ),
+    )
+
+
+async def completed(api: Api, file: dict[str, Any]) -> dict[str, Any]:
+    response = await api.complete(file)
+    assert response.status == 201, await response.text()
+    return await response.json(content_type=None)
+
+
+async def consistent(api: Api) -> None:
+    from gateway.app_keys import S3_CLIENT
+
+    settings = api.client.app[SERVICES].settings
+    assert (
+        await check_bucket(api.client.app[S3_CLIENT], settings.s3.bucket, settings.s3.prefix) == []
+    )
+
+
+async def test_the_session_lists_the_enabled_mechanisms_in_server_order(
+    api: Api, project_name: str
+) -> None:
+    session = await api.create_session(project_name)
+    assert session["mechanisms"] == [S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES]
+
+
+async def test_resumable_upload_in_pieces(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, RESUMABLE)
+    assert file["mechanism"]["identifier"] == RESUMABLE
+    assert await offset_of(api, file) == (0, "?0")
+
+    first = 3 * MiB + 7  # less than a part: it waits in the tail object
+    response = await append(api, file, 0, data[:first], last=False)
+    assert response.status == 204, await response.text()
+    assert response.headers["Upload-Offset"] == str(first)
+    assert await offset_of(api, file) == (first, "?0")
+
+    # Completing before every byte arrived is refused and changes nothing.
+    await problem(await api.complete(file), 409)
+    assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
+
+    second = first + 6 * MiB  # crosses a part boundary
+    assert (await append(api, file, first, data[first:second], last=False)).status == 204
+    assert await offset_of(api, file) == (second, "?0")
+
+    response = await append(api, file, second, data[second:], last=True)
+    assert response.status == 204, await response.text()
+    assert response.headers["Upload-Complete"] == "?1"
+    assert await offset_of(api, file) == (len(data), "?1")
+    assert (await completed(api, file))["status"] == "completed"
+    await consistent(api)
+
+
+async def test_wrong_offset_is_409_with_the_right_one(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, RESUMABLE)
+    assert (await append(api, file, 0, data[:1000], last=False)).status == 204
+    for wrong in (0, 999, 1001, len(data)):
+        response = await append(api, file, wrong, data[wrong : wrong + 10], last=False)
+        document = await problem(response, 409)
+        assert document["type"].endswith("mismatching-upload-offset")
+        assert response.headers["Upload-Offset"] == "1000"
+    assert await offset_of(api, file) == (1000, "?0")
+
+
+async def test_bad_append_requests_are_problems(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, RESUMABLE)
+    url = api.path(file["mechanism"]["upload_url"])
+    headers = {"Content-Type": "application/partial-upload", "Upload-Complete": "?0"}
+    for broken in (
+        {**headers, "Upload-Offset": "-1"},
+        {**headers, "Upload-Offset": "x"},
+        {"Content-Type": "application/partial-upload", "Upload-Offset": "0"},
+        {**headers, "Upload-Offset": "0", "Upload-Complete": "yes"},
+    ):
+        await problem(await api.client.patch(url, data=b"x", headers=api.headers(**broken)), 400)
+    wrong_type = {**headers, "Upload-Offset": "0", "Content-Type": "application/octet-stream"}
+    await problem(await api.client.patch(url, data=b"x", headers=api.headers(**wrong_type)), 415)
+    await problem(await append(api, file, 0, data + b"more", last=True), 413)
+    # http-post-bytes is not this file's mechanism.
+    content_url = file["mechanism"]["upload_url"].replace("/resumable", "/content")
+    await problem(await api.send_bytes({"mechanism": {"file_url": content_url}}, data), 409)
+    assert await offset_of(api, file) == (0, "?0")
+
+
+async def test_a_cut_connection_resumes_from_the_reported_offset(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, RESUMABLE)
+    _, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(
+        (
+            f"PATCH {api.path(file['mechanism']['upload_url'])} HTTP/1.1\r\n"
+            f"Host: x\r\nAuthorization: {ALICE.authorization}\r\n"
+            "Content-Type: application/partial-upload\r\n"
+            f"Upload-Offset: 0\r\nUpload-Complete: ?1\r\nContent-Length: {len(data)}\r\n\r\n"
+        ).encode()
+        + data[: 8 * MiB + 3]
+    )
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    writer.transport.abort()  # the network drops, mid-body
+
+    # The server keeps every byte that arrived, and says where to go on from.
+    offset, complete = await offset_of(api, file)
+    for _ in range(50):
+        if offset > PART:
+            break
+        await asyncio.sleep(0.1)
+        offset, complete = await offset_of(api, file)
+    assert PART < offset <= 8 * MiB + 3
+    assert complete == "?0"
+    response = await append(api, file, offset, data[offset:], last=True)
+    assert response.status == 204, await response.text()
+    assert (await completed(api, file))["status"] == "completed"
+    await consistent(api)
+
+
+async def test_a_restarted_gateway_resumes_the_upload(
+    aiohttp_client, settings: Settings, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:  # type: ignore[no-untyped-def]
+    """The second half goes to a fresh process: nothing of the first survives but S3, so the
+    digests are computed again from the finished object, and must still match."""
+    name, data = wheel_bytes
+    first = await start_api(aiohttp_client, settings)
+    session = await first.create_session(project_name)
+    file = await start_file(first, session, name, data, RESUMABLE)
+    half = len(data) // 2
+    assert (await append(first, file, 0, data[:half], last=False)).status == 204
+    await first.client.close()
+
+    second = await start_api(aiohttp_client, settings)
+    assert await offset_of(second, file) == (half, "?0")
+    assert (await append(second, file, half, data[half:], last=True)).status == 204
+    assert (await completed(second, file))["status"] == "completed"
+
+
+async def test_resumed_bytes_that_differ_are_caught_at_completion(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, RESUMABLE)
+    assert (await append(api, file, 0, data[: PART + 10], last=False)).status == 204
+    tampered = bytearray(data)
+    tampered[-100] ^= 0xFF
+    assert (
+        await append(api, file, PART + 10, bytes(tampered[PART + 10 :]), last=True)
+    ).status == 204
+    document = await problem(await api.complete(file), 400)
+    assert document["type"].endswith("hash-mismatch")
+    assert (await api.status(file["links"]["file-upload-session"]))["status"] == "error"
+
+
+async def put_parts(
+    file: dict[str, Any], data: bytes, tamper: int | None = None, skip: int | None = None
+) -> None:
+    mechanism = file["mechanism"]
+    size = mechanism["part_size"]
+    async with aiohttp.ClientSession() as http:  # no gateway credentials: the URLs are enough
+        for part in mechanism["parts"]:
+            number = part["number"]
+            if number == skip:
+                continue
+            chunk = bytearray(data[(number - 1) * size : number * size])
+            if number == tamper:
+                chunk[0] ^= 0xFF
+            async with http.put(part["url"], data=bytes(chunk)) as response:
+                assert response.status == 200, await response.text()
+
+
+async def test_presigned_upload_of_100_mib_straight_to_s3(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(100 * MiB))
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, wheel.name, data, S3_PRESIGNED)
+    mechanism = file["mechanism"]
+    assert mechanism["identifier"] == S3_PRESIGNED
+    assert len(mechanism["parts"]) == -(-len(data) // mechanism["part_size"])
+    assert mechanism["parts_url"] == file["links"]["file-upload-session"]
+    await put_parts(file, data)
+    body = await completed(api, file)
+    assert body["status"] == "completed"
+    assert body["mechanism"]["parts"] == []  # nothing left to upload
+    await consistent(api)
+
+
+async def test_presigned_tampered_part_ends_in_error(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, S3_PRESIGNED)
+    await put_parts(file, data, tamper=2)
+    document = await problem(await api.complete(file), 400)
+    assert document["type"].endswith("hash-mismatch")
+    status = await api.status(file["links"]["file-upload-session"])
+    assert status["status"] == "error"
+    assert status["notices"]
+
+
+async def test_presigned_missing_part_is_409_and_can_be_fixed(
+    api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, name, data, S3_PRESIGNED)
+    await put_parts(file, data, skip=2)
+    document = await problem(await api.complete(file), 409)
+    assert document["type"].endswith("upload-incomplete")
+    assert [e["source"] for e in document["errors"]] == ["parts.2"]
+    # Fresh URLs from the file upload session, then the missing part, then complete.
+    fresh = await api.status(file["mechanism"]["parts_url"])
+    await put_parts(fresh, data)
+    assert (await completed(api, file))["status"] == "completed"
+
+
+async def test_mechanisms_not_enabled_are_422(
+    aiohttp_client, make_settings, project_name: str, wheel_bytes: tuple[str, bytes]
+) -> None:  # type: ignore[no-untyped-def]
+    api = await start_api(aiohttp_client, make_settings())  # the default: no presigned
+    name, data = wheel_bytes
+    session = await api.create_session(project_name)
+    assert session["mechanisms"] == [RESUMABLE, HTTP_POST_BYTES]
+    response = await api.post_json(
+        session["links"]["upload"],
+        {
+            "meta": META,
+            "filename": name,
+            "size": len(data),
+            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            "mechanism": S3_PRESIGNED,
+        },
+    )
+    await problem(response, 422)
