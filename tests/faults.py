@@ -8,7 +8,10 @@ Modes, switchable at any time from the test:
 - ``blackhole()``: connections stay open but nothing flows either way; new ones are accepted
   and ignored. The peer only notices through its own timeouts.
 - ``cut_after(n)``: pass ``n`` more client→server bytes, then behave as ``reset()``, so a fault
-  can strike in the middle of a request body.
+  can strike in the middle of a request body; with ``once=True`` only the connections open at
+  that moment are reset, and new ones flow again (a network blip).
+
+``forwarded`` counts the client→server bytes that went through.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ class FaultProxy:
         self._flowing.set()
         self.latency = 0.0
         self._budget: int | None = None
+        self._heal_after_cut = False
         self.connections = 0
+        self.forwarded = 0
 
     async def start(self) -> FaultProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -100,8 +105,9 @@ class FaultProxy:
     def blackhole(self) -> None:
         self._switch(Mode.BLACKHOLE)
 
-    def cut_after(self, upstream_bytes: int) -> None:
+    def cut_after(self, upstream_bytes: int, once: bool = False) -> None:
         self._switch(Mode.PASS, upstream_bytes)
+        self._heal_after_cut = once
 
     def _drop(self, link: _Link) -> None:
         self._links.discard(link)
@@ -147,8 +153,12 @@ class FaultProxy:
                 if upstream and self._budget is not None:
                     if len(chunk) >= self._budget:
                         self.reset()
+                        if self._heal_after_cut:
+                            self.heal()
                         return
                     self._budget -= len(chunk)
+                if upstream:
+                    self.forwarded += len(chunk)
                 sink.write(chunk)
                 await sink.drain()
             if self.mode is Mode.PASS:

@@ -2,8 +2,11 @@
 
 One :class:`UploadClient` talks to one API root. It covers the whole protocol: publishing
 sessions (create — reusing the live session a ``409`` points at —, status, extend, cancel,
-publish), file upload sessions (create, status, delete, complete), the ``http-post-bytes``
-mechanism streamed from disk, and PEP 740 attestations. Operations the server may defer
+publish), file upload sessions (create, status, delete, complete), PEP 740 attestations, and
+three mechanisms, all streamed from disk: ``http-post-bytes``, and for large files the
+gateway's ``vnd-uploadgateway-resumable-v1`` (a dropped connection resumes from the offset
+the server confirms) and ``vnd-uploadgateway-s3-presigned-v1`` (parts go straight to S3),
+chosen by :func:`choose_mechanism`. Operations the server may defer
 (``202``) are polled, honouring ``Retry-After``, until they resolve.
 
 Errors:
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -37,7 +41,14 @@ from urllib.parse import urljoin
 import aiohttp
 from yarl import URL
 
-from gateway.protocol.media import API_VERSION, PROBLEM_JSON, UPLOAD_V2_JSON, media_type
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.protocol.media import (
+    API_VERSION,
+    PARTIAL_UPLOAD,
+    PROBLEM_JSON,
+    UPLOAD_V2_JSON,
+    media_type,
+)
 
 __all__ = [
     "ClientError",
@@ -48,16 +59,34 @@ __all__ = [
     "PublishingSession",
     "TransportError",
     "UploadClient",
+    "choose_mechanism",
 ]
 
 META = {"api-version": API_VERSION}
-MECHANISM = "http-post-bytes"
+# The mechanisms this client can run, most preferred first.
+SUPPORTED_MECHANISMS = (S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES)
+# Below this a single http-post-bytes request is the cheapest way; above it a transfer worth
+# protecting against a dropped connection.
+RESUMABLE_ABOVE = 16 << 20
 USER_AGENT = "upload-gateway-client/0.1"
 CHUNK_BYTES = 1 << 20
 # Bodies the API answers are small JSON documents; never buffer more than this of one.
 MAX_RESPONSE_BYTES = 4 << 20
 
 ProgressCallback = Callable[[int], None]
+ResumeCallback = Callable[[str, int], None]  # (filename, offset resumed from)
+
+
+def choose_mechanism(offered: list[str], size: int, threshold: int = RESUMABLE_ABOVE) -> str:
+    """The mechanism for a file of ``size`` bytes: small files go in one http-post-bytes
+    request; larger ones use the first mechanism the server offers (its order wins) that this
+    client supports, and the client's own preference when the server states none."""
+    if size < threshold:
+        return HTTP_POST_BYTES
+    usable = [m for m in offered if m in SUPPORTED_MECHANISMS] or [
+        m for m in SUPPORTED_MECHANISMS if not offered
+    ]
+    return usable[0] if usable else HTTP_POST_BYTES
 
 
 class ClientError(Exception):
@@ -246,6 +275,10 @@ class FileUpload:
         return str(self.mechanism["file_url"])
 
     @property
+    def mechanism_identifier(self) -> str:
+        return str(self.mechanism.get("identifier", ""))
+
+    @property
     def attestations_url(self) -> str | None:
         return self.mechanism.get("attestations_url")
 
@@ -288,6 +321,7 @@ class UploadClient:
         max_poll_interval: float = 30.0,
         request_timeout: float = 120.0,
         read_timeout: float = 600.0,
+        resumable_above: int = RESUMABLE_ABOVE,
     ) -> None:
         self.api_url = api_url
         self._authorization = authorization
@@ -296,6 +330,7 @@ class UploadClient:
         self._owns_http = http is None
         self.retry = retry or RetryPolicy()
         self.max_poll_interval = max_poll_interval
+        self.resumable_above = resumable_above
         self._json_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=30, sock_read=read_timeout
@@ -409,7 +444,7 @@ class UploadClient:
         size: int,
         hashes: Mapping[str, str],
         *,
-        mechanism: str = MECHANISM,
+        mechanism: str = HTTP_POST_BYTES,
     ) -> FileUpload:
         body = {
             "meta": META,
@@ -461,6 +496,110 @@ class UploadClient:
         )
         answer = await self._request("POST", file.file_url, body=body, streaming=True)
         return FileUpload(self._expect(answer, 200, 201, 202, 204, empty_ok=True), file.filename)
+
+    async def upload_resumable(
+        self,
+        file: FileUpload,
+        path: Path,
+        size: int,
+        *,
+        progress: ProgressCallback | None = None,
+        on_resume: ResumeCallback | None = None,
+    ) -> None:
+        """``vnd-uploadgateway-resumable-v1``: send the rest of the file in one ``PATCH``; when
+        the connection drops, ask the server how far it got (``HEAD``) and go on from there,
+        never sending confirmed bytes again. Gives up after ``retry.retries`` resumptions
+        without progress."""
+        url = str(file.mechanism["upload_url"])
+        offset, position, stalled = 0, 0, 0
+        while True:
+
+            def count(n: int) -> None:
+                nonlocal position
+                position += n
+                if progress is not None:
+                    progress(n)
+
+            body = _Body(
+                make=functools.partial(_file_chunks, path, count, start=offset),
+                headers={
+                    "Content-Type": PARTIAL_UPLOAD,
+                    "Content-Length": str(size - offset),
+                    "Upload-Offset": str(offset),
+                    "Upload-Complete": "?1",
+                },
+            )
+            try:
+                answer = await self._send("PATCH", url, body, streaming=True)
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+                failure = _describe(exc)
+            else:
+                if answer.status == 204 and answer.headers.get("Upload-Complete") == "?1":
+                    return
+                if answer.status < 500 and answer.status != 409:
+                    raise ProblemError.from_answer(answer)
+                failure = f"HTTP {answer.status}"
+            confirmed = await self._resumable_offset(url)
+            if progress is not None and position != confirmed:
+                progress(confirmed - position)  # bytes in flight that did not land
+            stalled = 0 if confirmed > offset else stalled + 1
+            if stalled > self.retry.retries:
+                raise TransportError(f"PATCH {url}: {failure}; no progress after resuming")
+            offset = position = confirmed
+            if on_resume is not None:
+                on_resume(file.filename, offset)
+            if stalled:
+                await asyncio.sleep(min(self.retry.backoff * 2**stalled, self.retry.max_delay))
+
+    async def _resumable_offset(self, url: str) -> int:
+        answer = await self._request("HEAD", url)
+        if answer.status != 204 or not answer.headers.get("Upload-Offset", "").isdigit():
+            raise ProblemError.from_answer(answer)
+        return int(answer.headers["Upload-Offset"])
+
+    async def upload_presigned(
+        self,
+        file: FileUpload,
+        path: Path,
+        size: int,
+        *,
+        progress: ProgressCallback | None = None,
+        parallel: int = 2,
+    ) -> None:
+        """``vnd-uploadgateway-s3-presigned-v1``: PUT each part straight to its presigned S3
+        URL, a few at a time; a failed part is retried, with fresh URLs when they expired."""
+        part_size = int(file.mechanism["part_size"])
+        urls = {int(p["number"]): str(p["url"]) for p in file.mechanism.get("parts", [])}
+        limit = asyncio.Semaphore(parallel)
+
+        async def renew() -> None:
+            fresh = await self.get_file(str(file.mechanism.get("parts_url") or file.url))
+            urls.update({int(p["number"]): str(p["url"]) for p in fresh.mechanism["parts"]})
+
+        async def put(number: int) -> None:
+            async with limit:
+                start = (number - 1) * part_size
+                data = await asyncio.to_thread(
+                    _read_range, path, start, min(part_size, size - start)
+                )
+                for attempt in range(self.retry.retries + 1):
+                    try:
+                        async with self.http.put(
+                            urls[number], data=data, timeout=self._stream_timeout
+                        ) as response:
+                            if response.status == 200:
+                                if progress is not None:
+                                    progress(len(data))
+                                return
+                            if response.status == 403:  # the URL expired: get new ones
+                                await renew()
+                            failure = f"HTTP {response.status}"
+                    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                        failure = _describe(exc)
+                    await asyncio.sleep(min(self.retry.backoff * 2**attempt, self.retry.max_delay))
+                raise TransportError(f"part {number} of {file.filename}: {failure}")
+
+        await asyncio.gather(*(put(number) for number in sorted(urls)))
 
     async def upload_attestations(
         self, file: FileUpload, attestations: list[dict[str, Any]]
@@ -517,17 +656,29 @@ class UploadClient:
         attestations: list[dict[str, Any]] | None = None,
         progress: ProgressCallback | None = None,
         on_created: Callable[[FileUpload], None] | None = None,
+        on_resume: ResumeCallback | None = None,
     ) -> FileUpload:
-        """The whole flow for one file: create, bytes, attestations, complete.
+        """The whole flow for one file: create, bytes (by :func:`choose_mechanism`),
+        attestations, complete.
 
         If anything fails after the file upload session was created, the file is deleted
         (best effort) before the error propagates, as the PEP recommends.
         """
-        file = await self.create_file(session, filename or path.name, size, hashes)
+        mechanism = choose_mechanism(session.mechanisms, size, self.resumable_above)
+        file = await self.create_file(
+            session, filename or path.name, size, hashes, mechanism=mechanism
+        )
         if on_created is not None:
             on_created(file)
         try:
-            await self.upload_bytes(file, path, size, progress=progress)
+            if mechanism == RESUMABLE:
+                await self.upload_resumable(
+                    file, path, size, progress=progress, on_resume=on_resume
+                )
+            elif mechanism == S3_PRESIGNED:
+                await self.upload_presigned(file, path, size, progress=progress)
+            else:
+                await self.upload_bytes(file, path, size, progress=progress)
             if attestations:
                 await self.upload_attestations(file, attestations)
             return await self.complete_file(file)
@@ -615,14 +766,23 @@ class UploadClient:
             )
 
 
-async def _file_chunks(path: Path, count: Callable[[int], None]) -> AsyncIterator[bytes]:
+async def _file_chunks(
+    path: Path, count: Callable[[int], None], start: int = 0
+) -> AsyncIterator[bytes]:
     handle = await asyncio.to_thread(path.open, "rb")
     try:
+        handle.seek(start)
         while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
             count(len(chunk))
             yield chunk
     finally:
         handle.close()
+
+
+def _read_range(path: Path, start: int, length: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(start)
+        return handle.read(length)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

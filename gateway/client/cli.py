@@ -614,8 +614,13 @@ class PublishRun:
                         hashes=dist.hashes,
                         attestations=list(dist.attestations) or None,
                         progress=transfer.track(dist),
-                        on_created=lambda _file: self.reporter.step(
-                            f"uploading {dist.filename} ({dist.size} bytes)"
+                        on_created=lambda file: self.reporter.step(
+                            f"uploading {dist.filename} ({dist.size} bytes, "
+                            f"{file.mechanism_identifier})"
+                        ),
+                        on_resume=lambda name, offset: self.reporter.info(
+                            f"{name}: the connection dropped; resuming at byte {offset} "
+                            "(the server has everything before it)"
                         ),
                     )
                     self.reporter.step(f"{dist.filename}: completed")

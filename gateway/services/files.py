@@ -272,12 +272,21 @@ class FileService:
 
     async def resumable_offset(self, session: PublishingSession, fid: str) -> tuple[int, bool]:
         """How many bytes are durable, and whether the transfer is complete."""
-        upload = await self.get(session.id, fid)
-        _require_mechanism(upload, RESUMABLE)
-        if upload.committed is not None:
-            return upload.committed.size, True
-        assert upload.resumable is not None
-        return upload.resumable.offset, False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITER_WAIT
+        while True:
+            upload = await self.get(session.id, fid)
+            _require_mechanism(upload, RESUMABLE)
+            if upload.committed is not None:
+                return upload.committed.size, True
+            progress = upload.resumable
+            assert progress is not None
+            # A request cut off a moment ago may still be saving what it received: its
+            # offset is the one to report, so wait (briefly) for it to let go.
+            busy = progress.writer_until is not None and progress.writer_until > clock.now()
+            if not busy or loop.time() > deadline:
+                return progress.offset, False
+            await asyncio.sleep(0.1)
 
     async def append(
         self,

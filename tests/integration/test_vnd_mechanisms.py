@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,14 @@ from aiohttp import ClientResponse
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.client.api import RESUMABLE_ABOVE, UploadClient, choose_mechanism
+from gateway.devstack import free_port
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.settings import MiB, Settings
 from tests.conftest import ALICE
 from tests.consistency import check_bucket
 from tests.distributions import build_wheel
+from tests.faults import FaultProxy
 from tests.integration.conftest import META, Api, problem
 
 PART = 5 * MiB  # the smallest S3 part: several parts without big files
@@ -338,3 +342,83 @@ async def test_mechanisms_not_enabled_are_422(
         },
     )
     await problem(response, 422)
+
+
+# -- the client ----------------------------------------------------------------------
+
+
+def test_the_client_picks_by_size_then_server_order() -> None:
+    big = RESUMABLE_ABOVE
+    assert choose_mechanism([S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES], 10) == HTTP_POST_BYTES
+    assert choose_mechanism([S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES], big) == S3_PRESIGNED
+    assert choose_mechanism([RESUMABLE, S3_PRESIGNED, HTTP_POST_BYTES], big) == RESUMABLE
+    assert choose_mechanism(["vnd-other-thing", HTTP_POST_BYTES], big) == HTTP_POST_BYTES
+    assert choose_mechanism([], big) == S3_PRESIGNED  # no preference stated: the client's
+
+
+@pytest.fixture
+async def behind_a_flaky_network(
+    aiohttp_server, make_settings
+) -> AsyncIterator[tuple[Settings, FaultProxy]]:  # type: ignore[no-untyped-def]
+    """A gateway on a real port, reached (links included) through a fault proxy."""
+    port = free_port()
+    proxy = await FaultProxy(f"http://127.0.0.1:{port}").start()
+    settings = make_settings(
+        server={"public_base_url": proxy.url.rstrip("/")},
+        s3={"part_size": PART},
+        uploads={"mechanisms": [RESUMABLE, HTTP_POST_BYTES]},
+    )
+    await aiohttp_server(create_app(settings, run_sweeper=False), port=port)
+    yield settings, proxy
+    await proxy.close()
+
+
+async def test_the_client_resumes_after_the_connection_drops(
+    behind_a_flaky_network: tuple[Settings, FaultProxy], project_name: str, tmp_path: Path
+) -> None:
+    settings, proxy = behind_a_flaky_network
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(20 * MiB))
+    data = wheel.read_bytes()
+    resumed: list[int] = []
+    sent = [0]
+    async with UploadClient(
+        settings.server.public_base_url + settings.server.api_root,
+        authorization=ALICE.authorization,
+        resumable_above=1 << 20,
+    ) as client:
+        session, _ = await client.create_session(project_name, "1.0")
+        proxy.cut_after(9 * MiB, once=True)  # a blip in the middle of the file
+        before = proxy.forwarded
+        file = await client.upload_file(
+            session,
+            wheel,
+            size=len(data),
+            hashes={"sha256": hashlib.sha256(data).hexdigest()},
+            progress=lambda n: sent.__setitem__(0, sent[0] + n),
+            on_resume=lambda _name, offset: resumed.append(offset),
+        )
+        assert file.status == "completed"
+        assert file.mechanism_identifier == RESUMABLE
+    assert len(resumed) == 1
+    assert PART <= resumed[0] <= 9 * MiB
+    assert sent[0] == len(data)  # progress rewound the bytes that did not land
+    # Confirmed bytes were not sent again: the file once, plus what was lost in the cut.
+    assert proxy.forwarded - before < len(data) + (9 * MiB - resumed[0]) + (1 << 20)
+
+
+async def test_the_client_uploads_presigned_parts_straight_to_s3(
+    live_gateway, project_name: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    api = await live_gateway(
+        s3={"part_size": PART}, uploads={"mechanisms": [S3_PRESIGNED, HTTP_POST_BYTES]}
+    )
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(18 * MiB))
+    data = wheel.read_bytes()
+    base = api.base + api.root
+    async with UploadClient(base, authorization=ALICE.authorization) as client:
+        session, _ = await client.create_session(project_name, "1.0")
+        file = await client.upload_file(
+            session, wheel, size=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()}
+        )
+    assert file.status == "completed"
+    assert file.mechanism_identifier == S3_PRESIGNED
