@@ -43,8 +43,8 @@ def _hasher(algorithm: str) -> Any:
 class Digests:
     """The digests every upload gets: the always-computed ones plus those declared."""
 
-    def __init__(self, algorithms: Iterable[str]):
-        self._hashers = {name: _hasher(name) for name in {*ALWAYS, *algorithms}}
+    def __init__(self, algorithms: Iterable[str], always: Iterable[str] = ALWAYS):
+        self._hashers = {name: _hasher(name) for name in {*always, *algorithms}}
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         for hasher in self._hashers.values():

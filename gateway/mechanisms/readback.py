@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from gateway.mechanisms.ingest import Digests
+from gateway.mechanisms.ingest import ALWAYS, Digests
 from gateway.store.blobs import BlobStore
 
 CHUNK = 8 * 1024 * 1024
 
 
 async def digest_object(
-    blobs: BlobStore, key: str, algorithms: Iterable[str]
+    blobs: BlobStore, key: str, algorithms: Iterable[str], always: Iterable[str] = ALWAYS
 ) -> tuple[int, dict[str, str]]:
-    """The object's size and digests: those every upload gets, plus ``algorithms``."""
-    digests = Digests(algorithms)
+    """The object's size and its digests in ``always`` and ``algorithms``."""
+    digests = Digests(algorithms, always)
     size = 0
     hashing: asyncio.Future[None] | None = None
     # Hash chunk n on a thread while chunk n+1 downloads.

@@ -128,7 +128,7 @@ class LegacyFileInfo:
     filetype: str  # "bdist_wheel" | "sdist"
     pyversion: str  # a wheel's python tag as in its filename ("py2.py3"), "source" for an sdist
     sha256: str
-    blake2_256: str
+    blake2_256: str | None  # unknown for bytes the gateway did not receive itself (presigned)
     # twine 7 no longer sends md5_digest; some legacy indexes still want it.
     md5: str | None = None
 
@@ -199,8 +199,9 @@ def legacy_form_fields(
         ("name", legacy_name(identity["name"])),
         ("version", identity["version"]),
         ("sha256_digest", file.sha256),
-        ("blake2_256_digest", file.blake2_256),
     ]
+    if file.blake2_256 is not None:
+        fields.append(("blake2_256_digest", file.blake2_256))
     if file.md5 is not None:
         fields.append(("md5_digest", file.md5))
     fields.extend(_metadata_fields(raw))

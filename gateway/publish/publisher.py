@@ -355,7 +355,7 @@ class Publisher:
             filetype=filetype,
             pyversion=pyversion,
             sha256=_sha256(upload),
-            blake2_256=upload.committed.digests["blake2b_256"],
+            blake2_256=upload.committed.digests.get("blake2b_256"),
             md5=upload.committed.digests.get("md5"),
         )
         try:

@@ -455,8 +455,13 @@ class FileService:
         if upload.committed is not None or upload.presigned is None:
             return upload
         attempt = upload.presigned.attempt
+        # sha256 (and what the client declared) only: blake2b would more than double the
+        # gateway's CPU per byte, and the legacy form's blake2_256_digest is optional.
         size, digests = await digest_object(
-            self._blobs, keys.file_bytes(session.id, upload.id, attempt), upload.hashes
+            self._blobs,
+            keys.file_bytes(session.id, upload.id, attempt),
+            upload.hashes,
+            always=("sha256",),
         )
         committed = CommittedBytes(attempt=attempt, size=size, digests=digests)
 

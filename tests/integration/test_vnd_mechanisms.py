@@ -407,7 +407,7 @@ async def test_the_client_resumes_after_the_connection_drops(
 
 
 async def test_the_client_uploads_presigned_parts_straight_to_s3(
-    live_gateway, project_name: str, tmp_path: Path
+    live_gateway, pypiserver, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     api = await live_gateway(
         s3={"part_size": PART}, uploads={"mechanisms": [S3_PRESIGNED, HTTP_POST_BYTES]}
@@ -420,5 +420,13 @@ async def test_the_client_uploads_presigned_parts_straight_to_s3(
         file = await client.upload_file(
             session, wheel, size=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()}
         )
-    assert file.status == "completed"
-    assert file.mechanism_identifier == S3_PRESIGNED
+        assert file.status == "completed"
+        assert file.mechanism_identifier == S3_PRESIGNED
+        # Published without a blake2_256_digest (the gateway never saw the bytes to hash them).
+        assert (await client.publish(session)).status == "published"
+    async with aiohttp.ClientSession() as http:
+        index = f"{pypiserver.url}/simple/{project_name}/"
+        async with http.get(index) as response:
+            assert (
+                f"{wheel.name}#sha256={hashlib.sha256(data).hexdigest()}" in await response.text()
+            )
