@@ -18,13 +18,28 @@ async def digest_object(
     """The object's size and its digests in ``always`` and ``algorithms``."""
     digests = Digests(algorithms, always)
     size = 0
+    batch: list[bytes] = []
+    batched = 0
     hashing: asyncio.Future[None] | None = None
-    # Hash chunk n on a thread while chunk n+1 downloads.
-    async for chunk in blobs.stream(key, chunk_size=CHUNK):
-        if hashing is not None:
-            await hashing
-        size += len(chunk)
-        hashing = asyncio.get_running_loop().run_in_executor(None, digests.update, chunk)
+    loop = asyncio.get_running_loop()
+    # The body arrives in pieces of tens of KiB; hashing each on a thread would cost a thread
+    # hop per piece, so pieces are gathered into CHUNK-sized batches, each hashed on a thread
+    # while the next one downloads.
+    async for piece in blobs.stream(key, chunk_size=CHUNK):
+        size += len(piece)
+        batch.append(piece)
+        batched += len(piece)
+        if batched >= CHUNK:
+            if hashing is not None:
+                await hashing
+            hashing = loop.run_in_executor(None, _update, digests, batch)
+            batch, batched = [], 0
     if hashing is not None:
         await hashing
+    _update(digests, batch)
     return size, digests.hexdigests()
+
+
+def _update(digests: Digests, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        digests.update(piece)

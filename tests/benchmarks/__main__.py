@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import legacy, load, publish, upload
+from tests.benchmarks import legacy, load, mechanisms, publish, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -19,7 +19,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
-        "--only", choices=["upload", "publish", "legacy", "load"], help="run one group only"
+        "--only",
+        choices=["upload", "mechanisms", "publish", "legacy", "load"],
+        help="run one group only",
     )
     args = parser.parse_args()
     results: dict[str, float] = {}
@@ -30,6 +32,9 @@ def main() -> None:
         if args.only in (None, "upload"):
             print(f"upload: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
             results |= asyncio.run(upload.measure(stack, args.size_mib << 20, args.rounds))
+        if args.only in (None, "mechanisms"):
+            print(f"mechanisms: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
+            results |= asyncio.run(mechanisms.measure(stack, args.size_mib << 20, args.rounds))
         if args.only in (None, "publish"):
             print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
             results |= publish.measure(stack, args.rounds)
