@@ -8,9 +8,9 @@ What makes it survive a cut connection, a gateway restart or a switch of replica
 S3 multipart parts as soon as a part is full, and whatever is left when a request ends (cut
 short or not) is written to a small *tail* object, so the recorded offset only ever counts
 durable bytes and any process can continue from it. The progress is checkpointed in the file
-record after every part. The digests continue in memory while one process keeps receiving the
-upload (``DigestCache``); when the upload moved between processes they are computed again
-from the finished object instead.
+record every couple of seconds while parts land, and whenever a request ends. The digests
+continue in memory while one process keeps receiving the upload (``DigestCache``); when the
+upload moved between processes they are computed again from the finished object instead.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gateway.store.blobs import BlobStore, MultipartWrite
 
 Checkpoint = Callable[[ResumableProgress], Awaitable[None]]
 IN_FLIGHT = 2  # parts uploading while the next one fills: three part buffers in all
+CHECKPOINT_EVERY = 2.0  # seconds between progress records while parts keep landing
 
 
 class TailLost(Exception):
@@ -110,6 +111,7 @@ async def append(
     remaining = size - progress.offset
     loop = asyncio.get_running_loop()
     cut_short: BaseException | None = None
+    saved_at, unsaved = loop.time(), False
 
     async def land(part: _Part) -> None:
         if part.hashing is not None:
@@ -121,7 +123,13 @@ async def append(
         )
         progress.parts.append(stored)
         progress.tail, progress.tail_size = None, 0  # the old tail's bytes are in this part
-        await checkpoint(progress)
+        nonlocal saved_at, unsaved
+        unsaved = True
+        # A record update per part would cost more CPU than the part's own upload: a crash
+        # loses at most CHECKPOINT_EVERY seconds of parts, which are then simply sent again.
+        if loop.time() - saved_at >= CHECKPOINT_EVERY:
+            await checkpoint(progress)
+            saved_at, unsaved = loop.time(), False
         spare.append(part.buffer)
 
     try:
@@ -170,7 +178,7 @@ async def append(
         await _finish(blobs, writer, key, progress, bytes(remainder), size)
         progress.tail, progress.tail_size = None, 0
         await checkpoint(progress)
-    elif filled != progress.tail_size or progress.tail != old_tail:
+    elif unsaved or filled != progress.tail_size or progress.tail != old_tail:
         progress.tail, progress.tail_size = None, 0
         if filled:
             token = secrets.token_hex(8)
