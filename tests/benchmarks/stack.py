@@ -66,7 +66,9 @@ password = "{PASSWORD}"
 [sessions]
 max_open_per_principal = 10000  # the load run's publishers all log in as one principal
 [uploads]
-mechanisms = ["vnd-uploadgateway-s3-presigned-v1", "vnd-uploadgateway-resumable-v1", "http-post-bytes"]
+mechanisms = [
+    "vnd-uploadgateway-s3-presigned-v1", "vnd-uploadgateway-resumable-v1", "http-post-bytes"
+]
 max_file_size = {4 << 30}
 defer_validation_above = {4 << 30}
 [[auth.principals]]

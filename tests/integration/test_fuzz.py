@@ -12,6 +12,7 @@ from gateway.devstack import Server, executable
 from tests.conftest import ALICE
 from tests.integration.replicas import start_replica
 
+REPOSITORY = Path(__file__).resolve().parents[2]
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -48,7 +49,12 @@ async def test_no_server_errors_and_no_drift_from_the_document(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,  # its example database stays out of the checkout
-            env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"},
+            env={
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks",
+                "PYTHONPATH": str(REPOSITORY),
+                "NO_COLOR": "1",
+            },
         )
         output, _ = await asyncio.wait_for(process.communicate(), 1200)
         text = output.decode(errors="replace")
