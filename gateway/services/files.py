@@ -73,6 +73,10 @@ class FileService:
         self._uploads = settings.uploads
         self._part_size = settings.s3.part_size
         self._resumable_digests = DigestCache()
+        # Append requests of this process: a hold one of them left behind (it failed while
+        # S3 was down, say) is known to be dead here, without waiting for its lease to lapse.
+        self._process = secrets.token_hex(4)
+        self._writers: set[str] = set()
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
 
@@ -283,7 +287,7 @@ class FileService:
             assert progress is not None
             # A request cut off a moment ago may still be saving what it received: its
             # offset is the one to report, so wait (briefly) for it to let go.
-            busy = progress.writer_until is not None and progress.writer_until > clock.now()
+            busy = self._is_held(progress)
             if not busy or loop.time() > deadline:
                 return progress.offset, False
             await asyncio.sleep(0.1)
@@ -302,8 +306,13 @@ class FileService:
         upload = await self.get(session.id, fid)
         _require_mechanism(upload, RESUMABLE)
         _allow(upload, FileEvent.SEND_BYTES)
-        writer = secrets.token_hex(8)
-        progress = await self._hold_resumable(session.id, fid, writer)
+        writer = f"{self._process}-{secrets.token_hex(8)}"
+        self._writers.add(writer)
+        try:
+            progress = await self._hold_resumable(session.id, fid, writer)
+        except BaseException:
+            self._writers.discard(writer)
+            raise
         try:
             if offset != progress.offset:
                 raise _offset_mismatch(progress.offset, offset)
@@ -345,8 +354,17 @@ class FileService:
             await self._commit_resumable(session.id, fid, writer, appended.progress, received)
             return upload.size, True
         finally:
+            self._writers.discard(writer)
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._let_go(session.id, fid, writer)
+
+    def _is_held(self, progress: ResumableProgress) -> bool:
+        """Whether a live append request holds the upload."""
+        if not progress.writer or not progress.writer_until:
+            return False
+        if progress.writer.startswith(f"{self._process}-"):
+            return progress.writer in self._writers
+        return progress.writer_until > clock.now()
 
     async def _hold_resumable(self, sid: str, fid: str, writer: str) -> ResumableProgress:
         """Become the one request appending to the upload. A predecessor cut off mid-request
@@ -357,11 +375,10 @@ class FileService:
             upload = FileUpload.model_validate(data)
             progress = upload.resumable
             assert progress is not None
-            now = clock.now()
-            if progress.writer and progress.writer_until and progress.writer_until > now:
+            if self._is_held(progress):
                 raise _Busy
             _allow(upload, FileEvent.SEND_BYTES)
-            progress.writer, progress.writer_until = writer, now + WRITER_LEASE
+            progress.writer, progress.writer_until = writer, clock.now() + WRITER_LEASE
             return upload.model_dump(mode="json")
 
         while True:

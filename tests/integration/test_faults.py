@@ -272,3 +272,46 @@ async def test_s3_not_answering_at_all(api: Api, s3_fault: FaultProxy, project_n
     s3_fault.heal()
     await api.create_session(project_name)
     await consistent(api)
+
+
+async def test_s3_failing_in_the_middle_of_a_resumable_upload(
+    api: Api, s3_fault: FaultProxy, project_name: str, release: list[Path]
+) -> None:
+    """Only what reached S3 counts: after the fault, HEAD reports an offset the upload can
+    go on from at once (the failed request's hold on the upload is known dead)."""
+    wheel = release[0]
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    response = await api.post_json(
+        session["links"]["upload"],
+        {
+            "meta": META,
+            "filename": wheel.name,
+            "size": len(data),
+            "hashes": {"sha256": sha256_of(wheel)},
+            "mechanism": "vnd-uploadgateway-resumable-v1",
+        },
+    )
+    file = await response.json(content_type=None)
+    url = api.path(file["mechanism"]["upload_url"])
+
+    def append(offset: int, last: bool = True) -> dict[str, str]:
+        return api.headers(
+            **{
+                "Content-Type": "application/partial-upload",
+                "Upload-Offset": str(offset),
+                "Upload-Complete": "?1" if last else "?0",
+            }
+        )
+
+    s3_fault.cut_after(7 * MiB)  # after the first 5 MiB part, within the second
+    await unavailable(await api.client.patch(url, data=data, headers=append(0)))
+    s3_fault.heal()
+    await consistent(api)
+    head = await api.client.head(url, headers=api.headers())
+    offset = int(head.headers["Upload-Offset"])
+    assert offset in (0, 5 * MiB)  # whole parts only: the tail could not be saved
+    response = await api.client.patch(url, data=data[offset:], headers=append(offset))
+    assert response.status == 204, await response.text()
+    assert (await api.complete(file)).status == 201
+    await consistent(api)
