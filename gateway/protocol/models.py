@@ -49,10 +49,21 @@ class SessionCreateRequest(Request):
         }
     )
 
+    # The patterns document what is accepted (and steer generated test data there); the
+    # service checks names and versions itself, to answer with problems naming the field.
     name: StrictStr = Field(
-        json_schema_extra={"pattern": "^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"}
+        json_schema_extra={
+            "pattern": "^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$",
+            "maxLength": 200,
+        }
     )
-    version: StrictStr
+    version: StrictStr = Field(
+        description="A PEP 440 version; the pattern shows the common public forms.",
+        json_schema_extra={
+            "pattern": r"^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$",
+            "maxLength": 100,
+        },
+    )
 
 
 class FileCreateRequest(Request):
