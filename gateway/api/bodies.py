@@ -19,21 +19,44 @@ M = TypeVar("M", bound=BaseModel)
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The body as it arrives. A client that stops sending for ``server.client_timeout``
-    seconds is cut off with a 408, so a slow client cannot pin a connection and a handler."""
+    seconds is cut off with a 408, so a slow client cannot pin a connection and a handler.
+
+    One watchdog per request, not a timeout per chunk (that would cost ~0.2 CPU-seconds per
+    GiB): it only counts time spent waiting for the client, never time the consumer spends
+    (an S3 part upload, say), and notices a stall within one and a half timeouts.
+    """
     stall_seconds = services(request).settings.server.client_timeout
-    while True:
-        try:
-            async with asyncio.timeout(stall_seconds):
-                chunk = await request.content.readany()
-        except TimeoutError:
-            raise Problem(
-                408,
-                "client-too-slow",
-                f"No part of the request body arrived for {stall_seconds} seconds.",
-            ) from None
-        if not chunk:
+    loop = asyncio.get_running_loop()
+    waiting_since: float | None = None
+
+    def watch() -> None:
+        nonlocal watchdog
+        if waiting_since is not None and loop.time() - waiting_since >= stall_seconds:
+            request.content.set_exception(_Stalled())
             return
-        yield chunk
+        watchdog = loop.call_later(stall_seconds / 2, watch)
+
+    watchdog = loop.call_later(stall_seconds / 2, watch)
+    try:
+        while True:
+            waiting_since = loop.time()
+            chunk = await request.content.readany()
+            waiting_since = None
+            if not chunk:
+                return
+            yield chunk
+    except _Stalled:
+        raise Problem(
+            408,
+            "client-too-slow",
+            f"No part of the request body arrived for {stall_seconds} seconds.",
+        ) from None
+    finally:
+        watchdog.cancel()
+
+
+class _Stalled(Exception):
+    """Set on a request's body stream by its watchdog."""
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes:
