@@ -17,7 +17,7 @@ from aiohttp import ClientResponse
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.client.api import RESUMABLE_ABOVE, UploadClient, choose_mechanism
-from gateway.devstack import free_port
+from gateway.devstack import Server, free_port
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.settings import MiB, Settings
 from tests.conftest import ALICE
@@ -100,6 +100,14 @@ async def completed(api: Api, file: dict[str, Any]) -> dict[str, Any]:
     response = await api.complete(file)
     assert response.status == 201, await response.text()
     return await response.json(content_type=None)
+
+
+async def index_page(pypiserver: Server, project: str) -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{pypiserver.url}/simple/{project}/") as response,
+    ):
+        return await response.text()
 
 
 async def consistent(api: Api) -> None:
@@ -374,7 +382,10 @@ async def behind_a_flaky_network(
 
 
 async def test_the_client_resumes_after_the_connection_drops(
-    behind_a_flaky_network: tuple[Settings, FaultProxy], project_name: str, tmp_path: Path
+    behind_a_flaky_network: tuple[Settings, FaultProxy],
+    pypiserver: Server,
+    project_name: str,
+    tmp_path: Path,
 ) -> None:
     settings, proxy = behind_a_flaky_network
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(20 * MiB))
@@ -399,6 +410,9 @@ async def test_the_client_resumes_after_the_connection_drops(
         )
         assert file.status == "completed"
         assert file.mechanism_identifier == RESUMABLE
+        assert (await client.publish(session)).status == "published"
+    page = await index_page(pypiserver, project_name)
+    assert f"{wheel.name}#sha256={hashlib.sha256(data).hexdigest()}" in page
     assert len(resumed) == 1
     assert PART <= resumed[0] <= 9 * MiB
     assert sent[0] == len(data)  # progress rewound the bytes that did not land
