@@ -22,6 +22,7 @@ from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -113,6 +114,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 authenticators=build_chain(settings, app[HTTP_CLIENT]),
                 sessions=session_service,
                 files=file_service,
+                resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
                 publisher=publisher,
                 names=names,
                 stage=StageService(

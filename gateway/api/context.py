@@ -11,6 +11,7 @@ from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -24,6 +25,7 @@ class Services:
     authenticators: list[Authenticator]
     sessions: SessionService
     files: FileService
+    resumable: ResumableUploads
     publisher: Publisher
     stage: StageService
     names: NameRegistry

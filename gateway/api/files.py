@@ -131,9 +131,7 @@ async def attach_attestations(request: web.Request) -> web.Response:
 async def resumable_offset(request: web.Request) -> web.Response:
     """``vnd-uploadgateway-resumable-v1``: how far the upload got (HEAD, as in the draft)."""
     session = await load_authorized_session(request)
-    offset, complete = await services(request).files.resumable_offset(
-        session, request.match_info["fid"]
-    )
+    offset, complete = await services(request).resumable.offset(session, request.match_info["fid"])
     return web.Response(status=204, headers=_progress_headers(offset, complete))
 
 
@@ -143,7 +141,7 @@ async def resumable_append(request: web.Request) -> web.Response:
     require_content_type(request, PARTIAL_UPLOAD)
     offset = _upload_offset(request)
     finish = _upload_complete(request)
-    offset, complete = await services(request).files.append(
+    offset, complete = await services(request).resumable.append(
         session,
         request.match_info["fid"],
         body_chunks(request),

@@ -17,7 +17,6 @@ from gateway.logs import log
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
-from gateway.mechanisms.resumable import DigestCache, append
 from gateway.protocol.models import FileCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem, bad_request, conflict, not_found
 from gateway.services.sessions import SessionService, require
@@ -44,10 +43,6 @@ from gateway.store.records import RecordChanged, RecordExists, RecordMissing, Re
 PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
 PROCESSING_LEASE = timedelta(minutes=10)
-# An append request holds a resumable upload this long past its last checkpoint; the next
-# request waits up to WRITER_WAIT for a cut-off predecessor to notice and let go.
-WRITER_LEASE = timedelta(seconds=60)
-WRITER_WAIT = 5.0
 
 
 class ValidationFailed(Exception):
@@ -72,11 +67,6 @@ class FileService:
         self._sessions = sessions
         self._uploads = settings.uploads
         self._part_size = settings.s3.part_size
-        self._resumable_digests = DigestCache()
-        # Append requests of this process: a hold one of them left behind (it failed while
-        # S3 was down, say) is known to be dead here, without waiting for its lease to lapse.
-        self._process = secrets.token_hex(4)
-        self._writers: set[str] = set()
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
 
@@ -214,10 +204,10 @@ class FileService:
         """Run ``http-post-bytes``: the latest POST wins; a repeated one replaces the bytes."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
-        _require_mechanism(upload, HTTP_POST_BYTES)
-        _allow(upload, FileEvent.SEND_BYTES)
+        require_mechanism(upload, HTTP_POST_BYTES)
+        allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
-            raise _too_large(upload.size)
+            raise too_large(upload.size)
         if content_length is not None and content_length < upload.size:
             raise bad_request(
                 "size-mismatch",
@@ -238,7 +228,7 @@ class FileService:
                 part_size=self._part_size,
             )
         except BodyTooLarge:
-            raise _too_large(upload.size) from None
+            raise too_large(upload.size) from None
         finally:
             metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
@@ -272,177 +262,12 @@ class FileService:
             await self._blobs.delete(keys.file_bytes(sid, fid, old_attempt))
         return FileUpload.model_validate(stored.data)
 
-    # -- vnd-uploadgateway-resumable-v1 ------------------------------------------------
-
-    async def resumable_offset(self, session: PublishingSession, fid: str) -> tuple[int, bool]:
-        """How many bytes are durable, and whether the transfer is complete."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WRITER_WAIT
-        while True:
-            upload = await self.get(session.id, fid)
-            _require_mechanism(upload, RESUMABLE)
-            if upload.committed is not None:
-                return upload.committed.size, True
-            progress = upload.resumable
-            assert progress is not None
-            # A request cut off a moment ago may still be saving what it received: its
-            # offset is the one to report, so wait (briefly) for it to let go.
-            busy = self._is_held(progress)
-            if not busy or loop.time() > deadline:
-                return progress.offset, False
-            await asyncio.sleep(0.1)
-
-    async def append(
-        self,
-        session: PublishingSession,
-        fid: str,
-        chunks: AsyncIterator[bytes],
-        offset: int,
-        content_length: int | None,
-        finish: bool,
-    ) -> tuple[int, bool]:
-        """Append at ``offset``; the new offset and whether the transfer is now complete."""
-        require(session, SessionEvent.EDIT_FILES)
-        upload = await self.get(session.id, fid)
-        _require_mechanism(upload, RESUMABLE)
-        _allow(upload, FileEvent.SEND_BYTES)
-        writer = f"{self._process}-{secrets.token_hex(8)}"
-        self._writers.add(writer)
-        try:
-            progress = await self._hold_resumable(session.id, fid, writer)
-        except BaseException:
-            self._writers.discard(writer)
-            raise
-        try:
-            if offset != progress.offset:
-                raise _offset_mismatch(progress.offset, offset)
-            if content_length is not None and offset + content_length > upload.size:
-                raise _too_large(upload.size)
-
-            async def checkpoint(current: ResumableProgress) -> None:
-                await self._save_progress(session.id, fid, writer, current)
-
-            metrics.UPLOADS_IN_FLIGHT.inc()
-            try:
-                appended = await append(
-                    chunks,
-                    self._blobs,
-                    sid=session.id,
-                    fid=fid,
-                    progress=progress,
-                    size=upload.size,
-                    part_size=self._part_size,
-                    digests=self._resumable_digests.take(fid, progress.offset, upload.hashes),
-                    checkpoint=checkpoint,
-                    finish=finish,
-                )
-            finally:
-                metrics.UPLOADS_IN_FLIGHT.dec()
-            new_offset = appended.progress.offset
-            if not appended.finished:
-                if appended.digests is not None:
-                    self._resumable_digests.keep(fid, new_offset, appended.digests)
-                if appended.cut_short is not None:
-                    raise appended.cut_short
-                return new_offset, False
-            key = keys.file_bytes(session.id, fid, appended.progress.attempt)
-            if appended.digests is not None:
-                digests = appended.digests.hexdigests()
-            else:
-                _, digests = await digest_object(self._blobs, key, upload.hashes)
-            received = Received(upload.size, digests)
-            await self._commit_resumable(session.id, fid, writer, appended.progress, received)
-            return upload.size, True
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(Exception):  # the lease runs out anyway
-                await self._let_go(session.id, fid, writer)
-
-    def _is_held(self, progress: ResumableProgress) -> bool:
-        """Whether a live append request holds the upload."""
-        if not progress.writer or not progress.writer_until:
-            return False
-        if progress.writer.startswith(f"{self._process}-"):
-            return progress.writer in self._writers
-        return progress.writer_until > clock.now()
-
-    async def _hold_resumable(self, sid: str, fid: str, writer: str) -> ResumableProgress:
-        """Become the one request appending to the upload. A predecessor cut off mid-request
-        may still be saving what it received: wait a little for it to let go."""
-        deadline = asyncio.get_running_loop().time() + WRITER_WAIT
-
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            progress = upload.resumable
-            assert progress is not None
-            if self._is_held(progress):
-                raise _Busy
-            _allow(upload, FileEvent.SEND_BYTES)
-            progress.writer, progress.writer_until = writer, clock.now() + WRITER_LEASE
-            return upload.model_dump(mode="json")
-
-        while True:
-            try:
-                stored = await self._records.update(keys.file_upload(sid, fid), mutate)
-            except _Busy:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise Problem(
-                        409,
-                        "upload-busy",
-                        "Another request is appending to this upload; retry when it is done.",
-                        [ErrorItem("Upload-Offset", "another append is in progress")],
-                        headers={"Retry-After": "1"},
-                    ) from None
-                await asyncio.sleep(0.2)
-                continue
-            progress = FileUpload.model_validate(stored.data).resumable
-            assert progress is not None
-            return progress
-
-    async def _save_progress(
-        self, sid: str, fid: str, writer: str, progress: ResumableProgress
-    ) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            _check_holder(upload, writer)
-            upload.resumable = progress.model_copy(
-                update={"writer": writer, "writer_until": clock.now() + WRITER_LEASE}
-            )
-            return upload.model_dump(mode="json")
-
-        await self._records.update(keys.file_upload(sid, fid), mutate)
-
-    async def _commit_resumable(
-        self, sid: str, fid: str, writer: str, progress: ResumableProgress, received: Received
-    ) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            _check_holder(upload, writer)
-            upload.resumable = progress.model_copy(update={"writer": None, "writer_until": None})
-            upload.committed = CommittedBytes(
-                attempt=progress.attempt, size=received.size, digests=received.digests
-            )
-            return upload.model_dump(mode="json")
-
-        await self._records.update(keys.file_upload(sid, fid), mutate)
-
-    async def _let_go(self, sid: str, fid: str, writer: str) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            if upload.resumable is None or upload.resumable.writer != writer:
-                raise RecordChanged(fid)  # nothing to release
-            upload.resumable.writer, upload.resumable.writer_until = None, None
-            return upload.model_dump(mode="json")
-
-        with contextlib.suppress(RecordChanged, RecordMissing):
-            await self._records.update(keys.file_upload(sid, fid), mutate)
-
     # -- vnd-uploadgateway-s3-presigned-v1 ---------------------------------------------
 
     async def presigned_parts(
         self, session: PublishingSession, upload: FileUpload
     ) -> list[presigned.PartUrl]:
-        _require_mechanism(upload, S3_PRESIGNED)
+        require_mechanism(upload, S3_PRESIGNED)
         assert upload.presigned is not None
         key = keys.file_bytes(session.id, upload.id, upload.presigned.attempt)
         return await presigned.part_urls(
@@ -494,7 +319,7 @@ class FileService:
         self, session: PublishingSession, fid: str, document: bytes
     ) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
-        _allow(await self.get(session.id, fid), FileEvent.ATTACH_ATTESTATIONS)
+        allow(await self.get(session.id, fid), FileEvent.ATTACH_ATTESTATIONS)
         await self._blobs.put(
             keys.attestations(session.id, fid), document, content_type="application/json"
         )
@@ -508,7 +333,7 @@ class FileService:
         """Validate now (True: completed) or in the background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
-        _allow(upload, FileEvent.COMPLETE_NOW)
+        allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if upload.size > self._uploads.defer_validation_above:
             upload = await self._mutate(
@@ -660,7 +485,7 @@ class FileService:
 
         def mutate(data: dict[str, Any]) -> dict[str, Any]:
             upload = FileUpload.model_validate(data)
-            upload.status = _allow(upload, event)
+            upload.status = allow(upload, event)
             for name, value in changes.items():
                 setattr(upload, name, value)
             if notices:
@@ -676,7 +501,7 @@ class FileService:
         return FileUpload.model_validate(stored.data)
 
 
-def _allow(upload: FileUpload, event: FileEvent) -> FileState:
+def allow(upload: FileUpload, event: FileEvent) -> FileState:
     try:
         return next_file_state(upload.status, event)
     except TransitionRefused as exc:
@@ -689,7 +514,7 @@ def _allow(upload: FileUpload, event: FileEvent) -> FileState:
         ) from exc
 
 
-def _too_large(size: int) -> Problem:
+def too_large(size: int) -> Problem:
     return Problem(
         413,
         "body-too-large",
@@ -698,33 +523,10 @@ def _too_large(size: int) -> Problem:
     )
 
 
-class _Busy(Exception):
-    """Another append request holds the resumable upload."""
-
-
-def _require_mechanism(upload: FileUpload, mechanism: str) -> None:
+def require_mechanism(upload: FileUpload, mechanism: str) -> None:
     if upload.mechanism != mechanism:
         raise conflict(
             "wrong-mechanism",
             f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
             "mechanism",
         )
-
-
-def _check_holder(upload: FileUpload, writer: str) -> None:
-    """Only the request holding the upload may record progress (it may have lost its hold
-    by stalling past the lease, or the upload may have been deleted or completed)."""
-    if upload.resumable is None or upload.resumable.writer != writer:
-        raise conflict("upload-busy", "Another request took over this upload.", "Upload-Offset")
-    _allow(upload, FileEvent.SEND_BYTES)
-
-
-def _offset_mismatch(expected: int, given: int) -> Problem:
-    # As the resumable-uploads draft asks: 409, and the offset the client must resume from.
-    return Problem(
-        409,
-        "mismatching-upload-offset",
-        f"The upload is at offset {expected}, not {given}: resume from {expected}.",
-        [ErrorItem("Upload-Offset", f"expected {expected}, got {given}")],
-        headers={"Upload-Offset": str(expected)},
-    )

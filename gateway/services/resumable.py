@@ -1,0 +1,241 @@
+"""The service side of ``vnd-uploadgateway-resumable-v1`` (the transfer itself is in
+``gateway.mechanisms.resumable``): which request may append, the durable offset, and
+committing the finished bytes to the file record.
+
+One append request at a time holds an upload, recorded in the file record with a lease. The
+lease is renewed at every checkpoint; a request cut off mid-body keeps its hold until it has
+saved what it received, and the next request (or a ``HEAD``) waits for that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from gateway import metrics
+from gateway.mechanisms import RESUMABLE
+from gateway.mechanisms.ingest import Received
+from gateway.mechanisms.readback import digest_object
+from gateway.mechanisms.resumable import DigestCache, append
+from gateway.protocol.problems import ErrorItem, Problem, conflict
+from gateway.services.files import FileService, allow, require_mechanism, too_large
+from gateway.services.sessions import require
+from gateway.sessions import clock
+from gateway.sessions.records import (
+    CommittedBytes,
+    FileUpload,
+    PublishingSession,
+    ResumableProgress,
+)
+from gateway.sessions.states import FileEvent, SessionEvent
+from gateway.store import keys
+from gateway.store.blobs import BlobStore
+from gateway.store.records import RecordChanged, RecordMissing, RecordStore
+
+# An append request holds an upload this long past its last checkpoint; the next request
+# waits up to WRITER_WAIT for a cut-off predecessor to notice and let go.
+WRITER_LEASE = timedelta(seconds=60)
+WRITER_WAIT = 5.0
+
+
+class ResumableUploads:
+    def __init__(self, records: RecordStore, blobs: BlobStore, files: FileService, part_size: int):
+        self._records = records
+        self._blobs = blobs
+        self._files = files
+        self._part_size = part_size
+        self._digests = DigestCache()
+        # Append requests of this process: a hold one of them left behind (it failed while
+        # S3 was down, say) is known to be dead here, without waiting for its lease to lapse.
+        self._process = secrets.token_hex(4)
+        self._writers: set[str] = set()
+
+    async def offset(self, session: PublishingSession, fid: str) -> tuple[int, bool]:
+        """How many bytes are durable, and whether the transfer is complete."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITER_WAIT
+        while True:
+            upload = await self._files.get(session.id, fid)
+            require_mechanism(upload, RESUMABLE)
+            if upload.committed is not None:
+                return upload.committed.size, True
+            progress = upload.resumable
+            assert progress is not None
+            # A request cut off a moment ago may still be saving what it received: its
+            # offset is the one to report, so wait (briefly) for it to let go.
+            busy = self._is_held(progress)
+            if not busy or loop.time() > deadline:
+                return progress.offset, False
+            await asyncio.sleep(0.1)
+
+    async def append(
+        self,
+        session: PublishingSession,
+        fid: str,
+        chunks: AsyncIterator[bytes],
+        offset: int,
+        content_length: int | None,
+        finish: bool,
+    ) -> tuple[int, bool]:
+        """Append at ``offset``; the new offset and whether the transfer is now complete."""
+        require(session, SessionEvent.EDIT_FILES)
+        upload = await self._files.get(session.id, fid)
+        require_mechanism(upload, RESUMABLE)
+        allow(upload, FileEvent.SEND_BYTES)
+        writer = f"{self._process}-{secrets.token_hex(8)}"
+        self._writers.add(writer)
+        try:
+            progress = await self._hold(session.id, fid, writer)
+        except BaseException:
+            self._writers.discard(writer)
+            raise
+        try:
+            if offset != progress.offset:
+                raise _offset_mismatch(progress.offset, offset)
+            if content_length is not None and offset + content_length > upload.size:
+                raise too_large(upload.size)
+
+            async def checkpoint(current: ResumableProgress) -> None:
+                await self._save_progress(session.id, fid, writer, current)
+
+            metrics.UPLOADS_IN_FLIGHT.inc()
+            try:
+                appended = await append(
+                    chunks,
+                    self._blobs,
+                    sid=session.id,
+                    fid=fid,
+                    progress=progress,
+                    size=upload.size,
+                    part_size=self._part_size,
+                    digests=self._digests.take(fid, progress.offset, upload.hashes),
+                    checkpoint=checkpoint,
+                    finish=finish,
+                )
+            finally:
+                metrics.UPLOADS_IN_FLIGHT.dec()
+            new_offset = appended.progress.offset
+            if not appended.finished:
+                if appended.digests is not None:
+                    self._digests.keep(fid, new_offset, appended.digests)
+                if appended.cut_short is not None:
+                    raise appended.cut_short
+                return new_offset, False
+            key = keys.file_bytes(session.id, fid, appended.progress.attempt)
+            if appended.digests is not None:
+                digests = appended.digests.hexdigests()
+            else:
+                _, digests = await digest_object(self._blobs, key, upload.hashes)
+            received = Received(upload.size, digests)
+            await self._commit(session.id, fid, writer, appended.progress, received)
+            return upload.size, True
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):  # the lease runs out anyway
+                await self._let_go(session.id, fid, writer)
+
+    def _is_held(self, progress: ResumableProgress) -> bool:
+        """Whether a live append request holds the upload."""
+        if not progress.writer or not progress.writer_until:
+            return False
+        if progress.writer.startswith(f"{self._process}-"):
+            return progress.writer in self._writers
+        return progress.writer_until > clock.now()
+
+    async def _hold(self, sid: str, fid: str, writer: str) -> ResumableProgress:
+        """Become the one request appending to the upload. A predecessor cut off mid-request
+        may still be saving what it received: wait a little for it to let go."""
+        deadline = asyncio.get_running_loop().time() + WRITER_WAIT
+
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            progress = upload.resumable
+            assert progress is not None
+            if self._is_held(progress):
+                raise _Busy
+            allow(upload, FileEvent.SEND_BYTES)
+            progress.writer, progress.writer_until = writer, clock.now() + WRITER_LEASE
+            return upload.model_dump(mode="json")
+
+        while True:
+            try:
+                stored = await self._records.update(keys.file_upload(sid, fid), mutate)
+            except _Busy:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise Problem(
+                        409,
+                        "upload-busy",
+                        "Another request is appending to this upload; retry when it is done.",
+                        [ErrorItem("Upload-Offset", "another append is in progress")],
+                        headers={"Retry-After": "1"},
+                    ) from None
+                await asyncio.sleep(0.2)
+                continue
+            progress = FileUpload.model_validate(stored.data).resumable
+            assert progress is not None
+            return progress
+
+    async def _save_progress(
+        self, sid: str, fid: str, writer: str, progress: ResumableProgress
+    ) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            _check_holder(upload, writer)
+            upload.resumable = progress.model_copy(
+                update={"writer": writer, "writer_until": clock.now() + WRITER_LEASE}
+            )
+            return upload.model_dump(mode="json")
+
+        await self._records.update(keys.file_upload(sid, fid), mutate)
+
+    async def _commit(
+        self, sid: str, fid: str, writer: str, progress: ResumableProgress, received: Received
+    ) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            _check_holder(upload, writer)
+            upload.resumable = progress.model_copy(update={"writer": None, "writer_until": None})
+            upload.committed = CommittedBytes(
+                attempt=progress.attempt, size=received.size, digests=received.digests
+            )
+            return upload.model_dump(mode="json")
+
+        await self._records.update(keys.file_upload(sid, fid), mutate)
+
+    async def _let_go(self, sid: str, fid: str, writer: str) -> None:
+        def mutate(data: dict[str, Any]) -> dict[str, Any]:
+            upload = FileUpload.model_validate(data)
+            if upload.resumable is None or upload.resumable.writer != writer:
+                raise RecordChanged(fid)  # nothing to release
+            upload.resumable.writer, upload.resumable.writer_until = None, None
+            return upload.model_dump(mode="json")
+
+        with contextlib.suppress(RecordChanged, RecordMissing):
+            await self._records.update(keys.file_upload(sid, fid), mutate)
+
+
+class _Busy(Exception):
+    """Another append request holds the resumable upload."""
+
+
+def _check_holder(upload: FileUpload, writer: str) -> None:
+    """Only the request holding the upload may record progress (it may have lost its hold
+    by stalling past the lease, or the upload may have been deleted or completed)."""
+    if upload.resumable is None or upload.resumable.writer != writer:
+        raise conflict("upload-busy", "Another request took over this upload.", "Upload-Offset")
+    allow(upload, FileEvent.SEND_BYTES)
+
+
+def _offset_mismatch(expected: int, given: int) -> Problem:
+    # As the resumable-uploads draft asks: 409, and the offset the client must resume from.
+    return Problem(
+        409,
+        "mismatching-upload-offset",
+        f"The upload is at offset {expected}, not {given}: resume from {expected}.",
+        [ErrorItem("Upload-Offset", f"expected {expected}, got {given}")],
+        headers={"Upload-Offset": str(expected)},
+    )
