@@ -112,7 +112,10 @@ async def create_session(http: aiohttp.ClientSession, api: str, project: str) ->
 
 
 async def start_file(
-    http: aiohttp.ClientSession, session: dict[str, Any], wheel: Path
+    http: aiohttp.ClientSession,
+    session: dict[str, Any],
+    wheel: Path,
+    mechanism: str = "http-post-bytes",
 ) -> dict[str, Any]:
     data = wheel.read_bytes()
     body = {
@@ -120,7 +123,7 @@ async def start_file(
         "filename": wheel.name,
         "size": len(data),
         "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-        "mechanism": "http-post-bytes",
+        "mechanism": mechanism,
     }
     async with http.post(session["links"]["upload"], json=body, headers=HEADERS) as response:
         file = await response.json(content_type=None)

@@ -25,6 +25,8 @@ from tests.consistency import check_bucket
 from tests.distributions import build_wheel
 from tests.faults import FaultProxy
 from tests.integration.conftest import META, Api, problem
+from tests.integration.replicas import create_session, start_replica
+from tests.integration.replicas import start_file as start_replica_file
 
 PART = 5 * MiB  # the smallest S3 part: several parts without big files
 
@@ -248,6 +250,59 @@ async def test_a_restarted_gateway_resumes_the_upload(
     assert await offset_of(second, file) == (half, "?0")
     assert (await append(second, file, half, data[half:], last=True)).status == 204
     assert (await completed(second, file))["status"] == "completed"
+
+
+async def test_a_killed_gateway_process_is_replaced_and_the_upload_goes_on(
+    seaweedfs: Server,
+    pypiserver: Server,
+    principal_settings,
+    project_name: str,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
+    """Between two appends the gateway process is killed (SIGKILL); a new process on the same
+    bucket reports the offset and takes the rest."""
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 * MiB))
+    data = wheel.read_bytes()
+    prefix = "restart-" + project_name
+    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
+    async with aiohttp.ClientSession() as http:
+        session = await create_session(http, first.api, project_name)
+        file = await start_replica_file(http, session, wheel, RESUMABLE)
+        url = file["mechanism"]["upload_url"]
+        headers = {
+            "Authorization": ALICE.authorization,
+            "Content-Type": "application/partial-upload",
+        }
+        half = 7 * MiB + 5
+        async with http.patch(
+            url,
+            data=data[:half],
+            headers={**headers, "Upload-Offset": "0", "Upload-Complete": "?0"},
+        ) as response:
+            assert response.status == 204, await response.text()
+        first.process.kill()
+        first.process.wait(10)
+
+        second = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
+        try:
+            auth = {"Authorization": ALICE.authorization}
+            async with http.head(second.on(url), headers=auth) as response:
+                assert response.headers["Upload-Offset"] == str(half)
+            async with http.patch(
+                second.on(url),
+                data=data[half:],
+                headers={**headers, "Upload-Offset": str(half), "Upload-Complete": "?1"},
+            ) as response:
+                assert response.status == 204, await response.text()
+            async with http.post(
+                second.on(file["links"]["complete"]),
+                json={"meta": META},
+                headers={**auth, "Content-Type": "application/vnd.pypi.upload.v2+json"},
+            ) as response:
+                assert response.status == 201, await response.text()
+        finally:
+            second.process.terminate()
+            second.process.wait(30)
 
 
 async def test_resumed_bytes_that_differ_are_caught_at_completion(
