@@ -20,6 +20,7 @@ import contextlib
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.mechanisms.ingest import Digests
@@ -112,6 +113,8 @@ async def append(
     loop = asyncio.get_running_loop()
     cut_short: BaseException | None = None
     saved_at, unsaved = loop.time(), False
+    # One thread: the digests must see the parts in order.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
 
     async def land(part: _Part) -> None:
         if part.hashing is not None:
@@ -149,7 +152,7 @@ async def append(
                         hashing = None
                         if digests is not None:
                             region = memoryview(buffer)[unhashed_from:]
-                            hashing = loop.run_in_executor(None, digests.update, region)
+                            hashing = loop.run_in_executor(hasher, digests.update, region)
                         unhashed_from = 0
                         uploading = await writer.add_part(buffer)
                         number = len(progress.parts) + len(in_flight) + 1
@@ -166,13 +169,15 @@ async def append(
             cut_short = exc
         while in_flight:
             await land(in_flight.popleft())
+        remainder = memoryview(buffer)[:filled]
+        if digests is not None and filled > unhashed_from:
+            await loop.run_in_executor(hasher, digests.update, remainder[unhashed_from:])
     except BaseException:
         await writer.settle()
         raise
+    finally:
+        hasher.shutdown(wait=True)
 
-    remainder = memoryview(buffer)[:filled]
-    if digests is not None and filled > unhashed_from:
-        await loop.run_in_executor(None, digests.update, remainder[unhashed_from:])
     finished = finish and cut_short is None and progress.offset + filled == size
     if finished:
         await _finish(blobs, writer, key, progress, bytes(remainder), size)

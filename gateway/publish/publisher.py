@@ -111,6 +111,12 @@ class Publisher:
         A failure while the caller still waits is raised as a :class:`Problem` and leaves the
         session as it was; a later one moves the session to ``error``.
         """
+        if session.publish is not None and session.publish.lease_until <= clock.now():
+            # An earlier publish stopped without clearing its journal (its worker died, or
+            # S3 failed as it was giving up) and nobody renews its lease: go on with it now
+            # rather than answer "under way" until a sweep notices.
+            await self.resume_lapsed(session)
+            return await self._sessions.get(session.id)
         require(session, SessionEvent.PUBLISH_NOW)
         uploads = list(
             self._sessions.visible_files(await self._sessions.files(session.id)).values()
@@ -226,6 +232,11 @@ class Publisher:
             )
             await self._fail(sid, attempt, failure)
             raise failure from None
+        except Exception:
+            # Unforeseen (S3 failing, say): the journal stays, its lease lapses, and the next
+            # sweep or publish request resumes it.
+            log.exception("publish.worker_failed", session=sid[:8])
+            raise
         finally:
             metrics.PUBLISH_SECONDS.labels(self._settings.backend.kind, outcome).observe(
                 time.perf_counter() - started
@@ -551,9 +562,17 @@ class Publisher:
                 ).problem() from None
 
     async def _mark_published(self, session: PublishingSession, filenames: list[str]) -> None:
+        """Turn the reservations into lasting ones; one that went missing (a resumed journal
+        whose reservations were already released) is made anew."""
         for filename in filenames:
             key = keys.filename_reservation(session.name, filename)
-            await self._records.update(key, lambda data: {**data, "state": "published"})
+            try:
+                await self._records.update(key, lambda data: {**data, "state": "published"})
+            except RecordMissing:
+                with contextlib.suppress(RecordExists):
+                    await self._records.create(
+                        key, {"session_id": session.id, "state": "published"}
+                    )
 
     async def drain(self) -> None:
         """On shutdown: stop workers; their leases lapse and another replica resumes them."""

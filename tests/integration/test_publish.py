@@ -289,3 +289,32 @@ async def test_deferred_conflict_ends_in_error_naming_the_file(
     assert sdist.name in " ".join(status["notices"])
     assert status["files"][sdist.name]["notices"]
     assert not (packages / wheel.name).exists()  # nothing was uploaded before the check
+
+
+async def test_publishing_again_takes_over_a_journal_nobody_renews(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:  # R-W2
+    """A publish that stopped without clearing its journal (its process died, or S3 failed as
+    it gave up) does not block the session until a sweep: the next publish request goes on
+    with it."""
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    session = await api.create_session(project_name)
+    file = await api.upload(session, wheel)
+    records = api.client.app[SERVICES].sessions._records
+    fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
+
+    def abandoned_publish(data: dict[str, Any]) -> dict[str, Any]:
+        journal = {
+            "attempt": "abandoned",
+            "owner": "a-replica-that-died",
+            "lease_until": "2000-01-01T00:00:00Z",
+            "order": [fid],
+            "published_by": "config:alice",
+        }
+        return {**data, "publish": journal}
+
+    await records.update(keys.session(session["session-token"]), abandoned_publish)
+    response = await publish(api, session)
+    assert response.status in (201, 202), await response.text()
+    assert (await wait_resolved(api, session))["status"] == "published"
+    assert await listing(api, project_name) == {wheel.name: sha256_of(wheel)}

@@ -159,6 +159,19 @@ async def test_resumable_upload_in_pieces(
     await consistent(api)
 
 
+async def test_one_append_of_many_parts_keeps_its_digests(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:
+    """Parts are hashed on a thread while the next one fills: in order, or the digest is
+    wrong and completion says so."""
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(6 * PART + 1234))
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    file = await start_file(api, session, wheel.name, data, RESUMABLE)
+    assert (await append(api, file, 0, data, last=True)).status == 204
+    assert (await completed(api, file))["status"] == "completed"
+
+
 async def test_wrong_offset_is_409_with_the_right_one(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
