@@ -27,6 +27,7 @@ from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # Headers of the caller's request that the index needs to see as they were.
 _FORWARDED = ("Authorization", "User-Agent", "Accept")
@@ -164,16 +165,13 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
     headers["Content-Type"] = request.headers["Content-Type"]  # same bytes, same boundary
     if request.content_length is not None:
         headers["Content-Length"] = str(request.content_length)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=10, sock_read=svc.settings.backend.timeout
-    )
     try:
         async with request.app[HTTP_CLIENT].post(
             svc.settings.backend.upload_url,
             data=body,
             headers=headers,
             allow_redirects=False,
-            timeout=timeout,
+            timeout=streaming_timeout(svc.settings.backend),
         ) as answer:
             text = await answer.content.read(1 << 20)
             log.info("legacy.upload", status=answer.status)
@@ -190,12 +188,7 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
         if cause is not None:
             raise cause from None
         log.warning("legacy.backend_unreachable", error=type(exc).__name__)
-        raise Problem(
-            502,
-            "backend-unavailable",
-            "The backing index could not be reached.",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise unreachable() from None
 
 
 def _too_large(limit: int) -> Problem:

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from gateway.api.context import services
 from gateway.app_keys import HTTP_CLIENT
-from gateway.protocol.problems import Problem, not_found
+from gateway.protocol.problems import not_found
+from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # RFC 9110 §7.6.1, plus Host (ours) and the framing headers aiohttp sets itself.
 _HOP_BY_HOP = {
@@ -54,16 +55,13 @@ async def proxy_read(request: web.Request) -> web.StreamResponse:
     public = urlsplit(svc.settings.server.public_base_url)
     headers["X-Forwarded-Proto"] = public.scheme
     headers["X-Forwarded-Host"] = public.netloc
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=10, sock_read=svc.settings.backend.timeout
-    )
     try:
         async with request.app[HTTP_CLIENT].request(
             request.method,
             upstream + request.path_qs,
             headers=headers,
             allow_redirects=False,
-            timeout=timeout,
+            timeout=streaming_timeout(svc.settings.backend),
         ) as answer:
             response = web.StreamResponse(status=answer.status, reason=answer.reason)
             for name, value in answer.headers.items():
@@ -81,12 +79,7 @@ async def proxy_read(request: web.Request) -> web.StreamResponse:
             await response.write_eof()
             return response
     except (aiohttp.ClientError, TimeoutError):
-        raise Problem(
-            502,
-            "backend-unavailable",
-            "The backing index could not be reached.",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise unreachable() from None
 
 
 def _public_location(location: str, upstream: str, public_base: str) -> str:

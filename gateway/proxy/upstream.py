@@ -1,0 +1,23 @@
+"""What the two proxies share about talking to the index: how long to wait, and the problem
+a client gets when the index cannot be reached."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from gateway.protocol.problems import Problem
+from gateway.settings import BackendSettings
+
+
+def streaming_timeout(backend: BackendSettings) -> aiohttp.ClientTimeout:
+    # No total: a large file may stream for a long time; only silence counts.
+    return aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=backend.timeout)
+
+
+def unreachable() -> Problem:
+    return Problem(
+        502,
+        "backend-unavailable",
+        "The backing index could not be reached.",
+        headers={"Retry-After": "5"},
+    )
