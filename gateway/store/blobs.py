@@ -31,7 +31,9 @@ class MultipartWrite:
         self._key = key
         self._upload_id = upload_id
         self._parts: list[dict[str, Any]] = list(parts or [])
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Every part's task, done ones included: a part that failed after the caller stopped
+        # watching it must still fail complete(), and have its exception retrieved.
+        self._uploads: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(max_in_flight)
 
     async def add_part(self, data: bytes | bytearray) -> asyncio.Task[None]:
@@ -47,8 +49,7 @@ class MultipartWrite:
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
         task = asyncio.create_task(self._upload(number, data))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._uploads.append(task)
         return task
 
     async def _upload(self, number: int, data: bytes | bytearray) -> None:
@@ -65,12 +66,12 @@ class MultipartWrite:
             self._slots.release()
 
     def _raise_failed_part(self) -> None:
-        for task in list(self._in_flight):
-            if task.done() and task.exception() is not None:
+        for task in self._uploads:
+            if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
     async def complete(self) -> None:
-        await asyncio.gather(*self._in_flight)
+        await asyncio.gather(*self._uploads)
         await self._client.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
@@ -79,9 +80,9 @@ class MultipartWrite:
         )
 
     async def abort(self) -> None:
-        for task in list(self._in_flight):
+        for task in self._uploads:
             task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self.settle()
         if self._upload_id is not None:
             try:
                 await self._client.abort_multipart_upload(
@@ -93,7 +94,7 @@ class MultipartWrite:
 
     async def settle(self) -> None:
         """Wait for the parts in flight, successful or not, leaving the upload open."""
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await asyncio.gather(*self._uploads, return_exceptions=True)
 
     @property
     def started(self) -> bool:
