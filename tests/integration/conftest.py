@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from gateway.api.context import SERVICES
 from gateway.app import create_app
-from gateway.devstack import free_port
+from gateway.app_keys import S3_CLIENT
+from gateway.devstack import Server, free_port
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from tests.conftest import ALICE
+from tests.consistency import check_bucket
 
 META = {"api-version": "2.0"}
 
@@ -169,3 +174,30 @@ async def problem(response: ClientResponse, status: int) -> dict[str, Any]:
     for key in ("type", "title", "detail", "errors"):
         assert key in document, document
     return document
+
+
+async def assert_consistent(api: Api) -> None:
+    """The bucket checker finds nothing wrong under this gateway's prefix, once the work
+    this gateway runs in the background (a publish going on after the fault cleared) is done:
+    the checker reads the bucket object by object and cannot follow changes under it."""
+    services = api.client.app[SERVICES]
+    await asyncio.gather(
+        *services.publisher._workers, *services.files._background, return_exceptions=True
+    )
+    settings: Settings = services.settings
+    violations = await check_bucket(
+        api.client.app[S3_CLIENT], settings.s3.bucket, settings.s3.prefix
+    )
+    assert violations == []
+
+
+async def index_files(pypiserver: Server, project: str) -> dict[str, str]:
+    """Filename → sha256 of every file the real index lists for ``project``."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{pypiserver.url}/simple/{project}/") as response,
+    ):
+        if response.status == 404:
+            return {}
+        page = await response.text()
+    return dict(re.findall(r'href="[^"]*/([^/"#]+)#sha256=([0-9a-f]{64})"', page))

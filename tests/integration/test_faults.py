@@ -11,28 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import ClientResponse
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
-from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server
 from gateway.sessions import clock
-from gateway.settings import MiB, Settings
+from gateway.settings import MiB
 from gateway.store import keys
 from tests.conftest import ALICE
-from tests.consistency import check_bucket
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, assert_consistent, index_files, problem
 
 
 @pytest.fixture
@@ -70,26 +66,6 @@ async def unavailable(response: ClientResponse, status: int = 503) -> dict[str, 
     document = await problem(response, status)
     assert int(response.headers["Retry-After"]) >= 1
     return document
-
-
-async def consistent(api: Api) -> None:
-    settings: Settings = api.client.app[SERVICES].settings
-    violations = await check_bucket(
-        api.client.app[S3_CLIENT], settings.s3.bucket, settings.s3.prefix
-    )
-    assert violations == []
-
-
-async def on_index(pypiserver: Server, project: str) -> dict[str, str]:
-    """Filename → sha256 of every file the real index lists for ``project``."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{pypiserver.url}/simple/{project}/") as response,
-    ):
-        if response.status == 404:
-            return {}
-        page = await response.text()
-    return dict(re.findall(r'href="[^"]*/([^/"#]+)#sha256=([0-9a-f]{64})"', page))
 
 
 async def settle(api: Api, session: dict[str, Any]) -> dict[str, Any]:
@@ -139,16 +115,16 @@ async def test_s3_failing_during_a_bytes_upload(
     s3_fault.cut_after(3 * MiB)  # after the first bytes reached S3, within the first part
     await unavailable(await api.send_bytes(file, data))
     s3_fault.heal()
-    await consistent(api)
+    await assert_consistent(api)
     assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
 
     assert (await api.send_bytes(file, data)).status == 200
     assert (await api.complete(file)).status == 201
     await api.upload(session, sdist)
     await publish_until_published(api, session)
-    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    assert await index_files(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
     await api.client.app[SERVICES].sweeper.sweep()
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_s3_failing_during_complete(
@@ -162,9 +138,9 @@ async def test_s3_failing_during_complete(
     s3_fault.reset()
     await unavailable(await api.complete(file))
     s3_fault.heal()
-    await consistent(api)
+    await assert_consistent(api)
     assert (await api.complete(file)).status == 201
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_s3_down_when_publish_is_asked_for(
@@ -176,10 +152,10 @@ async def test_s3_down_when_publish_is_asked_for(
     s3_fault.reset()
     await unavailable(await publish(api, session))
     s3_fault.heal()
-    await consistent(api)
+    await assert_consistent(api)
     await publish_until_published(api, session)
-    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
-    await consistent(api)
+    assert await index_files(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await assert_consistent(api)
 
 
 async def test_s3_failing_in_the_middle_of_a_publish(
@@ -206,11 +182,11 @@ async def test_s3_failing_in_the_middle_of_a_publish(
     await asyncio.sleep(1)
     s3_fault.heal()
     index_fault.heal()
-    await consistent(api)
+    await assert_consistent(api)
     if (await settle(api, session))["status"] != "published":
         await publish_until_published(api, session)
-    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
-    await consistent(api)
+    assert await index_files(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await assert_consistent(api)
 
 
 async def test_index_failing_in_the_middle_of_a_publish(
@@ -229,11 +205,11 @@ async def test_index_failing_in_the_middle_of_a_publish(
         status = await settle(api, session)
         assert status["status"] == "error"
         assert status["notices"]
-    await consistent(api)
+    await assert_consistent(api)
     index_fault.heal()
     await publish_until_published(api, session)
-    assert await on_index(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
-    await consistent(api)
+    assert await index_files(pypiserver, project_name) == {p.name: sha256_of(p) for p in release}
+    await assert_consistent(api)
 
 
 async def test_s3_failing_at_every_step_of_the_expiry_sweep(
@@ -253,7 +229,7 @@ async def test_s3_failing_at_every_step_of_the_expiry_sweep(
         with contextlib.suppress(Exception):  # the sweep loop logs it and sweeps again later
             await sweeper.sweep()
         s3_fault.heal()
-        await consistent(api)
+        await assert_consistent(api)
         # Read the record itself: reading the session through the API would expire it.
         stored = await records.get(keys.session(session["session-token"]))
         if stored is not None and stored.data.get("settled"):
@@ -271,7 +247,7 @@ async def test_s3_not_answering_at_all(api: Api, s3_fault: FaultProxy, project_n
     await unavailable(response)
     s3_fault.heal()
     await api.create_session(project_name)
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_s3_failing_in_the_middle_of_a_resumable_upload(
@@ -307,11 +283,11 @@ async def test_s3_failing_in_the_middle_of_a_resumable_upload(
     s3_fault.cut_after(7 * MiB)  # after the first 5 MiB part, within the second
     await unavailable(await api.client.patch(url, data=data, headers=append(0)))
     s3_fault.heal()
-    await consistent(api)
+    await assert_consistent(api)
     head = await api.client.head(url, headers=api.headers())
     offset = int(head.headers["Upload-Offset"])
     assert offset in (0, 5 * MiB)  # whole parts only: the tail could not be saved
     response = await api.client.patch(url, data=data[offset:], headers=append(offset))
     assert response.status == 204, await response.text()
     assert (await api.complete(file)).status == 201
-    await consistent(api)
+    await assert_consistent(api)

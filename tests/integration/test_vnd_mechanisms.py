@@ -14,17 +14,15 @@ import aiohttp
 import pytest
 from aiohttp import ClientResponse
 
-from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.client.api import RESUMABLE_ABOVE, UploadClient, choose_mechanism
 from gateway.devstack import Server, free_port
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.settings import MiB, Settings
 from tests.conftest import ALICE
-from tests.consistency import check_bucket
 from tests.distributions import build_wheel
 from tests.faults import FaultProxy
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, assert_consistent, index_files, problem
 from tests.integration.replicas import create_session, start_replica
 from tests.integration.replicas import start_file as start_replica_file
 
@@ -73,6 +71,13 @@ async def start_file(
     return await response.json(content_type=None)
 
 
+async def new_file(
+    api: Api, project: str, name: str, data: bytes, mechanism: str
+) -> dict[str, Any]:
+    """A publishing session for ``project`` with one file upload session in it."""
+    return await start_file(api, await api.create_session(project), name, data, mechanism)
+
+
 async def offset_of(api: Api, file: dict[str, Any]) -> tuple[int, str]:
     response = await api.client.head(
         api.path(file["mechanism"]["upload_url"]), headers=api.headers()
@@ -104,23 +109,6 @@ async def completed(api: Api, file: dict[str, Any]) -> dict[str, Any]:
     return await response.json(content_type=None)
 
 
-async def index_page(pypiserver: Server, project: str) -> str:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{pypiserver.url}/simple/{project}/") as response,
-    ):
-        return await response.text()
-
-
-async def consistent(api: Api) -> None:
-    from gateway.app_keys import S3_CLIENT
-
-    settings = api.client.app[SERVICES].settings
-    assert (
-        await check_bucket(api.client.app[S3_CLIENT], settings.s3.bucket, settings.s3.prefix) == []
-    )
-
-
 async def test_the_session_lists_the_enabled_mechanisms_in_server_order(
     api: Api, project_name: str
 ) -> None:
@@ -132,8 +120,7 @@ async def test_resumable_upload_in_pieces(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, RESUMABLE)
+    file = await new_file(api, project_name, name, data, RESUMABLE)
     assert file["mechanism"]["identifier"] == RESUMABLE
     assert await offset_of(api, file) == (0, "?0")
 
@@ -156,7 +143,7 @@ async def test_resumable_upload_in_pieces(
     assert response.headers["Upload-Complete"] == "?1"
     assert await offset_of(api, file) == (len(data), "?1")
     assert (await completed(api, file))["status"] == "completed"
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_one_append_of_many_parts_keeps_its_digests(
@@ -166,8 +153,7 @@ async def test_one_append_of_many_parts_keeps_its_digests(
     wrong and completion says so."""
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(6 * PART + 1234))
     data = wheel.read_bytes()
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, wheel.name, data, RESUMABLE)
+    file = await new_file(api, project_name, wheel.name, data, RESUMABLE)
     assert (await append(api, file, 0, data, last=True)).status == 204
     assert (await completed(api, file))["status"] == "completed"
 
@@ -176,8 +162,7 @@ async def test_wrong_offset_is_409_with_the_right_one(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, RESUMABLE)
+    file = await new_file(api, project_name, name, data, RESUMABLE)
     assert (await append(api, file, 0, data[:1000], last=False)).status == 204
     for wrong in (0, 999, 1001, len(data)):
         response = await append(api, file, wrong, data[wrong : wrong + 10], last=False)
@@ -191,8 +176,7 @@ async def test_bad_append_requests_are_problems(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, RESUMABLE)
+    file = await new_file(api, project_name, name, data, RESUMABLE)
     url = api.path(file["mechanism"]["upload_url"])
     headers = {"Content-Type": "application/partial-upload", "Upload-Complete": "?0"}
     for broken in (
@@ -215,8 +199,7 @@ async def test_a_cut_connection_resumes_from_the_reported_offset(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, RESUMABLE)
+    file = await new_file(api, project_name, name, data, RESUMABLE)
     _, writer = await asyncio.open_connection(api.client.host, api.client.port)
     writer.write(
         (
@@ -243,7 +226,7 @@ async def test_a_cut_connection_resumes_from_the_reported_offset(
     response = await append(api, file, offset, data[offset:], last=True)
     assert response.status == 204, await response.text()
     assert (await completed(api, file))["status"] == "completed"
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_a_restarted_gateway_resumes_the_upload(
@@ -253,8 +236,7 @@ async def test_a_restarted_gateway_resumes_the_upload(
     digests are computed again from the finished object, and must still match."""
     name, data = wheel_bytes
     first = await start_api(aiohttp_client, settings)
-    session = await first.create_session(project_name)
-    file = await start_file(first, session, name, data, RESUMABLE)
+    file = await new_file(first, project_name, name, data, RESUMABLE)
     half = len(data) // 2
     assert (await append(first, file, 0, data[:half], last=False)).status == 204
     await first.client.close()
@@ -322,8 +304,7 @@ async def test_resumed_bytes_that_differ_are_caught_at_completion(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, RESUMABLE)
+    file = await new_file(api, project_name, name, data, RESUMABLE)
     assert (await append(api, file, 0, data[: PART + 10], last=False)).status == 204
     tampered = bytearray(data)
     tampered[-100] ^= 0xFF
@@ -357,8 +338,7 @@ async def test_presigned_upload_of_100_mib_straight_to_s3(
 ) -> None:
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(100 * MiB))
     data = wheel.read_bytes()
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, wheel.name, data, S3_PRESIGNED)
+    file = await new_file(api, project_name, wheel.name, data, S3_PRESIGNED)
     mechanism = file["mechanism"]
     assert mechanism["identifier"] == S3_PRESIGNED
     assert len(mechanism["parts"]) == -(-len(data) // mechanism["part_size"])
@@ -367,15 +347,14 @@ async def test_presigned_upload_of_100_mib_straight_to_s3(
     body = await completed(api, file)
     assert body["status"] == "completed"
     assert body["mechanism"]["parts"] == []  # nothing left to upload
-    await consistent(api)
+    await assert_consistent(api)
 
 
 async def test_presigned_tampered_part_ends_in_error(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, S3_PRESIGNED)
+    file = await new_file(api, project_name, name, data, S3_PRESIGNED)
     await put_parts(file, data, tamper=2)
     document = await problem(await api.complete(file), 400)
     assert document["type"].endswith("hash-mismatch")
@@ -388,8 +367,7 @@ async def test_presigned_missing_part_is_409_and_can_be_fixed(
     api: Api, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:
     name, data = wheel_bytes
-    session = await api.create_session(project_name)
-    file = await start_file(api, session, name, data, S3_PRESIGNED)
+    file = await new_file(api, project_name, name, data, S3_PRESIGNED)
     await put_parts(file, data, skip=2)
     document = await problem(await api.complete(file), 409)
     assert document["type"].endswith("upload-incomplete")
@@ -479,8 +457,9 @@ async def test_the_client_resumes_after_the_connection_drops(
         assert file.status == "completed"
         assert file.mechanism_identifier == RESUMABLE
         assert (await client.publish(session)).status == "published"
-    page = await index_page(pypiserver, project_name)
-    assert f"{wheel.name}#sha256={hashlib.sha256(data).hexdigest()}" in page
+    assert await index_files(pypiserver, project_name) == {
+        wheel.name: hashlib.sha256(data).hexdigest()
+    }
     assert len(resumed) == 1
     assert 0 < resumed[0] <= 9 * MiB
     assert sent[0] == len(data)  # progress rewound the bytes that did not land
@@ -506,9 +485,6 @@ async def test_the_client_uploads_presigned_parts_straight_to_s3(
         assert file.mechanism_identifier == S3_PRESIGNED
         # Published without a blake2_256_digest (the gateway never saw the bytes to hash them).
         assert (await client.publish(session)).status == "published"
-    async with aiohttp.ClientSession() as http:
-        index = f"{pypiserver.url}/simple/{project_name}/"
-        async with http.get(index) as response:
-            assert (
-                f"{wheel.name}#sha256={hashlib.sha256(data).hexdigest()}" in await response.text()
-            )
+    assert await index_files(pypiserver, project_name) == {
+        wheel.name: hashlib.sha256(data).hexdigest()
+    }
