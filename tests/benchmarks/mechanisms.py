@@ -20,18 +20,9 @@ from typing import Any
 import aiohttp
 
 from tests.benchmarks.stack import AUTHORIZATION, Stack
-from tests.benchmarks.upload import make_file
+from tests.benchmarks.upload import META, UPLOAD_V2, file_chunks, make_file
 
-UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
-META = {"api-version": "2.0"}
-CHUNK = 1 << 20
 HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
-
-
-async def _file_chunks(path: Path):  # type: ignore[no-untyped-def]
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            yield chunk
 
 
 async def _start(
@@ -63,7 +54,7 @@ async def _start(
 async def post_bytes(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
     async with http.post(
         file["mechanism"]["file_url"],
-        data=_file_chunks(path),
+        data=file_chunks(path),
         headers={
             "Authorization": AUTHORIZATION,
             "Content-Type": "application/octet-stream",
@@ -76,7 +67,7 @@ async def post_bytes(http: aiohttp.ClientSession, file: dict[str, Any], path: Pa
 async def patch_resumable(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
     async with http.patch(
         file["mechanism"]["upload_url"],
-        data=_file_chunks(path),
+        data=file_chunks(path),
         headers={
             "Authorization": AUTHORIZATION,
             "Content-Type": "application/partial-upload",

@@ -40,7 +40,7 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-async def _file_chunks(path: Path):  # type: ignore[no-untyped-def]
+async def file_chunks(path: Path):  # type: ignore[no-untyped-def]
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):
             yield chunk
@@ -77,7 +77,7 @@ async def gateway_upload(
         started = time.perf_counter()
         async with http.post(
             file["mechanism"]["file_url"],
-            data=_file_chunks(path),
+            data=file_chunks(path),
             headers={
                 "Authorization": AUTHORIZATION,
                 "Content-Type": "application/octet-stream",
