@@ -91,7 +91,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             instrument_s3(client)
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
-            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix)
+            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
             backend = backend_for(settings.backend, app[HTTP_CLIENT])
             names = NameRegistry(records, backend.published_files)
             session_service = SessionService(records, blobs, settings.sessions, names)

@@ -9,7 +9,8 @@ Modes, switchable at any time from the test:
   and ignored. The peer only notices through its own timeouts.
 - ``cut_after(n)``: pass ``n`` more client→server bytes, then behave as ``reset()``, so a fault
   can strike in the middle of a request body; with ``once=True`` only the connections open at
-  that moment are reset, and new ones flow again (a network blip).
+  that moment are reset, and new ones flow again (a network blip). With ``downstream=True``
+  the ``n`` bytes count server→client, to strike in the middle of a response body.
 
 ``forwarded`` counts the client→server bytes that went through.
 """
@@ -63,6 +64,7 @@ class FaultProxy:
         self.latency = 0.0
         self._budget: int | None = None
         self._heal_after_cut = False
+        self._cut_downstream = False
         self.connections = 0
         self.forwarded = 0
 
@@ -105,9 +107,10 @@ class FaultProxy:
     def blackhole(self) -> None:
         self._switch(Mode.BLACKHOLE)
 
-    def cut_after(self, upstream_bytes: int, once: bool = False) -> None:
-        self._switch(Mode.PASS, upstream_bytes)
+    def cut_after(self, n: int, once: bool = False, downstream: bool = False) -> None:
+        self._switch(Mode.PASS, n)
         self._heal_after_cut = once
+        self._cut_downstream = downstream
 
     def _drop(self, link: _Link) -> None:
         self._links.discard(link)
@@ -150,7 +153,7 @@ class FaultProxy:
                     break
                 if self.latency:
                     await asyncio.sleep(self.latency)
-                if upstream and self._budget is not None:
+                if upstream != self._cut_downstream and self._budget is not None:
                     if len(chunk) >= self._budget:
                         self.reset()
                         if self._heal_after_cut:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import http.client
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -140,11 +142,21 @@ class ObjectRangeReader:
             return await body.read()
 
 
+class ObjectUnreadable(OSError):
+    """S3 did not deliver an object that a read-through asked for (an S3 failure to the
+    callers, like any other OSError on the way to S3)."""
+
+
+READ_THROUGH_BLOCK = 8 * 1024 * 1024
+READ_THROUGH_URL_SECONDS = 300  # only needs to outlive the start of the GET
+
+
 class BlobStore:
-    def __init__(self, client: S3Client, bucket: str, prefix: str):
+    def __init__(self, client: S3Client, bucket: str, prefix: str, timeout: float = 60):
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
+        self._timeout = timeout
 
     def multipart(
         self,
@@ -186,6 +198,21 @@ class BlobStore:
         async with response["Body"] as body:
             async for chunk in body.iter_chunks(chunk_size):
                 yield chunk
+
+    async def read_through(self, key: str, consume: Callable[[memoryview], None]) -> int:
+        """Feed the whole object, block by block, to ``consume`` on a worker thread; its size.
+
+        For reads whose bytes the gateway only digests, such as verifying bytes that a client
+        sent straight to S3. A blocking GET of a presigned URL on a worker thread, read into
+        one reused buffer, keeps the bytes off the event loop and costs about a third less
+        CPU per GiB than streaming them through aiobotocore. ``consume`` must not keep the
+        block: it is overwritten by the next one."""
+        url = await self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._bucket, "Key": self._prefix + key},
+            ExpiresIn=READ_THROUGH_URL_SECONDS,
+        )
+        return await asyncio.to_thread(_read_url, url, consume, self._timeout)
 
     async def start_multipart(self, key: str) -> str:
         response = await self._client.create_multipart_upload(
@@ -264,3 +291,27 @@ class BlobStore:
                 await self._client.delete_objects(
                     Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True}
                 )
+
+
+def _read_url(url: str, consume: Callable[[memoryview], None], timeout: float) -> int:
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.netloc, timeout=timeout)
+    try:
+        connection.request("GET", f"{parts.path}?{parts.query}")
+        response = connection.getresponse()
+        if response.status != 200:
+            # The URL carries a signature: name the object's path, never the URL.
+            raise ObjectUnreadable(f"S3 answered {response.status} to GET {parts.path}")
+        block = memoryview(bytearray(READ_THROUGH_BLOCK))
+        size = 0
+        while received := response.readinto(block):
+            consume(block[:received])
+            size += received
+        return size
+    except http.client.HTTPException as exc:  # IncompleteRead, a garbled answer...
+        raise ObjectUnreadable(f"S3 broke off GET {parts.path}: {exc!r}") from exc
+    finally:
+        connection.close()

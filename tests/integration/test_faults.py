@@ -16,12 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.sessions import clock
 from gateway.settings import MiB
 from gateway.store import keys
@@ -56,6 +58,7 @@ async def api(aiohttp_client, make_settings, s3_fault: FaultProxy, index_fault: 
             "timeout": 2,
         },
         publish={"sync_wait": 5, "retries": 1, "lease": 2},
+        uploads={"mechanisms": [S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES]},
     )
     return Api(
         await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
@@ -265,7 +268,7 @@ async def test_s3_failing_in_the_middle_of_a_resumable_upload(
             "filename": wheel.name,
             "size": len(data),
             "hashes": {"sha256": sha256_of(wheel)},
-            "mechanism": "vnd-uploadgateway-resumable-v1",
+            "mechanism": RESUMABLE,
         },
     )
     file = await response.json(content_type=None)
@@ -289,5 +292,29 @@ async def test_s3_failing_in_the_middle_of_a_resumable_upload(
     assert offset in (0, 5 * MiB)  # whole parts only: the tail could not be saved
     response = await api.client.patch(url, data=data[offset:], headers=append(offset))
     assert response.status == 204, await response.text()
+    assert (await api.complete(file)).status == 201
+    await assert_consistent(api)
+
+
+async def test_s3_failing_while_presigned_bytes_are_read_back(
+    api: Api, s3_fault: FaultProxy, project_name: str, release: list[Path]
+) -> None:
+    """Completing a presigned upload reads the object back on a worker thread, outside
+    aiobotocore: a response cut short there is the same 503 as any other S3 failure, and the
+    next complete reads it again."""
+    wheel = release[0]
+    data = wheel.read_bytes()
+    session = await api.create_session(project_name)
+    file = await api.create_file(session, wheel.name, data, mechanism=S3_PRESIGNED)
+    size = file["mechanism"]["part_size"]
+    async with aiohttp.ClientSession() as http:
+        for part in file["mechanism"]["parts"]:
+            chunk = data[(part["number"] - 1) * size : part["number"] * size]
+            async with http.put(part["url"], data=chunk) as response:
+                assert response.status == 200, await response.text()
+    s3_fault.cut_after(4 * MiB, once=True, downstream=True)  # in the read-back's body
+    await unavailable(await api.complete(file))
+    await assert_consistent(api)
+    assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
     assert (await api.complete(file)).status == 201
     await assert_consistent(api)
