@@ -31,6 +31,7 @@ from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # Headers of the caller's request that the index needs to see as they were.
 _FORWARDED = ("Authorization", "User-Agent", "Accept")
+INDEX_ANSWER_CHARS = 2000  # of an index's error page, relayed in the problem's errors
 
 
 @dataclass
@@ -175,11 +176,11 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
         ) as answer:
             text = await answer.content.read(1 << 20)
             log.info("legacy.upload", status=answer.status)
+            if answer.status >= 400:
+                raise _index_refused(answer, text)
             response = web.Response(status=answer.status, reason=answer.reason, body=text)
             if "Content-Type" in answer.headers:
                 response.headers["Content-Type"] = answer.headers["Content-Type"]
-            if "WWW-Authenticate" in answer.headers:
-                response.headers["WWW-Authenticate"] = answer.headers["WWW-Authenticate"]
             return response
     except Problem:
         raise
@@ -189,6 +190,24 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
             raise cause from None
         log.warning("legacy.backend_unreachable", error=type(exc).__name__)
         raise unreachable() from None
+
+
+def _index_refused(answer: aiohttp.ClientResponse, body: bytes) -> Problem:
+    """The index's refusal, relayed as a problem document like every other error: its 4xx
+    status (a 5xx becomes this gateway's 502), its reason phrase (where devpi says why) and its
+    body (where pypiserver does)."""
+    reason = answer.reason or ""
+    said = body.decode(errors="replace").strip()[:INDEX_ANSWER_CHARS]
+    headers = {
+        name: answer.headers[name] for name in ("WWW-Authenticate",) if name in answer.headers
+    }
+    return Problem(
+        answer.status if answer.status < 500 else 502,
+        "index-refused",
+        f"The index refused the upload: {answer.status} {reason}".rstrip(),
+        [ErrorItem("index", said or reason)],
+        headers=headers,
+    )
 
 
 def _too_large(limit: int) -> Problem:

@@ -17,7 +17,7 @@ def streaming_timeout(backend: BackendSettings) -> aiohttp.ClientTimeout:
 def unreachable() -> Problem:
     return Problem(
         502,
-        "backend-unavailable",
-        "The backing index could not be reached.",
+        "index-unreachable",
+        "The backing index could not be reached; retry shortly.",
         headers={"Retry-After": "5"},
     )

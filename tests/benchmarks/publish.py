@@ -4,6 +4,7 @@ publish_throughput_ratio = gateway replay MiB/s (S3 → index, from publish to p
 200 MiB wheel ÷ twine's MiB/s uploading the same-sized wheel from local disk.
 release_e2e_ratio = time of a 10 x 20 MiB release through the gateway end to end (create,
 parallel uploads, complete, publish, published) ÷ time of `twine upload` of the same files.
+Each round alternates which side goes first, after one untimed upload of the same size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, Stack, twine
+from tests.benchmarks.stack import AUTHORIZATION, Stack, alternate, twine, warm_up
 from tests.distributions import build_wheel
 
 UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
@@ -86,16 +87,24 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
     work.mkdir(exist_ok=True)
     big = 200 << 20
     gateway_rates, twine_rates = [], []
+    warm_up(stack, work, big)
     for r in range(rounds):
         # A project of its own each time: pypiserver re-hashes a project's files on every
         # listing, so a shared one would make later rounds slower for the gateway only.
         gw = build_wheel(work, f"bench-publish-gw{r}", "1.0", payload=os.urandom(big))
         tw = build_wheel(work, f"bench-publish-tw{r}", "1.0", payload=os.urandom(big))
-        twine_rates.append(tw.stat().st_size / twine(stack.index.url + "/", [tw]))
-        _, publish_seconds = asyncio.run(
-            gateway_release(stack, f"bench-publish-gw{r}", "1.0", [gw])
-        )
-        gateway_rates.append(gw.stat().st_size / publish_seconds)
+
+        def by_twine(tw: Path = tw) -> None:
+            twine_rates.append(tw.stat().st_size / twine(stack.index.url + "/", [tw]))
+
+        def by_gateway(gw: Path = gw, r: int = r) -> None:
+            _, publish_seconds = asyncio.run(
+                gateway_release(stack, f"bench-publish-gw{r}", "1.0", [gw])
+            )
+            gateway_rates.append(gw.stat().st_size / publish_seconds)
+
+        for run in alternate(r, by_twine, by_gateway):
+            run()
         print(
             f"  publish round {r}: twine {twine_rates[-1] / 2**20:.0f} MiB/s, "
             f"gateway replay {gateway_rates[-1] / 2**20:.0f} MiB/s",
@@ -114,8 +123,17 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
             build_wheel(work, "bench-release", f"2.{r}", tag=t, payload=os.urandom(20 << 20))
             for t in tags
         ]
-        e2e_twine.append(twine(stack.index.url + "/", tw))
-        e2e_gateway.append(asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0])
+
+        def release_by_twine(tw: list[Path] = tw) -> None:
+            e2e_twine.append(twine(stack.index.url + "/", tw))
+
+        def release_by_gateway(gw: list[Path] = gw, r: int = r) -> None:
+            e2e_gateway.append(
+                asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0]
+            )
+
+        for run in alternate(r, release_by_twine, release_by_gateway):
+            run()
         print(
             f"  release round {r}: twine {e2e_twine[-1]:.1f}s, gateway {e2e_gateway[-1]:.1f}s",
             flush=True,

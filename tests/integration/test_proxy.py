@@ -12,8 +12,9 @@ from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, free_port
 from gateway.protocol import multipart
+from gateway.publish.backends.base import basic_authorization
 from gateway.store import keys
-from tests.conftest import ALICE, twine_upload_async
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip
 
@@ -46,6 +47,29 @@ async def test_wrong_credentials_are_the_index_s_business(
     code, output = await twine_upload_async(legacy_url(front), wheel, password="wrong")
     assert code != 0
     assert "403" in output
+
+
+async def test_the_index_s_refusal_is_relayed_with_what_it_said(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:
+    """pypiserver says why in its body, and devpi in its reason phrase: both reach the client."""
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    fields = [(":action", "file_upload"), ("name", project_name), ("version", "1.0")]
+    content_type, head, tail = multipart.frame(fields, wheel.name)
+    body = head + wheel.read_bytes() + tail
+    headers = {
+        "Content-Type": content_type,
+        "Authorization": basic_authorization(INDEX_USER, INDEX_PASSWORD),
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(legacy_url(front), data=body, headers=headers) as response:
+            assert response.status == 200, await response.text()
+        async with http.post(legacy_url(front), data=body, headers=headers) as response:
+            document = await response.json(content_type="application/problem+json")
+    assert response.status == 409  # pypiserver's answer to a filename it already has
+    assert document["type"].endswith("index-refused")
+    assert "409" in document["detail"]
+    assert "already exists" in document["errors"][0]["message"]
 
 
 async def test_filename_reserved_by_a_publish_is_409(
@@ -138,7 +162,8 @@ async def test_limits_and_a_dead_index(
     )
     response = await api.client.post("/legacy/", data=form)
     assert response.status == 502
-    assert response.content_type == "application/problem+json"
+    document = await response.json(content_type="application/problem+json")
+    assert document["type"].endswith("index-unreachable")
     response = await api.client.post(
         "/legacy/", data=b"not a form", headers={"Content-Type": "text/plain"}
     )
