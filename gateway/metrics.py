@@ -59,6 +59,19 @@ def backend_call(backend: str, operation: str) -> Iterator[None]:
         BACKEND_SECONDS.labels(backend, operation).observe(time.perf_counter() - started)
 
 
+@contextmanager
+def s3_call(operation: str) -> Iterator[None]:
+    """Time an S3 request made outside botocore (which ``instrument_s3`` times itself)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        S3_ERRORS.labels(operation).inc()
+        raise
+    finally:
+        S3_SECONDS.labels(operation).observe(time.perf_counter() - started)
+
+
 def instrument_s3(client: Any) -> None:
     """Time every S3 call through botocore's event hooks."""
     events = client.meta.events

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gateway import metrics
 from gateway.mechanisms.ingest import ALWAYS, Digests
 from gateway.store.blobs import BlobStore
 
@@ -14,5 +15,6 @@ async def digest_object(
 ) -> tuple[int, dict[str, str]]:
     """The object's size and its digests in ``always`` and ``algorithms``."""
     digests = Digests(algorithms, always)
-    size = await blobs.read_through(key, digests.update)
+    with metrics.s3_call("GetObjectReadThrough"):
+        size = await blobs.read_through(key, digests.update)
     return size, digests.hexdigests()

@@ -149,6 +149,9 @@ class ObjectUnreadable(OSError):
 
 READ_THROUGH_BLOCK = 8 * 1024 * 1024
 READ_THROUGH_URL_SECONDS = 300  # only needs to outlive the start of the GET
+# Each read-through holds a thread of the default executor for as long as the object takes
+# to read; this many at once leaves the executor's other users (credential checks) room.
+READ_THROUGHS_AT_ONCE = 2
 
 
 class BlobStore:
@@ -157,6 +160,7 @@ class BlobStore:
         self._bucket = bucket
         self._prefix = prefix
         self._timeout = timeout
+        self._read_throughs = asyncio.Semaphore(READ_THROUGHS_AT_ONCE)
 
     def multipart(
         self,
@@ -212,7 +216,8 @@ class BlobStore:
             Params={"Bucket": self._bucket, "Key": self._prefix + key},
             ExpiresIn=READ_THROUGH_URL_SECONDS,
         )
-        return await asyncio.to_thread(_read_url, url, consume, self._timeout)
+        async with self._read_throughs:
+            return await asyncio.to_thread(_read_url, url, consume, self._timeout)
 
     async def start_multipart(self, key: str) -> str:
         response = await self._client.create_multipart_upload(
