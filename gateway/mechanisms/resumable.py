@@ -96,104 +96,167 @@ async def append(
     beyond ``size``) keeps every byte that arrived: the error comes back in ``cut_short``
     once they are durable and checkpointed, for the caller to raise."""
     progress = progress.model_copy(deep=True)
-    key = keys.file_bytes(sid, fid, progress.attempt)
-    writer = blobs.multipart(
-        key,
-        max_in_flight=IN_FLIGHT,
-        upload_id=progress.upload_id,
-        parts=[{"PartNumber": p.number, "ETag": p.etag} for p in progress.parts],
-    )
     old_tail = progress.tail
-    buffer = bytearray(part_size)
-    filled = await _load_tail(blobs, sid, fid, progress, buffer)
-    unhashed_from = filled  # the tail's bytes were hashed when they first arrived
-    in_flight: deque[_Part] = deque()
-    spare: list[bytearray] = []
-    remaining = size - progress.offset
-    loop = asyncio.get_running_loop()
-    cut_short: BaseException | None = None
-    saved_at, unsaved = loop.time(), False
-    # One thread: the digests must see the parts in order.
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
-
-    async def land(part: _Part) -> None:
-        if part.hashing is not None:
-            await part.hashing
-        await part.uploading
-        progress.upload_id = writer.upload_id
-        stored = StoredPart(
-            number=part.number, etag=writer.etag(part.number), size=len(part.buffer)
-        )
-        progress.parts.append(stored)
-        progress.tail, progress.tail_size = None, 0  # the old tail's bytes are in this part
-        nonlocal saved_at, unsaved
-        unsaved = True
-        # A record update per part would cost more CPU than the part's own upload: a crash
-        # loses at most CHECKPOINT_EVERY seconds of parts, which are then simply sent again.
-        if loop.time() - saved_at >= CHECKPOINT_EVERY:
-            await checkpoint(progress)
-            saved_at, unsaved = loop.time(), False
-        spare.append(part.buffer)
-
+    appending = _Appending(blobs, sid, fid, progress, size, part_size, digests, checkpoint)
+    await appending.load_tail()
     try:
-        try:
-            async for chunk in chunks:
-                if len(chunk) > remaining:
-                    chunk = chunk[:remaining]
-                    cut_short = _too_large(size)
-                remaining -= len(chunk)
-                view = memoryview(chunk)
-                while view:
-                    taken = min(len(view), part_size - filled)
-                    buffer[filled : filled + taken] = view[:taken]
-                    filled += taken
-                    view = view[taken:]
-                    if filled == part_size:
-                        hashing = None
-                        if digests is not None:
-                            region = memoryview(buffer)[unhashed_from:]
-                            hashing = loop.run_in_executor(hasher, digests.update, region)
-                        unhashed_from = 0
-                        uploading = await writer.add_part(buffer)
-                        number = len(progress.parts) + len(in_flight) + 1
-                        in_flight.append(_Part(number, buffer, hashing, uploading))
-                        if len(in_flight) >= IN_FLIGHT:
-                            await land(in_flight.popleft())
-                        buffer = spare.pop() if spare else bytearray(part_size)
-                        filled = 0
-                if cut_short is not None:
-                    break
-        except (OSError, Problem, asyncio.CancelledError) as exc:
-            # The client went away (a server cancelling handlers on disconnect says so with
-            # CancelledError) or stalled: keep what arrived, then let the error go on.
-            cut_short = exc
-        while in_flight:
-            await land(in_flight.popleft())
-        remainder = memoryview(buffer)[:filled]
-        if digests is not None and filled > unhashed_from:
-            await loop.run_in_executor(hasher, digests.update, remainder[unhashed_from:])
+        cut_short = await appending.receive(chunks)
+        await appending.drain()
     except BaseException:
-        await writer.settle()
+        await appending.writer.settle()
         raise
     finally:
-        hasher.shutdown(wait=True)
-
-    finished = finish and cut_short is None and progress.offset + filled == size
+        appending.hasher.shutdown(wait=True)
+    finished = finish and cut_short is None and appending.whole
     if finished:
-        await _finish(blobs, writer, key, progress, bytes(remainder), size)
-        progress.tail, progress.tail_size = None, 0
-        await checkpoint(progress)
-    elif unsaved or filled != progress.tail_size or progress.tail != old_tail:
-        progress.tail, progress.tail_size = None, 0
-        if filled:
-            token = secrets.token_hex(8)
-            await blobs.put(keys.resumable_tail(sid, fid, token), bytes(remainder))
-            progress.tail, progress.tail_size = token, filled
-        await checkpoint(progress)
+        await appending.complete()
+    elif appending.unsaved or appending.filled != progress.tail_size or progress.tail != old_tail:
+        await appending.save_tail()
     if old_tail is not None and old_tail != progress.tail:
         with contextlib.suppress(Exception):  # garbage at worst, purged with the session
             await blobs.delete(keys.resumable_tail(sid, fid, old_tail))
     return Appended(progress, finished, digests, cut_short)
+
+
+class _Appending:
+    """One append request's state: the part being filled, the parts uploading behind it, and
+    how much of the progress is not yet checkpointed."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        sid: str,
+        fid: str,
+        progress: ResumableProgress,
+        size: int,
+        part_size: int,
+        digests: Digests | None,
+        checkpoint: Checkpoint,
+    ):
+        self.blobs, self.sid, self.fid = blobs, sid, fid
+        self.progress, self.size, self.part_size = progress, size, part_size
+        self.digests, self.checkpoint = digests, checkpoint
+        self.key = keys.file_bytes(sid, fid, progress.attempt)
+        self.writer = blobs.multipart(
+            self.key,
+            max_in_flight=IN_FLIGHT,
+            upload_id=progress.upload_id,
+            parts=[{"PartNumber": p.number, "ETag": p.etag} for p in progress.parts],
+        )
+        self.buffer = bytearray(part_size)
+        self.filled = 0
+        self.unhashed_from = 0  # the tail's bytes were hashed when they first arrived
+        self.in_flight: deque[_Part] = deque()
+        self.spare: list[bytearray] = []
+        self.loop = asyncio.get_running_loop()
+        self.saved_at, self.unsaved = self.loop.time(), False
+        # One thread: the digests must see the parts in order.
+        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+
+    @property
+    def received(self) -> int:
+        """Bytes in landed parts plus those in the buffer (which holds the old tail's too)."""
+        return sum(part.size for part in self.progress.parts) + self.filled
+
+    @property
+    def whole(self) -> bool:
+        return self.received == self.size
+
+    async def load_tail(self) -> None:
+        self.filled = self.unhashed_from = await _load_tail(
+            self.blobs, self.sid, self.fid, self.progress, self.buffer
+        )
+
+    async def receive(self, chunks: AsyncIterator[bytes]) -> BaseException | None:
+        """Take chunks until the body ends; what cut it short, if anything."""
+        remaining = self.size - self.received
+        try:
+            async for chunk in chunks:
+                if len(chunk) > remaining:
+                    await self._take(memoryview(chunk)[:remaining])
+                    return _too_large(self.size)
+                remaining -= len(chunk)
+                await self._take(memoryview(chunk))
+        except (OSError, Problem, asyncio.CancelledError) as exc:
+            # The client went away (a server cancelling handlers on disconnect says so with
+            # CancelledError) or stalled: keep what arrived, then let the error go on.
+            return exc
+        return None
+
+    async def _take(self, view: memoryview) -> None:
+        while view:
+            taken = min(len(view), self.part_size - self.filled)
+            self.buffer[self.filled : self.filled + taken] = view[:taken]
+            self.filled += taken
+            view = view[taken:]
+            if self.filled == self.part_size:
+                await self._seal_part()
+
+    async def _seal_part(self) -> None:
+        """Hash and upload the full buffer, and go on filling a spare one."""
+        hashing = None
+        if self.digests is not None:
+            region = memoryview(self.buffer)[self.unhashed_from :]
+            hashing = self.loop.run_in_executor(self.hasher, self.digests.update, region)
+        self.unhashed_from = 0
+        uploading = await self.writer.add_part(self.buffer)
+        number = len(self.progress.parts) + len(self.in_flight) + 1
+        self.in_flight.append(_Part(number, self.buffer, hashing, uploading))
+        if len(self.in_flight) >= IN_FLIGHT:
+            await self._land(self.in_flight.popleft())
+        self.buffer = self.spare.pop() if self.spare else bytearray(self.part_size)
+        self.filled = 0
+
+    async def _land(self, part: _Part) -> None:
+        if part.hashing is not None:
+            await part.hashing
+        await part.uploading
+        progress = self.progress
+        progress.upload_id = self.writer.upload_id
+        progress.parts.append(
+            StoredPart(
+                number=part.number, etag=self.writer.etag(part.number), size=len(part.buffer)
+            )
+        )
+        progress.tail, progress.tail_size = None, 0  # the old tail's bytes are in this part
+        self.unsaved = True
+        # A record update per part would cost more CPU than the part's own upload: a crash
+        # loses at most CHECKPOINT_EVERY seconds of parts, which are then simply sent again.
+        if self.loop.time() - self.saved_at >= CHECKPOINT_EVERY:
+            await self.checkpoint(progress)
+            self.saved_at, self.unsaved = self.loop.time(), False
+        self.spare.append(part.buffer)
+
+    async def drain(self) -> None:
+        """Land every part still uploading and hash what is left in the buffer."""
+        while self.in_flight:
+            await self._land(self.in_flight.popleft())
+        if self.digests is not None and self.filled > self.unhashed_from:
+            rest = memoryview(self.buffer)[self.unhashed_from : self.filled]
+            await self.loop.run_in_executor(self.hasher, self.digests.update, rest)
+
+    async def complete(self) -> None:
+        await _finish(
+            self.blobs,
+            self.writer,
+            self.key,
+            self.progress,
+            bytes(self.buffer[: self.filled]),
+            self.size,
+        )
+        self.progress.tail, self.progress.tail_size = None, 0
+        await self.checkpoint(self.progress)
+
+    async def save_tail(self) -> None:
+        """Make the bytes short of a part durable in a tail object, and checkpoint."""
+        progress = self.progress
+        progress.tail, progress.tail_size = None, 0
+        if self.filled:
+            token = secrets.token_hex(8)
+            tail = bytes(self.buffer[: self.filled])
+            await self.blobs.put(keys.resumable_tail(self.sid, self.fid, token), tail)
+            progress.tail, progress.tail_size = token, self.filled
+        await self.checkpoint(progress)
 
 
 async def _load_tail(

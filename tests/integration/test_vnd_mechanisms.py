@@ -146,6 +146,24 @@ async def test_resumable_upload_in_pieces(
     await assert_consistent(api)
 
 
+async def test_a_file_smaller_than_a_part_in_two_pieces(
+    api: Api, project_name: str, tmp_path: Path
+) -> None:
+    """The last append lands no part: the whole file goes from the tail object plus the last
+    piece to S3 in one write."""
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(PART // 2))
+    data = wheel.read_bytes()
+    file = await new_file(api, project_name, wheel.name, data, RESUMABLE)
+    half = len(data) // 2
+    assert (await append(api, file, 0, data[:half], last=False)).status == 204
+    response = await append(api, file, half, data[half:], last=True)
+    assert response.status == 204, await response.text()
+    assert response.headers["Upload-Complete"] == "?1"
+    assert await offset_of(api, file) == (len(data), "?1")
+    assert (await completed(api, file))["status"] == "completed"
+    await assert_consistent(api)
+
+
 async def test_one_append_of_many_parts_keeps_its_digests(
     api: Api, project_name: str, tmp_path: Path
 ) -> None:
