@@ -134,7 +134,13 @@ def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=10, sock_read=settings.backend.timeout
         )
-        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as client:
+        # Per host, so that the index's traffic never holds up an OIDC key fetch. Past its
+        # connection limit waitress stops accepting, and a request on a connection it has not
+        # accepted waits, unanswered, for a timeout (seen: 60 s under 200 publishers).
+        connector = aiohttp.TCPConnector(limit_per_host=settings.backend.max_connections)
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False
+        ) as client:
             app[HTTP_CLIENT] = client
             yield
 

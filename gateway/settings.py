@@ -89,6 +89,13 @@ class BackendSettings(Section):
     username: str | None = None
     password: SecretStr | None = None
     timeout: PositiveSeconds = 60
+    max_connections: int = Field(
+        32,
+        ge=1,
+        description="Connections this process opens to the index at once (uploads, listings, "
+        "proxied requests); more requests queue in the gateway. Keep it under the index's own "
+        "connection limit (waitress, pypiserver's default server: 100).",
+    )
 
     @field_validator("simple_url")
     @classmethod

@@ -12,7 +12,8 @@ Modes, switchable at any time from the test:
   that moment are reset, and new ones flow again (a network blip). With ``downstream=True``
   the ``n`` bytes count server→client, to strike in the middle of a response body.
 
-``forwarded`` counts the client→server bytes that went through.
+``forwarded`` counts the client→server bytes that went through; ``connections`` counts the
+connections accepted, and ``most_at_once`` the most that were open at the same time.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class FaultProxy:
         self._heal_after_cut = False
         self._cut_downstream = False
         self.connections = 0
+        self.most_at_once = 0
+        self._client_open = 0
         self.forwarded = 0
 
     async def start(self) -> FaultProxy:
@@ -134,10 +137,20 @@ class FaultProxy:
         except OSError:
             self._drop(link)
             return
+        upstream = asyncio.create_task(self._pump(link, reader, link.server, upstream=True))
         link.tasks = [
-            asyncio.create_task(self._pump(link, reader, link.server, upstream=True)),
+            upstream,
             asyncio.create_task(self._pump(link, server_reader, writer, upstream=False)),
         ]
+        # Open as long as the client keeps its side open: it may open the next connection as
+        # soon as it has closed this one, before the server has closed its own side.
+        self._client_open += 1
+        self.most_at_once = max(self.most_at_once, self._client_open)
+
+        def client_closed(_: asyncio.Task[None]) -> None:
+            self._client_open -= 1
+
+        upstream.add_done_callback(client_closed)
 
     async def _pump(
         self,

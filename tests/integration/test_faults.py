@@ -318,3 +318,24 @@ async def test_s3_failing_while_presigned_bytes_are_read_back(
     assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
     assert (await api.complete(file)).status == 201
     await assert_consistent(api)
+
+
+async def test_a_slow_index_gets_no_more_connections_than_configured(
+    aiohttp_client, make_settings, index_fault: FaultProxy, project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Past its connection limit an index's server may stop accepting (waitress does at 100),
+    and a request on a connection it has not accepted hangs: the gateway queues instead."""
+    settings = make_settings(
+        backend={
+            "upload_url": index_fault.url + "/",
+            "simple_url": index_fault.url + "/simple/",
+            "max_connections": 2,
+        }
+    )
+    api = Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
+    index_fault.heal(latency=0.2)
+    # A new project's session asks the index whether the name is taken: 8 at once.
+    await asyncio.gather(*(api.create_session(f"{project_name}-{n}") for n in range(8)))
+    assert index_fault.most_at_once <= 2
