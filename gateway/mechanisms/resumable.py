@@ -27,7 +27,7 @@ from gateway.mechanisms.ingest import Digests
 from gateway.protocol.problems import Problem
 from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
-from gateway.store.blobs import BlobStore, MultipartWrite
+from gateway.store.blobs import BlobStore
 
 Checkpoint = Callable[[ResumableProgress], Awaitable[None]]
 IN_FLIGHT = 2  # parts uploading while the next one fills: three part buffers in all
@@ -95,27 +95,10 @@ async def append(
     """Append ``chunks`` at ``progress.offset``. A request cut short (disconnect, stall, bytes
     beyond ``size``) keeps every byte that arrived: the error comes back in ``cut_short``
     once they are durable and checkpointed, for the caller to raise."""
-    progress = progress.model_copy(deep=True)
-    old_tail = progress.tail
-    appending = _Appending(blobs, sid, fid, progress, size, part_size, digests, checkpoint)
-    await appending.load_tail()
-    try:
-        cut_short = await appending.receive(chunks)
-        await appending.drain()
-    except BaseException:
-        await appending.writer.settle()
-        raise
-    finally:
-        appending.hasher.shutdown(wait=True)
-    finished = finish and cut_short is None and appending.whole
-    if finished:
-        await appending.complete()
-    elif appending.unsaved or appending.filled != progress.tail_size or progress.tail != old_tail:
-        await appending.save_tail()
-    if old_tail is not None and old_tail != progress.tail:
-        with contextlib.suppress(Exception):  # garbage at worst, purged with the session
-            await blobs.delete(keys.resumable_tail(sid, fid, old_tail))
-    return Appended(progress, finished, digests, cut_short)
+    appending = _Appending(
+        blobs, sid, fid, progress.model_copy(deep=True), size, part_size, digests, checkpoint
+    )
+    return await appending.run(chunks, finish)
 
 
 class _Appending:
@@ -145,7 +128,7 @@ class _Appending:
         )
         self.buffer = bytearray(part_size)
         self.filled = 0
-        self.unhashed_from = 0  # the tail's bytes were hashed when they first arrived
+        self.unhashed_from = 0
         self.in_flight: deque[_Part] = deque()
         self.spare: list[bytearray] = []
         self.loop = asyncio.get_running_loop()
@@ -153,21 +136,47 @@ class _Appending:
         # One thread: the digests must see the parts in order.
         self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
 
+    async def run(self, chunks: AsyncIterator[bytes], finish: bool) -> Appended:
+        progress = self.progress
+        old_tail = progress.tail
+        try:
+            await self._load_tail()
+            cut_short = await self._receive(chunks)
+            await self._drain()
+        except BaseException:
+            await self.writer.settle()
+            raise
+        finally:
+            self.hasher.shutdown(wait=True)
+        finished = finish and cut_short is None and self.received == self.size
+        if finished:
+            await self._complete()
+        elif self.unsaved or self.filled != progress.tail_size or progress.tail != old_tail:
+            await self._save_tail()
+        if old_tail is not None and old_tail != progress.tail:
+            with contextlib.suppress(Exception):  # garbage at worst, purged with the session
+                await self.blobs.delete(keys.resumable_tail(self.sid, self.fid, old_tail))
+        return Appended(progress, finished, self.digests, cut_short)
+
     @property
     def received(self) -> int:
         """Bytes in landed parts plus those in the buffer (which holds the old tail's too)."""
         return sum(part.size for part in self.progress.parts) + self.filled
 
-    @property
-    def whole(self) -> bool:
-        return self.received == self.size
+    async def _load_tail(self) -> None:
+        """Put the bytes an earlier request left short of a part back in the buffer."""
+        progress = self.progress
+        if not progress.tail_size:
+            return
+        assert progress.tail is not None
+        tail = await self.blobs.get(keys.resumable_tail(self.sid, self.fid, progress.tail))
+        if tail is None or len(tail) != progress.tail_size:
+            raise TailLost(progress.tail)
+        self.buffer[: len(tail)] = tail
+        # Its bytes were hashed when they first arrived.
+        self.filled = self.unhashed_from = len(tail)
 
-    async def load_tail(self) -> None:
-        self.filled = self.unhashed_from = await _load_tail(
-            self.blobs, self.sid, self.fid, self.progress, self.buffer
-        )
-
-    async def receive(self, chunks: AsyncIterator[bytes]) -> BaseException | None:
+    async def _receive(self, chunks: AsyncIterator[bytes]) -> BaseException | None:
         """Take chunks until the body ends; what cut it short, if anything."""
         remaining = self.size - self.received
         try:
@@ -227,7 +236,7 @@ class _Appending:
             self.saved_at, self.unsaved = self.loop.time(), False
         self.spare.append(part.buffer)
 
-    async def drain(self) -> None:
+    async def _drain(self) -> None:
         """Land every part still uploading and hash what is left in the buffer."""
         while self.in_flight:
             await self._land(self.in_flight.popleft())
@@ -235,19 +244,25 @@ class _Appending:
             rest = memoryview(self.buffer)[self.unhashed_from : self.filled]
             await self.loop.run_in_executor(self.hasher, self.digests.update, rest)
 
-    async def complete(self) -> None:
-        await _finish(
-            self.blobs,
-            self.writer,
-            self.key,
-            self.progress,
-            bytes(self.buffer[: self.filled]),
-            self.size,
-        )
-        self.progress.tail, self.progress.tail_size = None, 0
-        await self.checkpoint(self.progress)
+    async def _complete(self) -> None:
+        """Make the object whole in S3 from the parts and what is left in the buffer."""
+        progress, writer, last = self.progress, self.writer, bytes(self.buffer[: self.filled])
+        if await self.blobs.size(self.key) == self.size:
+            pass  # a request completed it, then failed before recording that
+        elif not writer.started:
+            await self.blobs.put(self.key, last)  # the whole file fitted in less than a part
+        else:
+            if last:
+                number = len(progress.parts) + 1
+                await (await writer.add_part(last))
+                progress.parts.append(
+                    StoredPart(number=number, etag=writer.etag(number), size=len(last))
+                )
+            await writer.complete()
+        progress.tail, progress.tail_size = None, 0
+        await self.checkpoint(progress)
 
-    async def save_tail(self) -> None:
+    async def _save_tail(self) -> None:
         """Make the bytes short of a part durable in a tail object, and checkpoint."""
         progress = self.progress
         progress.tail, progress.tail_size = None, 0
@@ -257,39 +272,6 @@ class _Appending:
             await self.blobs.put(keys.resumable_tail(self.sid, self.fid, token), tail)
             progress.tail, progress.tail_size = token, self.filled
         await self.checkpoint(progress)
-
-
-async def _load_tail(
-    blobs: BlobStore, sid: str, fid: str, progress: ResumableProgress, buffer: bytearray
-) -> int:
-    if not progress.tail_size:
-        return 0
-    assert progress.tail is not None
-    tail = await blobs.get(keys.resumable_tail(sid, fid, progress.tail))
-    if tail is None or len(tail) != progress.tail_size:
-        raise TailLost(progress.tail)
-    buffer[: len(tail)] = tail
-    return len(tail)
-
-
-async def _finish(
-    blobs: BlobStore,
-    writer: MultipartWrite,
-    key: str,
-    progress: ResumableProgress,
-    last: bytes,
-    size: int,
-) -> None:
-    if await blobs.size(key) == size:
-        return  # a request completed it, then failed before recording that
-    if not writer.started:
-        await blobs.put(key, last)  # the whole file fitted in less than a part
-        return
-    if last:
-        number = len(progress.parts) + 1
-        await (await writer.add_part(last))
-        progress.parts.append(StoredPart(number=number, etag=writer.etag(number), size=len(last)))
-    await writer.complete()
 
 
 def _too_large(size: int) -> Problem:
