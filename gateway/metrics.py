@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -48,28 +48,24 @@ BACKEND_ERRORS = Counter(
 
 
 @contextmanager
-def backend_call(backend: str, operation: str) -> Iterator[None]:
+def _timed(seconds: Histogram, errors: Counter, *labels: str) -> Iterator[None]:
     started = time.perf_counter()
     try:
         yield
     except BaseException:
-        BACKEND_ERRORS.labels(backend, operation).inc()
+        errors.labels(*labels).inc()
         raise
     finally:
-        BACKEND_SECONDS.labels(backend, operation).observe(time.perf_counter() - started)
+        seconds.labels(*labels).observe(time.perf_counter() - started)
 
 
-@contextmanager
-def s3_call(operation: str) -> Iterator[None]:
+def backend_call(backend: str, operation: str) -> AbstractContextManager[None]:
+    return _timed(BACKEND_SECONDS, BACKEND_ERRORS, backend, operation)
+
+
+def s3_call(operation: str) -> AbstractContextManager[None]:
     """Time an S3 request made outside botocore (which ``instrument_s3`` times itself)."""
-    started = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        S3_ERRORS.labels(operation).inc()
-        raise
-    finally:
-        S3_SECONDS.labels(operation).observe(time.perf_counter() - started)
+    return _timed(S3_SECONDS, S3_ERRORS, operation)
 
 
 def instrument_s3(client: Any) -> None:
