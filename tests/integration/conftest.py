@@ -201,3 +201,22 @@ async def index_files(pypiserver: Server, project: str) -> dict[str, str]:
             return {}
         page = await response.text()
     return dict(re.findall(r'href="[^"]*/([^/"#]+)#sha256=([0-9a-f]{64})"', page))
+
+
+async def put_parts(
+    file: dict[str, Any], data: bytes, tamper: int | None = None, skip: int | None = None
+) -> None:
+    """The file's bytes PUT straight to S3, part by part, as a presigned-mechanism client does
+    (optionally with one part changed or left out)."""
+    mechanism = file["mechanism"]
+    size = mechanism["part_size"]
+    async with aiohttp.ClientSession() as http:  # no gateway credentials: the URLs are enough
+        for part in mechanism["parts"]:
+            number = part["number"]
+            if number == skip:
+                continue
+            chunk = bytearray(data[(number - 1) * size : number * size])
+            if number == tamper:
+                chunk[0] ^= 0xFF
+            async with http.put(part["url"], data=bytes(chunk)) as response:
+                assert response.status == 200, await response.text()

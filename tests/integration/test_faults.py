@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import ClientResponse
 
@@ -30,7 +29,14 @@ from gateway.store import keys
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy
-from tests.integration.conftest import META, Api, assert_consistent, index_files, problem
+from tests.integration.conftest import (
+    META,
+    Api,
+    assert_consistent,
+    index_files,
+    problem,
+    put_parts,
+)
 
 
 @pytest.fixture
@@ -306,12 +312,7 @@ async def test_s3_failing_while_presigned_bytes_are_read_back(
     data = wheel.read_bytes()
     session = await api.create_session(project_name)
     file = await api.create_file(session, wheel.name, data, mechanism=S3_PRESIGNED)
-    size = file["mechanism"]["part_size"]
-    async with aiohttp.ClientSession() as http:
-        for part in file["mechanism"]["parts"]:
-            chunk = data[(part["number"] - 1) * size : part["number"] * size]
-            async with http.put(part["url"], data=chunk) as response:
-                assert response.status == 200, await response.text()
+    await put_parts(file, data)
     s3_fault.cut_after(4 * MiB, once=True, downstream=True)  # in the read-back's body
     await unavailable(await api.complete(file))
     await assert_consistent(api)

@@ -22,7 +22,14 @@ from gateway.settings import MiB, Settings
 from tests.conftest import ALICE
 from tests.distributions import build_wheel
 from tests.faults import FaultProxy
-from tests.integration.conftest import META, Api, assert_consistent, index_files, problem
+from tests.integration.conftest import (
+    META,
+    Api,
+    assert_consistent,
+    index_files,
+    problem,
+    put_parts,
+)
 from tests.integration.replicas import create_session, start_replica
 from tests.integration.replicas import start_file as start_replica_file
 
@@ -109,6 +116,17 @@ async def completed(api: Api, file: dict[str, Any]) -> dict[str, Any]:
     return await response.json(content_type=None)
 
 
+async def append_the_rest_and_complete(
+    api: Api, file: dict[str, Any], offset: int, data: bytes
+) -> None:
+    """The last append: the upload is whole, ``HEAD`` says so, and it completes."""
+    response = await append(api, file, offset, data[offset:], last=True)
+    assert response.status == 204, await response.text()
+    assert response.headers["Upload-Complete"] == "?1"
+    assert await offset_of(api, file) == (len(data), "?1")
+    assert (await completed(api, file))["status"] == "completed"
+
+
 async def test_the_session_lists_the_enabled_mechanisms_in_server_order(
     api: Api, project_name: str
 ) -> None:
@@ -138,11 +156,7 @@ async def test_resumable_upload_in_pieces(
     assert (await append(api, file, first, data[first:second], last=False)).status == 204
     assert await offset_of(api, file) == (second, "?0")
 
-    response = await append(api, file, second, data[second:], last=True)
-    assert response.status == 204, await response.text()
-    assert response.headers["Upload-Complete"] == "?1"
-    assert await offset_of(api, file) == (len(data), "?1")
-    assert (await completed(api, file))["status"] == "completed"
+    await append_the_rest_and_complete(api, file, second, data)
     await assert_consistent(api)
 
 
@@ -156,11 +170,7 @@ async def test_a_file_smaller_than_a_part_in_two_pieces(
     file = await new_file(api, project_name, wheel.name, data, RESUMABLE)
     half = len(data) // 2
     assert (await append(api, file, 0, data[:half], last=False)).status == 204
-    response = await append(api, file, half, data[half:], last=True)
-    assert response.status == 204, await response.text()
-    assert response.headers["Upload-Complete"] == "?1"
-    assert await offset_of(api, file) == (len(data), "?1")
-    assert (await completed(api, file))["status"] == "completed"
+    await append_the_rest_and_complete(api, file, half, data)
     await assert_consistent(api)
 
 
@@ -332,23 +342,6 @@ async def test_resumed_bytes_that_differ_are_caught_at_completion(
     document = await problem(await api.complete(file), 400)
     assert document["type"].endswith("hash-mismatch")
     assert (await api.status(file["links"]["file-upload-session"]))["status"] == "error"
-
-
-async def put_parts(
-    file: dict[str, Any], data: bytes, tamper: int | None = None, skip: int | None = None
-) -> None:
-    mechanism = file["mechanism"]
-    size = mechanism["part_size"]
-    async with aiohttp.ClientSession() as http:  # no gateway credentials: the URLs are enough
-        for part in mechanism["parts"]:
-            number = part["number"]
-            if number == skip:
-                continue
-            chunk = bytearray(data[(number - 1) * size : number * size])
-            if number == tamper:
-                chunk[0] ^= 0xFF
-            async with http.put(part["url"], data=bytes(chunk)) as response:
-                assert response.status == 200, await response.text()
 
 
 async def test_presigned_upload_of_100_mib_straight_to_s3(
