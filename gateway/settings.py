@@ -97,6 +97,16 @@ class BackendSettings(Section):
         "connection limit (waitress, pypiserver's default server: 100).",
     )
 
+    index_checks: bool | None = Field(
+        None,
+        description="Refuse at completion what PyPI's upload would refuse (docs/preview.md), "
+        "so that it fails while staged; default: on for kind = warehouse only.",
+    )
+
+    @property
+    def checks_like_pypi(self) -> bool:
+        return self.kind == "warehouse" if self.index_checks is None else self.index_checks
+
     @field_validator("simple_url")
     @classmethod
     def _simple_url_is_a_folder(cls, value: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
+from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
 from gateway.logs import log
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
@@ -66,6 +67,7 @@ class FileService:
         self._blobs = blobs
         self._sessions = sessions
         self._uploads = settings.uploads
+        self._checks_like_pypi = settings.backend.checks_like_pypi
         self._part_size = settings.s3.part_size
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
@@ -435,6 +437,10 @@ class FileService:
             check_identity(extracted, session.name, session.version)
         except DistributionError as exc:
             raise ValidationFailed("invalid-distribution", exc.source, str(exc)) from None
+        if self._checks_like_pypi and (
+            refusals := index_refusals(extracted.metadata, upload.filename)
+        ):
+            raise ValidationFailed("invalid-distribution", refusals[0].source, refusals[0].message)
         await self._blobs.put(keys.core_metadata(session.id, upload.id), extracted.raw)
         metadata = extracted.metadata
         return StoredMetadata(
