@@ -22,6 +22,7 @@ from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.preview import PreviewService
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
@@ -64,6 +65,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_patch(f"{file}/resumable", files.resumable_append, name="mech:append")
     app.router.add_get("/stage/{token}/", stage.root, name="stage:root")
     app.router.add_get("/stage/{token}/+files/{filename}", stage.download, name="stage:file")
+    app.router.add_get("/stage/{token}/+preview/", stage.preview, name="stage:preview")
     app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
@@ -108,6 +110,9 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 file_service.add_notice,
                 names,
             )
+            stage_service = StageService(
+                session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
+            )
             app[SERVICES] = Services(
                 settings=settings,
                 urls=Urls(settings.server.public_base_url, settings.server.api_root),
@@ -117,9 +122,8 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
                 publisher=publisher,
                 names=names,
-                stage=StageService(
-                    session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
-                ),
+                stage=stage_service,
+                preview=PreviewService(stage_service, backend, settings.backend.checks_like_pypi),
                 sweeper=Sweeper(session_service, file_service, publisher),
                 mechanisms=list(settings.uploads.mechanisms),
             )

@@ -46,16 +46,21 @@ def core_metadata(
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
     requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> bytes:
+    """``headers`` are more "Field: value" lines; ``description`` becomes the message body
+    (the long description), with Metadata-Version 2.4 when either is given."""
     lines = [
-        "Metadata-Version: 2.1",
+        f"Metadata-Version: {'2.4' if headers or description else '2.1'}",
         f"Name: {name}",
         f"Version: {version}",
         f"Summary: {summary}",
         f"Requires-Python: {requires_python}",
         *(f"Requires-Dist: {requirement}" for requirement in requires_dist),
+        *headers,
     ]
-    return ("\n".join(lines) + "\n\n").encode()
+    return ("\n".join(lines) + "\n\n" + description).encode()
 
 
 def sha256_of(path: Path) -> str:
@@ -72,6 +77,8 @@ def build_wheel(
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
     requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> Path:
     """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
@@ -86,6 +93,8 @@ def build_wheel(
             summary=summary,
             requires_python=requires_python,
             requires_dist=requires_dist,
+            headers=headers,
+            description=description,
         ),
         f"{dist_info}/WHEEL": _wheel_file(tag),
     }
@@ -128,13 +137,22 @@ def build_sdist(
     payload: bytes = b"",
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
+    requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> Path:
     """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
     root = f"{stem}-{version}"
     files = {
         f"{root}/PKG-INFO": core_metadata(
-            name, version, summary=summary, requires_python=requires_python
+            name,
+            version,
+            summary=summary,
+            requires_python=requires_python,
+            requires_dist=requires_dist,
+            headers=headers,
+            description=description,
         ),
         f"{root}/pyproject.toml": _pyproject(name, version),
         f"{root}/{stem}/__init__.py": b"",

@@ -11,6 +11,7 @@ from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.preview import PreviewService
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
@@ -28,6 +29,7 @@ class Services:
     resumable: ResumableUploads
     publisher: Publisher
     stage: StageService
+    preview: PreviewService
     names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]

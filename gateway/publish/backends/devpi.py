@@ -24,6 +24,7 @@ from gateway.publish.backends.base import (
     MAX_LISTING_BYTES,
     Backend,
     Document,
+    IndexFile,
     Listing,
     project_path,
 )
@@ -60,6 +61,12 @@ class DevpiBackend(Backend):
             return {}
         return self.parse(document, _parse_json)
 
+    async def release_files(self, project: str) -> list[IndexFile]:
+        document = await self.fetch(
+            self.listing_url(project), accept="application/json", query="ignore_bases"
+        )
+        return [] if document is None else self.parse(document, _release_files)
+
 
 def devpi_index_url(simple_url: str) -> str:
     """``http://host/user/index/+simple/`` -> ``http://host/user/index/``."""
@@ -87,6 +94,22 @@ def parse_devpi_project(document: object) -> Listing:
 
 def _parse_json(document: Document) -> Listing:
     return parse_devpi_project(json.loads(document.body))
+
+
+def _release_files(document: Document) -> list[IndexFile]:
+    """The release files of every version, with their download URLs (absolute in devpi)."""
+    parsed = json.loads(document.body)
+    versions = parsed.get("result") if isinstance(parsed, dict) else None
+    if not isinstance(versions, dict):
+        raise ValueError("the project view has no 'result' object")
+    files: list[IndexFile] = []
+    for version_data in versions.values():
+        links = version_data.get("+links") if isinstance(version_data, dict) else None
+        for link in links if isinstance(links, list) else []:
+            release = _release_file(link)
+            if release is not None:
+                files.append(IndexFile(release[0], link["href"], release[1]))
+    return files
 
 
 def _release_file(link: object) -> tuple[str, str | None] | None:
