@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench fuzz clean
+.PHONY: install chromium run test lint bench fuzz clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
 
 # Re-installs only when the project's metadata changed; the package itself is editable.
 $(STAMP): pyproject.toml
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The preview page's browser test renders it in Debian's chromium: as root (CI) it is
+# installed when missing; anywhere else the test says what is missing.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && apt-get install -y -qq chromium; }
 
 run: install
 	$(BIN)/upload-gateway dev

@@ -33,7 +33,7 @@ body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, s
 a { color: var(--accent); }
 code, pre, .hash { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
   font-size: 0.875rem; }
-.banner { background: var(--warn-bg); border-bottom: 1px solid var(--warn-line);
+.banner { margin: 0; background: var(--warn-bg); border-bottom: 1px solid var(--warn-line);
   padding: 0.5rem 1rem; text-align: center; font-size: 0.9rem; }
 main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
 .hero { border-bottom: 1px solid var(--line); padding-bottom: 0.75rem; }
