@@ -723,6 +723,7 @@ class PublishRun:
             lines = [f"Staged {what} ({count}): session {outcome.local_id}"]
             if session.stage:
                 lines.append(f"  stage URL: {session.stage}")
+                lines.append(f"  preview:   {session.stage}+preview/")  # the gateway's page
             lines.append(f"  publish:   upload-gateway session publish {outcome.local_id}")
             lines.append(f"  cancel:    upload-gateway session cancel {outcome.local_id}")
         self.reporter.result(outcome.document(), lines)
