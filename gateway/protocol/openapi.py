@@ -327,6 +327,20 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                 secured=False,
             ),
         },
+        "/stage/{token}/+preview/": {
+            "parameters": _path_parameters("token"),
+            "get": _operation(
+                "stagePreview",
+                "Staged preview: the release as a page for people (docs/preview.md)",
+                {
+                    "200": {
+                        "description": "Server-rendered HTML, no script",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                secured=False,
+            ),
+        },
         "/healthz": {
             "get": _operation(
                 "healthz", "Liveness", {"200": {"description": "Alive"}}, secured=False
