@@ -8,6 +8,7 @@ also sanitize: their HTML is safe to embed in a page. Pure, no I/O.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -38,6 +39,9 @@ class RenderedDescription:
         return f"{message} {self.error}" if self.error else message
 
 
+# The files of a release mostly share one description: a page listing hundreds of them
+# renders it once, not once per file.
+@functools.lru_cache(maxsize=16)
 def render_description(text: str, content_type: str | None) -> RenderedDescription:
     declared = bool(content_type)
     chosen = _media_type(content_type) if content_type else DEFAULT_CONTENT_TYPE
