@@ -293,6 +293,6 @@ _CHECKS: tuple[Callable[[Metadata, str], Iterator[Finding]], ...] = (
     _dependencies,
     _dynamic,
     _license,
-    _filename,
     _description,
+    _filename,
 )
