@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.auth.secrets import is_hash
+from gateway.hashed_secrets import is_hash
 from gateway.mechanisms import HTTP_POST_BYTES, KNOWN, RESUMABLE
 
 DAY = 24 * 60 * 60
