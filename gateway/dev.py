@@ -12,8 +12,8 @@ from pathlib import Path
 from aiohttp import ClientSession, web
 
 from gateway import logs
-from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.hashed_secrets import hash_secret
 from gateway.serve import make_runner, until_signalled
 from gateway.settings import Settings, load_settings
 

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.auth.secrets import is_hash
-from gateway.mechanisms import HTTP_POST_BYTES, KNOWN, RESUMABLE
+from gateway.hashed_secrets import is_hash
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, Mechanism
 
 DAY = 24 * 60 * 60
 MiB = 1024 * 1024
 
 PositiveSeconds = Annotated[int, Field(gt=0)]
-KNOWN_MECHANISMS = Literal[KNOWN]  # type: ignore[valid-type]
+AuthenticatorName = Literal["config", "passthrough", "oidc"]
+DEFAULT_CHAIN: tuple[AuthenticatorName, ...] = ("config", "oidc", "passthrough")
+DEFAULT_MECHANISMS: tuple[Mechanism, ...] = (RESUMABLE, HTTP_POST_BYTES)
 
 
 class Section(BaseModel):
@@ -137,8 +139,8 @@ class UploadSettings(Section):
         256 * MiB, ge=0, description="Completing a larger file answers 202 and validates later."
     )
     retry_after: PositiveSeconds = 1
-    mechanisms: list[KNOWN_MECHANISMS] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: [RESUMABLE, HTTP_POST_BYTES],
+    mechanisms: list[Mechanism] = Field(
+        default_factory=lambda: list(DEFAULT_MECHANISMS),
         description="Offered in this (server-preferred) order; http-post-bytes is required. "
         "Add the S3 presigned mechanism only when clients can reach s3.endpoint_url.",
     )
@@ -250,8 +252,8 @@ class OidcSettings(Section):
 
 class AuthSettings(Section):
     realm: str = "upload-gateway"
-    chain: list[Literal["config", "passthrough", "oidc"]] = Field(
-        default_factory=lambda: ["config", "oidc", "passthrough"],
+    chain: list[AuthenticatorName] = Field(
+        default_factory=lambda: list(DEFAULT_CHAIN),
         description="Order in which enabled authenticators are asked.",
     )
     principals: list[PrincipalSettings] = Field(default_factory=list)
@@ -299,7 +301,8 @@ class ConfigurationError(Exception):
 
 
 def load_settings(path: Path | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {}
+    # Anything TOML holds: the models validate it.
+    values: dict[str, Any] = {}
     if path is not None:
         try:
             values = tomllib.loads(path.read_text())
@@ -309,7 +312,7 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
     values.update(overrides)
     try:
-        return Settings(**values)  # type: ignore[arg-type]
+        return Settings(**values)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.protocol.media import API_MAJOR, API_VERSION, api_major
 
@@ -95,27 +97,40 @@ class EmptyRequest(Request):
     """The body of publish and complete: only ``meta``."""
 
 
-class ResponseMeta(BaseModel):
-    api_version: str = Field(API_VERSION, serialization_alias="api-version")
+# Responses are what this server sends and what the client reads back (from this server or
+# any other): the wire names are the aliases, and a key the PEP lets a server omit is optional
+# (never null on the wire: the schema shows only its string form, with no default).
 
 
-class Response(BaseModel):
-    model_config = ConfigDict(serialize_by_alias=True)
+def _omitted_when_none(schema: JsonDict) -> None:
+    schema.pop("default", None)
 
+
+class _ResponsePart(BaseModel):
+    model_config = ConfigDict(serialize_by_alias=True, populate_by_name=True)
+
+
+class ResponseMeta(_ResponsePart):
+    api_version: str = Field(API_VERSION, alias="api-version")
+
+
+class Response(_ResponsePart):
     meta: ResponseMeta = ResponseMeta()
 
 
-class SessionLinks(BaseModel):
-    model_config = ConfigDict(serialize_by_alias=True)
-
+class SessionLinks(_ResponsePart):
     session: str
     upload: str
     publish: str
-    extend: str
-    stage: str
+    extend: str | SkipJsonSchema[None] = Field(
+        None, description="Absent: no extensions.", json_schema_extra=_omitted_when_none
+    )
+    stage: str | SkipJsonSchema[None] = Field(
+        None, description="Absent: no staged preview.", json_schema_extra=_omitted_when_none
+    )
 
 
-class SessionFile(BaseModel):
+class SessionFile(_ResponsePart):
     status: Literal["pending", "processing", "completed", "error"]
     link: str
     notices: list[str] = Field(default_factory=list)
@@ -124,22 +139,25 @@ class SessionFile(BaseModel):
 class SessionResponse(Response):
     links: SessionLinks
     mechanisms: list[str]
-    session_token: str = Field(serialization_alias="session-token")
-    expires_at: str = Field(serialization_alias="expires-at")
+    session_token: str | SkipJsonSchema[None] = Field(
+        None, alias="session-token", json_schema_extra=_omitted_when_none
+    )
+    expires_at: str = Field(alias="expires-at")
     status: SessionStatus
     files: dict[str, SessionFile]
     notices: list[str] = Field(default_factory=list)
 
 
-class FileLinks(BaseModel):
-    model_config = ConfigDict(serialize_by_alias=True)
-
-    file_upload_session: str = Field(serialization_alias="file-upload-session")
+class FileLinks(_ResponsePart):
+    file_upload_session: str = Field(alias="file-upload-session")
     complete: str
-    extend: str
+    extend: str | SkipJsonSchema[None] = Field(
+        None, description="Absent: no extensions.", json_schema_extra=_omitted_when_none
+    )
 
 
-class MechanismDetails(BaseModel):
+class MechanismDetails(_ResponsePart):
+    # The mechanism's own keys (its URLs, part sizes ...) sit beside the identifier.
     model_config = ConfigDict(extra="allow")
 
     identifier: str
@@ -148,7 +166,7 @@ class MechanismDetails(BaseModel):
 class FileResponse(Response):
     links: FileLinks
     status: FileStatus
-    expires_at: str = Field(serialization_alias="expires-at")
+    expires_at: str = Field(alias="expires-at")
     mechanism: MechanismDetails
     notices: list[str] = Field(default_factory=list)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.protocol.media import API_VERSION
 
-# Problem types are documented in the README under "Problem types".
+# Problem types are documented in docs/api.md under "Problem types".
 PROBLEM_TYPE_BASE = "urn:upload-gateway:problem:"
 
 
@@ -28,7 +28,7 @@ def retry_soon() -> dict[str, str]:
 class Problem(Exception):
     """An error answered to the client as ``application/problem+json``.
 
-    ``slug`` names the problem type (documented in the README); ``errors`` points at the
+    ``slug`` names the problem type (documented in docs/api.md); ``errors`` points at the
     offending parts of the request, one item each.
     """
 

@@ -24,14 +24,14 @@ import aiohttp
 from gateway import metrics
 from gateway.auth.principals import BackendCredentials, Principal
 from gateway.logs import log
-from gateway.protocol.problems import ErrorItem, Problem, retry_soon
-from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
-from gateway.publish.legacy_form import (
+from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     LegacyFormError,
     filetype_and_pyversion,
     legacy_form_fields,
 )
+from gateway.protocol.problems import ErrorItem, Problem, retry_soon
+from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
 from gateway.publish.legacy_upload import post_file
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
