@@ -3,7 +3,10 @@ checks at completion under the warehouse profile."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.devstack import Server
+from gateway.devstack import Server, executable
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, distribution_stem, sha256_of
 from tests.integration.conftest import META, Api, pip, problem
@@ -181,10 +184,33 @@ async def test_the_page_shows_the_release_as_the_index_will(
         f"uv pip install --extra-index-url {stage} {project_name}==1.0"
     )
     assert "no other release" in page.text("comparison")
-    # The line is copy-ready: pip resolves the release from the stage with it.
+    # The lines are copy-ready: pip and uv resolve the release from the stage with them.
     command = shlex.split(page.text("pip-install"))
     assert command[:2] == ["pip", "install"]
     await pip(*command[1:], "--dry-run", "--no-deps", "--index-url", pypiserver.url + "/simple/")
+    await uv_dry_run(shlex.split(page.text("uv-install")), pypiserver, tmp_path)
+
+
+async def uv_dry_run(command: list[str], pypiserver: Server, tmp_path: Path) -> None:
+    assert command[:3] == ["uv", "pip", "install"]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    process = await asyncio.create_subprocess_exec(
+        executable("uv"),
+        *command[1:],
+        "--dry-run",
+        "--no-deps",
+        "--no-cache",
+        "--python",
+        str(venv / "bin" / "python"),
+        "--index-url",
+        pypiserver.url + "/simple/",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode()
+    assert "Would install 1 package" in output.decode(), output.decode()
 
 
 async def test_the_stage_root_links_to_the_preview(
