@@ -25,7 +25,7 @@ from gateway.publish.backends.remote import open_remote
 from gateway.services.stage import StageService
 from gateway.sessions import clock
 from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.stage.compare import Comparison, compare, latest_release
+from gateway.stage.compare import Comparison, compare, differing_fields, latest_release
 from gateway.stage.preview import Preview, PreviewFile
 
 __all__ = ["PreviewService"]
@@ -70,6 +70,7 @@ class PreviewService:
             comparison=comparison,
             comparison_note=note,
             refused_at_completion=self._checks_at_completion,
+            differing_fields=differing_fields(list(metadata.values())),
         )
 
     async def _read_all(

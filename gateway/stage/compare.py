@@ -21,7 +21,15 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-__all__ = ["Change", "Comparison", "compare", "file_key", "latest_release", "platforms"]
+__all__ = [
+    "Change",
+    "Comparison",
+    "compare",
+    "differing_fields",
+    "file_key",
+    "latest_release",
+    "platforms",
+]
 
 SDIST = "sdist"
 
@@ -112,6 +120,41 @@ def compare(
         missing_files=[name for name in previous_files if file_key(name) not in present],
         missing_platforms=sorted(platforms(previous_files) - platforms(current_files)),
     )
+
+
+# What a reviewer reads on the project page, by the header names the page shows.
+_SHOWN_FIELDS = {
+    "Summary": "summary",
+    "Description": "description",
+    "Description-Content-Type": "description_content_type",
+    "Author": "author",
+    "Author-email": "author_email",
+    "Maintainer": "maintainer",
+    "Maintainer-email": "maintainer_email",
+    "License": "license",
+    "License-Expression": "license_expression",
+    "Requires-Python": "requires_python",
+    "Requires-Dist": "requires_dist",
+    "Provides-Extra": "provides_extra",
+    "Classifier": "classifiers",
+    "Project-URL": "project_urls",
+}
+
+
+def differing_fields(metadata: list[Metadata]) -> list[str]:
+    """The shown fields on which a release's files disagree (the index keeps one file's)."""
+
+    def value(item: Metadata, attribute: str) -> str:
+        found = getattr(item, attribute)
+        if isinstance(found, list):
+            return repr(sorted(str(entry) for entry in found))
+        return repr(found if isinstance(found, dict) else str(found or ""))
+
+    return [
+        name
+        for name, attribute in _SHOWN_FIELDS.items()
+        if len({value(item, attribute) for item in metadata}) > 1
+    ]
 
 
 def _dependencies(metadata: Metadata) -> dict[str, str]:

@@ -46,6 +46,7 @@ class Preview:
     comparison: Comparison | None
     comparison_note: str | None  # why there is no comparison, or what went wrong
     refused_at_completion: bool  # the index checks run at completion (backend.index_checks)
+    differing_fields: list[str] = field(default_factory=list)  # between the files' metadata
 
 
 def render_page(preview: Preview) -> str:
@@ -76,6 +77,14 @@ def _warnings(preview: Preview) -> str:
             "<h2>The description does not render</h2>"
             f"<p>{escape(description.failure())}</p>"
             "<p>PyPI refuses such a file; fix the description before publishing there.</p></div>"
+        )
+    if preview.differing_fields:
+        parts.append(
+            '<div class="warning" id="metadata-differs" role="note">'
+            "<h2>The files' metadata differ</h2>"
+            f"<p>On: {escape(', '.join(preview.differing_fields))}. The index keeps the "
+            f"metadata of the first file published, <code>{escape(preview.metadata_from or '')}"
+            "</code>, shown here.</p></div>"
         )
     refused = [(f.filename, r) for f in preview.files for r in f.refusals]
     if refused and not preview.refused_at_completion:

@@ -184,6 +184,10 @@ async def test_the_page_shows_the_release_as_the_index_will(
         f"uv pip install --extra-index-url {stage} {project_name}==1.0"
     )
     assert "no other release" in page.text("comparison")
+    # The sdist was built without the wheel's summary, Requires-Python and dependencies.
+    differs = page.text("metadata-differs")
+    assert "On: Summary, Requires-Python, Requires-Dist." in differs
+    assert wheel.name in differs
     # The lines are copy-ready: pip and uv resolve the release from the stage with them.
     command = shlex.split(page.text("pip-install"))
     assert command[:2] == ["pip", "install"]
@@ -353,6 +357,7 @@ async def test_comparison_with_the_latest_release_on_the_index(
     assert old_files[1].name not in missing  # same tags in 2.0
     assert old_sdist.name not in missing
     assert page.text("missing-platforms") == "Platforms no longer covered: win_amd64"
+    assert "metadata-differs" not in page.ids  # the wheel and the sdist agree
 
 
 async def test_the_preview_is_gone_with_the_stage(
