@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 
 from gateway.devstack import Server, executable
+from gateway.sessions import clock
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, distribution_stem, sha256_of
 from tests.integration.conftest import META, Api, pip, problem
@@ -375,3 +377,18 @@ async def test_the_preview_is_gone_with_the_stage(
     publish = await live.post_json(second["links"]["publish"], {"meta": META})
     assert publish.status == 201, await publish.text()
     assert (await fetch_page(second["links"]["stage"] + "+preview/"))[0].status == 404
+
+
+async def test_the_preview_is_gone_when_the_stage_expires(
+    live_gateway, project_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]  # R-S2
+    # The clock is steered, not slept on, as in test_expiry.
+    moment = [clock.now()]
+    monkeypatch.setattr(clock, "now", lambda: moment[0])
+    api = await live_gateway(sessions={"lifetime": 60})
+    session, _ = await stage_wheel(api, project_name, tmp_path)
+    url = session["links"]["stage"] + "+preview/"
+    assert (await fetch_page(url))[0].status == 200
+    moment[0] += timedelta(seconds=61)
+    response, body = await fetch_page(url)
+    assert response.status == 404, body
