@@ -151,6 +151,8 @@ def start_seaweedfs(data_dir: Path, log_path: Path) -> Server:
         "-ip.bind=127.0.0.1",
         "-webdav=false",
         "-admin.ui=false",
+        # On by default, it reports to telemetry.seaweedfs.com: no egress nobody configured.
+        "-master.telemetry=false",
         *(f"-{flag}={port}" for flag, port in ports.items()),
     ]
     url = f"http://127.0.0.1:{ports['s3.port']}"
