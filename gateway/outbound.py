@@ -92,9 +92,10 @@ def tls_failure(exc: BaseException) -> str | None:
     for _ in range(8):
         if seen is None:
             return None
-        if isinstance(seen, ssl.SSLError):
-            return getattr(seen, "verify_message", None) or seen.reason or str(seen)
         described = str(seen)
+        if isinstance(seen, ssl.SSLError):  # aiohttp's own TLS errors are ones too
+            reason = getattr(seen, "verify_message", None) or getattr(seen, "reason", None)
+            return str(reason or described)
         for marker in ("CERTIFICATE_VERIFY_FAILED", "SSLV3_ALERT", "TLSV13_ALERT", "SSL:"):
             if marker in described:
                 return described
