@@ -18,6 +18,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -94,6 +95,28 @@ class ServerSettings(Section):
     client_timeout: PositiveSeconds = Field(
         60, description="A client that stops sending a request body this long is cut off (408)."
     )
+    tls_cert_file: str | None = Field(
+        None,
+        description="PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP. Unset: "
+        "plain HTTP (TLS ends at an ingress).",
+    )
+    tls_key_file: str | None = Field(None, description="Its key, when not in tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None, description="PEM CAs whose client certificates are required (mutual TLS)."
+    )
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> ServerSettings:
+        if (self.tls_key_file or self.tls_client_ca_file) and not self.tls_cert_file:
+            raise ValueError("tls_key_file and tls_client_ca_file need tls_cert_file")
+        return self
 
     @field_validator("public_base_url")
     @classmethod
