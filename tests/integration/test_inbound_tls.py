@@ -21,7 +21,7 @@ import trustme
 from cryptography import x509
 
 from gateway.devstack import Server, free_port
-from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
+from tests.conftest import INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_wheel
 from tests.integration.tls_stack import Pki, make_pki
 
