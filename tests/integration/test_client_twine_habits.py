@@ -2,6 +2,10 @@
 keyring, and next-step hints that work exactly as printed. Real CLI subprocesses, real
 gateway, pypiserver and SeaweedFS; the keyring is keyrings.alt's file-backed one."""
 
+# The fixtures of test_client.py are imported, so pytest sees them and their names reappear
+# as test parameters: F811 is the import working, not a redefinition.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -92,7 +96,7 @@ async def test_a_staged_session_reused_with_skip_existing_skips_what_it_complete
     wheel = build_wheel(tmp_path, project_name, "1.0")
     sdist = build_sdist(tmp_path, project_name, "1.0")
     assert (await cli.publish("--stage", str(wheel)))[0] == 0
-    code, out, err = await cli.publish("--skip-existing", "-v", str(wheel), str(sdist))
+    code, _, err = await cli.publish("--skip-existing", "-v", str(wheel), str(sdist))
     assert code == 0, err
     assert f"{wheel.name}: already completed in this session; skipped" in err
     assert f"uploading {wheel.name}" not in err

@@ -21,7 +21,7 @@ import trustme
 from cryptography import x509
 
 from gateway.devstack import Server, free_port
-from tests.conftest import INDEX_PASSWORD, INDEX_USER
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_wheel
 from tests.integration.tls_stack import Pki, make_pki
 
@@ -213,3 +213,34 @@ def test_sighup_swaps_the_certificate_without_dropping_connections(gateway: Gate
     assert response.status == 200
     open_connection.close()
     assert gateway.process.poll() is None
+
+
+def bundled_client(gateway: Gateway, wheel: Path, state: Path, *tls: str, **env: str):  # type: ignore[no-untyped-def]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWINE_", "UPLOAD_GATEWAY"))}
+    return subprocess.run(
+        [
+            sys.executable, "-m", "gateway", "publish", "--no-keyring", "--state-file", str(state),
+            "--repository-url", gateway.url + "/upload/2.0/", "-u", ALICE.name,
+            "-p", ALICE.password, *tls, str(wheel),
+        ],
+        capture_output=True, text=True, timeout=120, env={**clean, **env},
+    )  # fmt: skip
+
+
+def test_the_bundled_client_needs_the_right_certificates(
+    gateway: Gateway, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"bundled client")
+    state = tmp_path / "sessions.json"
+    refused = bundled_client(gateway, wheel, state, "--cert", str(served_ca(gateway)))
+    assert refused.returncode == 1, refused.stderr
+    untrusted = bundled_client(gateway, wheel, state, "--client-cert", str(gateway.client_pem))
+    assert untrusted.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    # twine's environment variables work as well as the options.
+    done = bundled_client(
+        gateway, wheel, state,
+        TWINE_CERT=str(served_ca(gateway)), TWINE_CLIENT_CERT=str(gateway.client_pem),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Published" in done.stdout
