@@ -30,7 +30,7 @@ from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
-from gateway.store.s3 import ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
@@ -104,11 +104,7 @@ async def _start_draining(app: web.Application) -> None:
 def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with open_client(settings.s3.store_config()) as client:
-            try:
-                await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
-            except Exception as exc:
-                log.error("startup.s3_unreachable", hop="s3", tls_error=tls_failure(exc))
-                raise
+            await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
@@ -150,6 +146,14 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             await publisher.drain()
 
     return context
+
+
+async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
+    try:
+        await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+    except Exception as exc:  # logged with the hop's name and TLS error, then start-up fails
+        log.error("startup.s3_unreachable", hop="s3", tls_error=tls_failure(exc), error=repr(exc))
+        raise
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
