@@ -784,14 +784,21 @@ class PublishRun:
             with self.reporter.transfer(release.files) as transfer:
                 for dist in release.files:
                     self.reporter.step(f"uploading {dist.filename} ({dist.size} bytes, legacy)")
-                    await upload_legacy(
-                        self.http,
-                        url,
-                        dist,
-                        authorization=self.credentials.authorization,
-                        progress=transfer.track(dist),
-                        retry=self.client.retry,
-                    )
+                    try:
+                        await upload_legacy(
+                            self.http,
+                            url,
+                            dist,
+                            authorization=self.credentials.authorization,
+                            progress=transfer.track(dist),
+                            retry=self.client.retry,
+                        )
+                    except ProblemError as exc:
+                        if not (self.args.skip_existing and _legacy_already_there(exc)):
+                            raise
+                        self.reporter.info(f"{dist.filename}: already on the index; skipped")
+                        outcome.skipped.add(dist.filename)
+                        continue
                     outcome.uploaded.add(dist.filename)
         except ClientError as exc:
             outcome.status = "failed"
@@ -824,6 +831,8 @@ class PublishRun:
         lines: list[str]
         if outcome.protocol == "legacy":
             lines = [f"Uploaded {what} ({count}) with the legacy upload API"]
+            if outcome.skipped:
+                lines.append(f"  skipped (already there): {', '.join(sorted(outcome.skipped))}")
         elif outcome.status == "skipped":
             lines = [f"Skipped {what}: all {count} already on the index"]
         elif outcome.status == "published":
@@ -888,6 +897,13 @@ def _already_on_index(exc: ProblemError) -> bool:
         "already-published",
         "filename-reserved",
     )
+
+
+def _legacy_already_there(exc: ProblemError) -> bool:
+    # What twine's --skip-existing recognises: 409, or a 400 whose reason says so (pypiserver,
+    # older Warehouse).
+    said = f"{exc.title} {exc.detail}".lower()
+    return exc.status == 409 or (exc.status == 400 and "exist" in said)
 
 
 def _absolute(path: str | None) -> str | None:

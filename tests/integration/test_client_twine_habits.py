@@ -14,6 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from gateway.devstack import Server
+from tests.conftest import INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel
 from tests.integration.conftest import Api
 from tests.integration.test_client import (  # noqa: F401  (fixtures)
@@ -169,3 +171,20 @@ async def test_hints_after_staging_say_which_password_the_next_command_needs(
     code, out, err = await run_as_printed(cli, hint.group(1))
     assert code == 0, err
     assert on_index(servers_dir, other)
+
+
+async def test_skip_existing_with_the_legacy_api(
+    env: dict[str, str], pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    cli = Cli(env, pypiserver.url + "/")
+    login = {"user": INDEX_USER, "password": INDEX_PASSWORD}
+    assert (await cli.publish("--protocol", "legacy", str(wheel), **login))[0] == 0
+    code, _, _ = await cli.publish("--protocol", "legacy", str(wheel), **login)
+    assert code == 1  # pypiserver refuses the re-upload
+    code, out, err = await cli.publish(
+        "--protocol", "legacy", "--skip-existing", "--json", str(wheel), **login
+    )
+    assert code == 0, err
+    [result] = json_lines(out)
+    assert result["files"][wheel.name]["status"] == "skipped"

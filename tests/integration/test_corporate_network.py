@@ -162,6 +162,18 @@ async def test_index_with_an_untrusted_certificate_is_backend_unavailable(
     assert "CERTIFICATE_VERIFY_FAILED" in capfd.readouterr().err
 
 
+async def test_readyz_names_the_read_proxy_upstream_when_its_handshake_fails(
+    aiohttp_client, corp_settings, pki: Pki, tls_index: Server
+) -> None:  # type: ignore[no-untyped-def]
+    upstream = {"read_proxy": True, "upstream": tls_index.url, "ca_bundle": str(pki.stranger_ca)}
+    api = await start(aiohttp_client, corp_settings(proxy=upstream))
+    ready = await api.client.get("/readyz")
+    assert ready.status == 503
+    errors = {item["source"]: item["message"] for item in (await ready.json())["errors"]}
+    assert set(errors) == {"proxy"}
+    assert errors["proxy"].startswith("TLS handshake failed")
+
+
 async def test_index_without_the_client_certificate_is_backend_unavailable(
     aiohttp_client, corp_settings, pki: Pki, project_name: str, tmp_path: Path, capfd
 ) -> None:  # type: ignore[no-untyped-def]
