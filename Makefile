@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-installs only when the project's metadata changed; the package itself is editable.
+# The TLS tests put the index behind Debian's nginx: installed when missing, only as root.
 $(STAMP): pyproject.toml
-	# The TLS tests put the index behind Debian's nginx; installed only when missing, as root.
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || test "$$(id -u)" != 0 || \
 		apt-get install -y --no-install-recommends nginx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
