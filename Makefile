@@ -9,7 +9,10 @@ STAMP := $(VENV)/.installed
 install: $(STAMP) chromium
 
 # Re-installs only when the project's metadata changed; the package itself is editable.
+# The TLS tests put the index behind Debian's nginx: installed when missing, only as root.
 $(STAMP): pyproject.toml
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || test "$$(id -u)" != 0 || \
+		apt-get install -y --no-install-recommends nginx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

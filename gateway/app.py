@@ -13,10 +13,11 @@ from gateway.api import files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
-from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT, Drain
+from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
 from gateway.logs import log
 from gateway.metrics import instrument_s3
+from gateway.outbound import Hop, Hops, tls_failure
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
@@ -30,12 +31,13 @@ from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
-from gateway.store.s3 import ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
     app = web.Application(middlewares=[request_context, problems, draining, negotiation])
     app[DRAIN] = Drain()
+    app[HOPS] = build_hops(settings)
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_http_client(settings))
     app.cleanup_ctx.append(_s3_client(settings))
@@ -43,6 +45,21 @@ def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Applicati
         app.cleanup_ctx.append(_sweeper(settings))
     _add_routes(app, settings)
     return app
+
+
+def build_hops(settings: Settings) -> Hops:
+    """Each outbound hop's TLS context and proxy choice; verification turned off is said aloud."""
+    upstream = settings.proxy if settings.proxy.upstream else settings.backend
+    hops = Hops(
+        backend=Hop("backend", settings.backend.tls(), settings.backend.outbound_proxy),
+        s3=settings.s3.store_config().hop(),
+        upstream=Hop("proxy", upstream.tls(), upstream.outbound_proxy),
+        oidc=Hop("oidc"),
+    )
+    for hop in (hops.backend, hops.s3, hops.upstream):
+        if not hop.tls.verify:
+            log.warning("tls.verification_disabled", hop=hop.name)
+    return hops
 
 
 def _add_routes(app: web.Application, settings: Settings) -> None:
@@ -88,13 +105,15 @@ async def _start_draining(app: web.Application) -> None:
 
 def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with open_client(settings.s3) as client:
-            await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+        async with open_client(settings.s3.store_config()) as client:
+            await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
-            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
-            backend = backend_for(settings.backend, app[HTTP_CLIENT])
+            blobs = BlobStore(
+                client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout, app[HOPS].s3
+            )
+            backend = backend_for(settings.backend, app[HTTP_CLIENT], app[HOPS].backend)
             names = NameRegistry(records, backend.published_files)
             session_service = SessionService(records, blobs, settings.sessions, names)
             file_service = FileService(
@@ -116,7 +135,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             app[SERVICES] = Services(
                 settings=settings,
                 urls=Urls(settings.server.public_base_url, settings.server.api_root),
-                authenticators=build_chain(settings, app[HTTP_CLIENT]),
+                authenticators=build_chain(settings, app[HTTP_CLIENT], app[HOPS]),
                 sessions=session_service,
                 files=file_service,
                 resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
@@ -131,6 +150,14 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             await publisher.drain()
 
     return context
+
+
+async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
+    try:
+        await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+    except Exception as exc:  # logged with the hop's name and TLS error, then start-up fails
+        log.error("startup.s3_unreachable", hop="s3", tls_error=tls_failure(exc), error=repr(exc))
+        raise
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]

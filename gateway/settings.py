@@ -10,11 +10,22 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.hashed_secrets import is_hash
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, Mechanism
+from gateway.outbound import TlsConfig
+from gateway.store.s3 import S3Config
 
 DAY = 24 * 60 * 60
 MiB = 1024 * 1024
@@ -28,6 +39,45 @@ DEFAULT_MECHANISMS: tuple[Mechanism, ...] = (RESUMABLE, HTTP_POST_BYTES)
 class Section(BaseModel):
     # A misspelt key must fail loudly instead of silently keeping a default.
     model_config = ConfigDict(extra="forbid")
+
+
+class OutboundSettings(Section):
+    """TLS and proxy settings of one outbound hop (sections that dial out inherit them)."""
+
+    ca_bundle: str | None = Field(
+        None,
+        description="PEM file of the CAs this hop trusts; default: the system store "
+        "(SSL_CERT_FILE / REQUESTS_CA_BUNDLE honoured).",
+    )
+    client_cert: str | None = Field(
+        None, description="PEM client certificate (mutual TLS); may hold the key too."
+    )
+    client_key: str | None = Field(None, description="PEM key of client_cert, if separate.")
+    verify: bool = Field(
+        True, description="false turns certificate checks off (labs only; logged at start-up)."
+    )
+    outbound_proxy: str | None = Field(
+        None,
+        description="Proxy URL for this hop, overriding HTTP(S)_PROXY/NO_PROXY; "
+        '"" connects directly. Unset: the environment decides.',
+    )
+
+    @field_validator("ca_bundle", "client_cert", "client_key")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("client_key")
+    @classmethod
+    def _key_needs_a_certificate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("client_cert"):
+            raise ValueError("client_key needs client_cert")
+        return value
+
+    def tls(self) -> TlsConfig:
+        return TlsConfig(self.ca_bundle, self.client_cert, self.client_key, self.verify)
 
 
 class ServerSettings(Section):
@@ -47,6 +97,28 @@ class ServerSettings(Section):
     client_timeout: PositiveSeconds = Field(
         60, description="A client that stops sending a request body this long is cut off (408)."
     )
+    tls_cert_file: str | None = Field(
+        None,
+        description="PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP. Unset: "
+        "plain HTTP (TLS ends at an ingress).",
+    )
+    tls_key_file: str | None = Field(None, description="Its key, when not in tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None, description="PEM CAs whose client certificates are required (mutual TLS)."
+    )
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> ServerSettings:
+        if (self.tls_key_file or self.tls_client_ca_file) and not self.tls_cert_file:
+            raise ValueError("tls_key_file and tls_client_ca_file need tls_cert_file")
+        return self
 
     @field_validator("public_base_url")
     @classmethod
@@ -61,7 +133,7 @@ class ServerSettings(Section):
         return "/" + value.strip("/") + "/" if value.strip("/") else "/"
 
 
-class S3Settings(Section):
+class S3Settings(OutboundSettings):
     endpoint_url: str | None = Field(None, description="None means AWS S3 itself.")
     region: str = "us-east-1"
     bucket: str
@@ -77,6 +149,19 @@ class S3Settings(Section):
         3, ge=1, le=10, description="Tries per S3 call, with backoff, before it counts as failed."
     )
 
+    def store_config(self) -> S3Config:
+        secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+        return S3Config(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=secret,
+            timeout=self.timeout,
+            attempts=self.attempts,
+            tls=self.tls(),
+            proxy=self.outbound_proxy,
+        )
+
     @field_validator("prefix")
     @classmethod
     def _prefix_is_a_folder(cls, value: str) -> str:
@@ -84,7 +169,7 @@ class S3Settings(Section):
         return value + "/" if value else ""
 
 
-class BackendSettings(Section):
+class BackendSettings(OutboundSettings):
     kind: Literal["warehouse", "pypiserver", "devpi"] = "warehouse"
     upload_url: str
     simple_url: str
@@ -175,7 +260,10 @@ class StageSettings(Section):
     presign_seconds: PositiveSeconds = 300
 
 
-class ProxySettings(Section):
+class ProxySettings(OutboundSettings):
+    """The read proxy; its TLS and proxy keys are for ``upstream`` (when unset, the read
+    proxy talks to the backing index exactly as ``[backend]`` says)."""
+
     legacy_path: str = Field("/legacy/", description="Where legacy (twine) uploads are accepted.")
     legacy_at_root: bool = Field(
         False, description="Also accept legacy uploads at / (pypiserver-style clients)."

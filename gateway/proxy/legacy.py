@@ -22,10 +22,11 @@ from packaging.utils import InvalidName, canonicalize_name
 
 from gateway.api.bodies import body_chunks
 from gateway.api.context import services
-from gateway.app_keys import HTTP_CLIENT
+from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
+from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.proxy.upstream import streaming_timeout, unreachable
 
@@ -173,6 +174,7 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
             headers=headers,
             allow_redirects=False,
             timeout=streaming_timeout(svc.settings.backend),
+            **request.app[HOPS].backend.options(svc.settings.backend.upload_url),
         ) as answer:
             text = await answer.content.read(1 << 20)
             log.info("legacy.upload", status=answer.status)
@@ -188,7 +190,9 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
         cause = exc.__cause__ if isinstance(exc.__cause__, Problem) else None
         if cause is not None:
             raise cause from None
-        log.warning("legacy.backend_unreachable", error=type(exc).__name__)
+        log.warning(
+            "legacy.backend_unreachable", error=type(exc).__name__, tls_error=tls_failure(exc)
+        )
         raise unreachable() from None
 
 

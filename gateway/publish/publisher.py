@@ -396,6 +396,7 @@ class Publisher:
                 content,
                 credentials,
                 backend.timeout,
+                self._backend.hop,
             )
 
     # -- journal, lease and endings -----------------------------------------------------

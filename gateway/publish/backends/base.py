@@ -19,6 +19,7 @@ from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from yarl import URL
 
 from gateway.metrics import backend_call
+from gateway.outbound import Hop
 from gateway.settings import BackendSettings
 
 __all__ = [
@@ -107,11 +108,14 @@ class Backend(abc.ABC):
         self,
         settings: BackendSettings,
         http: aiohttp.ClientSession,
+        hop: Hop | None = None,
         *,
         max_listing_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
+        """``hop``: TLS and proxy towards the index (default: system CAs, environment proxy)."""
         self.settings = settings
         self._http = http
+        self.hop = hop or Hop("backend")
         self._max_bytes = max_listing_bytes
         self._timeout = settings.timeout
         simple_url, self._authorization = _split_credentials(settings)
@@ -176,7 +180,9 @@ class Backend(abc.ABC):
             headers = {**extra, "Accept": accept}
             if self._authorization and url.origin() == self._origin:
                 headers["Authorization"] = self._authorization
-            async with self._http.get(url, headers=headers, allow_redirects=False) as response:
+            async with self._http.get(
+                url, headers=headers, allow_redirects=False, **self.hop.options(str(url))
+            ) as response:
                 if response.status not in _REDIRECTS:
                     return await self._document(response, url)
                 target = _redirect_target(response, url)
@@ -200,13 +206,15 @@ class Backend(abc.ABC):
         )
 
 
-def backend_for(settings: BackendSettings, http: aiohttp.ClientSession) -> Backend:
+def backend_for(
+    settings: BackendSettings, http: aiohttp.ClientSession, hop: Hop | None = None
+) -> Backend:
     """The profile for ``settings.kind``."""
     try:
         backend_class = Backend._kinds[settings.kind]
     except KeyError:
         raise ValueError(f"no backend profile for kind {settings.kind!r}") from None
-    return backend_class(settings, http)
+    return backend_class(settings, http, hop)
 
 
 def project_path(project: str) -> NormalizedName:

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import aiohttp
 
+from gateway.outbound import Hop
 from gateway.publish.backends.base import (
     MAX_LISTING_BYTES,
     Backend,
@@ -43,10 +44,11 @@ class DevpiBackend(Backend):
         self,
         settings: BackendSettings,
         http: aiohttp.ClientSession,
+        hop: Hop | None = None,
         *,
         max_listing_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
-        super().__init__(settings, http, max_listing_bytes=max_listing_bytes)
+        super().__init__(settings, http, hop, max_listing_bytes=max_listing_bytes)
         self.index_url = devpi_index_url(self.simple_url)
 
     def listing_url(self, project: str) -> str:
