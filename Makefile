@@ -4,25 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium run test lint bench fuzz clean
+.PHONY: install debian-packages run test lint bench fuzz clean
 
-install: $(STAMP) chromium
+install: $(STAMP) debian-packages
 
 # Re-installs only when the project's metadata changed; the package itself is editable.
-# The TLS tests put the index behind Debian's nginx: installed when missing, only as root.
 $(STAMP): pyproject.toml
-	command -v nginx >/dev/null || test -x /usr/sbin/nginx || test "$$(id -u)" != 0 || \
-		apt-get install -y --no-install-recommends nginx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The preview page's browser test renders it in Debian's chromium: as root (CI) it is
-# installed when missing; anywhere else the test says what is missing.
-chromium:
-	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
-		{ apt-get update -qq && apt-get install -y -qq chromium; }
+# Real servers and tools the suite runs from Debian: chromium renders the preview page, nginx
+# puts the index behind TLS with client certificates. As root (CI) the missing ones are
+# installed; anywhere else this names them and the tests that need them say so.
+DEBIAN_PACKAGES := chromium nginx
+debian-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq $$missing; \
+	else echo "missing Debian packages:$$missing (install them to run every test)"; fi
 
 run: install
 	$(BIN)/upload-gateway dev
