@@ -6,6 +6,7 @@ from them; a test checks that every route the application serves is described he
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -41,6 +42,76 @@ _PROBLEM = {
         },
     },
 }
+
+
+# OpenAPI links: how a generic client (or a stateful tester such as schemathesis) walks the API
+# from the document alone. Every session URL is built from the session-token (it is the {sid}
+# segment, and the stage token); every file URL from the {sid} it was created under and the
+# response's ``file-id``. Keys: (source operationId, status) → target operationIds.
+_SID_FROM_SESSION = {"sid": "$response.body#/session-token"}
+_SID_FROM_PATH = {"sid": "$request.path.sid"}
+_FILE_FROM_BODY = {**_SID_FROM_PATH, "fid": "$response.body#/file-id"}
+_SESSION_OPERATIONS = ("getSession", "extendSession", "publishSession", "cancelSession")
+_FILE_OPERATIONS = (
+    "getFile",
+    "sendBytes",
+    "resumableOffset",
+    "resumableAppend",
+    "attachAttestations",
+    "completeFile",
+    "extendFile",
+    "deleteFile",
+)
+
+
+def _to(operations: tuple[str, ...], parameters: dict[str, str]) -> dict[str, Any]:
+    return {op: {"operationId": op, "parameters": parameters} for op in operations}
+
+
+def _session_links(sid: dict[str, str], release: bool) -> dict[str, Any]:
+    links = _to(_SESSION_OPERATIONS, sid) | {
+        "createFile": {"operationId": "createFile", "parameters": sid},
+        "stageRoot": {"operationId": "stageRoot", "parameters": {"token": sid["sid"]}},
+    }
+    if release:  # the create request names the release: a filename that can be accepted
+        links["createFile"]["requestBody"] = {
+            "filename": "{$request.body#/name}-{$request.body#/version}.tar.gz"
+        }
+        links["stageProject"] = {
+            "operationId": "stageProject",
+            "parameters": {"token": sid["sid"], "project": "$request.body#/name"},
+        }
+    return links
+
+
+# Only producers and reads carry links: a stateful tester starts walks at any POST that has
+# links, and a walk started at a random {sid}/{fid} only ever meets 404s. Within a walk every
+# earlier answer stays usable, so ``createFile``'s links also reach complete after content.
+_LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("createSession", "201"): _session_links(_SID_FROM_SESSION, release=True),
+    # The release already has a session: the problem names it, and the walk goes on there.
+    ("createSession", "409"): _session_links(_SID_FROM_SESSION, release=True),
+    ("getSession", "200"): _session_links(_SID_FROM_SESSION, release=False),
+    ("createFile", "202"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY)
+    | {
+        "stageFile": {
+            "operationId": "stageFile",
+            "parameters": {"token": "$request.path.sid", "filename": "$request.body#/filename"},
+        },
+    },
+    ("getFile", "200"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY),
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for item in paths.values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for status, answer in operation["responses"].items():
+                links = _LINKS.get((operation["operationId"], status))
+                if links:
+                    answer["links"] = links
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -105,7 +176,14 @@ def _path_parameters(*names: str) -> list[dict[str, Any]]:
     ]
 
 
-def build(public_base_url: str, api_root: str) -> dict[str, Any]:
+def build(
+    public_base_url: str,
+    api_root: str,
+    mechanisms: Sequence[str] | None = None,
+    max_file_size: int | None = None,
+) -> dict[str, Any]:
+    """The document; ``mechanisms`` and ``max_file_size`` (this server's configuration) narrow
+    ``FileCreateRequest`` to what can be accepted here."""
     _, definitions = models_json_schema(
         [(model, "validation") for model in _REQUESTS]
         + [(model, "serialization") for model in _RESPONSES],
@@ -114,10 +192,19 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Problem"] = _PROBLEM
+    schemas["ExistingSessionProblem"] = {
+        "allOf": [_ref("Problem")],
+        "properties": {"session-token": {"type": "string"}},
+    }
     schemas["Attestations"] = TypeAdapter(list[models.Attestation]).json_schema(
         ref_template="#/components/schemas/{model}"
     )
     schemas.update(schemas["Attestations"].pop("$defs", {}))
+    file_request = schemas["FileCreateRequest"]["properties"]
+    if mechanisms:
+        file_request["mechanism"]["enum"] = list(mechanisms)
+    if max_file_size:
+        file_request["size"]["maximum"] = max_file_size
 
     session = f"{api_root}sessions/{{sid}}"
     file = f"{session}/files/{{fid}}"
@@ -128,33 +215,11 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                 "createSession",
                 "Create a publishing session",
                 {
-                    "201": {
-                        **_answer("Created", "SessionResponse", Location="links.session"),
-                        # For clients and stateful testers: every session URL is derived from
-                        # the session-token (it is the {sid} segment, and the stage token).
-                        "links": {
-                            operation: {
-                                "operationId": operation,
-                                "parameters": {"sid": "$response.body#/session-token"},
-                            }
-                            for operation in (
-                                "getSession",
-                                "cancelSession",
-                                "extendSession",
-                                "publishSession",
-                                "createFile",
-                            )
-                        }
-                        | {
-                            "stageRoot": {
-                                "operationId": "stageRoot",
-                                "parameters": {"token": "$response.body#/session-token"},
-                            }
-                        },
-                    },
+                    "201": _answer("Created", "SessionResponse", Location="links.session"),
                     "409": {
-                        "description": "The release has a live session (see Location)",
-                        "content": {PROBLEM_JSON: {"schema": _ref("Problem")}},
+                        "description": "The release has a live session: its URL in Location, "
+                        "its session-token in the problem (or another conflict, without them)",
+                        "content": {PROBLEM_JSON: {"schema": _ref("ExistingSessionProblem")}},
                     },
                 },
                 _json_body("SessionCreateRequest"),
@@ -255,8 +320,10 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                     {"204": _progress("Appended")},
                     {
                         "required": True,
+                        # The draft's media type; octet-stream too, which generic tools can send.
                         "content": {
-                            PARTIAL_UPLOAD: {"schema": {"type": "string", "format": "binary"}}
+                            media: {"schema": {"type": "string", "format": "binary"}}
+                            for media in (PARTIAL_UPLOAD, OCTET_STREAM)
                         },
                     },
                 ),
@@ -348,6 +415,7 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
             )
         },
     }
+    _add_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {
