@@ -91,7 +91,6 @@ _LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("createSession", "201"): _session_links(_SID_FROM_SESSION, release=True),
     # The release already has a session: the problem names it, and the walk goes on there.
     ("createSession", "409"): _session_links(_SID_FROM_SESSION, release=True),
-    ("getSession", "200"): _session_links(_SID_FROM_SESSION, release=False),
     ("createFile", "202"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY)
     | {
         "stageFile": {
@@ -99,7 +98,6 @@ _LINKS: dict[tuple[str, str], dict[str, Any]] = {
             "parameters": {"token": "$request.path.sid", "filename": "$request.body#/filename"},
         },
     },
-    ("getFile", "200"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY),
 }
 
 
