@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +18,7 @@ from gateway.auth.chain import build_chain
 from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
+from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
@@ -32,6 +33,8 @@ from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
@@ -62,32 +65,40 @@ def build_hops(settings: Settings) -> Hops:
     return hops
 
 
+# Each route of the table (``protocol/routes.py``) bound to its handler.
+HANDLERS: dict[str, Handler] = {
+    "api:create-session": sessions.create_session,
+    "api:session": sessions.session_status,
+    "api:cancel-session": sessions.cancel_session,
+    "api:extend-session": sessions.extend_session,
+    "api:publish": sessions.publish_session,
+    "api:create-file": files.create_file,
+    "api:file": files.file_status,
+    "api:delete-file": files.delete_file,
+    "api:complete-file": files.complete_file,
+    "api:extend-file": files.extend_file,
+    "mech:http-post-bytes": files.receive_bytes,
+    "mech:attestations": files.attach_attestations,
+    "mech:offset": files.resumable_offset,
+    "mech:append": files.resumable_append,
+    "stage:root": stage.root,
+    "stage:file": stage.download,
+    "stage:preview": stage.preview,
+    "stage:project": stage.project,
+    "healthz": health.healthz,
+    "readyz": health.readyz,
+    "metrics": health.metrics_page,
+    "openapi": health.openapi,
+}
+
+
 def _add_routes(app: web.Application, settings: Settings) -> None:
-    root = settings.server.api_root
-    session = f"{root}sessions/{{sid}}"
-    app.router.add_post(root, sessions.create_session, name="api:create-session")
-    app.router.add_get(session, sessions.session_status, name="api:session")
-    app.router.add_delete(session, sessions.cancel_session, name="api:cancel-session")
-    app.router.add_post(f"{session}/extend", sessions.extend_session, name="api:extend-session")
-    app.router.add_post(f"{session}/publish", sessions.publish_session, name="api:publish")
-    file = f"{session}/files/{{fid}}"
-    app.router.add_post(f"{session}/files", files.create_file, name="api:create-file")
-    app.router.add_get(file, files.file_status, name="api:file")
-    app.router.add_delete(file, files.delete_file, name="api:delete-file")
-    app.router.add_post(f"{file}/complete", files.complete_file, name="api:complete-file")
-    app.router.add_post(f"{file}/extend", files.extend_file, name="api:extend-file")
-    app.router.add_post(f"{file}/content", files.receive_bytes, name="mech:http-post-bytes")
-    app.router.add_post(f"{file}/attestations", files.attach_attestations, name="mech:attestations")
-    app.router.add_route("HEAD", f"{file}/resumable", files.resumable_offset, name="mech:offset")
-    app.router.add_patch(f"{file}/resumable", files.resumable_append, name="mech:append")
-    app.router.add_get("/stage/{token}/", stage.root, name="stage:root")
-    app.router.add_get("/stage/{token}/+files/{filename}", stage.download, name="stage:file")
-    app.router.add_get("/stage/{token}/+preview/", stage.preview, name="stage:preview")
-    app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
-    app.router.add_get("/healthz", health.healthz, name="healthz")
-    app.router.add_get("/readyz", health.readyz, name="readyz")
-    app.router.add_get("/metrics", health.metrics_page, name="metrics")
-    app.router.add_get(f"{root}openapi.json", health.openapi, name="openapi")
+    for route in ROUTES:
+        path, handler = route.path(settings.server.api_root), HANDLERS[route.name]
+        if route.method == "GET":  # and HEAD, as aiohttp's add_get does (the stage serves it)
+            app.router.add_get(path, handler, name=route.name)
+        else:
+            app.router.add_route(route.method, path, handler, name=route.name)
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
     if proxy.legacy_at_root and proxy.legacy_path != "/":

@@ -23,7 +23,12 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     settings = services(request).settings
-    document = build(settings.server.public_base_url, settings.server.api_root)
+    document = build(
+        settings.server.public_base_url,
+        settings.server.api_root,
+        settings.uploads.mechanisms,
+        settings.uploads.max_file_size,
+    )
     return web.json_response(document)
 
 

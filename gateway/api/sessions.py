@@ -40,6 +40,7 @@ async def create_session(request: web.Request) -> web.Response:
             f"{session.name} {session.version} already has a session in progress.",
             [ErrorItem("version", "a non-terminal session exists; use its Location")],
             headers={"Location": location},
+            extensions={"session-token": session.id},
         )
     return await _render(request, session, status=201, headers={"Location": location})
 

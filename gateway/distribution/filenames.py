@@ -15,10 +15,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from gateway.protocol.models import WEAK_HASHES
 from gateway.protocol.problems import bad_request
 
-# md5 and sha1 are collision-broken: they may be declared, and are verified, but never suffice.
-_INSECURE = {"md5", "sha1"}
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -84,9 +83,13 @@ def normalize_hashes(hashes: dict[str, str]) -> dict[str, str]:
                 f"{algorithm} digest must be {2 * hasher.digest_size} hex characters",
                 source,
             )
-        normalized[hasher.name] = digest
+        if normalized.setdefault(hasher.name, digest) != digest:
+            # "SHA256" and "sha256" are one algorithm: two different digests cannot both be valid.
+            raise bad_request(
+                "invalid-hash", f"two different {hasher.name} digests are declared", source
+            )
     if not any(
-        name in hashlib.algorithms_guaranteed and name not in _INSECURE for name in normalized
+        name in hashlib.algorithms_guaranteed and name not in WEAK_HASHES for name in normalized
     ):
         raise bad_request(
             "invalid-hash",
