@@ -19,13 +19,16 @@ from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
+from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
+from gateway.publish.worker import PublishWorker
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
+from gateway.services.uploads import UploadRecords
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
@@ -94,19 +97,31 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
             backend = backend_for(settings.backend, app[HTTP_CLIENT])
             names = NameRegistry(records, backend.published_files)
-            session_service = SessionService(records, blobs, settings.sessions, names)
+            uploads = UploadRecords(records)
+            session_service = SessionService(records, blobs, settings.sessions, names, uploads)
             file_service = FileService(
-                records, blobs, session_service, settings, backend.published_files
-            )
-            publisher = Publisher(
-                records,
+                uploads,
                 blobs,
                 session_service,
+                names,
+                settings.uploads,
+                settings.s3.part_size,
+                backend.published_files,
+            )
+            journals = Journals(session_service, settings.publish.lease)
+            worker = PublishWorker(
+                session_service,
+                names,
+                journals,
+                blobs,
                 backend,
                 app[HTTP_CLIENT],
-                settings,
+                settings.backend,
+                settings.publish,
                 file_service.add_notice,
-                names,
+            )
+            publisher = Publisher(
+                session_service, names, backend, journals, worker, settings.publish
             )
             app[SERVICES] = Services(
                 settings=settings,
@@ -114,7 +129,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 authenticators=build_chain(settings, app[HTTP_CLIENT]),
                 sessions=session_service,
                 files=file_service,
-                resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
+                resumable=ResumableUploads(uploads, blobs, file_service, settings.s3.part_size),
                 publisher=publisher,
                 names=names,
                 stage=StageService(

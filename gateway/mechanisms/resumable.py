@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from gateway.mechanisms.ingest import Digests
 from gateway.protocol.problems import Problem
+from gateway.sessions.errors import DomainError
 from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -186,7 +187,7 @@ class _Appending:
                     return _too_large(self.size)
                 remaining -= len(chunk)
                 await self._take(memoryview(chunk))
-        except (OSError, Problem, asyncio.CancelledError) as exc:
+        except (OSError, Problem, DomainError, asyncio.CancelledError) as exc:
             # The client went away (a server cancelling handlers on disconnect says so with
             # CancelledError) or stalled: keep what arrived, then let the error go on.
             return exc
