@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench fuzz clean
+.PHONY: install run test test-fast lint bench fuzz clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest
+
+# The fast tier: services, publisher and sweeper over in-memory stores (seconds, no servers).
+# `make test` runs it too, beside the integration suite against the real components.
+test-fast: install
+	$(BIN)/pytest tests/fast -q
 
 bench: install
 	$(BIN)/python -m tests.benchmarks

@@ -9,7 +9,6 @@ compare-and-swaps really interleave and lose against each other.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -152,11 +151,13 @@ class MemoryBlobStore:
         return MemoryRangeReader(self.objects[key])
 
     async def stream(
-        self, key: str, byte_range: tuple[int, int] | None = None
+        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
     ) -> AsyncIterator[bytes]:
         data = self.objects[key]
         start, end = byte_range or (0, len(data) - 1)
-        yield data[start : end + 1]
+        for offset in range(start, end + 1, chunk_size):
+            await asyncio.sleep(0)
+            yield data[offset : min(offset + chunk_size, end + 1)]
 
     async def read_through(self, key: str, consume: Callable[[memoryview], None]) -> int:
         data = self.objects[key]
@@ -176,5 +177,3 @@ class MemoryBlobStore:
         for key in [key for key in self.objects if key.startswith(prefix)]:
             del self.objects[key]
 
-    def snapshot(self) -> dict[str, bytes]:
-        return copy.copy(self.objects)
