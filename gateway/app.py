@@ -19,20 +19,12 @@ from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
-from gateway.publish.journal import Journals
-from gateway.publish.publisher import Publisher
-from gateway.publish.worker import PublishWorker
-from gateway.services.files import FileService
-from gateway.services.names import NameRegistry
-from gateway.services.resumable import ResumableUploads
-from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
-from gateway.services.sweeper import Sweeper
-from gateway.services.uploads import UploadRecords
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
-from gateway.store.s3 import ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
+from gateway.wiring import wire
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
@@ -93,55 +85,31 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
             instrument_s3(client)
             app[S3_CLIENT] = client
-            records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
-            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
-            backend = backend_for(settings.backend, app[HTTP_CLIENT])
-            names = NameRegistry(records, backend.published_files)
-            uploads = UploadRecords(records)
-            session_service = SessionService(records, blobs, settings.sessions, names, uploads)
-            file_service = FileService(
-                uploads,
-                blobs,
-                session_service,
-                names,
-                settings.uploads,
-                settings.s3.part_size,
-                backend.published_files,
-            )
-            journals = Journals(session_service, settings.publish.lease)
-            worker = PublishWorker(
-                session_service,
-                names,
-                journals,
-                blobs,
-                backend,
-                app[HTTP_CLIENT],
-                settings.backend,
-                settings.publish,
-                file_service.add_notice,
-            )
-            publisher = Publisher(
-                session_service, names, backend, journals, worker, settings.publish
-            )
-            app[SERVICES] = Services(
-                settings=settings,
-                urls=Urls(settings.server.public_base_url, settings.server.api_root),
-                authenticators=build_chain(settings, app[HTTP_CLIENT]),
-                sessions=session_service,
-                files=file_service,
-                resumable=ResumableUploads(uploads, blobs, file_service, settings.s3.part_size),
-                publisher=publisher,
-                names=names,
-                stage=StageService(
-                    session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
-                ),
-                sweeper=Sweeper(session_service, file_service, publisher),
-                mechanisms=list(settings.uploads.mechanisms),
-            )
+            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT])
             yield
-            await publisher.drain()
+            await app[SERVICES].publisher.drain()
 
     return context
+
+
+def _services(settings: Settings, client: S3Client, http: aiohttp.ClientSession) -> Services:
+    s3 = settings.s3
+    records = RecordStore(client, s3.bucket, s3.prefix)
+    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout)
+    core = wire(settings, records, blobs, backend_for(settings.backend, http), http)
+    return Services(
+        settings=settings,
+        urls=Urls(settings.server.public_base_url, settings.server.api_root),
+        authenticators=build_chain(settings, http),
+        sessions=core.sessions,
+        files=core.files,
+        resumable=core.resumable,
+        publisher=core.publisher,
+        names=core.names,
+        stage=StageService(core.sessions, blobs, client, s3.bucket, s3.prefix),
+        sweeper=core.sweeper,
+        mechanisms=list(settings.uploads.mechanisms),
+    )
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]

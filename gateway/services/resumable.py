@@ -19,7 +19,7 @@ from gateway import metrics
 from gateway.mechanisms import RESUMABLE
 from gateway.mechanisms.ingest import Received
 from gateway.mechanisms.readback import digest_object
-from gateway.mechanisms.resumable import DigestCache, append
+from gateway.mechanisms.resumable import Appended, DigestCache, append
 from gateway.services.files import FileService
 from gateway.services.sessions import require
 from gateway.services.uploads import (
@@ -31,7 +31,12 @@ from gateway.services.uploads import (
 )
 from gateway.sessions.errors import DomainError, Kind, Pointer
 from gateway.sessions.lease import Lease, granted
-from gateway.sessions.records import CommittedBytes, PublishingSession, ResumableProgress
+from gateway.sessions.records import (
+    CommittedBytes,
+    FileUpload,
+    PublishingSession,
+    ResumableProgress,
+)
 from gateway.sessions.states import FileEvent, SessionEvent
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -120,25 +125,32 @@ class ResumableUploads:
                 )
             finally:
                 metrics.UPLOADS_IN_FLIGHT.dec()
-            new_offset = appended.progress.offset
-            if not appended.finished:
-                if appended.digests is not None:
-                    self._digests.keep(fid, new_offset, appended.digests)
-                if appended.cut_short is not None:
-                    raise appended.cut_short
-                return new_offset, False
-            key = keys.file_bytes(session.id, fid, appended.progress.attempt)
-            if appended.digests is not None:
-                digests = appended.digests.hexdigests()
-            else:
-                _, digests = await digest_object(self._blobs, key, upload.hashes)
-            received = Received(upload.size, digests)
-            await self._commit(session.id, fid, writer, appended.progress, received)
-            return upload.size, True
+            return await self._conclude(upload, writer, appended)
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._let_go(session.id, fid, writer)
+
+    async def _conclude(
+        self, upload: FileUpload, writer: str, appended: Appended
+    ) -> tuple[int, bool]:
+        """After an append: keep the running digests for the next one, or commit the bytes
+        once the last one arrived."""
+        sid, fid = upload.session_id, upload.id
+        if not appended.finished:
+            if appended.digests is not None:
+                self._digests.keep(fid, appended.progress.offset, appended.digests)
+            if appended.cut_short is not None:
+                raise appended.cut_short
+            return appended.progress.offset, False
+        if appended.digests is not None:
+            digests = appended.digests.hexdigests()
+        else:
+            key = keys.file_bytes(sid, fid, appended.progress.attempt)
+            _, digests = await digest_object(self._blobs, key, upload.hashes)
+        received = Received(upload.size, digests)
+        await self._commit(sid, fid, writer, appended.progress, received)
+        return upload.size, True
 
     def _is_held(self, lease: Lease) -> bool:
         """Whether a live append request holds the upload."""

@@ -36,6 +36,7 @@ from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.settings import Settings, load_settings
 from gateway.store.blobs import BlobStore
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
+from gateway.wiring import wire
 from tests.distributions import build_wheel
 
 ALICE = Principal("config:alice", "alice", ("*",))
@@ -100,6 +101,7 @@ class Stack:
     journals: Journals
     worker: PublishWorker
     sweeper: Sweeper
+    uploads: UploadRecords
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
@@ -173,45 +175,20 @@ def build_stack(
 ) -> Stack:
     """Wired as ``gateway.app`` wires the services, over the in-memory stores."""
     blobs = cast(BlobStore, memory_blobs)
-    backend = FakeBackend(index, settings, http)
-    names = NameRegistry(records, backend.published_files)
-    uploads = UploadRecords(records)
-    sessions = SessionService(records, blobs, settings.sessions, names, uploads)
-    files = FileService(
-        uploads,
-        blobs,
-        sessions,
-        names,
-        settings.uploads,
-        settings.s3.part_size,
-        backend.published_files,
-    )
-    journals = Journals(sessions, settings.publish.lease)
-    worker = PublishWorker(
-        sessions,
-        names,
-        journals,
-        blobs,
-        backend,
-        http,
-        settings.backend,
-        settings.publish,
-        files.add_notice,
-    )
-    publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
-    sweeper = Sweeper(sessions, files, publisher)
+    core = wire(settings, records, blobs, FakeBackend(index, settings, http), http)
     return Stack(
         settings,
         records,
         memory_blobs,
         index,
-        names,
-        sessions,
-        files,
-        publisher,
-        journals,
-        worker,
-        sweeper,
+        core.names,
+        core.sessions,
+        core.files,
+        core.publisher,
+        core.journals,
+        core.worker,
+        core.sweeper,
+        core.uploads,
     )
 
 

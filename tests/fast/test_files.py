@@ -4,11 +4,16 @@ deferred validation (R-F1..F14)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from gateway.services.uploads import WriterBusy
+from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind
+from gateway.sessions.lease import Lease, granted
 from gateway.sessions.states import FileState
 from gateway.store import keys
 from tests.distributions import build_wheel
@@ -121,3 +126,31 @@ async def test_delete_then_upload_again(stack: Stack, project: str, wheel: Path)
     assert not [key for key in stack.blobs.objects if f"/{first.id}/" in key]
     again = await upload(stack, session, wheel)
     assert again.status == FileState.COMPLETED
+
+
+async def test_one_resumable_writer_at_a_time(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(
+        session, file_request(wheel, "vnd-uploadgateway-resumable-v1")
+    )
+    start = clock.now()
+    first = granted("writer-a", timedelta(seconds=60), start)
+
+    def free_at(moment: datetime) -> Callable[[Lease], bool]:
+        return lambda lease: not lease.is_live(moment)
+
+    await stack.uploads.hold_writer(session.id, created.id, first, free_at(start))
+    second = granted("writer-b", timedelta(seconds=60), start)
+    with pytest.raises(WriterBusy):
+        await stack.uploads.hold_writer(session.id, created.id, second, free_at(start))
+    # Past the first writer's lease, the second takes over; the first can no longer save.
+    later = start + timedelta(seconds=61)
+    progress = await stack.uploads.hold_writer(session.id, created.id, second, free_at(later))
+    assert progress.writer == "writer-b"
+    with pytest.raises(DomainError) as refused:
+        await stack.uploads.save_progress(session.id, created.id, progress, first)
+    assert refused.value.slug == "upload-busy"
+    await stack.uploads.let_go(session.id, created.id, "writer-b")
+    released = await stack.files.get(session.id, created.id)
+    assert released.resumable is not None
+    assert released.resumable.writer is None
