@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from gateway.mechanisms.ingest import Digests
 from gateway.protocol.problems import Problem
-from gateway.sessions.errors import DomainError
+from gateway.sessions.errors import DomainError, Kind
 from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -275,9 +275,9 @@ class _Appending:
         await self.checkpoint(progress)
 
 
-def _too_large(size: int) -> Problem:
-    return Problem(
-        413,
+def _too_large(size: int) -> DomainError:
+    return DomainError(
+        Kind.TOO_LARGE,
         "body-too-large",
         f"The upload would exceed the declared size of {size} bytes.",
     )

@@ -16,7 +16,6 @@ from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presign
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
-from gateway.protocol.problems import Problem
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
@@ -343,7 +342,7 @@ class FileService:
         async def guarded() -> None:
             try:
                 await work
-            except (DomainError, Problem, RecordMissing):
+            except (DomainError, RecordMissing):
                 pass  # the upload was deleted or its session ended meanwhile
             except Exception:
                 # The processing deadline lets a sweep pick the file up again.

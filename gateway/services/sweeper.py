@@ -9,7 +9,6 @@ from typing import Protocol
 
 from gateway import metrics
 from gateway.logs import log
-from gateway.protocol.problems import Problem
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError
@@ -35,7 +34,7 @@ class Sweeper:
         async for sid in self._sessions.session_ids():
             try:
                 state = await self._sweep_session(sid)
-            except (RecordChanged, RecordMissing, DomainError, Problem):
+            except (RecordChanged, RecordMissing, DomainError):
                 continue  # another replica or a request got there first
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])
