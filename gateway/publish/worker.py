@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
@@ -28,7 +28,7 @@ from gateway.publish.legacy_form import (
     filetype_and_pyversion,
     legacy_form_fields,
 )
-from gateway.publish.legacy_upload import post_file
+from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError, Kind
@@ -195,8 +195,8 @@ class PublishWorker:
         self, session: PublishingSession, upload: FileUpload, listed: str | None, attempt_id: str
     ) -> None:
         """Upload one file unless the index already has these exact bytes (R-W3)."""
-        settings = self._settings
-        for attempt_number in range(settings.retries + 1):
+        retries = self._settings.retries
+        for attempt_number in range(retries + 1):
             if attempt_number:  # a failed attempt may still have landed
                 listed = (await self._backend.published_files(session.name)).get(upload.filename)
             if listed is not None:
@@ -211,44 +211,53 @@ class PublishWorker:
             try:
                 answer = await self._post(session, upload, attempt_id)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = f"the index could not be reached ({type(exc).__name__})"
+                reason: str | None = f"the index could not be reached ({type(exc).__name__})"
             else:
-                if answer.status < 300:
-                    return
-                if answer.status in (401, 403):
-                    raise PublishFailed(
-                        Kind.INDEX_REFUSED,
-                        "backend-refused",
-                        f"The backend refused the credentials ({answer.status} {answer.reason}).",
-                        {upload.filename: "refused by the index: credentials"},
-                    )
-                if answer.status < 500:
-                    # Duplicates look different on every index (409, 400, even 200); only the
-                    # index's own listing says whether these bytes are there.
-                    listed = (await self._backend.published_files(session.name)).get(
-                        upload.filename
-                    )
-                    if listed == sha256(upload):
-                        return
-                    detail = f"{answer.status} {answer.reason}".strip()
-                    raise PublishFailed(
-                        Kind.CONFLICT if answer.status == 409 else Kind.INDEX_REFUSED,
-                        "backend-rejected",
-                        f"The index rejected {upload.filename}: {detail}",
-                        {upload.filename: f"rejected by the index: {detail}"},
-                    )
-                reason = f"the index answered {answer.status} {answer.reason}"
-            if attempt_number < settings.retries:
+                reason = await self._judge(session, upload, answer)
+            if reason is None:
+                return
+            if attempt_number < retries:
                 log.warning("publish.retry", filename=upload.filename, reason=reason)
                 await asyncio.sleep(backoff(attempt_number))
         raise PublishFailed(
             Kind.UNAVAILABLE,
             "backend-unavailable",
             f"Giving up on {upload.filename}: {reason}.",
-            {upload.filename: reason},
+            {upload.filename: str(reason)},
         )
 
-    async def _post(self, session: PublishingSession, upload: FileUpload, attempt: str) -> Any:
+    async def _judge(
+        self, session: PublishingSession, upload: FileUpload, answer: UploadAnswer
+    ) -> str | None:
+        """None when the index took the file; why to retry when it failed for now; raises
+        when it refused for good."""
+        if answer.status < 300:
+            return None
+        if answer.status in (401, 403):
+            raise PublishFailed(
+                Kind.INDEX_REFUSED,
+                "backend-refused",
+                f"The backend refused the credentials ({answer.status} {answer.reason}).",
+                {upload.filename: "refused by the index: credentials"},
+            )
+        if answer.status >= 500:
+            return f"the index answered {answer.status} {answer.reason}"
+        # Duplicates look different on every index (409, 400, even 200); only the index's
+        # own listing says whether these bytes are there.
+        listed = (await self._backend.published_files(session.name)).get(upload.filename)
+        if listed == sha256(upload):
+            return None
+        detail = f"{answer.status} {answer.reason}".strip()
+        raise PublishFailed(
+            Kind.CONFLICT if answer.status == 409 else Kind.INDEX_REFUSED,
+            "backend-rejected",
+            f"The index rejected {upload.filename}: {detail}",
+            {upload.filename: f"rejected by the index: {detail}"},
+        )
+
+    async def _post(
+        self, session: PublishingSession, upload: FileUpload, attempt: str
+    ) -> UploadAnswer:
         assert upload.committed is not None
         sid, fid = session.id, upload.id
         raw = await self._blobs.get(keys.core_metadata(sid, fid))

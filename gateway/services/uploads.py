@@ -74,7 +74,7 @@ class UploadRecords:
 
     # -- changes -------------------------------------------------------------------------
 
-    async def change(self, sid: str, fid: str, change: FileChange) -> FileUpload:
+    async def _change(self, sid: str, fid: str, change: FileChange) -> FileUpload:
         """Any change to the record; :class:`DomainError` not-found when it is gone."""
         try:
             return await self._uploads.update(keys.file_upload(sid, fid), change)
@@ -102,7 +102,7 @@ class UploadRecords:
                 upload.processing_deadline = None
             return upload
 
-        return await self.change(sid, fid, apply)
+        return await self._change(sid, fid, apply)
 
     async def commit(
         self, sid: str, fid: str, attempt: str, committed: CommittedBytes
@@ -123,14 +123,14 @@ class UploadRecords:
             upload.current_attempt = None
             return upload
 
-        return await self.change(sid, fid, commit), replaced[0]
+        return await self._change(sid, fid, commit), replaced[0]
 
     async def read_back(self, sid: str, fid: str, committed: CommittedBytes) -> FileUpload:
         def record(upload: FileUpload) -> FileUpload:
             upload.committed = committed
             return upload
 
-        return await self.change(sid, fid, record)
+        return await self._change(sid, fid, record)
 
     async def take_over_processing(self, sid: str, fid: str, lease: Lease) -> None:
         """Hold a deferred validation whose processing lease lapsed; :class:`RecordChanged`
@@ -142,7 +142,7 @@ class UploadRecords:
             upload.processing_deadline = lease.until
             return upload
 
-        await self.change(sid, fid, take_over)
+        await self._change(sid, fid, take_over)
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
         def notice(upload: FileUpload) -> FileUpload:
@@ -168,7 +168,7 @@ class UploadRecords:
             progress.hold(lease)
             return upload
 
-        return _progress(await self.change(sid, fid, hold))
+        return _progress(await self._change(sid, fid, hold))
 
     async def save_progress(
         self, sid: str, fid: str, progress: ResumableProgress, lease: Lease
@@ -181,7 +181,7 @@ class UploadRecords:
             upload.resumable.hold(lease)
             return upload
 
-        await self.change(sid, fid, save)
+        await self._change(sid, fid, save)
 
     async def commit_appended(
         self,
@@ -200,7 +200,7 @@ class UploadRecords:
             upload.committed = committed
             return upload
 
-        await self.change(sid, fid, commit)
+        await self._change(sid, fid, commit)
 
     async def let_go(self, sid: str, fid: str, writer: str) -> None:
         def release(upload: FileUpload) -> FileUpload | None:
@@ -209,7 +209,7 @@ class UploadRecords:
             upload.resumable.hold(RELEASED)
             return upload
 
-        await self.change(sid, fid, release)
+        await self._change(sid, fid, release)
 
 
 class WriterBusy(Exception):
