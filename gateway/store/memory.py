@@ -176,4 +176,3 @@ class MemoryBlobStore:
         await asyncio.sleep(0)
         for key in [key for key in self.objects if key.startswith(prefix)]:
             del self.objects[key]
-
