@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,8 +225,6 @@ async def upload(
 
 @pytest.fixture
 def project() -> str:
-    import secrets
-
     return "fast-" + secrets.token_hex(4)
 
 

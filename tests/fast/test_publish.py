@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.publish.journal import Journals
 from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind
 from gateway.sessions.lease import lapsed
@@ -17,7 +18,7 @@ from gateway.store import keys
 from gateway.store.records import RecordChanged
 from gateway.store.typed import Records
 from tests.distributions import build_sdist
-from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, upload
+from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, file_request, upload
 
 
 async def reservation(stack: Stack, project: str, filename: str) -> FilenameReservation | None:
@@ -133,7 +134,7 @@ async def test_a_live_journal_is_left_to_its_holder(
 ) -> None:
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     file = await upload(stack, session, wheel)
-    other = stack.journals.__class__(stack.sessions, 60)
+    other = Journals(stack.sessions, 60)  # another replica's
     journal = other.open([file.id], None, ALICE.id, "service")
     await stack.sessions.start_publish(session.id, journal)
     await stack.sweeper.sweep()
@@ -160,8 +161,6 @@ async def test_a_first_release_registers_the_name(stack: Stack, project: str, wh
 async def test_publishing_needs_every_file_completed(
     stack: Stack, project: str, wheel: Path
 ) -> None:
-    from tests.fast.conftest import file_request
-
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     await stack.files.create(session, file_request(wheel))
     with pytest.raises(DomainError) as refused:
