@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install debian-packages run test lint bench fuzz clean
+.PHONY: install debian-packages run test test-fast lint bench fuzz clean
 
 install: $(STAMP) debian-packages
 
@@ -41,6 +41,11 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest
+
+# The fast tier: services, publisher and sweeper over in-memory stores (seconds, no servers).
+# `make test` runs it too, beside the integration suite against the real components.
+test-fast: install
+	$(BIN)/pytest tests/fast -q
 
 bench: install
 	$(BIN)/python -m tests.benchmarks

@@ -21,18 +21,13 @@ from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
-from gateway.publish.publisher import Publisher
-from gateway.services.files import FileService
-from gateway.services.names import NameRegistry
 from gateway.services.preview import PreviewService
-from gateway.services.resumable import ResumableUploads
-from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
-from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client
+from gateway.wiring import wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,45 +115,9 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
-            records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
-            blobs = BlobStore(
-                client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout, app[HOPS].s3
-            )
-            backend = backend_for(settings.backend, app[HTTP_CLIENT], app[HOPS].backend)
-            names = NameRegistry(records, backend.published_files)
-            session_service = SessionService(records, blobs, settings.sessions, names)
-            file_service = FileService(
-                records, blobs, session_service, settings, backend.published_files
-            )
-            publisher = Publisher(
-                records,
-                blobs,
-                session_service,
-                backend,
-                app[HTTP_CLIENT],
-                settings,
-                file_service.add_notice,
-                names,
-            )
-            stage_service = StageService(
-                session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
-            )
-            app[SERVICES] = Services(
-                settings=settings,
-                urls=Urls(settings.server.public_base_url, settings.server.api_root),
-                authenticators=build_chain(settings, app[HTTP_CLIENT], app[HOPS]),
-                sessions=session_service,
-                files=file_service,
-                resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
-                publisher=publisher,
-                names=names,
-                stage=stage_service,
-                preview=PreviewService(stage_service, backend, settings.backend.checks_like_pypi),
-                sweeper=Sweeper(session_service, file_service, publisher),
-                mechanisms=list(settings.uploads.mechanisms),
-            )
+            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT], app[HOPS])
             yield
-            await publisher.drain()
+            await app[SERVICES].publisher.drain()
 
     return context
 
@@ -169,6 +128,31 @@ async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
     except Exception as exc:  # logged with the hop's name and TLS error, then start-up fails
         log.error("startup.s3_unreachable", hop="s3", tls_error=tls_failure(exc), error=repr(exc))
         raise
+
+
+def _services(
+    settings: Settings, client: S3Client, http: aiohttp.ClientSession, hops: Hops
+) -> Services:
+    s3 = settings.s3
+    records = RecordStore(client, s3.bucket, s3.prefix)
+    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
+    backend = backend_for(settings.backend, http, hops.backend)
+    core = wire(settings, records, blobs, backend, http)
+    stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
+    return Services(
+        settings=settings,
+        urls=Urls(settings.server.public_base_url, settings.server.api_root),
+        authenticators=build_chain(settings, http, hops),
+        sessions=core.sessions,
+        files=core.files,
+        resumable=core.resumable,
+        publisher=core.publisher,
+        names=core.names,
+        stage=stage,
+        preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
+        sweeper=core.sweeper,
+        mechanisms=list(settings.uploads.mechanisms),
+    )
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]

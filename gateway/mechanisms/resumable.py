@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gateway.mechanisms.digests import Digests
 from gateway.mechanisms.parts import IN_FLIGHT, PartPipeline
 from gateway.protocol.problems import Problem
+from gateway.sessions.errors import DomainError, Kind
 from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -187,7 +188,7 @@ class _Appending:
                     return _too_large(self.size)
                 remaining -= len(chunk)
                 await self.parts.write(memoryview(chunk))
-        except (OSError, Problem, asyncio.CancelledError) as exc:
+        except (OSError, Problem, DomainError, asyncio.CancelledError) as exc:
             # The client went away (a server cancelling handlers on disconnect says so with
             # CancelledError) or stalled: keep what arrived, then let the error go on.
             return exc
@@ -229,9 +230,9 @@ class _Appending:
         await self.checkpoint(progress)
 
 
-def _too_large(size: int) -> Problem:
-    return Problem(
-        413,
+def _too_large(size: int) -> DomainError:
+    return DomainError(
+        Kind.TOO_LARGE,
         "body-too-large",
         f"The upload would exceed the declared size of {size} bytes.",
     )
