@@ -18,9 +18,11 @@ from gateway.auth.chain import build_chain
 from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
+from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
+from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
@@ -71,6 +73,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get(f"{root}openapi.json", health.openapi, name="openapi")
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
+    app.router.add_post(f"{proxy.legacy_path}+stage/", legacy.legacy_upload, name=STAGE_ROUTE)
     if proxy.legacy_at_root and proxy.legacy_path != "/":
         app.router.add_post("/", legacy.legacy_upload, name="legacy:upload-at-root")
     if proxy.read_proxy:
@@ -121,6 +124,7 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                     session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
                 ),
                 sweeper=Sweeper(session_service, file_service, publisher),
+                legacy_staging=LegacyStaging(session_service, file_service, names),
                 mechanisms=list(settings.uploads.mechanisms),
             )
             yield

@@ -10,6 +10,7 @@ from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
+from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
@@ -31,6 +32,7 @@ class Services:
     names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]
+    legacy_staging: LegacyStaging
 
 
 SERVICES = web.AppKey("services", Services)

@@ -96,7 +96,7 @@ class _PartPipeline:
 
 
 async def ingest(
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncIterator[bytes | memoryview],
     blobs: BlobStore,
     key: str,
     *,

@@ -27,6 +27,7 @@ from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.proxy import staged
 from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # Headers of the caller's request that the index needs to see as they were.
@@ -61,6 +62,11 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
     )
     if max(expected, already) > allowed:
         raise _too_large(svc.settings.uploads.max_file_size)
+    if staged.is_staged(request, head.fields):  # R-W6: into a publishing session instead
+        part = staged.FilePart(
+            chunks, head.raw[head.file_start :], boundary, proxy.max_form_fields_bytes
+        )
+        return await staged.stage_upload(request, head.fields, head.filename, part.content())
     await _refuse_reserved(request, head)
     body = _passed_through(chunks, head.raw, allowed - already, svc.settings.uploads.max_file_size)
     return await _forward(request, body)

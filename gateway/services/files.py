@@ -233,6 +233,66 @@ class FileService:
             metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
 
+    async def receive_unsized(
+        self,
+        session: PublishingSession,
+        filename: str,
+        hashes: dict[str, str],
+        chunks: AsyncIterator[bytes | memoryview],
+    ) -> FileUpload:
+        """A file whose size nobody declared (the file part of a staged legacy form, R-W6):
+        its bytes stream into S3 exactly as ``http-post-bytes`` does, and only once the body
+        is complete does a pending upload exist, with those bytes committed and ``hashes``
+        (ingest's algorithm names) to check on completion. A body that fails midway leaves
+        no object and no record; a completed upload of the same filename is replaced."""
+        require(session, SessionEvent.EDIT_FILES)
+        check_release(parse_filename(filename), session.name, session.version)
+        await self._refuse_published(session, filename)
+        await self._refuse_too_many(session)
+        fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
+        key = keys.file_bytes(session.id, fid, attempt)
+        limit = self._uploads.max_file_size
+        metrics.UPLOADS_IN_FLIGHT.inc()
+        try:
+            received = await ingest(
+                chunks, self._blobs, key, algorithms=hashes, limit=limit, part_size=self._part_size
+            )
+        except BodyTooLarge:
+            raise too_large(limit) from None
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
+        upload = FileUpload(
+            id=fid,
+            session_id=session.id,
+            filename=filename,
+            size=received.size,
+            hashes=hashes,
+            mechanism=HTTP_POST_BYTES,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+        )
+        await self._record_received(session.id, upload, key)
+        log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
+        return upload
+
+    async def _record_received(self, sid: str, upload: FileUpload, key: str) -> None:
+        try:
+            # The session may have ended while the bytes arrived: its purge is already done.
+            require(await self._sessions.get(sid), SessionEvent.EDIT_FILES)
+            await self._records.create(
+                keys.file_upload(sid, upload.id), upload.model_dump(mode="json")
+            )
+        except BaseException:
+            await asyncio.shield(self._blobs.delete(key))
+            raise
+        try:
+            await self._claim_filename(sid, upload)
+        except BaseException:
+            await asyncio.shield(self._records.delete(keys.file_upload(sid, upload.id)))
+            await asyncio.shield(self._blobs.delete(key))
+            raise
+
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str
     ) -> FileUpload:
@@ -329,13 +389,16 @@ class FileService:
 
     # -- complete ----------------------------------------------------------------------
 
-    async def complete(self, session: PublishingSession, fid: str) -> tuple[FileUpload, bool]:
-        """Validate now (True: completed) or in the background (False: processing)."""
+    async def complete(
+        self, session: PublishingSession, fid: str, *, defer: bool = True
+    ) -> tuple[FileUpload, bool]:
+        """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
+        background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
-        if upload.size > self._uploads.defer_validation_above:
+        if defer and upload.size > self._uploads.defer_validation_above:
             upload = await self._mutate(
                 session.id,
                 fid,

@@ -15,7 +15,7 @@ from gateway.logs import log
 from gateway.protocol.problems import Problem, bad_request, conflict, not_found
 from gateway.services.names import NameRegistry
 from gateway.sessions import clock
-from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.sessions.records import CreationPath, FileUpload, PublishingSession
 from gateway.sessions.states import (
     FileState,
     SessionEvent,
@@ -79,7 +79,9 @@ class SessionService:
         self._settings = settings
         self._names = names
 
-    async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
+    async def create(
+        self, name: str, version: str, creator: str, via: CreationPath = "upload2"
+    ) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
@@ -92,6 +94,7 @@ class SessionService:
             created_at=created,
             expires_at=created + timedelta(seconds=self._settings.lifetime),
             created_by=creator,
+            created_via=via,
         )
         # The record exists before the pointer, so a pointer whose session is missing can only
         # be left over from a crash and may be taken over.

@@ -1,0 +1,161 @@
+"""Staged legacy uploads (R-W6): the legacy form's file goes into a publishing session.
+
+An upload is staged when it is POSTed to the staging URL (``{legacy_path}+stage/``), when
+``proxy.legacy_uploads`` is ``staged``, or when its form says ``staged`` = ``true``/``1``.
+The form's simple fields before the file part were already read (bounded) by the legacy
+handler; the file part then streams into S3 as it arrives, and whatever follows it (more
+fields, the closing delimiter) is read, bounded, before the file is accepted, so that a
+body cut short leaves nothing behind. Answers are for legacy clients: ``200`` with a short
+``text/plain`` body, or the refusal's status with the human message as the reason phrase
+(which twine and uv print) and the problem document as body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.api.access import authenticate, authorize
+from gateway.api.context import services
+from gateway.api.middleware import problem_response
+from gateway.api.urls import Urls
+from gateway.protocol.problems import ErrorItem, Problem, bad_request
+from gateway.services.legacy_staging import DIGEST_FIELDS, StagedForm
+from gateway.services.sessions import normalize_release
+from gateway.sessions.records import FileUpload, PublishingSession
+
+STAGE_ROUTE = "legacy:stage"
+_TRUE = ("true", "1")
+_REASON_CHARS = 300  # a status line is no place for an essay
+
+
+def is_staged(request: web.Request, fields: dict[str, str]) -> bool:
+    """The three ways in: the staging URL, the policy, the form field."""
+    if request.match_info.route.name == STAGE_ROUTE:
+        return True
+    if services(request).settings.proxy.legacy_uploads == "staged":
+        return True
+    return fields.get("staged", "").strip().lower() in _TRUE
+
+
+async def stage_upload(
+    request: web.Request,
+    fields: dict[str, str],
+    filename: str | None,
+    content: AsyncIterator[bytes | memoryview],
+) -> web.Response:
+    """Stage the form's file; ``content`` yields its bytes and ends after the whole form."""
+    svc = services(request)
+    try:
+        principal = await authenticate(request)
+        form = staged_form(fields, filename)
+        name, _ = normalize_release(form.name, form.version)
+        authorize(principal, name)  # on every request: the gateway holds the release now
+        session, upload = await svc.legacy_staging.stage(principal.id, form, content)
+    except Problem as problem:
+        return refusal(problem)
+    body = staged_message(svc.urls, session, upload)
+    return web.Response(status=200, text=body, content_type="text/plain")
+
+
+def staged_form(fields: dict[str, str], filename: str | None) -> StagedForm:
+    """The release, filename and declared digests; a 400 naming a missing field."""
+    for field in ("name", "version"):
+        if not fields.get(field, "").strip():
+            raise bad_request(
+                "invalid-request", f"The form's {field} field must come before content.", field
+            )
+    if not filename:
+        raise bad_request("invalid-request", "The form has no content file part.", "content")
+    hashes = {
+        algorithm: fields[field].strip().lower()
+        for field, algorithm in DIGEST_FIELDS.items()
+        if fields.get(field, "").strip()
+    }
+    return StagedForm(fields["name"].strip(), fields["version"].strip(), filename, hashes)
+
+
+def staged_message(urls: Urls, session: PublishingSession, upload: FileUpload) -> str:
+    release = f"{session.name}=={session.version}"
+    repository = urls.root
+    return (
+        f"Staged {upload.filename} for {session.name} {session.version}: nothing is public "
+        "until the release is published.\n"
+        f"Session: {urls.session(session.id)}\n"
+        f"Stage:   {urls.stage(session.id)}  (pip install --index-url <this URL> ...)\n"
+        f"Publish: upload-gateway session publish {release} --repository-url {repository}\n"
+        f"Cancel:  upload-gateway session cancel {release} --repository-url {repository}\n"
+    )
+
+
+def refusal(problem: Problem) -> web.Response:
+    """The problem document, with its detail as the reason phrase legacy clients print."""
+    response = problem_response(problem)
+    response.set_status(problem.status, reason_phrase(problem.detail))
+    return response
+
+
+def reason_phrase(detail: str) -> str:
+    # A reason phrase is one line of visible latin-1 text (RFC 9112 section 4).
+    text = " ".join(detail.split())[:_REASON_CHARS]
+    return "".join(char if " " <= char <= "~" else "?" for char in text)
+
+
+class FilePart:
+    """The bytes of a form's file part as they arrive, without copying them aside.
+
+    ``first`` is what of the file already came with the form's head. Up to the delimiter
+    less one byte is held back per chunk, in case the delimiter straddles two chunks. After
+    the file part, the rest of the form (bounded by ``budget``) is read to its closing
+    delimiter before the iteration ends: a body that stops early raises instead, so the
+    ingest behind it aborts.
+    """
+
+    def __init__(
+        self, chunks: AsyncIterator[bytes], first: bytes, boundary: bytes, budget: int
+    ) -> None:
+        self._chunks = chunks
+        self._first = first
+        self._boundary = boundary
+        self._budget = budget
+        self.trailing: bytes = b""  # from the delimiter after the file to the form's end
+
+    async def content(self) -> AsyncIterator[bytes | memoryview]:
+        delimiter = b"\r\n--" + self._boundary
+        keep = len(delimiter) - 1
+        held = self._first
+        while True:
+            at = held.find(delimiter)
+            if at != -1:
+                if at:
+                    yield memoryview(held)[:at]
+                await self._read_trailing(held[at + 2 :])
+                return
+            if len(held) > keep:
+                yield memoryview(held)[: len(held) - keep]
+                held = held[len(held) - keep :]
+            chunk = await anext(self._chunks, b"")
+            if not chunk:
+                raise _cut_short()
+            held += chunk
+
+    async def _read_trailing(self, rest: bytes) -> None:
+        closing = b"--" + self._boundary + b"--"
+        while closing not in rest:
+            if len(rest) > self._budget:
+                raise Problem(
+                    413,
+                    "body-too-large",
+                    f"The form fields after the file exceed {self._budget} bytes.",
+                    [ErrorItem("body", "form fields too large")],
+                )
+            chunk = await anext(self._chunks, b"")
+            if not chunk:
+                raise _cut_short()
+            rest += chunk
+        self.trailing = rest
+
+
+def _cut_short() -> Problem:
+    return bad_request("incomplete-body", "The form ended before its closing delimiter.", "body")
