@@ -16,6 +16,8 @@ import hashlib
 import io
 import os
 import re
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -24,6 +26,7 @@ __all__ = [
     "build_platform_wheels",
     "build_sdist",
     "build_wheel",
+    "build_with_pypa_build",
     "core_metadata",
     "distribution_stem",
     "sha256_of",
@@ -192,3 +195,42 @@ def _tar_info(member: str, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def write_flit_project(root: Path, name: str, version: str) -> Path:
+    """A minimal project that ``python -m build`` and ``flit publish`` both build (flit_core
+    backend, nothing to download): a package with one module and static metadata."""
+    stem = distribution_stem(name)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / stem).mkdir(exist_ok=True)
+    (root / stem / "__init__.py").write_text(f'"""The {name} test package."""\n')
+    (root / "README.md").write_text(f"# {name}\n")
+    (root / "pyproject.toml").write_text(
+        "[build-system]\n"
+        'requires = ["flit_core>=3.4,<5"]\n'
+        'build-backend = "flit_core.buildapi"\n\n'
+        "[project]\n"
+        f'name = "{name}"\n'
+        f'version = "{version}"\n'
+        'description = "A test project built by a real build frontend"\n'
+        'readme = "README.md"\n'
+        'requires-python = ">=3.8"\n\n'
+        "[tool.flit.module]\n"
+        f'name = "{stem}"\n'
+    )
+    return root
+
+
+def build_with_pypa_build(tmp_path: Path, name: str, version: str) -> list[Path]:
+    """A wheel and an sdist (in that order) built by ``python -m build`` from a project
+    written here. No build isolation: flit_core is in the test environment, and a test
+    run must not depend on downloading a build backend."""
+    project = write_flit_project(tmp_path / f"{name}-{version}-src", name, version)
+    out = tmp_path / f"{name}-{version}-dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(project)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return [*sorted(out.glob("*.whl")), *sorted(out.glob("*.tar.gz"))]

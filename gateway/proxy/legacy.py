@@ -46,6 +46,13 @@ class _FormHead:
 
 
 async def legacy_upload(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _legacy_upload(request)
+    except Problem as problem:
+        return staged.refusal(problem)  # twine and uv print the reason phrase
+
+
+async def _legacy_upload(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     limit = svc.settings.uploads.max_file_size + svc.settings.proxy.max_form_fields_bytes
     proxy = svc.settings.proxy
@@ -68,7 +75,11 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
         )
         return await staged.stage_upload(request, head.fields, head.filename, part.content())
     await _refuse_reserved(request, head)
-    body = _passed_through(chunks, head.raw, allowed - already, svc.settings.uploads.max_file_size)
+    # A `staged` field after the file must not let the form reach the index whole.
+    watch = staged.TrailerWatch(boundary, proxy.max_form_fields_bytes, _scan)
+    body = _passed_through(
+        chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch
+    )
     return await _forward(request, body)
 
 
@@ -155,15 +166,24 @@ def _caller_id(request: web.Request) -> str | None:
 
 
 async def _passed_through(
-    chunks: AsyncIterator[bytes], head: bytes, allowed: int, max_file_size: int
+    chunks: AsyncIterator[bytes],
+    head: _FormHead,
+    allowed: int,
+    max_file_size: int,
+    watch: staged.TrailerWatch,
 ) -> AsyncIterator[bytes]:
-    yield head
+    yield head.raw[: head.file_start]
+    if first := watch.feed(head.raw[head.file_start :]):
+        yield first
     sent = 0
     async for chunk in chunks:
         sent += len(chunk)
         if sent > allowed:  # a client without Content-Length: stop as soon as it overflows
             raise _too_large(max_file_size)
-        yield chunk
+        if passed := watch.feed(chunk):
+            yield passed
+    if rest := watch.end():
+        yield rest
 
 
 async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.StreamResponse:

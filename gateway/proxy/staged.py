@@ -12,7 +12,7 @@ body cut short leaves nothing behind. Answers are for legacy clients: ``200`` wi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -155,6 +155,69 @@ class FilePart:
                 raise _cut_short()
             rest += chunk
         self.trailing = rest
+
+
+Scan = Callable[[bytes, bytes], tuple[dict[str, str], str | None, int | None]]
+
+
+class TrailerWatch:
+    """Passes a pass-through form's bytes on unchanged from its file part on, except what
+    follows the file part (more fields, the closing delimiter): that is held back (bounded)
+    until the body has ended. A ``staged`` field there arrives too late to stage the file,
+    whose bytes have gone on to the index already; refusing it keeps the index from ever
+    receiving the form whole, so the release stays unpublished, as its uploader asked."""
+
+    def __init__(self, boundary: bytes, budget: int, scan: Scan) -> None:
+        self._boundary = boundary
+        self._delimiter = b"\r\n--" + boundary
+        self._budget = budget
+        self._scan = scan
+        self._carry = b""  # the end of what was passed on, where a delimiter may begin
+        self._trailer: bytearray | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of ``chunk`` may go on now."""
+        if self._trailer is not None:
+            self._trailer += chunk
+            if len(self._trailer) > self._budget:
+                raise _trailer_too_large(self._budget)
+            return b""
+        keep = len(self._delimiter) - 1
+        # A delimiter that began in what was passed on already ends in the chunk's start.
+        at = (self._carry + chunk[:keep]).find(self._delimiter)
+        if at != -1:
+            self._trailer = bytearray(self._carry[at:]) + chunk
+            return b""
+        at = chunk.find(self._delimiter)
+        if at != -1:
+            self._trailer = bytearray(chunk[at:])
+            return chunk[:at]
+        self._carry = chunk[-keep:] if len(chunk) >= keep else (self._carry + chunk)[-keep:]
+        return chunk
+
+    def end(self) -> bytes:
+        """The held-back rest of the form, unless it asks for staging too late."""
+        if self._trailer is None:
+            return b""
+        fields, _, _ = self._scan(bytes(self._trailer), self._boundary)
+        if fields.get("staged", "").strip().lower() in _TRUE:
+            raise bad_request(
+                "staged-too-late",
+                "The staged field came after the file, which was already on its way to the "
+                "index: put it before the content part, or upload to the staging URL "
+                "(legacy path + '+stage/'). Nothing was published.",
+                "staged",
+            )
+        return bytes(self._trailer)
+
+
+def _trailer_too_large(budget: int) -> Problem:
+    return Problem(
+        413,
+        "body-too-large",
+        f"The form fields after the file exceed {budget} bytes.",
+        [ErrorItem("body", "form fields too large")],
+    )
 
 
 def _cut_short() -> Problem:
