@@ -244,7 +244,8 @@ class FileService:
         its bytes stream into S3 exactly as ``http-post-bytes`` does, and only once the body
         is complete does a pending upload exist, with those bytes committed and ``hashes``
         (ingest's algorithm names) to check on completion. A body that fails midway leaves
-        no object and no record; a completed upload of the same filename is replaced."""
+        no object and no record. The upload does not hold its filename yet: :meth:`claim`
+        it once it has completed, so that a bad file never displaces a good one."""
         require(session, SessionEvent.EDIT_FILES)
         check_release(parse_filename(filename), session.name, session.version)
         await self._refuse_published(session, filename)
@@ -286,12 +287,11 @@ class FileService:
         except BaseException:
             await asyncio.shield(self._blobs.delete(key))
             raise
-        try:
-            await self._claim_filename(sid, upload)
-        except BaseException:
-            await asyncio.shield(self._records.delete(keys.file_upload(sid, upload.id)))
-            await asyncio.shield(self._blobs.delete(key))
-            raise
+
+    async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Make ``upload`` the one holding its filename in the session, replacing a completed
+        upload of that name (409 while another is pending, processing or in error)."""
+        await self._claim_filename(session.id, upload)
 
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str

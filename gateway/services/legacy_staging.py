@@ -54,6 +54,7 @@ class LegacyStaging:
         upload = await self._files.receive_unsized(session, form.filename, form.hashes, chunks)
         try:
             upload, _ = await self._files.complete(session, upload.id, defer=False)
+            await self._files.claim(session, upload)  # only now: replaces an earlier one
         except BaseException:
             with contextlib.suppress(Problem):
                 await self._files.delete(await self._sessions.get(session.id), upload.id)

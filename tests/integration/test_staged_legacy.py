@@ -20,7 +20,7 @@ from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, User
 from tests.distributions import build_with_pypa_build, sha256_of
-from tests.integration.conftest import META, Api, index_files, pip
+from tests.integration.conftest import META, Api, assert_consistent, index_files, pip
 from tests.integration.test_publish import devpi_backend
 
 TOOLS = ("twine", "uv", "hatch", "flit")
@@ -318,8 +318,11 @@ async def test_paths_do_not_mix(live: Api, release: list[Path], project_name: st
 async def test_a_digest_mismatch_and_a_foreign_file_are_refused_and_nothing_is_staged(
     live: Api, release: list[Path], project_name: str, tmp_path: Path
 ) -> None:
+    """Refused, and nothing of them stays staged: not even a bad replacement displaces the
+    good file of the same name (R-F10, R-W6)."""
     wheel, sdist = release
-    await post_form(stage_url(live), legacy_form(project_name, "1.0", sdist), sdist)
+    for path in release:
+        await post_form(stage_url(live), legacy_form(project_name, "1.0", path), path)
     session = await release_session(live, project_name)
     before = await staged_objects(live, session)
     wrong = legacy_form(project_name, "1.0", wheel)
@@ -339,8 +342,10 @@ async def test_a_digest_mismatch_and_a_foreign_file_are_refused_and_nothing_is_s
     assert response.status == 400
     assert "metadata" in (response.reason or "").lower() or "name" in (response.reason or "")
     after = await live.status(session["links"]["session"])
-    assert files_of(after) == {sdist.name: "completed"}
+    assert files_of(after) == {wheel.name: "completed", sdist.name: "completed"}
+    assert after["files"][wheel.name] == session["files"][wheel.name]
     assert await staged_objects(live, session) == before
+    await assert_consistent(live)
 
 
 async def test_an_unauthorized_project_is_403(live: Api, release: list[Path]) -> None:
@@ -360,11 +365,13 @@ async def test_an_unauthorized_project_is_403(live: Api, release: list[Path]) ->
 async def test_a_client_that_disconnects_mid_file_leaves_nothing(
     live: Api, release: list[Path], project_name: str
 ) -> None:
+    """Parts of the file are in S3 when the client goes: they are aborted, and the session
+    is as it was (R-F8, R-W6)."""
     wheel, sdist = release
     await post_form(stage_url(live), legacy_form(project_name, "1.0", sdist), sdist)
     session = await release_session(live, project_name)
     before = await staged_objects(live, session)
-    payload = os.urandom(3 * 1024 * 1024)
+    payload = os.urandom(20 * 1024 * 1024)  # beyond two 8 MiB parts
     content_type, head, _ = multipart.frame(legacy_form(project_name, "1.0", wheel), wheel.name)
     port = int(live.base.rsplit(":", 1)[1])
     request = (
@@ -372,26 +379,30 @@ async def test_a_client_that_disconnects_mid_file_leaves_nothing(
         f"Authorization: {ALICE.authorization}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(head) + 2 * len(payload)}\r\n\r\n"
     ).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(request + head + payload)
     await writer.drain()
+    await until(lambda uploads: uploads != [], live)  # the file is on its way into S3
     writer.transport.abort()  # gone, half-way through the file
-    del reader
-    for _ in range(50):  # the gateway notices, aborts the S3 upload, answers nobody
-        await asyncio.sleep(0.1)
-        if live.client.app[SERVICES].files._background == set():
-            break
-    await asyncio.sleep(0.5)
+    await until(lambda uploads: uploads == [], live)
     after = await live.status(session["links"]["session"])
-    assert files_of(after) == {sdist.name: "completed"}
-    assert after["status"] == "open"
+    assert after == session
     assert await staged_objects(live, session) == before
-    s3 = live.client.app[SERVICES].stage._client
-    services = live.client.app[SERVICES]
-    uploads = await s3.list_multipart_uploads(
-        Bucket=services.settings.s3.bucket, Prefix=services.settings.s3.prefix
-    )
-    assert uploads.get("Uploads", []) == []
+    await assert_consistent(live)
+
+
+async def until(condition: Any, api: Api) -> None:
+    """Wait (10 s at most) for the S3 multipart uploads under the gateway's prefix to meet
+    ``condition``."""
+    services = api.client.app[SERVICES]
+    for _ in range(100):
+        listing = await services.stage._client.list_multipart_uploads(
+            Bucket=services.settings.s3.bucket, Prefix=services.settings.s3.prefix
+        )
+        if condition(listing.get("Uploads", [])):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("S3 multipart uploads never reached the expected state")
 
 
 async def test_two_tools_staging_one_release_at_once_share_one_session(
