@@ -174,6 +174,7 @@ class TrailerWatch:
         self._scan = scan
         self._carry = b""  # the end of what was passed on, where a delimiter may begin
         self._trailer: bytearray | None = None
+        self._sent = 0  # of the trailer's first bytes, those passed on already (in the carry)
 
     def feed(self, chunk: bytes) -> bytes:
         """What of ``chunk`` may go on now."""
@@ -187,6 +188,7 @@ class TrailerWatch:
         at = (self._carry + chunk[:keep]).find(self._delimiter)
         if at != -1:
             self._trailer = bytearray(self._carry[at:]) + chunk
+            self._sent = len(self._carry) - at
             return b""
         at = chunk.find(self._delimiter)
         if at != -1:
@@ -208,7 +210,7 @@ class TrailerWatch:
                 "(legacy path + '+stage/'). Nothing was published.",
                 "staged",
             )
-        return bytes(self._trailer)
+        return bytes(self._trailer[self._sent :])
 
 
 def _trailer_too_large(budget: int) -> Problem:
