@@ -5,6 +5,7 @@ the stage and published, against real SeaweedFS and pypiserver (and devpi once).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -209,9 +210,13 @@ async def install_from_stage(tool: str, stage: str, project: str, tmp_path: Path
     assert (target / project.replace("-", "_") / "__init__.py").is_file()
 
 
-async def cli_session(api: Api, action: str, project: str, tmp_path: Path) -> tuple[int, str]:
+async def cli_session(
+    api: Api, action: str, project: str, tmp_path: Path, *options: str
+) -> tuple[int, str]:
+    """``upload-gateway session ACTION NAME==1.0``: addressed by release, no session id."""
     return await run(
         *(sys.executable, "-m", "gateway.client.cli", "session", action, f"{project}==1.0"),
+        *options,
         *("--repository-url", api.base + api.root, "-u", ALICE.name, "-p", ALICE.password),
         *("--state-file", str(tmp_path / "state.json")),
         HOME=str(tmp_path),
@@ -428,9 +433,11 @@ async def test_reuploading_a_staged_filename_replaces_it_and_cancel_by_release(
         assert response.status == 200
     session = await release_session(live, project_name)
     assert files_of(session) == {wheel.name: "completed"}
-    code, output = await cli_session(live, "status", project_name, tmp_path)
+    code, output = await cli_session(live, "status", project_name, tmp_path, "--json")
     assert code == 0, output
-    assert "open" in output
+    status = json.loads(output.splitlines()[-1])
+    assert status["status"] == "open"
+    assert status["stage_url"] == session["links"]["stage"]
     code, output = await cli_session(live, "cancel", project_name, tmp_path)
     assert code == 0, output
     assert "canceled" in output
