@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from gateway.devstack import Server, executable
 from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, User
-from tests.distributions import build_with_pypa_build, sha256_of
+from tests.distributions import build_many_with_pypa_build, build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, assert_consistent, index_files, pip
 from tests.integration.test_publish import devpi_backend
 
@@ -107,10 +108,29 @@ def built(tool: str, dists: list[Path]) -> list[Path]:
     return [*sorted(out.glob("*.whl")), *sorted(out.glob("*.tar.gz"))]
 
 
+POOL_SIZE = 12  # the tests below that take a `built` release
+
+
+@pytest.fixture(scope="session")
+def release_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[Path]]]:
+    """Releases (a wheel and an sdist each) of projects made here, built by pypa/build, all
+    in one go on first use: one interpreter's start-up instead of one per test."""
+    names = [f"staged-{secrets.token_hex(4)}-{i}" for i in range(POOL_SIZE)]
+    built_dists = build_many_with_pypa_build(tmp_path_factory.mktemp("releases"), names, "1.0")
+    return iter(built_dists.items())
+
+
+@pytest.fixture
+def pooled(release_pool: Iterator[tuple[str, list[Path]]]) -> tuple[str, list[Path]]:
+    """A project name and its wheel and sdist (1.0) built by a real build frontend."""
+    return next(release_pool)
+
+
 @pytest.fixture
 def release(tmp_path: Path, project_name: str) -> list[Path]:
-    """A wheel and an sdist of ``project_name`` 1.0, built by ``python -m build``."""
-    return build_with_pypa_build(tmp_path, project_name, "1.0")
+    """A wheel and an sdist of ``project_name`` 1.0, for tests about the gateway's answers
+    rather than a tool's (tests.distributions writes these without a build frontend)."""
+    return [build_wheel(tmp_path, project_name, "1.0"), build_sdist(tmp_path, project_name, "1.0")]
 
 
 # -- reading what the gateway holds --------------------------------------------------------
@@ -166,10 +186,10 @@ async def test_a_tool_stages_a_release_that_installs_from_the_stage_and_publishe
     live: Api,
     pypiserver: Server,
     servers_dir: Path,
-    release: list[Path],
-    project_name: str,
+    pooled: tuple[str, list[Path]],
     tmp_path: Path,
 ) -> None:  # R-W6, R-P7, R-W3
+    project_name, release = pooled
     code, output = await upload_with(
         tool, stage_url(live), ALICE.name, ALICE.password, release, tmp_path / "home"
     )
@@ -226,8 +246,9 @@ async def cli_session(
 
 @pytest.mark.parametrize("tool", TOOLS)
 async def test_a_tool_still_passes_through_the_plain_url(
-    tool: str, live: Api, pypiserver: Server, release: list[Path], project_name: str, tmp_path: Path
+    tool: str, live: Api, pypiserver: Server, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:  # R-W4
+    project_name, release = pooled
     code, output = await upload_with(
         tool, plain_url(live), INDEX_USER, INDEX_PASSWORD, release, tmp_path / "home"
     )
@@ -254,7 +275,10 @@ async def test_the_staged_field_stages_and_never_publishes(
     assert files_of(session) == {wheel.name: "completed", sdist.name: "completed"}
     assert await index_files(pypiserver, project_name) == {}
     other = project_name + "-late"
-    late_wheel, late_sdist = build_with_pypa_build(tmp_path, other, "1.0")
+    late_wheel, late_sdist = (
+        build_wheel(tmp_path, other, "1.0"),
+        build_sdist(tmp_path, other, "1.0"),
+    )
     response = await post_form_after(plain_url(live), other, late_wheel, "staged", "true")
     assert response.status == 400
     assert "before the content part" in (response.reason or "")
@@ -283,8 +307,9 @@ async def post_form_after(
 
 
 async def test_the_staged_policy_stages_every_legacy_upload(
-    live_gateway: Any, pypiserver: Server, release: list[Path], project_name: str, tmp_path: Path
+    live_gateway: Any, pypiserver: Server, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:  # R-W6: no client can bypass staging
+    project_name, release = pooled
     api = await live_gateway(proxy={"legacy_uploads": "staged"})
     form = legacy_form(project_name, "1.0", release[0], staged="false")
     response = await post_form(plain_url(api), form, release[0])
@@ -311,7 +336,7 @@ async def test_paths_do_not_mix(live: Api, release: list[Path], project_name: st
     assert "Upload 2.0" in (response.reason or "")
     assert files_of(await live.status(api_session["links"]["session"])) == {}
     other = project_name + "-legacy"
-    other_wheel = build_with_pypa_build(wheel.parent.parent, other, "1.0")[0]
+    other_wheel = build_wheel(wheel.parent, other, "1.0")
     response = await post_form(stage_url(live), legacy_form(other, "1.0", other_wheel), other_wheel)
     assert response.status == 200
     create = await live.post_json(live.root, {"meta": META, "name": other, "version": "1.0"})
@@ -335,7 +360,7 @@ async def test_a_digest_mismatch_and_a_foreign_file_are_refused_and_nothing_is_s
     response = await post_form(stage_url(live), wrong, wheel)
     assert response.status == 400
     assert "sha256" in (response.reason or "")
-    foreign = build_with_pypa_build(tmp_path, project_name + "-other", "1.0")[0]
+    foreign = build_wheel(tmp_path, project_name + "-other", "1.0")
     response = await post_form(stage_url(live), legacy_form(project_name, "1.0", foreign), foreign)
     assert response.status == 400
     # A wheel named for the release whose METADATA names another project.
@@ -411,8 +436,9 @@ async def until(condition: Any, api: Api) -> None:
 
 
 async def test_two_tools_staging_one_release_at_once_share_one_session(
-    live: Api, release: list[Path], project_name: str, tmp_path: Path
+    live: Api, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:
+    project_name, release = pooled
     wheel, sdist = release
     results = await asyncio.gather(
         upload_with("twine", stage_url(live), ALICE.name, ALICE.password, [wheel], tmp_path / "a"),
@@ -458,8 +484,9 @@ async def test_a_published_filename_is_409(
 
 
 async def test_devpi_release_staged_by_twine_publishes_whole(
-    live_gateway: Any, devpi: Server, release: list[Path], project_name: str, tmp_path: Path
+    live_gateway: Any, devpi: Server, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:
+    project_name, release = pooled
     api = await live_gateway(backend=devpi_backend(devpi))
     code, output = await upload_with(
         "twine", stage_url(api), ALICE.name, ALICE.password, release, tmp_path / "home"
