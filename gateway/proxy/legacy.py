@@ -7,6 +7,10 @@ else's first release (R-P4, R-P12) is refused with 409 before anything reaches t
 Otherwise the request body goes on to the index byte for byte — what was buffered, then the
 rest as it arrives, never held in memory, never re-parsed — with the caller's own
 credentials, and the index's answer is relayed as it is.
+
+A staged upload (R-W6: the staging URL, the ``staged`` policy, or ``staged=true`` among the
+fields before the file) goes into a publishing session instead (``gateway.proxy.staged``).
+Refusals carry their message as the reason phrase too, which is what twine and uv print.
 """
 
 from __future__ import annotations

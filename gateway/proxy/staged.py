@@ -45,16 +45,14 @@ async def stage_upload(
     filename: str | None,
     content: AsyncIterator[bytes | memoryview],
 ) -> web.Response:
-    """Stage the form's file; ``content`` yields its bytes and ends after the whole form."""
+    """Stage the form's file; ``content`` yields its bytes and ends after the whole form.
+    A refusal is a :class:`Problem`, which the legacy handler answers with :func:`refusal`."""
     svc = services(request)
-    try:
-        principal = await authenticate(request)
-        form = staged_form(fields, filename)
-        name, _ = normalize_release(form.name, form.version)
-        authorize(principal, name)  # on every request: the gateway holds the release now
-        session, upload = await svc.legacy_staging.stage(principal.id, form, content)
-    except Problem as problem:
-        return refusal(problem)
+    principal = await authenticate(request)
+    form = staged_form(fields, filename)
+    name, _ = normalize_release(form.name, form.version)
+    authorize(principal, name)  # on every request: the gateway holds the release now
+    session, upload = await svc.legacy_staging.stage(principal.id, form, content)
     body = staged_message(svc.urls, session, upload)
     return web.Response(status=200, text=body, content_type="text/plain")
 
@@ -103,10 +101,11 @@ def reason_phrase(detail: str) -> str:
 
 
 class FilePart:
-    """The bytes of a form's file part as they arrive, without copying them aside.
+    """The bytes of a form's file part as they arrive, never more than a chunk at a time.
 
-    ``first`` is what of the file already came with the form's head. Up to the delimiter
-    less one byte is held back per chunk, in case the delimiter straddles two chunks. After
+    ``first`` is what of the file already came with the form's head. The last bytes of each
+    chunk (the delimiter's length less one) wait for the next, in case the delimiter
+    straddles the two. After
     the file part, the rest of the form (bounded by ``budget``) is read to its closing
     delimiter before the iteration ends: a body that stops early raises instead, so the
     ingest behind it aborts.
