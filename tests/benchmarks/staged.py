@@ -80,6 +80,7 @@ def measure(stack: Stack, rounds: int, size: int = 200 << 20) -> dict[str, float
     cancel_release(stack, "bench-staged-warm")
     baseline = stack.gateway_rss_kib()
     staged, client, growth = [], [], []
+    cpu: dict[str, float] = {}  # the gateway's CPU seconds per side, this round
     for r in range(rounds):
         name = f"bench-staged-{r}"
         wheel = build_wheel(work, name, "1.0", payload=os.urandom(size))
@@ -89,23 +90,28 @@ def measure(stack: Stack, rounds: int, size: int = 200 << 20) -> dict[str, float
             done = threading.Event()
             sampler = threading.Thread(target=_sample, args=(stack, peak, done))
             sampler.start()
+            before = stack.cpu_seconds()["gateway"]
             try:
                 staged.append(wheel.stat().st_size / twine(stage_url, [wheel]))
+                cpu["twine"] = stack.cpu_seconds()["gateway"] - before
             finally:
                 done.set()
                 sampler.join()
             cancel_release(stack, name)
 
         def via_client(wheel: Path = wheel, name: str = name) -> None:
+            before = stack.cpu_seconds()["gateway"]
             client.append(wheel.stat().st_size / bundled_client(stack, wheel))
+            cpu["client"] = stack.cpu_seconds()["gateway"] - before
             cancel_release(stack, name)
 
         for run in alternate(r, via_twine, via_client):
             run()
         growth.append(max(peak) - baseline)
         print(
-            f"  staged round {r}: twine to the staging URL {staged[-1] / 2**20:.0f} MiB/s, "
-            f"bundled client (http-post-bytes) {client[-1] / 2**20:.0f} MiB/s, "
+            f"  staged round {r}: twine to the staging URL {staged[-1] / 2**20:.0f} MiB/s "
+            f"(gateway cpu {cpu['twine']:.1f}s), bundled client (http-post-bytes) "
+            f"{client[-1] / 2**20:.0f} MiB/s (gateway cpu {cpu['client']:.1f}s), "
             f"gateway RSS +{growth[-1] / 1024:.0f} MiB",
             flush=True,
         )
