@@ -84,3 +84,14 @@ def test_the_form_names_what_a_staged_upload_needs() -> None:
 def test_a_reason_phrase_is_one_line_of_visible_latin_1() -> None:
     assert reason_phrase("two\r\nlines\tand é") == "two lines and ?"
     assert len(reason_phrase("x" * 1000)) == 300
+
+
+def test_a_session_command_takes_a_release_as_name_and_version() -> None:
+    from gateway.client.cli import _release_reference
+    from gateway.client.local import LocalCheckError
+
+    assert _release_reference("Example==1.0") == ("Example", "1.0")
+    assert _release_reference("a1b2c3") is None  # a local session id
+    assert _release_reference("https://host/upload/2.0/sessions/x==y") is None
+    with pytest.raises(LocalCheckError):
+        _release_reference("example==")
