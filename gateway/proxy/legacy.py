@@ -80,7 +80,8 @@ async def _legacy_upload(request: web.Request) -> web.StreamResponse:
         return await staged.stage_upload(request, head.fields, head.filename, part.content())
     await _refuse_reserved(request, head)
     # A `staged` field after the file must not let the form reach the index whole.
-    watch = staged.TrailerWatch(boundary, proxy.max_form_fields_bytes, _scan)
+    remaining = request.content_length - head.file_start if request.content_length else None
+    watch = staged.TrailerWatch(boundary, proxy.max_form_fields_bytes, _scan, remaining)
     body = _passed_through(
         chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch
     )

@@ -166,8 +166,12 @@ class TrailerWatch:
     whose bytes have gone on to the index already; refusing it keeps the index from ever
     receiving the form whole, so the release stays unpublished, as its uploader asked."""
 
-    def __init__(self, boundary: bytes, budget: int, scan: Scan) -> None:
+    def __init__(
+        self, boundary: bytes, budget: int, scan: Scan, remaining: int | None = None
+    ) -> None:
         self._boundary = boundary
+        # Bytes from the file part's start to the body's end, when Content-Length tells.
+        self._remaining = remaining
         self._delimiter = b"\r\n--" + boundary
         self._budget = budget
         self._scan = scan
@@ -183,6 +187,13 @@ class TrailerWatch:
                 raise _trailer_too_large(self._budget)
             return b""
         keep = len(self._delimiter) - 1
+        if self._remaining is not None:
+            self._remaining -= len(chunk)
+            if self._remaining > self._budget:
+                # What follows the file fits the budget (or is refused): no need to search
+                # the file's bytes, far from the body's end, for where the file ends.
+                self._carry = chunk[-keep:]
+                return chunk
         # A delimiter that began in what was passed on already ends in the chunk's start.
         at = (self._carry + chunk[:keep]).find(self._delimiter)
         if at != -1:

@@ -51,17 +51,22 @@ async def test_a_body_cut_short_raises_so_the_ingest_aborts() -> None:
 
 
 @pytest.mark.parametrize("size", [1, 13, 64, 4096])
-async def test_the_watch_passes_every_byte_on_unchanged(size: int) -> None:
+@pytest.mark.parametrize("budget", [1 << 20, 100])  # 100: the file's start is not searched
+async def test_the_watch_passes_every_byte_on_unchanged(size: int, budget: int) -> None:
     body, start = form([("comment", b"after")])
-    watch = TrailerWatch(BOUNDARY.encode(), 1 << 20, _scan)
+    watch = TrailerWatch(BOUNDARY.encode(), budget, _scan, len(body) - start)
     passed = [watch.feed(chunk) async for chunk in pieces(body[start:], size)]
     assert b"".join(passed) + watch.end() == body[start:]
 
 
 @pytest.mark.parametrize("size", [1, 13, 4096])
-async def test_the_watch_refuses_a_staged_field_after_the_file(size: int) -> None:
+@pytest.mark.parametrize("known_length", [True, False])
+async def test_the_watch_refuses_a_staged_field_after_the_file(
+    size: int, known_length: bool
+) -> None:
     body, start = form([("staged", b"1")])
-    watch = TrailerWatch(BOUNDARY.encode(), 1 << 20, _scan)
+    remaining = len(body) - start if known_length else None
+    watch = TrailerWatch(BOUNDARY.encode(), 200, _scan, remaining)
     passed = b"".join([watch.feed(chunk) async for chunk in pieces(body[start:], size)])
     # The file and at most the start of the delimiter after it went on: never the form's end.
     assert body[start:].startswith(passed)
