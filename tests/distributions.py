@@ -23,14 +23,15 @@ import zipfile
 from pathlib import Path
 
 __all__ = [
+    "build_many_with_pypa_build",
     "build_platform_wheels",
     "build_sdist",
     "build_wheel",
-    "build_many_with_pypa_build",
     "build_with_pypa_build",
     "core_metadata",
     "distribution_stem",
     "sha256_of",
+    "write_flit_project",
 ]
 
 # 1980-01-01 is the earliest time a zip entry can carry.
