@@ -20,7 +20,9 @@ from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
+from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
+from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.preview import PreviewService
 from gateway.services.stage import StageService
 from gateway.settings import Settings
@@ -96,6 +98,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
             app.router.add_route(route.method, path, handler, name=route.name)
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
+    app.router.add_post(f"{proxy.legacy_path}+stage/", legacy.legacy_upload, name=STAGE_ROUTE)
     if proxy.legacy_at_root and proxy.legacy_path != "/":
         app.router.add_post("/", legacy.legacy_upload, name="legacy:upload-at-root")
     if proxy.read_proxy:
@@ -150,6 +153,7 @@ def _services(
         names=core.names,
         stage=stage,
         preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
+        legacy_staging=LegacyStaging(core.sessions, core.files, core.names),
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
     )

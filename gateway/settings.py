@@ -277,6 +277,12 @@ class ProxySettings(OutboundSettings):
         None, description="The index's base URL for reads; default: the origin of simple_url."
     )
     max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
+    legacy_uploads: Literal["pass-through", "staged"] = Field(
+        "pass-through",
+        description="staged: every legacy upload goes into a publishing session (R-W6), so no "
+        "client can bypass staging; pass-through: only those marked staged or sent to the "
+        "staging URL ({legacy_path}+stage/) do.",
+    )
 
     @field_validator("legacy_path")
     @classmethod

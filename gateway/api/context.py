@@ -10,6 +10,7 @@ from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
+from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
 from gateway.services.preview import PreviewService
 from gateway.services.resumable import ResumableUploads
@@ -33,6 +34,7 @@ class Services:
     names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]
+    legacy_staging: LegacyStaging
 
 
 SERVICES = web.AppKey("services", Services)

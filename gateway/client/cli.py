@@ -195,7 +195,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         ("extend", "ask the server to keep a session longer"),
     ):
         action = actions.add_parser(name, parents=[common], help=text, description=text)
-        action.add_argument("id", metavar="ID", help="the local session id (or a session URL)")
+        action.add_argument(
+            "id",
+            metavar="ID",
+            help="the local session id, a session URL, or NAME==VERSION (the release's "
+            "session, e.g. one staged legacy uploads created; needs --repository-url)",
+        )
         if name == "extend":
             action.add_argument(
                 "--seconds", type=_positive, default=_EXTEND_BY, help="how much longer (3600)"
@@ -929,6 +934,9 @@ async def session_command(context: Context) -> int:
     if args.session_command == "list":
         return _list_sessions(context, state)
     reference: str = args.id
+    release = _release_reference(reference)
+    if release is not None:
+        return await _release_session_command(context, *release)
     record: SessionRecord | None = None
     if reference.startswith(("http://", "https://")):
         session_url = reference
@@ -955,14 +963,7 @@ async def session_command(context: Context) -> int:
         lid = record.id if record is not None else local_id(session_url)
         try:
             session = await client.get_session(session_url)
-            if args.session_command == "publish":
-                context.reporter.info(f"publishing session {lid}")
-                session = await client.publish(session)
-            elif args.session_command == "cancel":
-                await client.cancel_session(session_url)
-                session = await client.get_session(session_url)
-            elif args.session_command == "extend":
-                session = await client.extend_session(session, args.seconds)
+            session = await _apply(context, client, session, lid)
         except ClientError as exc:
             if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
                 state.update(lid, status="gone")
@@ -978,6 +979,58 @@ async def session_command(context: Context) -> int:
     if record is not None:
         state.update(lid, status=session.status)
     _show_session(context.reporter, lid, record, session, args.session_command)
+    return EXIT_OK
+
+
+async def _apply(
+    context: Context, client: UploadClient, session: PublishingSession, lid: str
+) -> PublishingSession:
+    """Run the session action the command names; the session as it is afterwards."""
+    action = context.args.session_command
+    if action == "publish":
+        context.reporter.info(f"publishing session {lid}")
+        return await client.publish(session)
+    if action == "cancel":
+        await client.cancel_session(session.url)
+        return await client.get_session(session.url)
+    if action == "extend":
+        return await client.extend_session(session, context.args.seconds)
+    return session
+
+
+def _release_reference(reference: str) -> tuple[str, str] | None:
+    """``NAME==VERSION`` as (name, version); None for a local id or a session URL."""
+    if reference.startswith(("http://", "https://")) or "==" not in reference:
+        return None
+    name, _, version = reference.partition("==")
+    if not name.strip() or not version.strip():
+        raise LocalCheckError(f"{reference!r}: a release is NAME==VERSION")
+    return name.strip(), version.strip()
+
+
+async def _release_session_command(context: Context, name: str, version: str) -> int:
+    """The session of a release, found with no session id (one that staged legacy uploads
+    created, say). Upload 2.0 has no lookup, but a create for a release with a live session
+    answers 409 + Location (PEP 694); a session that lookup creates instead is canceled."""
+    async with aiohttp.ClientSession() as http:
+        credentials = await _authenticated(context, http)
+        client = UploadClient(
+            credentials.repository_url, authorization=credentials.authorization, http=http
+        )
+        try:
+            session, created = await client.create_session(name, version)
+            if created:
+                await client.cancel_session(session.url)
+                context.reporter.error(f"{name} {version} has no session in progress")
+                return EXIT_REFUSED
+            lid = local_id(session.url)
+            session = await _apply(context, client, session, lid)
+        except ClientError as exc:
+            context.reporter.problem(f"{name} {version}: ", exc)
+            if context.reporter.json_mode:
+                print(json.dumps({"release": f"{name}=={version}", "error": error_document(exc)}))
+            return EXIT_REFUSED
+    _show_session(context.reporter, lid, None, session, context.args.session_command)
     return EXIT_OK
 
 

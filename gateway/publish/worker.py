@@ -19,6 +19,7 @@ import aiohttp
 
 from gateway import metrics
 from gateway.logs import log
+from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     LegacyFormError,
@@ -272,7 +273,7 @@ class PublishWorker:
             filetype=filetype,
             pyversion=pyversion,
             sha256=sha256(upload),
-            blake2_256=upload.committed.digests.get("blake2b_256"),
+            blake2_256=upload.committed.digests.get(BLAKE2B_256),  # known when declared
             md5=upload.committed.digests.get("md5"),
         )
         try:

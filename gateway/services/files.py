@@ -75,6 +75,7 @@ class FileService:
 
     async def create(self, session: PublishingSession, request: FileCreateRequest) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
+        _refuse_other_path(session)
         parsed = parse_filename(request.filename)
         check_release(parsed, session.name, session.version)
         hashes = normalize_hashes(request.hashes)
@@ -225,6 +226,64 @@ class FileService:
             metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
 
+    async def receive_unsized(
+        self,
+        session: PublishingSession,
+        filename: str,
+        hashes: dict[str, str],
+        chunks: AsyncIterator[bytes | memoryview],
+    ) -> FileUpload:
+        """A file whose size nobody declared (the file part of a staged legacy form, R-W6):
+        its bytes stream into S3 exactly as ``http-post-bytes`` does, and only once the body
+        is complete does a pending upload exist, with those bytes committed and ``hashes``
+        (ingest's algorithm names) to check on completion. A body that fails midway leaves
+        no object and no record. The upload does not hold its filename yet: :meth:`claim`
+        it once it has completed, so that a bad file never displaces a good one."""
+        require(session, SessionEvent.EDIT_FILES)
+        check_release(parse_filename(filename), session.name, session.version)
+        await self._refuse_published(session, filename)
+        await self._refuse_too_many(session)
+        fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
+        key = keys.file_bytes(session.id, fid, attempt)
+        limit = self._uploads.max_file_size
+        metrics.UPLOADS_IN_FLIGHT.inc()
+        try:
+            received = await ingest(
+                chunks, self._blobs, key, algorithms=hashes, limit=limit, part_size=self._part_size
+            )
+        except BodyTooLarge:
+            raise too_large(limit) from None
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
+        upload = FileUpload(
+            id=fid,
+            session_id=session.id,
+            filename=filename,
+            size=received.size,
+            hashes=hashes,
+            mechanism=HTTP_POST_BYTES,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+        )
+        await self._record_received(session.id, upload, key)
+        log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
+        return upload
+
+    async def _record_received(self, sid: str, upload: FileUpload, key: str) -> None:
+        try:
+            # The session may have ended while the bytes arrived: its purge is already done.
+            require(await self._sessions.get(sid), SessionEvent.EDIT_FILES)
+            await self._records.create(upload)
+        except BaseException:
+            await asyncio.shield(self._blobs.delete(key))
+            raise
+
+    async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Make ``upload`` the one holding its filename in the session, replacing a completed
+        upload of that name (409 while another is pending, processing or in error)."""
+        await self._claim_filename(session.id, upload)
+
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str
     ) -> FileUpload:
@@ -300,13 +359,16 @@ class FileService:
 
     # -- complete ----------------------------------------------------------------------
 
-    async def complete(self, session: PublishingSession, fid: str) -> tuple[FileUpload, bool]:
-        """Validate now (True: completed) or in the background (False: processing)."""
+    async def complete(
+        self, session: PublishingSession, fid: str, *, defer: bool = True
+    ) -> tuple[FileUpload, bool]:
+        """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
+        background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
-        if upload.size > self._uploads.defer_validation_above:
+        if defer and upload.size > self._uploads.defer_validation_above:
             upload = await self._records.transition(
                 session.id,
                 fid,
@@ -424,3 +486,15 @@ class FileService:
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
         await self._records.add_notice(sid, fid, text)
+
+
+def _refuse_other_path(session: PublishingSession) -> None:
+    """A release is assembled by one path (R-W6): a session that staged legacy uploads
+    created takes its files from them only; it is still published or canceled here."""
+    if session.created_via != "upload2":
+        raise conflict(
+            "session-path-mismatch",
+            f"{session.name} {session.version} is being staged through legacy uploads; "
+            "upload its files there, or publish or cancel that session first.",
+            "filename",
+        )

@@ -17,6 +17,7 @@ from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
 from gateway.sessions.lease import Lease
 from gateway.sessions.records import (
+    CreationPath,
     FileUpload,
     PublishingSession,
     PublishJournal,
@@ -92,7 +93,9 @@ class SessionService:
         self._settings = settings
         self._names = names
 
-    async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
+    async def create(
+        self, name: str, version: str, creator: str, via: CreationPath = "upload2"
+    ) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
@@ -105,6 +108,7 @@ class SessionService:
             created_at=created,
             expires_at=created + timedelta(seconds=self._settings.lifetime),
             created_by=creator,
+            created_via=via,
         )
         # The record exists before the pointer, so a pointer whose session is missing can only
         # be left over from a crash and may be taken over.
