@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+# promtool (tests of deploy/monitoring/alerts.yaml) comes with Debian's prometheus package;
+# only the binary is used. Installed when missing and running as root; otherwise see
+# docs/monitoring.md.
+	if [ "$$(id -u)" = 0 ] && ! command -v promtool >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; fi
 	touch $(STAMP)
 
 run: install

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import metrics
 from gateway.api.context import services
 from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT
 from gateway.protocol.openapi import build
@@ -39,6 +40,7 @@ async def readyz(request: web.Request) -> web.Response:
     )
     results = {"s3": checks[0], "backend": checks[1]}
     failed = [ErrorItem(name, result) for name, result in results.items() if result != "ok"]
+    metrics.READY.set(0 if failed else 1)  # its changes are what the flapping alert watches
     if failed:
         raise Problem(503, "not-ready", "A dependency is not reachable.", failed)
     return web.json_response({"status": "ok", "checks": results})
