@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gateway.api import files, health, sessions, stage
+from gateway.api import audit, files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -20,6 +20,7 @@ from gateway.metrics import instrument_s3
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
 from gateway.publish.publisher import Publisher
+from gateway.services.audit import AuditTrail
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
@@ -27,13 +28,16 @@ from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
+from gateway.store.audit import AuditStore
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
-from gateway.store.s3 import ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
-    app = web.Application(middlewares=[request_context, problems, draining, negotiation])
+    app = web.Application(
+        middlewares=[request_context, problems, audit.audit_context, draining, negotiation]
+    )
     app[DRAIN] = Drain()
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_http_client(settings))
@@ -69,6 +73,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics_page, name="metrics")
     app.router.add_get(f"{root}openapi.json", health.openapi, name="openapi")
+    app.router.add_get(f"{root}audit", audit.read_journal, name="audit:journal")
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
     if proxy.legacy_at_root and proxy.legacy_path != "/":
@@ -91,10 +96,12 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
             instrument_s3(client)
             app[S3_CLIENT] = client
             records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
+            journal = await _audit_trail(client, settings)
             blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
             backend = backend_for(settings.backend, app[HTTP_CLIENT])
             names = NameRegistry(records, backend.published_files)
             session_service = SessionService(records, blobs, settings.sessions, names)
+            session_service.before_expiry = journal.session_expired
             file_service = FileService(
                 records, blobs, session_service, settings, backend.published_files
             )
@@ -122,11 +129,24 @@ def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
                 ),
                 sweeper=Sweeper(session_service, file_service, publisher),
                 mechanisms=list(settings.uploads.mechanisms),
+                audit=journal,
             )
+            file_service.audit = publisher.audit = app[SERVICES].sweeper.audit = journal
             yield
             await publisher.drain()
 
     return context
+
+
+async def _audit_trail(client: S3Client, settings: Settings) -> AuditTrail:
+    audit_settings = settings.audit
+    if not audit_settings.enabled:
+        return AuditTrail(None)
+    bucket = audit_settings.bucket or settings.s3.bucket
+    if bucket != settings.s3.bucket:
+        await ensure_bucket(client, bucket, settings.s3.create_bucket)
+    store = AuditStore(client, bucket, settings.s3.prefix, settings.s3.timeout)
+    return AuditTrail(store, audit_settings.retention_days)
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]

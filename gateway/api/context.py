@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
+from gateway.services.audit import AuditTrail
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
@@ -31,6 +32,7 @@ class Services:
     names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]
+    audit: AuditTrail
 
 
 SERVICES = web.AppKey("services", Services)

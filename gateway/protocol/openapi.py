@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from gateway.protocol import models
+from gateway.protocol.audit import AuditPage, AuditQuery
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
 
 _REQUESTS: list[type[BaseModel]] = [
@@ -20,7 +21,7 @@ _REQUESTS: list[type[BaseModel]] = [
     models.ExtendRequest,
     models.EmptyRequest,
 ]
-_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse]
+_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse, AuditPage]
 
 _PROBLEM = {
     "type": "object",
@@ -347,6 +348,7 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                 "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
             )
         },
+        f"{api_root}audit": {"get": _audit_operation()},
     }
     return {
         "openapi": "3.1.0",
@@ -366,6 +368,25 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _audit_operation() -> dict[str, Any]:
+    """The audit journal's reader (docs/audit.md); plain JSON, not an Upload 2.0 document."""
+    operation = _operation(
+        "readAudit",
+        "Audit events, newest first (principals with the audit permission)",
+        {"200": {"description": "A page", "content": {"application/json": _schema("AuditPage")}}},
+    )
+    properties = AuditQuery.model_json_schema()["properties"]
+    operation["parameters"] = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in properties.items()
+    ]
+    return operation
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return {"schema": _ref(name)}
 
 
 def _simple_page() -> dict[str, Any]:
