@@ -7,7 +7,9 @@ from aiohttp import web
 from gateway.api.context import services
 from gateway.auth.chain import challenges
 from gateway.auth.principals import InvalidCredentials, Principal, may_upload
+from gateway.protocol.audit import AUTHENTICATION_REFUSED, PERMISSION_REFUSED
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.services.audit import identified, refused
 
 
 async def authenticate(request: web.Request) -> Principal:
@@ -16,12 +18,14 @@ async def authenticate(request: web.Request) -> Principal:
         for authenticator in authenticators:
             principal = await authenticator.authenticate(request)
             if principal is not None:
+                identified(principal)
                 return principal
         if "Authorization" in request.headers:
             raise InvalidCredentials
         detail = "Authentication is required."
     except InvalidCredentials:
         detail = "The credentials are not valid."
+        refused(AUTHENTICATION_REFUSED, None, detail)  # anonymous requests are not journaled
     raise Problem(
         401,
         "unauthenticated",
@@ -33,6 +37,7 @@ async def authenticate(request: web.Request) -> Principal:
 
 def authorize(principal: Principal, project: str) -> None:
     if not may_upload(principal, project):
+        refused(PERMISSION_REFUSED, project, f"{principal.display_name} may not upload")
         raise Problem(
             403,
             "forbidden",

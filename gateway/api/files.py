@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.api.audit import session_event
 from gateway.api.bodies import (
     body_chunks,
     parse_json,
@@ -18,6 +19,7 @@ from gateway.api.bodies import (
 from gateway.api.context import services
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
+from gateway.protocol import audit
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD
 from gateway.protocol.models import (
     Attestation,
@@ -81,6 +83,7 @@ async def extend_file(request: web.Request) -> web.Response:
     upload = await svc.files.get(session.id, request.match_info["fid"])
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
+    await session_event(request, audit.SESSION_EXTENDED, session)
     return await _render(request, upload, session)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.access import authenticate, authorize
+from gateway.api.audit import session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_body, upload_json
+from gateway.protocol import audit
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
@@ -41,6 +43,7 @@ async def create_session(request: web.Request) -> web.Response:
             [ErrorItem("version", "a non-terminal session exists; use its Location")],
             headers={"Location": location},
         )
+    await session_event(request, audit.SESSION_CREATED, session)
     return await _render(request, session, status=201, headers={"Location": location})
 
 
@@ -54,12 +57,14 @@ async def extend_session(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
+    await session_event(request, audit.SESSION_EXTENDED, session)
     return await _render(request, session)
 
 
 async def cancel_session(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
-    await services(request).sessions.cancel(session.id)
+    session = await services(request).sessions.cancel(session.id)
+    await session_event(request, audit.SESSION_CANCELED, session)
     return web.Response(status=204)
 
 

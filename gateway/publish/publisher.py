@@ -33,6 +33,7 @@ from gateway.publish.legacy_form import (
     legacy_form_fields,
 )
 from gateway.publish.legacy_upload import post_file
+from gateway.services.audit import NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.sessions import clock
@@ -102,6 +103,7 @@ class Publisher:
         self._workers: set[asyncio.Task[None]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, BackendCredentials] = {}
+        self.audit = NO_AUDIT  # set by the application
 
     # -- the request -------------------------------------------------------------------
 
@@ -480,6 +482,9 @@ class Publisher:
         await self._mark_published(session, [u.filename for u in uploads])
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
+            await self.audit.name_registered(session, journal.published_by)
+        # Before the session says `published`: a failed write leaves the journal to resume.
+        await self.audit.published(session, journal.published_by, _digests(uploads))
         ended = await self._journaled(session.id, attempt, change)
         await self._sessions.settle(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
@@ -488,7 +493,10 @@ class Publisher:
         """A deferred failure moves the session to ``error``; a failure the caller still waits
         for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
 
+        asked_by: list[str] = []  # for the audit journal: the journal goes below
+
         def change(session: PublishingSession) -> None:
+            asked_by[:] = [_journal(session, attempt).published_by]
             if session.status == SessionState.PROCESSING:
                 session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
                 session.notices.append(f"Publishing failed: {failure.reason}")
@@ -498,6 +506,7 @@ class Publisher:
             session = await self._journaled(sid, attempt, change)
         except (RecordChanged, RecordMissing):
             return
+        await self.audit.publish_failed(session, asked_by[0], failure.reason)
         uploads = self._sessions.visible_files(await self._sessions.files(sid))
         if session.status == SessionState.ERROR:
             for filename, text in failure.files.items():
@@ -585,6 +594,10 @@ def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
     if session.publish is None or session.publish.attempt != attempt:
         raise RecordChanged(session.id)
     return session.publish
+
+
+def _digests(uploads: list[FileUpload]) -> dict[str, str | None]:
+    return {u.filename: _sha256(u) for u in uploads}
 
 
 def _sha256(upload: FileUpload) -> str:

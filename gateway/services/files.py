@@ -19,6 +19,7 @@ from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem, bad_request, conflict, not_found
+from gateway.services.audit import NO_AUDIT
 from gateway.services.sessions import SessionService, require
 from gateway.sessions import clock
 from gateway.sessions.records import (
@@ -69,6 +70,7 @@ class FileService:
         self._part_size = settings.s3.part_size
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
+        self.audit = NO_AUDIT  # set by the application
 
     # -- create ------------------------------------------------------------------------
 
@@ -350,10 +352,12 @@ class FileService:
             await self._mutate(
                 session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             raise Problem(
                 400, failure.slug, failure.message, [ErrorItem(failure.source, failure.message)]
             ) from None
         upload = await self._mutate(session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata)
+        await self.audit.file_event(session, upload)
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
@@ -365,8 +369,12 @@ class FileService:
             await self._mutate(
                 session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             return
-        await self._mutate(session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata)
+        upload = await self._mutate(
+            session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
+        )
+        await self.audit.file_event(session, upload)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:

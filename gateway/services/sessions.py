@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
@@ -66,6 +66,10 @@ def normalize_release(name: str, version: str) -> tuple[str, str]:
     return normalized, str(parsed)
 
 
+async def _nothing(session: PublishingSession) -> None:
+    return None
+
+
 class SessionService:
     def __init__(
         self,
@@ -78,6 +82,8 @@ class SessionService:
         self._blobs = blobs
         self._settings = settings
         self._names = names
+        # Set by the application to the audit journal's (services/audit.py).
+        self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
 
     async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
@@ -165,6 +171,7 @@ class SessionService:
             return None
         session = PublishingSession.model_validate(stored.data)
         if is_editable(session.status) and session.expires_at <= clock.now():
+            await self.before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 
