@@ -58,7 +58,10 @@ async def audit_context(request: web.Request, handler: Handler) -> web.StreamRes
         user_agent=request.headers.get("User-Agent", "")[:_MAX_HEADER] or None,
         request_id=request.get(REQUEST_ID_KEY),
     )
-    REQUEST.set(facts)
+    # Work the request spawns (a deferred publish, a background validation) copies the
+    # context, and so records this request's facts; the next request on the connection gets
+    # its own.
+    token = REQUEST.set(facts)
     try:
         return await handler(request)
     except Problem as problem:
@@ -68,6 +71,8 @@ async def audit_context(request: web.Request, handler: Handler) -> web.StreamRes
                 action, project=project, outcome=audit.REFUSED, detail=detail
             )
         raise
+    finally:
+        REQUEST.reset(token)
 
 
 async def session_event(
