@@ -4,8 +4,9 @@ recorded on their way out, the helpers handlers call once an action succeeded, a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from aiohttp import web
 from packaging.utils import InvalidName, canonicalize_name
@@ -83,6 +84,18 @@ async def session_event(
 ) -> None:
     """Record that ``action`` succeeded on ``session`` (call it before answering)."""
     await services(request).audit.record(action, session=session, files=files)
+
+
+async def recorded(
+    request: web.Request,
+    action: str,
+    session: PublishingSession,
+    answer: Awaitable[web.Response],
+) -> web.Response:
+    """Record ``action`` while its answer is prepared (two S3 round trips at once, not one
+    after the other); the answer leaves only once the event is stored."""
+    response, _ = await asyncio.gather(answer, session_event(request, action, session))
+    return response
 
 
 async def legacy_upload_event(

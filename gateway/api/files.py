@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
-from gateway.api.audit import session_event
+from gateway.api.audit import recorded
 from gateway.api.bodies import (
     body_chunks,
     parse_json,
@@ -83,8 +83,8 @@ async def extend_file(request: web.Request) -> web.Response:
     upload = await svc.files.get(session.id, request.match_info["fid"])
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
-    await session_event(request, audit.SESSION_EXTENDED, session)
-    return await _render(request, upload, session)
+    rendered = _render(request, upload, session)
+    return await recorded(request, audit.SESSION_EXTENDED, session, rendered)
 
 
 async def complete_file(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.access import authenticate, authorize
-from gateway.api.audit import session_event
+from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_body, upload_json
@@ -43,8 +43,8 @@ async def create_session(request: web.Request) -> web.Response:
             [ErrorItem("version", "a non-terminal session exists; use its Location")],
             headers={"Location": location},
         )
-    await session_event(request, audit.SESSION_CREATED, session)
-    return await _render(request, session, status=201, headers={"Location": location})
+    rendered = _render(request, session, status=201, headers={"Location": location})
+    return await recorded(request, audit.SESSION_CREATED, session, rendered)
 
 
 async def session_status(request: web.Request) -> web.Response:
@@ -57,8 +57,7 @@ async def extend_session(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
-    await session_event(request, audit.SESSION_EXTENDED, session)
-    return await _render(request, session)
+    return await recorded(request, audit.SESSION_EXTENDED, session, _render(request, session))
 
 
 async def cancel_session(request: web.Request) -> web.Response:

@@ -482,9 +482,11 @@ class Publisher:
         await self._mark_published(session, [u.filename for u in uploads])
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
-            await self.audit.name_registered(session, journal.published_by)
         # Before the session says `published`: a failed write leaves the journal to resume.
-        await self.audit.published(session, journal.published_by, _digests(uploads))
+        events = [self.audit.published(session, journal.published_by, _digests(uploads))]
+        if journal.new_project:
+            events.append(self.audit.name_registered(session, journal.published_by))
+        await asyncio.gather(*events)
         ended = await self._journaled(session.id, attempt, change)
         await self._sessions.settle(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
