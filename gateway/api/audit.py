@@ -67,13 +67,21 @@ async def audit_context(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except Problem as problem:
         if facts.refusal is not None and problem.status in (401, 403):
-            action, project, detail = facts.refusal
-            await services(request).audit.record(
-                action, project=project, outcome=audit.REFUSED, detail=detail
-            )
+            await _record_refusal(request, facts.refusal, problem.status)
         raise
     finally:
         REQUEST.reset(token)
+
+
+async def _record_refusal(
+    request: web.Request, refusal: tuple[str | None, str | None, str], status: int
+) -> None:
+    action, project, detail = refusal
+    if action is None:  # the index refused; its status says how
+        action = audit.AUTHENTICATION_REFUSED if status == 401 else audit.PERMISSION_REFUSED
+    await services(request).audit.record(
+        action, project=project, outcome=audit.REFUSED, detail=detail
+    )
 
 
 async def session_event(
@@ -98,6 +106,14 @@ async def recorded(
     return response
 
 
+def legacy_upload_starts(request: web.Request, fields: Mapping[str, str]) -> None:
+    """A legacy upload goes to the index with the caller's credentials: a 401 or 403 it
+    answers is journaled as a refusal of the user the request named (never its password)."""
+    caller = _legacy_caller(request)
+    who = f" (Basic user {caller.name})" if caller else ""
+    refused(None, _project(fields), f"The index refused the upload{who}.")
+
+
 async def legacy_upload_event(
     request: web.Request, fields: Mapping[str, str], filename: str | None, staged: bool = False
 ) -> None:
@@ -108,16 +124,19 @@ async def legacy_upload_event(
     if facts is not None and facts.principal is None:
         facts.principal = _legacy_caller(request)
     digest = fields.get("sha256_digest") or None
-    try:
-        project: str | None = canonicalize_name(fields.get("name", ""), validate=True)
-    except InvalidName:
-        project = None
     await svc.audit.record(
         audit.LEGACY_STAGED if staged else audit.LEGACY_PASSED_THROUGH,
-        project=project,
+        project=_project(fields),
         version=fields.get("version"),
         files=[AuditFile(filename=filename, sha256=digest)] if filename else [],
     )
+
+
+def _project(fields: Mapping[str, str]) -> str | None:
+    try:
+        return canonicalize_name(fields.get("name", ""), validate=True)
+    except InvalidName:
+        return None
 
 
 def _legacy_caller(request: web.Request) -> audit.AuditPrincipal | None:

@@ -20,7 +20,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import parse_content_disposition
 from packaging.utils import InvalidName, canonicalize_name
 
-from gateway.api.audit import legacy_upload_event
+from gateway.api.audit import legacy_upload_event, legacy_upload_starts
 from gateway.api.bodies import body_chunks
 from gateway.api.context import services
 from gateway.app_keys import HTTP_CLIENT
@@ -64,6 +64,7 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
         raise _too_large(svc.settings.uploads.max_file_size)
     await _refuse_reserved(request, head)
     body = _passed_through(chunks, head.raw, allowed - already, svc.settings.uploads.max_file_size)
+    legacy_upload_starts(request, head.fields)  # the audit journal: an index refusal
     response = await _forward(request, body)
     await legacy_upload_event(request, head.fields, head.filename)
     return response

@@ -34,7 +34,8 @@ class RequestFacts:
     request_id: str | None
     principal: AuditPrincipal | None = None
     # Set where a refusal is raised, so the API layer can record it on the way out.
-    refusal: tuple[str, str | None, str] | None = None  # action, project, detail
+    # action (None: by the answer's status, 401 or 403), project, detail
+    refusal: tuple[str | None, str | None, str] | None = None
 
 
 REQUEST: ContextVar[RequestFacts | None] = ContextVar("audit_request", default=None)
@@ -59,7 +60,7 @@ def identified(principal: Principal) -> None:
         facts.principal = audit_principal(principal)
 
 
-def refused(action: str, project: str | None, detail: str) -> None:
+def refused(action: str | None, project: str | None, detail: str) -> None:
     """Access control is about to refuse the request: the API layer records it on the way out."""
     facts = REQUEST.get()
     if facts is not None:

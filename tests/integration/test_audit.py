@@ -257,9 +257,17 @@ async def test_legacy_pass_through_is_journaled_with_the_index_user(
 ) -> None:  # type: ignore[no-untyped-def]
     api = await live_gateway(auth={"principals": [*principal_settings, auditor]})
     wheel = build_wheel(tmp_path, project_name, "1.0")
+    status, output = await twine_upload_async(
+        api.base + "/legacy/", wheel, password="wrong-index-password-2b"
+    )
+    assert status != 0, output
     status, output = await twine_upload_async(api.base + "/legacy/", wheel)
     assert status == 0, output
-    [event] = await journal(api, project=project_name)
+    event, refusal = await journal(api, project=project_name)
+    assert refusal["action"] in ("auth.refused", "permission.refused")  # as the index answered
+    assert refusal["outcome"] == "refused"
+    assert refusal["detail"] == f"The index refused the upload (Basic user {INDEX_USER})."
+    assert "principal" not in refusal
     assert event["action"] == "legacy.passed-through"
     assert event["version"] == "1.0"
     assert event["files"] == [{"filename": wheel.name, "sha256": sha256_of(wheel)}]
@@ -270,7 +278,7 @@ async def test_legacy_pass_through_is_journaled_with_the_index_user(
         "claims": {},
     }
     assert "twine" in event["user_agent"]
-    await assert_no_secret(api, INDEX_PASSWORD, AUDITOR_PASSWORD)
+    await assert_no_secret(api, INDEX_PASSWORD, "wrong-index-password-2b", AUDITOR_PASSWORD)
 
 
 async def test_oidc_events_name_the_issuer_and_the_matched_claims(
