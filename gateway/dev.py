@@ -56,7 +56,12 @@ def dev_settings(
         },
         auth={
             "principals": [
-                {"name": credentials["username"], "password_hash": hashes_path.read_text()}
+                # May read the audit journal too, so that `make run` users can try it.
+                {
+                    "name": credentials["username"],
+                    "password_hash": hashes_path.read_text(),
+                    "audit": True,
+                }
             ]
         },
         logging={"json": True},
@@ -145,6 +150,9 @@ Create a publishing session:
   curl -s -X POST {stack["api"]} -u {stack["username"]}:{stack["password"]} \\
        -H 'Content-Type: application/vnd.pypi.upload.v2+json' \\
        -d '{{"meta": {{"api-version": "2.0"}}, "name": "example", "version": "1.0"}}'
+
+Who did what (the audit journal):
+  curl -s {stack["api"]}audit -u {stack["username"]}:{stack["password"]}
 
 All of this is in {stack_file}.
 """,

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -96,6 +97,11 @@ class ServerSettings(Section):
     )
     client_timeout: PositiveSeconds = Field(
         60, description="A client that stops sending a request body this long is cut off (408)."
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Addresses (CIDR) of the reverse proxies whose X-Forwarded-For is believed "
+        "when recording a client's address; none by default.",
     )
     tls_cert_file: str | None = Field(
         None,
@@ -295,6 +301,7 @@ class PrincipalSettings(Section):
     password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     projects: list[str] = Field(default_factory=lambda: ["*"])
+    audit: bool = Field(False, description="May read the audit journal (GET {api_root}audit).")
 
     @field_validator("password_hash", "token_hash")
     @classmethod
@@ -356,6 +363,18 @@ class AuthSettings(Section):
     oidc: OidcSettings = OidcSettings()
 
 
+class AuditSettings(Section):
+    enabled: bool = Field(
+        True, description="Record every release, session change and refusal in S3 (docs/audit.md)."
+    )
+    bucket: str | None = Field(
+        None, description="Write events to this bucket (under s3.prefix) instead of s3.bucket."
+    )
+    retention_days: int = Field(
+        400, ge=0, description="Days of events kept; older days are deleted by the sweep. 0: all."
+    )
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
@@ -375,6 +394,7 @@ class Settings(BaseSettings):
     stage: StageSettings = StageSettings()
     proxy: ProxySettings = ProxySettings()
     auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -22,6 +22,10 @@ class Principal:
     display_name: str
     project_patterns: tuple[str, ...]
     backend_credentials: BackendCredentials | None = field(default=None, repr=False)
+    audit: bool = False  # may read the audit journal
+    # What the audit journal records of an OIDC identity: the issuer and the claims that the
+    # trust policies look at (never the token).
+    claims: tuple[tuple[str, str], ...] = ()
 
 
 class Authenticator(Protocol):

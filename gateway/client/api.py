@@ -43,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.protocol.audit import AuditPage
 from gateway.protocol.media import (
     API_VERSION,
     PARTIAL_UPLOAD,
@@ -724,6 +725,29 @@ class UploadClient:
     async def _discard(self, file: FileUpload) -> None:
         with contextlib.suppress(ClientError, TimeoutError):
             await asyncio.wait_for(self.delete_file(file.url), 15)
+
+    # -- the audit journal (not Upload 2.0: this gateway's own, docs/audit.md) ----------
+
+    async def audit_page(
+        self,
+        *,
+        project: str | None = None,
+        since: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        """One page of audit events, newest first; ``page.next`` is the following page's
+        ``cursor``."""
+        query = {"project": project, "since": since, "cursor": cursor, "limit": str(limit)}
+        url = URL(urljoin(self.api_url, "audit")).with_query(
+            {name: value for name, value in query.items() if value}
+        )
+        answer = await self._request("GET", str(url))
+        if answer.status >= 400:
+            raise ProblemError.from_answer(answer)
+        if answer.status != 200 or answer.media_type != "application/json":
+            raise ClientError(f"{answer.url} answered {answer.status} {answer.media_type}")
+        return AuditPage.model_validate_json(answer.body)
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from gateway.client.api import (
     PublishingSession,
     UploadClient,
 )
+from gateway.client.audit import events_table
 from gateway.client.credentials import (
     DEFAULT_OIDC_AUDIENCE,
     CredentialError,
@@ -59,6 +60,7 @@ from gateway.client.state import (
     default_state_file,
     local_id,
 )
+from gateway.protocol.audit import AuditEvent
 
 __all__ = ["register"]
 
@@ -208,6 +210,26 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         action.set_defaults(client_main=_session_entry)
     listing = actions.add_parser("list", parents=[common], help="the sessions this machine knows")
     listing.set_defaults(client_main=_session_entry)
+    _register_audit(commands, common)
+
+
+def _register_audit(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="who published what, when and from where (needs the audit permission)",
+        description="The gateway's audit journal, newest first: releases, session changes, "
+        "refusals. --json prints one event per line.",
+    )
+    audit.add_argument("--project", help="only this project's events")
+    audit.add_argument("--since", metavar="DATE", help="from this date (2026-11-01) or time on")
+    audit.add_argument(
+        "--limit", type=_positive, default=100, metavar="N", help="at most N events (100)"
+    )
+    audit.set_defaults(client_main=lambda args: _run(args, audit_command))
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -1083,6 +1105,41 @@ def _list_sessions(context: Context, state: StateFile) -> int:
         context.reporter.result(document, [line])
     if not records:
         context.reporter.info("no sessions")
+    return EXIT_OK
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+async def audit_command(context: Context) -> int:
+    args = context.args
+    async with aiohttp.ClientSession() as http:
+        credentials = await _authenticated(context, http)
+        client = UploadClient(
+            credentials.repository_url, authorization=credentials.authorization, http=http
+        )
+        events: list[AuditEvent] = []
+        cursor: str | None = None
+        while len(events) < args.limit:
+            page = await client.audit_page(
+                project=args.project,
+                since=args.since,
+                cursor=cursor,
+                limit=min(args.limit - len(events), 1000),
+            )
+            events += page.events
+            cursor = page.next
+            if cursor is None:
+                break
+    if context.reporter.json_mode:
+        for event in events:
+            print(event.model_dump_json(exclude_none=True), flush=True)
+    elif events:
+        from rich.console import Console
+
+        Console(soft_wrap=False).print(events_table(events))
+    else:
+        context.reporter.info("no events")
     return EXIT_OK
 
 

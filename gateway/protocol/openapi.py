@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from gateway.protocol import models
+from gateway.protocol.audit import AuditPage, AuditQuery
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
 from gateway.protocol.routes import ROUTES
 
@@ -23,7 +24,7 @@ _REQUESTS: list[type[BaseModel]] = [
     models.ExtendRequest,
     models.EmptyRequest,
 ]
-_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse]
+_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse, AuditPage]
 
 _PROBLEM = {
     "type": "object",
@@ -191,6 +192,25 @@ def _simple_page() -> dict[str, Any]:
 
 
 # What the document says of each operation; its path and method come from the route table.
+def _schema(name: str) -> dict[str, Any]:
+    return {"schema": _ref(name)}
+
+
+def _audit_operation() -> dict[str, Any]:
+    """The audit journal's reader (docs/audit.md); plain JSON, not an Upload 2.0 document."""
+    operation = _operation(
+        "readAudit",
+        "Audit events, newest first (principals with the audit permission)",
+        {"200": {"description": "A page", "content": {"application/json": _schema("AuditPage")}}},
+    )
+    properties = AuditQuery.model_json_schema()["properties"]
+    operation["parameters"] = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in properties.items()
+    ]
+    return operation
+
+
 _OPERATIONS: dict[str, dict[str, Any]] = {
     operation["operationId"]: operation
     for operation in [
@@ -342,6 +362,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
         _operation(
             "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
         ),
+        _audit_operation(),
     ]
 }
 

@@ -17,6 +17,7 @@ from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presign
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
+from gateway.services.audit import NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
@@ -70,6 +71,7 @@ class FileService:
         self._checks_like_pypi = index_checks
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
+        self.audit = NO_AUDIT  # set by the application
 
     # -- create ------------------------------------------------------------------------
 
@@ -383,10 +385,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             raise invalid(failure.slug, failure.message, failure.source) from None
         upload = await self._records.transition(
             session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
@@ -398,10 +402,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             return
-        await self._records.transition(
+        upload = await self._records.transition(
             session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:
