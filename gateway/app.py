@@ -30,6 +30,8 @@ from gateway.store.s3 import S3Client, ensure_bucket, open_client
 from gateway.wiring import wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What ``app.cleanup_ctx`` runs: set up to the ``yield``, clean up after it.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
@@ -109,7 +111,7 @@ async def _start_draining(app: web.Application) -> None:
     log.info("shutdown.draining")
 
 
-def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _s3_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with open_client(settings.s3.store_config()) as client:
             await _first_contact_with_s3(client, settings)
@@ -155,7 +157,7 @@ def _services(
     )
 
 
-def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _http_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=10, sock_read=settings.backend.timeout
@@ -173,7 +175,7 @@ def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
     return context
 
 
-def _sweeper(settings: Settings):  # type: ignore[no-untyped-def]
+def _sweeper(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_sweep_forever(app, settings.sessions.sweep_interval))
         yield

@@ -144,7 +144,7 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``publish`` and ``session`` to the ``upload-gateway`` subcommands."""
     common = _common_options()
     publish = commands.add_parser(
@@ -886,8 +886,9 @@ async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
 
 
 def _already_on_index(exc: ProblemError) -> bool:
