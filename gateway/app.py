@@ -21,7 +21,7 @@ from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.publish.backends import backend_for
-from gateway.services.preview import PreviewService
+from gateway.publish.preview import PreviewService
 from gateway.services.stage import StageService
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
