@@ -566,24 +566,7 @@ class PublishRun:
     async def upload2(self, release: Release, session: PublishingSession, created: bool) -> Outcome:
         lid = local_id(session.url)
         outcome = Outcome(release, "2", session.status, session, lid)
-        previous = self.state.records().get(lid)  # a reused session: what we completed in it
-        self.state.save(
-            SessionRecord(
-                id=lid,
-                session_url=session.url,
-                repository_url=self.credentials.repository_url,
-                name=release.name,
-                version=release.version,
-                stage_url=session.stage,
-                status=session.status,
-                files=[dist.filename for dist in release.files],
-                username=self.credentials.username,
-                password_source=self.credentials.source,
-                cert=_absolute(self.context.tls_files()[0]),
-                client_cert=_absolute(self.context.tls_files()[1]),
-                completed=previous.completed if previous is not None else {},
-            )
-        )
+        self._remember(lid, release, session)
         if created:
             self.live[lid] = (session, release)
             self.reporter.step(f"{release.name} {release.version}: created session {lid}")
@@ -616,7 +599,32 @@ class PublishRun:
             outcome.status = outcome.session.status
             self.state.update(lid, status=outcome.status)
             return outcome
+        return await self._publish(lid, release, session, outcome)
 
+    def _remember(self, lid: str, release: Release, session: PublishingSession) -> None:
+        """Record the session locally, so that ``session`` commands can find it later."""
+        previous = self.state.records().get(lid)  # a reused session: what we completed in it
+        self.state.save(
+            SessionRecord(
+                id=lid,
+                session_url=session.url,
+                repository_url=self.credentials.repository_url,
+                name=release.name,
+                version=release.version,
+                stage_url=session.stage,
+                status=session.status,
+                files=[dist.filename for dist in release.files],
+                username=self.credentials.username,
+                password_source=self.credentials.source,
+                cert=_absolute(self.context.tls_files()[0]),
+                client_cert=_absolute(self.context.tls_files()[1]),
+                completed=previous.completed if previous is not None else {},
+            )
+        )
+
+    async def _publish(
+        self, lid: str, release: Release, session: PublishingSession, outcome: Outcome
+    ) -> Outcome:
         self.reporter.info(f"publishing {release.name} {release.version}")
         try:
             published = await self.client.publish(session)
