@@ -87,6 +87,12 @@ def _positive(text: str) -> int:
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    _add_credential_options(common)
+    _add_tls_and_output_options(common)
+    return common
+
+
+def _add_credential_options(common: argparse.ArgumentParser) -> None:
     repo = common.add_argument_group("repository and credentials (like twine)")
     repo.add_argument(
         "--repository-url",
@@ -115,6 +121,9 @@ def _common_options() -> argparse.ArgumentParser:
         help="audience of the GitHub Actions OIDC token used when no password is given "
         f"(default {DEFAULT_OIDC_AUDIENCE!r})",
     )
+
+
+def _add_tls_and_output_options(common: argparse.ArgumentParser) -> None:
     network = common.add_argument_group("TLS (like twine)")
     network.add_argument(
         "--cert",
@@ -141,12 +150,18 @@ def _common_options() -> argparse.ArgumentParser:
     out.add_argument(
         "--json", action="store_true", help="print one JSON object per session on stdout"
     )
-    return common
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``publish`` and ``session`` to the ``upload-gateway`` subcommands."""
     common = _common_options()
+    _add_publish(commands, common)
+    _add_session(commands, common)
+
+
+def _add_publish(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     publish = commands.add_parser(
         "publish",
         parents=[common],
@@ -183,6 +198,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     publish.set_defaults(client_main=_publish_entry)
 
+
+def _add_session(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     session = commands.add_parser(
         "session",
         help="status, publish, cancel or extend a session staged with 'publish --stage'",
@@ -937,15 +956,7 @@ async def session_command(context: Context) -> int:
     state = context.state
     if args.session_command == "list":
         return _list_sessions(context, state)
-    reference: str = args.id
-    record: SessionRecord | None = None
-    if reference.startswith(("http://", "https://")):
-        session_url = reference
-        with contextlib.suppress(StateError):
-            record = state.get(reference)
-    else:
-        record = state.get(reference)
-        session_url = record.session_url
+    session_url, record = _find_session(state, args.id)
     explicit = args.repository_url or args.repository
     repository_url = args.repository_url if explicit or record is None else record.repository_url
     async with context.http(record) as http:
@@ -973,21 +984,37 @@ async def session_command(context: Context) -> int:
             elif args.session_command == "extend":
                 session = await client.extend_session(session, args.seconds)
         except ClientError as exc:
-            if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
-                state.update(lid, status="gone")
-                context.reporter.error(
-                    f"session {lid} no longer exists on the server (ended and forgotten, "
-                    "or expired)"
-                )
-            else:
-                context.reporter.problem(f"session {lid}: ", exc)
-            if context.reporter.json_mode:
-                print(json.dumps({"id": lid, "error": error_document(exc)}), flush=True)
+            _report_session_failure(context, lid, record, exc)
             return EXIT_REFUSED
     if record is not None:
         state.update(lid, status=session.status)
     _show_session(context.reporter, lid, record, session, args.session_command)
     return EXIT_OK
+
+
+def _find_session(state: StateFile, reference: str) -> tuple[str, SessionRecord | None]:
+    """The session's URL and its local record: ``reference`` is a local id or a session URL
+    (which may have no local record)."""
+    if reference.startswith(("http://", "https://")):
+        with contextlib.suppress(StateError):
+            return reference, state.get(reference)
+        return reference, None
+    record = state.get(reference)
+    return record.session_url, record
+
+
+def _report_session_failure(
+    context: Context, lid: str, record: SessionRecord | None, exc: ClientError
+) -> None:
+    if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
+        context.state.update(lid, status="gone")
+        context.reporter.error(
+            f"session {lid} no longer exists on the server (ended and forgotten, or expired)"
+        )
+    else:
+        context.reporter.problem(f"session {lid}: ", exc)
+    if context.reporter.json_mode:
+        print(json.dumps({"id": lid, "error": error_document(exc)}), flush=True)
 
 
 def _show_session(
