@@ -31,14 +31,11 @@ debian-packages:
 run: install
 	$(BIN)/upload-gateway dev
 
-# mypy --strict over gateway/ (settings in pyproject.toml). Off by default until the whole
-# package is clean; `make lint MYPY=1` runs it now.
-MYPY ?= 0
-
+# mypy --strict over gateway/ (settings in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	if [ "$(MYPY)" = 1 ]; then $(BIN)/mypy; fi
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/pytest

@@ -22,9 +22,9 @@ from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
+from gateway.publish.preview import PreviewService
 from gateway.services.audit import AuditTrail
 from gateway.services.legacy_staging import LegacyStaging
-from gateway.services.preview import PreviewService
 from gateway.services.stage import StageService
 from gateway.settings import Settings
 from gateway.store.audit import AuditStore
@@ -34,6 +34,8 @@ from gateway.store.s3 import S3Client, ensure_bucket, open_client
 from gateway.wiring import wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What ``app.cleanup_ctx`` runs: set up to the ``yield``, clean up after it.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
@@ -117,7 +119,7 @@ async def _start_draining(app: web.Application) -> None:
     log.info("shutdown.draining")
 
 
-def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _s3_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with open_client(settings.s3.store_config()) as client:
             await _first_contact_with_s3(client, settings)
@@ -181,7 +183,7 @@ async def _audit_trail(client: S3Client, settings: Settings) -> AuditTrail:
     return AuditTrail(store, audit_settings.retention_days)
 
 
-def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _http_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=10, sock_read=settings.backend.timeout
@@ -199,7 +201,7 @@ def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
     return context
 
 
-def _sweeper(settings: Settings):  # type: ignore[no-untyped-def]
+def _sweeper(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_sweep_forever(app, settings.sessions.sweep_interval))
         yield

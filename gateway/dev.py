@@ -24,7 +24,8 @@ def _credentials(state_dir: Path) -> dict[str, str]:
     """One user for both the gateway and pypiserver, kept across restarts of the stack."""
     path = state_dir / "credentials.json"
     if path.exists():
-        return json.loads(path.read_text())
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
     credentials = {"username": "dev", "password": secrets.token_urlsafe(12)}
     path.write_text(json.dumps(credentials))
     path.chmod(0o600)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +33,17 @@ DAY = 24 * 60 * 60
 MiB = 1024 * 1024
 
 PositiveSeconds = Annotated[int, Field(gt=0)]
+
+
+def _readable_file(value: str) -> str:
+    if not Path(value).is_file():
+        raise ValueError(f"{value} is not a readable file")
+    return value
+
+
+# A file the gateway reads (certificates, keys, CA bundles): refused at load when it is not one.
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
+
 AuthenticatorName = Literal["config", "passthrough", "oidc"]
 DEFAULT_CHAIN: tuple[AuthenticatorName, ...] = ("config", "oidc", "passthrough")
 DEFAULT_MECHANISMS: tuple[Mechanism, ...] = (RESUMABLE, HTTP_POST_BYTES)
@@ -45,15 +57,17 @@ class Section(BaseModel):
 class OutboundSettings(Section):
     """TLS and proxy settings of one outbound hop (sections that dial out inherit them)."""
 
-    ca_bundle: str | None = Field(
+    ca_bundle: ReadableFile | None = Field(
         None,
         description="PEM file of the CAs this hop trusts; default: the system store "
         "(SSL_CERT_FILE / REQUESTS_CA_BUNDLE honoured).",
     )
-    client_cert: str | None = Field(
+    client_cert: ReadableFile | None = Field(
         None, description="PEM client certificate (mutual TLS); may hold the key too."
     )
-    client_key: str | None = Field(None, description="PEM key of client_cert, if separate.")
+    client_key: ReadableFile | None = Field(
+        None, description="PEM key of client_cert, if separate."
+    )
     verify: bool = Field(
         True, description="false turns certificate checks off (labs only; logged at start-up)."
     )
@@ -62,13 +76,6 @@ class OutboundSettings(Section):
         description="Proxy URL for this hop, overriding HTTP(S)_PROXY/NO_PROXY; "
         '"" connects directly. Unset: the environment decides.',
     )
-
-    @field_validator("ca_bundle", "client_cert", "client_key")
-    @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
 
     @field_validator("client_key")
     @classmethod
@@ -103,22 +110,17 @@ class ServerSettings(Section):
         description="Addresses (CIDR) of the reverse proxies whose X-Forwarded-For is believed "
         "when recording a client's address; none by default.",
     )
-    tls_cert_file: str | None = Field(
+    tls_cert_file: ReadableFile | None = Field(
         None,
         description="PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP. Unset: "
         "plain HTTP (TLS ends at an ingress).",
     )
-    tls_key_file: str | None = Field(None, description="Its key, when not in tls_cert_file.")
-    tls_client_ca_file: str | None = Field(
+    tls_key_file: ReadableFile | None = Field(
+        None, description="Its key, when not in tls_cert_file."
+    )
+    tls_client_ca_file: ReadableFile | None = Field(
         None, description="PEM CAs whose client certificates are required (mutual TLS)."
     )
-
-    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")
-    @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
 
     @model_validator(mode="after")
     def _tls_needs_a_certificate(self) -> ServerSettings:

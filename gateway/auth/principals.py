@@ -29,7 +29,9 @@ class Principal:
 
 
 class Authenticator(Protocol):
-    scheme_challenges: tuple[str, ...]
+    @property
+    def scheme_challenges(self) -> tuple[str, ...]:
+        """Its ``WWW-Authenticate`` challenges (read-only here, so any tuple of them fits)."""
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         """The caller's principal, or None when the request carries no credential this

@@ -555,25 +555,9 @@ class UploadClient:
                 if progress is not None:
                     progress(n)
 
-            body = _Body(
-                make=functools.partial(_file_chunks, path, count, start=offset),
-                headers={
-                    "Content-Type": PARTIAL_UPLOAD,
-                    "Content-Length": str(size - offset),
-                    "Upload-Offset": str(offset),
-                    "Upload-Complete": "?1",
-                },
-            )
-            try:
-                answer = await self._send("PATCH", url, body, streaming=True)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-                failure = _describe(exc)
-            else:
-                if answer.status == 204 and answer.headers.get("Upload-Complete") == "?1":
-                    return
-                if answer.status < 500 and answer.status != 409:
-                    raise ProblemError.from_answer(answer)
-                failure = f"HTTP {answer.status}"
+            failure = await self._patch_rest(url, path, size, offset, count)
+            if failure is None:
+                return
             confirmed = await self._resumable_offset(url)
             if progress is not None and position != confirmed:
                 progress(confirmed - position)  # bytes in flight that did not land
@@ -585,6 +569,30 @@ class UploadClient:
                 on_resume(file.filename, offset)
             if stalled:
                 await asyncio.sleep(min(self.retry.backoff * 2**stalled, self.retry.max_delay))
+
+    async def _patch_rest(
+        self, url: str, path: Path, size: int, offset: int, count: Callable[[int], None]
+    ) -> str | None:
+        """One ``PATCH`` of the file from ``offset`` to its end: None once the upload is
+        complete, else what cut it short (a refusal raises)."""
+        body = _Body(
+            make=functools.partial(_file_chunks, path, count, start=offset),
+            headers={
+                "Content-Type": PARTIAL_UPLOAD,
+                "Content-Length": str(size - offset),
+                "Upload-Offset": str(offset),
+                "Upload-Complete": "?1",
+            },
+        )
+        try:
+            answer = await self._send("PATCH", url, body, streaming=True)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            return _describe(exc)
+        if answer.status == 204 and answer.headers.get("Upload-Complete") == "?1":
+            return None
+        if answer.status < 500 and answer.status != 409:
+            raise ProblemError.from_answer(answer)
+        return f"HTTP {answer.status}"
 
     async def _resumable_offset(self, url: str) -> int:
         answer = await self._request("HEAD", url)
