@@ -4,7 +4,9 @@ against a real gateway (real SeaweedFS, real pypiserver). Its stateful phase fol
 document's links from a new session down to the file upload sessions and the stage.
 
 It must exit 0 (no 5xx, every answer as documented) and get at least one answer other than
-404 from every operation: an operation only ever answered 404 was never really reached."""
+404 from every operation (an operation only ever answered 404 was never really reached),
+except the operations on one file, which this budget reaches only by chance (FILE_OPERATIONS
+below); for them, the walks must at least create file upload sessions."""
 
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def outsider_command(document_url: str, report: Path) -> list[str]:
         "--max-examples",
         os.environ.get("OUTSIDER_EXAMPLES", "10"),
         "--max-time",
-        os.environ.get("OUTSIDER_SECONDS", "35"),
+        os.environ.get("OUTSIDER_SECONDS", "45"),
         "--seed",
         os.environ.get("FUZZ_SEED", "694"),
         "--request-timeout",
@@ -118,12 +120,18 @@ async def test_schemathesis_walks_the_api_from_the_document_alone(
     summary = json.dumps({op: dict(statuses) for op, statuses in seen.items()}, indent=1)
     (tmp_path / "statuses.json").write_text(summary)
     only_404 = {op for op, statuses in seen.items() if set(statuses) <= {404}}
-    # Not met yet (issue #15 stays open for it): in this budget the walks rarely get a file
-    # upload session created (schemathesis starts most walks at createFile with a random
-    # {sid}), so the operations on one file are reached by chance. Everything else must be.
     assert only_404 - FILE_OPERATIONS == set(), summary
+    # The links reach files: walks create file upload sessions (3-10 per run in this budget).
+    assert seen["createFile"][202] > 0, summary
 
 
+# Not met (issue #15 stays open for it): each of these is reached only by chance in this
+# budget, see docs/openapi.md "Known gap". A walk is at most 6 steps; after createSession,
+# schemathesis picks uniformly among ~26 links, of which ~17 it infers itself from Location
+# and body URLs (file operations with a made-up file_id); so few walks create a file, and
+# fewer reach a given file operation. stageFile also needs a completed distribution: the
+# exact bytes of a valid sdist/wheel whose sha256 the create request declared, which a
+# generic tool sends only from a documented example, as UTF-8 text (a gzip or zip is not).
 FILE_OPERATIONS = {
     "getFile",
     "deleteFile",
