@@ -16,8 +16,7 @@ from gateway.api.access import authenticate
 from gateway.api.bodies import validation_errors
 from gateway.api.context import SERVICES, services
 from gateway.api.middleware import REQUEST_ID_KEY, Handler
-from gateway.auth.config import decode_basic
-from gateway.auth.principals import InvalidCredentials
+from gateway.auth.config import basic_username
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditFile, AuditQuery
 from gateway.protocol.problems import ErrorItem, Problem
@@ -145,12 +144,8 @@ def _project(fields: Mapping[str, str]) -> str | None:
 
 def _legacy_caller(request: web.Request) -> audit.AuditPrincipal | None:
     """The index user a pass-through upload authenticated as (the password stays out)."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        username, _ = decode_basic(value.strip())
-    except InvalidCredentials:
+    username = basic_username(request)
+    if username is None:
         return None
     return audit.AuditPrincipal(id=f"backend:{username}", name=username, kind="backend")
 

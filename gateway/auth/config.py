@@ -118,3 +118,15 @@ def decode_basic(value: str) -> tuple[str, str]:
     if not sep:
         raise InvalidCredentials
     return username, password
+
+
+def basic_username(request: web.Request) -> str | None:
+    """The user a request's Basic credentials name (never its password); None without them."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _ = decode_basic(value.strip())
+    except InvalidCredentials:
+        return None
+    return username

@@ -29,8 +29,7 @@ from gateway.api.bodies import body_chunks
 from gateway.api.context import services
 from gateway.api.errors import problem_for
 from gateway.app_keys import HOPS, HTTP_CLIENT
-from gateway.auth.config import decode_basic
-from gateway.auth.principals import InvalidCredentials
+from gateway.auth.config import basic_username
 from gateway.logs import log
 from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
@@ -171,14 +170,8 @@ async def _refuse_reserved(request: web.Request, head: _FormHead) -> None:
 
 
 def _caller_id(request: web.Request) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        username, _ = decode_basic(value.strip())
-    except InvalidCredentials:
-        return None
-    return f"backend:{username}"
+    username = basic_username(request)
+    return None if username is None else f"backend:{username}"
 
 
 async def _passed_through(

@@ -388,35 +388,37 @@ class FileService:
             )
             self._spawn(self._validate_in_background(session, fid))
             return upload, False
-        try:
-            metadata = await self._validate(session, upload)
-        except ValidationFailed as failure:
-            await self._records.transition(
-                session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
-            )
-            await self.audit.file_event(session, upload, failure.message)
-            raise invalid(failure.slug, failure.message, failure.source) from None
-        upload = await self._records.transition(
-            session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata
+        upload, failure = await self._conclude(
+            session, upload, FileEvent.COMPLETE_FAILED, FileEvent.COMPLETE_NOW
         )
-        await self.audit.file_event(session, upload)
+        if failure is not None:
+            raise invalid(failure.slug, failure.message, failure.source)
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
     async def _validate_in_background(self, session: PublishingSession, fid: str) -> None:
         upload = await self.get(session.id, fid)
+        await self._conclude(
+            session, upload, FileEvent.PROCESSING_FAILED, FileEvent.PROCESSING_SUCCEEDED
+        )
+
+    async def _conclude(
+        self,
+        session: PublishingSession,
+        upload: FileUpload,
+        failed: FileEvent,
+        succeeded: FileEvent,
+    ) -> tuple[FileUpload, ValidationFailed | None]:
+        """Validate ``upload`` and record the outcome: the file's state, then its audit event."""
         try:
             metadata = await self._validate(session, upload)
         except ValidationFailed as failure:
-            await self._records.transition(
-                session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
-            )
+            await self._records.transition(session.id, upload.id, failed, notices=[failure.message])
             await self.audit.file_event(session, upload, failure.message)
-            return
-        upload = await self._records.transition(
-            session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
-        )
+            return upload, failure
+        upload = await self._records.transition(session.id, upload.id, succeeded, metadata=metadata)
         await self.audit.file_event(session, upload)
+        return upload, None
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:
