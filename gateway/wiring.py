@@ -80,5 +80,5 @@ def wire(
         journals=journals,
         worker=worker,
         publisher=publisher,
-        sweeper=Sweeper(sessions, files, publisher),
+        sweeper=Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval),
     )
