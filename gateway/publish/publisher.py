@@ -104,7 +104,7 @@ class Publisher:
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
         worker = self._worker.start(
-            session.id, journal.attempt, listing, principal.backend_credentials
+            session.id, journal.attempt, listing, principal.backend_credentials, uploads
         )
         done, _ = await asyncio.wait({worker}, timeout=self._settings.sync_wait)
         if not done:

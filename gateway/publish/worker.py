@@ -85,22 +85,30 @@ class PublishWorker:
         attempt: str,
         listing: Listing | None = None,
         credentials: Credentials | None = None,
+        uploads: list[FileUpload] | None = None,
     ) -> asyncio.Task[None]:
-        """Work on publish ``attempt`` in the background; ``listing`` is the index's, when the
-        caller just read it; ``credentials`` a pass-through caller's, kept in memory only."""
+        """Work on publish ``attempt`` in the background; ``listing`` is the index's and
+        ``uploads`` the session's file records, when the caller just read them;
+        ``credentials`` a pass-through caller's, kept in memory only."""
         if credentials is not None:
             self._caller_credentials[attempt] = credentials
-        task = asyncio.create_task(self._work(sid, attempt, listing))
+        task = asyncio.create_task(self._work(sid, attempt, listing, uploads))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _work(self, sid: str, attempt: str, listing: Listing | None) -> None:
+    async def _work(
+        self,
+        sid: str,
+        attempt: str,
+        listing: Listing | None,
+        uploads: list[FileUpload] | None = None,
+    ) -> None:
         heartbeat = asyncio.create_task(self._journals.keep(sid, attempt))
         started = time.perf_counter()
         outcome = "error"
         try:
-            await self._replay(sid, attempt, listing)
+            await self._replay(sid, attempt, listing, uploads)
             outcome = "published"
         except asyncio.CancelledError:
             outcome = "handed-over"
@@ -139,10 +147,18 @@ class PublishWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _replay(self, sid: str, attempt: str, listing: Listing | None) -> None:
+    async def _replay(
+        self,
+        sid: str,
+        attempt: str,
+        listing: Listing | None,
+        known: list[FileUpload] | None = None,
+    ) -> None:
         session = await self._sessions.get(sid)
         journal = _journal(session, attempt)
-        uploads = {u.id: u for u in await self._sessions.files(sid)}
+        # The publish request's own reads when it starts the run (nothing can change a file
+        # once the journal is open), fresh ones when a run resumes.
+        uploads = {u.id: u for u in (known or await self._sessions.files(sid))}
         ordered = [uploads[fid] for fid in journal.order]
         # One listing per run, not per file (pypiserver re-hashes every file of the project on
         # each listing): the publish request's own when it starts the run, a fresh one when a
@@ -157,10 +173,7 @@ class PublishWorker:
                 current.new_project = new_project
 
             await self._journals.record(sid, attempt, remember)
-        for upload in ordered:
-            if upload.filename not in journal.confirmed:
-                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
-                journal = await self._journals.confirm(sid, attempt, upload.filename)
+        await self._put_all(session, attempt, ordered, listing, journal.confirmed)
         listing = await self._backend.published_files(session.name)
         missing = {
             u.filename: "not listed by the index with the expected sha256 after upload"
@@ -175,6 +188,37 @@ class PublishWorker:
                 missing,
             )
         await self._succeed(session, attempt, ordered)
+
+    async def _put_all(
+        self,
+        session: PublishingSession,
+        attempt: str,
+        ordered: list[FileUpload],
+        listing: Listing,
+        confirmed: list[str],
+    ) -> None:
+        """Upload in ``ordered`` order (wheels first, the sdist last), one at a time. Each
+        file's journal entry is written while the next one uploads: a crash that loses an
+        entry costs nothing, since a resumed run finds that file on the index with its
+        sha256 and counts it as done."""
+        journaling: asyncio.Task[PublishJournal] | None = None
+        try:
+            for upload in ordered:
+                if upload.filename in confirmed:
+                    continue
+                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
+                if journaling is not None:
+                    await journaling  # one journal write at a time, in order
+                journaling = asyncio.create_task(
+                    self._journals.confirm(session.id, attempt, upload.filename)
+                )
+        except BaseException:
+            if journaling is not None:
+                with contextlib.suppress(Exception):
+                    await journaling
+            raise
+        if journaling is not None:
+            await journaling
 
     async def _list_patiently(self, project: str) -> Listing:
         retries = self._settings.retries

@@ -284,9 +284,10 @@ class SessionService:
         assert is_terminal(session.status)
         await self._release(session)
         await self._names.release(session.name, session.id)
-        # Left behind only when a failing publish could not release them (R-P8).
-        filenames = [upload.filename for upload in await self.files(session.id)]
-        await self.release_filenames(session.name, filenames, session.id)
+        if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
+            # Left behind only when a failing publish could not release them (R-P8).
+            filenames = [upload.filename for upload in await self.files(session.id)]
+            await self.release_filenames(session.name, filenames, session.id)
         await self._blobs.purge(keys.session_data(session.id))
 
         def settled(current: PublishingSession) -> PublishingSession:
@@ -419,10 +420,7 @@ class SessionService:
             _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
             session.publish = journal
             if uploads is not None and session.files is not None:
-                for upload in uploads:
-                    stored = session.files.get(upload.id)
-                    if stored is None or stored.revision < upload.revision:
-                        session.files[upload.id] = upload.summary()
+                session.files = _summaries_as_read(session.files, uploads)
             return session
 
         # Visited when the lease would lapse: a publish whose worker died is resumed.
@@ -492,6 +490,22 @@ class SessionService:
         if is_terminal(session.status):
             await self.wake_at(sid, clock.now())  # settle, then keep it for its retention
         return session
+
+
+def _summaries_as_read(
+    stored: dict[str, FileSummary], uploads: list[FileUpload]
+) -> dict[str, FileSummary]:
+    """The summaries of ``uploads`` (file records just read); a conflict when the stored
+    summary knows of a change made since they were read (a file added, deleted, completed)."""
+    read = {upload.id: upload.summary() for upload in uploads}
+    for fid, summary in stored.items():
+        if fid not in read or summary.revision > read[fid].revision:
+            raise conflict(
+                "files-changed",
+                "A file of the session changed while the publish started: publish again.",
+                source="files",
+            )
+    return read
 
 
 def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
