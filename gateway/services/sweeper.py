@@ -50,17 +50,14 @@ class Sweeper:
         # Held across a few sweeps, renewed by each: another replica takes over only when
         # the holder stopped sweeping.
         self._hold_for = timedelta(seconds=3 * interval)
-        self._indexed = False
 
     async def sweep(self) -> bool:
         """Visit what is due, if this replica holds the sweep lease (False: another does)."""
         if not await self._hold():
             return False
-        if not self._indexed:
-            if not await self._sessions.is_indexed():
-                count = await self._sessions.index_all(self._sessions.next_visit)
-                log.info("sweep.indexed", sessions=count)
-            self._indexed = True
+        if not await self._sessions.is_indexed():  # one read; a full scan only once
+            count = await self._sessions.index_all(self._sessions.next_visit)
+            log.info("sweep.indexed", sessions=count)
         for key, sid in await self._sessions.due(clock.now()):
             try:
                 following = await self._visit(sid)
