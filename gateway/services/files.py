@@ -190,7 +190,10 @@ class FileService:
 
     async def _current(self, session: PublishingSession, fid: str) -> FileUpload:
         """The upload, its summary in ``session`` repaired if a crash left it behind."""
-        upload = await self.get(session.id, fid)
+        upload = await self.find(session.id, fid)
+        if upload is None:
+            await self._sessions.forget_file(session, fid)
+            raise not_found("file upload session")
         await self._sessions.check_summary(session, upload)
         return upload
 

@@ -233,6 +233,20 @@ class SessionService:
         with contextlib.suppress(RecordMissing):
             await self._sessions.update(keys.session(upload.session_id), note)
 
+    async def forget_file(self, session: PublishingSession, fid: str) -> None:
+        """Drop the summary of a file whose record is gone (a create that failed after it
+        was summarised): found when a request on it meets no record."""
+        if session.files is None or fid not in session.files:
+            return
+
+        def forget(current: PublishingSession) -> PublishingSession | None:
+            if current.files is None or current.files.pop(fid, None) is None:
+                return None
+            return current
+
+        with contextlib.suppress(RecordMissing):
+            await self._sessions.update(keys.session(session.id), forget)
+
     async def check_summary(self, session: PublishingSession, upload: FileUpload) -> None:
         """Repair the summary of ``upload`` when a crash between writing the file record and
         its summary left it behind (the request that finds it converges it)."""
@@ -379,7 +393,12 @@ class SessionService:
         mark the bucket indexed, so this full scan runs once. The number indexed."""
         count = 0
         async for sid in self.session_ids():
-            session = await self._sessions.load(keys.session(sid))
+            try:
+                session = await self._sessions.load(keys.session(sid))
+            except ValueError:  # unreadable: its visit logs why, as every sweep used to
+                log.exception("sweep.unreadable_session", session=sid[:8])
+                await self.wake_at(sid, clock.now())
+                continue
             when = None if session is None else next_visit(session)
             if when is not None:
                 await self.wake_at(sid, when)

@@ -327,3 +327,39 @@ async def test_parallel_completions_all_show(
     listed = await stack.sessions.listed_files(await stack.sessions.get(session.id))
     assert sorted(listed) == sorted(wheel.name for wheel in wheels)
     assert {s.status for s in listed.values()} == {FileState.COMPLETED}
+
+
+async def test_a_summary_without_its_record_goes_once_a_request_meets_it(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    # As if the create failed after its summary was written: the record is gone.
+    await stack.uploads.forget(session.id, created.id)
+    session = await stack.sessions.get(session.id)
+    assert list(await stack.sessions.listed_files(session)) == [wheel.name]
+    with pytest.raises(Exception, match="file upload session"):
+        await stack.files.delete(session, created.id)
+    assert await stack.sessions.listed_files(await stack.sessions.get(session.id)) == {}
+
+
+async def test_publish_refuses_when_a_file_changed_after_it_read_them(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    other = build_wheel(tmp_path, project, "1.0", tag="py3-none-manylinux_2_1_x86_64")
+    read = stack.sessions.files
+
+    async def read_then_add(sid: str) -> list[Any]:
+        found = await read(sid)
+        await upload(stack, await stack.sessions.get(sid), other)  # lands after the read
+        return found
+
+    monkeypatch.setattr(stack.sessions, "files", read_then_add)
+    with pytest.raises(Exception, match="changed while the publish started"):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    monkeypatch.undo()
+    published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    assert sorted(stack.index.files[project]) == sorted([wheel.name, other.name])
