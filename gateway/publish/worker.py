@@ -373,17 +373,28 @@ class PublishWorker:
         for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
 
         notice = f"Publishing failed: {failure.reason}"
+        uploads = self._sessions.visible_files(await self._sessions.files(sid))
+        # A deferred publish ends in `error`: its files say why before the session does, so
+        # whoever sees `error` in the status sees the files' notices with it.
+        current = await self._sessions.find(sid)
+        noted = current is not None and current.status == SessionState.PROCESSING
+        if noted:
+            await self._notice_files(sid, uploads, failure)
         try:
             session = await self._journals.finish(sid, attempt, False, [notice])
         except (RecordChanged, RecordMissing, DomainError):
             return
-        uploads = self._sessions.visible_files(await self._sessions.files(sid))
-        if session.status == SessionState.ERROR:
-            for filename, text in failure.files.items():
-                if filename in uploads:
-                    await self._add_file_notice(sid, uploads[filename].id, text)
+        if session.status == SessionState.ERROR and not noted:  # deferred meanwhile
+            await self._notice_files(sid, uploads, failure)
         await self._sessions.release_filenames(session.name, list(uploads), sid)
         log.warning("publish.failed", session=sid[:8], reason=failure.reason)
+
+    async def _notice_files(
+        self, sid: str, uploads: dict[str, FileUpload], failure: PublishFailed
+    ) -> None:
+        for filename, text in failure.files.items():
+            if filename in uploads:
+                await self._add_file_notice(sid, uploads[filename].id, text)
 
     async def resume_lapsed(self, session: PublishingSession) -> None:
         """Take over a publish whose worker stopped renewing its lease (crash, restart)."""
