@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -47,7 +48,8 @@ def session_body(
         status=session.status.value,
         files={
             filename: models.SessionFile(
-                status=upload.status.value,
+                # The listing never holds a canceled file (SessionService leaves them out).
+                status=cast(models.ListedFileStatus, upload.status.value),
                 link=urls.file(session.id, upload.id),
                 notices=upload.notices,
             )

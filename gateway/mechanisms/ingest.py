@@ -24,7 +24,7 @@ class Received:
 
 
 async def ingest(
-    chunks: AsyncIterator[bytes],
+    chunks: AsyncIterator[bytes | memoryview],
     blobs: BlobStore,
     key: str,
     *,

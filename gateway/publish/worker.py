@@ -19,6 +19,7 @@ import aiohttp
 
 from gateway import metrics
 from gateway.logs import log
+from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     LegacyFormError,
@@ -29,6 +30,7 @@ from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavai
 from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha256
 from gateway.publish.journal import Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
+from gateway.services.audit import GATEWAY, NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError, Kind
@@ -75,6 +77,7 @@ class PublishWorker:
         self._index = index
         self._settings = settings
         self._add_file_notice = add_file_notice
+        self.audit = NO_AUDIT  # the application's journal (wiring.wire)
         self.tasks: set[asyncio.Task[None]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, Credentials] = {}
@@ -316,7 +319,7 @@ class PublishWorker:
             filetype=filetype,
             pyversion=pyversion,
             sha256=sha256(upload),
-            blake2_256=upload.committed.digests.get("blake2b_256"),
+            blake2_256=upload.committed.digests.get(BLAKE2B_256),  # known when declared
             md5=upload.committed.digests.get("md5"),
         )
         try:
@@ -364,6 +367,12 @@ class PublishWorker:
         await self._names.mark_published(session.name, filenames, session.id)
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
+        # Before the session says `published`: a failed write leaves the journal to resume.
+        by, digests = journal.published_by, {u.filename: sha256(u) for u in uploads}
+        events = [self.audit.published(session, by, dict(digests))]
+        if journal.new_project:
+            events.append(self.audit.name_registered(session, by))
+        await asyncio.gather(*events)
         ended = await self._journals.finish(session.id, attempt, True, notices)
         await self._sessions.settle(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
@@ -377,6 +386,7 @@ class PublishWorker:
         # A deferred publish ends in `error`: its files say why before the session does, so
         # whoever sees `error` in the status sees the files' notices with it.
         current = await self._sessions.find(sid)
+        asked = None if current is None else current.publish  # who asked, for the audit journal
         noted = current is not None and current.status == SessionState.PROCESSING
         if noted:
             await self._notice_files(sid, uploads, failure)
@@ -384,6 +394,8 @@ class PublishWorker:
             session = await self._journals.finish(sid, attempt, False, [notice])
         except (RecordChanged, RecordMissing, DomainError):
             return
+        by = asked.published_by if asked is not None else GATEWAY.id
+        await self.audit.publish_failed(session, by, failure.reason)
         if session.status == SessionState.ERROR and not noted:  # deferred meanwhile
             await self._notice_files(sid, uploads, failure)
         await self._sessions.release_filenames(session.name, list(uploads), sid)

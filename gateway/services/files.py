@@ -17,6 +17,7 @@ from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presign
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
+from gateway.services.audit import NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
@@ -70,14 +71,44 @@ class FileService:
         self._checks_like_pypi = index_checks
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
+        self.audit = NO_AUDIT  # set by the application
 
     # -- create ------------------------------------------------------------------------
 
     async def create(self, session: PublishingSession, request: FileCreateRequest) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
+        _refuse_other_path(session)
         parsed = parse_filename(request.filename)
         check_release(parsed, session.name, session.version)
         hashes = normalize_hashes(request.hashes)
+        self._refuse_unacceptable(request)
+        await self._refuse_published(session, request.filename)
+        await self._refuse_too_many(session)
+        upload = FileUpload(
+            id=secrets.token_urlsafe(16),
+            session_id=session.id,
+            filename=request.filename,
+            size=request.size,
+            hashes=hashes,
+            mechanism=request.mechanism,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+        )
+        await self._prepare_transfer(upload)
+        await self._records.create(upload)
+        try:
+            await self._claim_filename(session, upload)
+        except BaseException:
+            await self._records.forget(session.id, upload.id)
+            raise
+        # Summarised last: a crash before leaves an upload the status does not show yet, and
+        # whoever next meets it (a retried create, through its filename claim) announces it.
+        await self._records.announce(upload)
+        log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
+        return upload
+
+    def _refuse_unacceptable(self, request: FileCreateRequest) -> None:
+        """A size or mechanism this server's configuration does not take."""
         if request.size <= 0:
             raise invalid("invalid-size", "size must be a positive integer", "size")
         if request.size > self._uploads.max_file_size:
@@ -94,37 +125,18 @@ class FileService:
                 f"Mechanism {request.mechanism!r} is not supported here.",
                 [Pointer("mechanism", f"supported: {offered}")],
             )
-        await self._refuse_published(session, request.filename)
-        await self._refuse_too_many(session)
-        upload = FileUpload(
-            id=secrets.token_urlsafe(16),
-            session_id=session.id,
-            filename=request.filename,
-            size=request.size,
-            hashes=hashes,
-            mechanism=request.mechanism,
-            status=FileState.PENDING,
-            created_at=clock.now(),
-        )
+
+    async def _prepare_transfer(self, upload: FileUpload) -> None:
+        """What the upload's mechanism needs before the first byte: the resumable progress
+        record, or the S3 multipart upload behind the presigned part URLs."""
         attempt = secrets.token_hex(8)
         if upload.mechanism == RESUMABLE:
             upload.resumable = ResumableProgress(attempt=attempt)
         elif upload.mechanism == S3_PRESIGNED:
-            key = keys.file_bytes(session.id, upload.id, attempt)
+            key = keys.file_bytes(upload.session_id, upload.id, attempt)
             upload.presigned = await presigned.start(
                 self._blobs, key, attempt, upload.size, self._part_size
             )
-        await self._records.create(upload)
-        try:
-            await self._claim_filename(session, upload)
-        except BaseException:
-            await self._records.forget(session.id, upload.id)
-            raise
-        # Summarised last: a crash before leaves an upload the status does not show yet, and
-        # whoever next meets it (a retried create, through its filename claim) announces it.
-        await self._records.announce(upload)
-        log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
-        return upload
 
     async def _refuse_published(self, session: PublishingSession, filename: str) -> None:
         """Best-effort check at create time (R-F5); the authoritative one is at publish."""
@@ -240,6 +252,65 @@ class FileService:
             metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
 
+    async def receive_unsized(
+        self,
+        session: PublishingSession,
+        filename: str,
+        hashes: dict[str, str],
+        chunks: AsyncIterator[bytes | memoryview],
+    ) -> FileUpload:
+        """A file whose size nobody declared (the file part of a staged legacy form, R-W6):
+        its bytes stream into S3 exactly as ``http-post-bytes`` does, and only once the body
+        is complete does a pending upload exist, with those bytes committed and ``hashes``
+        (ingest's algorithm names) to check on completion. A body that fails midway leaves
+        no object and no record. The upload does not hold its filename yet: :meth:`claim`
+        it once it has completed, so that a bad file never displaces a good one."""
+        require(session, SessionEvent.EDIT_FILES)
+        check_release(parse_filename(filename), session.name, session.version)
+        await self._refuse_published(session, filename)
+        await self._refuse_too_many(session)
+        fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
+        key = keys.file_bytes(session.id, fid, attempt)
+        limit = self._uploads.max_file_size
+        metrics.UPLOADS_IN_FLIGHT.inc()
+        try:
+            received = await ingest(
+                chunks, self._blobs, key, algorithms=hashes, limit=limit, part_size=self._part_size
+            )
+        except BodyTooLarge:
+            raise too_large(limit) from None
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
+        upload = FileUpload(
+            id=fid,
+            session_id=session.id,
+            filename=filename,
+            size=received.size,
+            hashes=hashes,
+            mechanism=HTTP_POST_BYTES,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+        )
+        await self._record_received(session.id, upload, key)
+        log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
+        return upload
+
+    async def _record_received(self, sid: str, upload: FileUpload, key: str) -> None:
+        try:
+            # The session may have ended while the bytes arrived: its purge is already done.
+            require(await self._sessions.get(sid), SessionEvent.EDIT_FILES)
+            await self._records.create(upload)
+        except BaseException:
+            await asyncio.shield(self._blobs.delete(key))
+            raise
+
+    async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Make ``upload`` the one holding its filename in the session, replacing a completed
+        upload of that name (409 while another is pending, processing or in error)."""
+        await self._claim_filename(session, upload)
+        await self._records.announce(upload)
+
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str
     ) -> FileUpload:
@@ -315,13 +386,16 @@ class FileService:
 
     # -- complete ----------------------------------------------------------------------
 
-    async def complete(self, session: PublishingSession, fid: str) -> tuple[FileUpload, bool]:
-        """Validate now (True: completed) or in the background (False: processing)."""
+    async def complete(
+        self, session: PublishingSession, fid: str, *, defer: bool = True
+    ) -> tuple[FileUpload, bool]:
+        """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
+        background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self._current(session, fid)
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
-        if upload.size > self._uploads.defer_validation_above:
+        if defer and upload.size > self._uploads.defer_validation_above:
             deadline = granted(None, PROCESSING_LEASE).until
             assert deadline is not None
             # The sweep looks in when the deadline passes, in case this process dies.
@@ -337,10 +411,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             raise invalid(failure.slug, failure.message, failure.source) from None
         upload = await self._records.transition(
             session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
@@ -352,10 +428,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             return
-        await self._records.transition(
+        upload = await self._records.transition(
             session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:
@@ -448,3 +526,15 @@ class FileService:
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
         await self._records.add_notice(sid, fid, text)
+
+
+def _refuse_other_path(session: PublishingSession) -> None:
+    """A release is assembled by one path (R-W6): a session that staged legacy uploads
+    created takes its files from them only; it is still published or canceled here."""
+    if session.created_via != "upload2":
+        raise conflict(
+            "session-path-mismatch",
+            f"{session.name} {session.version} is being staged through legacy uploads; "
+            "upload its files there, or publish or cancel that session first.",
+            "filename",
+        )

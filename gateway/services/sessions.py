@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
@@ -17,6 +17,7 @@ from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
 from gateway.sessions.lease import Lease
 from gateway.sessions.records import (
+    CreationPath,
     DueIndexed,
     FileSummary,
     FileUpload,
@@ -75,6 +76,10 @@ def normalize_release(name: str, version: str) -> tuple[str, str]:
     return normalized, str(parsed)
 
 
+async def _nothing(session: PublishingSession) -> None:
+    return None
+
+
 class SessionService:
     """The one writer of session records, live-release pointers and quota markers."""
 
@@ -96,8 +101,12 @@ class SessionService:
         self._blobs = blobs
         self._settings = settings
         self._names = names
+        # Set by the application to the audit journal's (services/audit.py).
+        self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
 
-    async def create(self, name: str, version: str, creator: str) -> tuple[PublishingSession, bool]:
+    async def create(
+        self, name: str, version: str, creator: str, via: CreationPath = "upload2"
+    ) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
@@ -110,6 +119,7 @@ class SessionService:
             created_at=created,
             expires_at=created + timedelta(seconds=self._settings.lifetime),
             created_by=creator,
+            created_via=via,
             files={},
         )
         # The sweep's entry exists before the record, so no session is ever left unswept.
@@ -181,6 +191,7 @@ class SessionService:
         if session is None:
             return None
         if is_editable(session.status) and session.expires_at <= clock.now():
+            await self.before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from gateway import metrics
 from gateway.logs import log
+from gateway.services.audit import NO_AUDIT
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
 from gateway.sessions import clock
@@ -50,6 +51,7 @@ class Sweeper:
         # Held across a few sweeps, renewed by each: another replica takes over only when
         # the holder stopped sweeping.
         self._hold_for = timedelta(seconds=3 * interval)
+        self.audit = NO_AUDIT  # set by the application
 
     async def sweep(self) -> bool:
         """Visit what is due, if this replica holds the sweep lease (False: another does)."""
@@ -67,6 +69,7 @@ class Sweeper:
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])
         metrics.SESSIONS.labels("open").set(await self._sessions.live_count())
+        await self.audit.expire()  # audit days past retention
         return True
 
     async def _hold(self) -> bool:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.sessions.lease import Lease
 from gateway.sessions.states import FileState, SessionState
 
+CreationPath = Literal["upload2", "legacy"]
+
 
 class Record(BaseModel):
     # Records written by a newer gateway during a rolling upgrade must still load.
@@ -117,6 +119,11 @@ class PublishingSession(Record):
         "(until then the sweeper keeps trying).",
     )
     created_by: str
+    created_via: CreationPath = Field(
+        "upload2",
+        description="The path that created the session, fixed for its life: staged legacy "
+        "uploads join only sessions they created (R-W6).",
+    )
     notices: list[str] = Field(default_factory=list)
     publish: PublishJournal | None = None
     files: dict[str, FileSummary] | None = Field(

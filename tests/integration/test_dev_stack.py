@@ -45,7 +45,14 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the dev stack did not come up"
             time.sleep(0.2)
         stack = json.loads(stack_file.read_text())
-        assert set(stack) >= {"api", "legacy", "simple", "authorization", "s3_endpoint"}
+        assert set(stack) >= {
+            "api",
+            "legacy",
+            "legacy_stage",
+            "simple",
+            "authorization",
+            "s3_endpoint",
+        }
 
         request = urllib.request.Request(
             stack["api"],
@@ -58,11 +65,23 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
             assert json.loads(response.read())["status"] == "open"
+        # The dev credential may read the audit journal, which has the session just created.
+        journal = urllib.request.Request(
+            stack["api"] + "audit?project=dev-check",
+            headers={"Authorization": stack["authorization"]},
+        )
+        with urllib.request.urlopen(journal, timeout=10) as response:
+            actions = [event["action"] for event in json.loads(response.read())["events"]]
+            assert "session.created" in actions
         # The same credential works on the backing index.
         upload_probe = urllib.request.Request(
             stack["legacy"], data=b"", headers={"Authorization": stack["authorization"]}
         )
         assert _status(upload_probe) not in (401, 403)
+        stage_probe = urllib.request.Request(
+            stack["legacy_stage"], data=b"", headers={"Authorization": stack["authorization"]}
+        )
+        assert _status(stage_probe) == 400  # served: an empty body is no legacy form
         assert processes_mentioning(str(state))  # SeaweedFS and pypiserver are running
     finally:
         process.send_signal(signal.SIGTERM)
