@@ -54,9 +54,17 @@ class Sweeper:
         self.audit = NO_AUDIT  # set by the application
 
     async def sweep(self) -> bool:
-        """Visit what is due, if this replica holds the sweep lease (False: another does)."""
-        if not await self._hold():
-            return False
+        """Visit what is due, if this replica holds the sweep lease (False: another does).
+        Every replica reports the sessions holding their release, so that the gauge's
+        ``max`` across replicas is current whichever replica sweeps."""
+        held = await self._hold()
+        if held:
+            await self._visit_due()
+            await self.audit.expire()  # audit days past retention
+        metrics.SESSIONS.labels("open").set(await self._sessions.live_count())
+        return held
+
+    async def _visit_due(self) -> None:
         if not await self._sessions.is_indexed():  # one read; a full scan only once
             count = await self._sessions.index_all(self._sessions.next_visit)
             log.info("sweep.indexed", sessions=count)
@@ -68,9 +76,6 @@ class Sweeper:
                 continue  # a request got there first; the entry stays for the next sweep
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])
-        metrics.SESSIONS.labels("open").set(await self._sessions.live_count())
-        await self.audit.expire()  # audit days past retention
-        return True
 
     async def _hold(self) -> bool:
         """Take or renew the sweep lease: one create, or a read and a conditional replace."""
