@@ -24,7 +24,10 @@ BYTES_RECEIVED = Counter(
 )
 BYTES_SENT = Counter("upload_gateway_sent_bytes_total", "Response body bytes sent.", ["route"])
 SESSIONS = Gauge(
-    "upload_gateway_sessions", "Publishing sessions by state, as of the last sweep.", ["state"]
+    "upload_gateway_sessions",
+    "Publishing sessions holding their release (state=open: open, processing or error), as of "
+    "the last sweep.",
+    ["state"],
 )
 READY = Gauge("upload_gateway_ready", "1 when this replica's last readiness check passed, else 0.")
 UPLOADS_IN_FLIGHT = Gauge(

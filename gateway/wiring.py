@@ -74,7 +74,7 @@ def wire(
     )
     publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
     sessions.before_expiry = audit.session_expired  # recorded before the expiry is
-    sweeper = Sweeper(sessions, files, publisher)
+    sweeper = Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval)
     files.audit = worker.audit = sweeper.audit = audit
     return Core(
         names=names,

@@ -116,6 +116,18 @@ async def check_bucket(client: S3Client, bucket: str, prefix: str) -> list[str]:
         elif upload.status == FileState.COMPLETED:
             problems.append(f"{where}: completed without committed bytes")
 
+    indexed = "sweep/indexed.json" in found.objects
+    due = {key.rsplit("/", 1)[1] for key in found.objects if key.startswith("due/")}
+    for sid, session in sessions.items():
+        # A session written since the due index exists always has an entry (it is written
+        # before the record and replaced before it is dropped), or no sweep would ever see it.
+        if (indexed or session.files is not None) and sid not in due:
+            problems.append(f"sessions/{sid}.json: no due/ entry, never swept")
+        for fid, summary in (session.files or {}).items():
+            # The summary follows its file record (written after it): it may lag, never lead.
+            upload = files.get((sid, fid))
+            if upload is not None and upload.revision < summary.revision:
+                problems.append(f"sessions/{sid}.json: summary of {fid} ahead of its record")
     for sid, session in sessions.items():
         if session.publish is not None:
             names = {u.filename for (s, _), u in files.items() if s == sid}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from gateway.mechanisms.presigned import PartUrl
 from gateway.protocol import models
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.sessions import clock
-from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
 
 
 def upload_json(
@@ -29,7 +30,7 @@ def upload_json(
 
 def session_body(
     session: PublishingSession,
-    files: dict[str, FileUpload],
+    files: Mapping[str, FileSummary | FileUpload],
     urls: Urls,
     mechanisms: list[str],
 ) -> models.SessionResponse:

@@ -85,7 +85,7 @@ async def _render(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     svc = services(request)
-    files = svc.sessions.visible_files(await svc.sessions.files(session.id))
+    files = await svc.sessions.listed_files(session)
     body = session_body(session, files, svc.urls, svc.mechanisms)
     return upload_json(body, status=status, headers=headers)
 

@@ -91,6 +91,7 @@ class Journals:
         expired = lapsed(self.holder)
         try:
             await self.record(sid, attempt, lambda journal: journal.hold(expired))
+            await self._sessions.wake_at(sid, clock.now())  # not when the lease would have run out
             log.info("publish.handed_over", session=sid[:8])
         except Exception:  # the lease then simply runs out; nothing is lost
             log.exception("publish.hand_over_failed", session=sid[:8])

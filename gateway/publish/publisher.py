@@ -80,9 +80,8 @@ class Publisher:
             await self.resume_lapsed(session)
             return await self._sessions.get(session.id)
         require(session, SessionEvent.PUBLISH_NOW)
-        uploads = list(
-            self._sessions.visible_files(await self._sessions.files(session.id)).values()
-        )
+        everything = await self._sessions.files(session.id)
+        uploads = list(self._sessions.visible_files(everything).values())
         require_completed(uploads)
         listing = await self._listing_if_up(session.name)
         if listing is not None:
@@ -98,14 +97,14 @@ class Publisher:
             credential="caller" if principal.backend_credentials else "service",
         )
         try:
-            session = await self._sessions.start_publish(session.id, journal)
+            session = await self._sessions.start_publish(session.id, journal, everything)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
         worker = self._worker.start(
-            session.id, journal.attempt, listing, principal.backend_credentials
+            session.id, journal.attempt, listing, principal.backend_credentials, uploads
         )
         done, _ = await asyncio.wait({worker}, timeout=self._settings.sync_wait)
         if not done:

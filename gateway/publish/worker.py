@@ -88,22 +88,30 @@ class PublishWorker:
         attempt: str,
         listing: Listing | None = None,
         credentials: Credentials | None = None,
+        uploads: list[FileUpload] | None = None,
     ) -> asyncio.Task[None]:
-        """Work on publish ``attempt`` in the background; ``listing`` is the index's, when the
-        caller just read it; ``credentials`` a pass-through caller's, kept in memory only."""
+        """Work on publish ``attempt`` in the background; ``listing`` is the index's and
+        ``uploads`` the session's file records, when the caller just read them;
+        ``credentials`` a pass-through caller's, kept in memory only."""
         if credentials is not None:
             self._caller_credentials[attempt] = credentials
-        task = asyncio.create_task(self._work(sid, attempt, listing))
+        task = asyncio.create_task(self._work(sid, attempt, listing, uploads))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _work(self, sid: str, attempt: str, listing: Listing | None) -> None:
+    async def _work(
+        self,
+        sid: str,
+        attempt: str,
+        listing: Listing | None,
+        uploads: list[FileUpload] | None = None,
+    ) -> None:
         heartbeat = asyncio.create_task(self._journals.keep(sid, attempt))
         started = time.perf_counter()
         outcome = "error"
         try:
-            await self._replay(sid, attempt, listing)
+            await self._replay(sid, attempt, listing, uploads)
             outcome = "published"
         except asyncio.CancelledError:
             outcome = "handed-over"
@@ -142,10 +150,18 @@ class PublishWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
-    async def _replay(self, sid: str, attempt: str, listing: Listing | None) -> None:
+    async def _replay(
+        self,
+        sid: str,
+        attempt: str,
+        listing: Listing | None,
+        known: list[FileUpload] | None = None,
+    ) -> None:
         session = await self._sessions.get(sid)
         journal = _journal(session, attempt)
-        uploads = {u.id: u for u in await self._sessions.files(sid)}
+        # The publish request's own reads when it starts the run (nothing can change a file
+        # once the journal is open), fresh ones when a run resumes.
+        uploads = {u.id: u for u in (known or await self._sessions.files(sid))}
         ordered = [uploads[fid] for fid in journal.order]
         # One listing per run, not per file (pypiserver re-hashes every file of the project on
         # each listing): the publish request's own when it starts the run, a fresh one when a
@@ -160,10 +176,7 @@ class PublishWorker:
                 current.new_project = new_project
 
             await self._journals.record(sid, attempt, remember)
-        for upload in ordered:
-            if upload.filename not in journal.confirmed:
-                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
-                journal = await self._journals.confirm(sid, attempt, upload.filename)
+        await self._put_all(session, attempt, ordered, listing, journal.confirmed)
         listing = await self._backend.published_files(session.name)
         missing = {
             u.filename: "not listed by the index with the expected sha256 after upload"
@@ -178,6 +191,37 @@ class PublishWorker:
                 missing,
             )
         await self._succeed(session, attempt, ordered)
+
+    async def _put_all(
+        self,
+        session: PublishingSession,
+        attempt: str,
+        ordered: list[FileUpload],
+        listing: Listing,
+        confirmed: list[str],
+    ) -> None:
+        """Upload in ``ordered`` order (wheels first, the sdist last), one at a time. Each
+        file's journal entry is written while the next one uploads: a crash that loses an
+        entry costs nothing, since a resumed run finds that file on the index with its
+        sha256 and counts it as done."""
+        journaling: asyncio.Task[PublishJournal] | None = None
+        try:
+            for upload in ordered:
+                if upload.filename in confirmed:
+                    continue
+                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
+                if journaling is not None:
+                    await journaling  # one journal write at a time, in order
+                journaling = asyncio.create_task(
+                    self._journals.confirm(session.id, attempt, upload.filename)
+                )
+        except BaseException:
+            if journaling is not None:
+                with contextlib.suppress(Exception):
+                    await journaling
+            raise
+        if journaling is not None:
+            await journaling
 
     async def _list_patiently(self, project: str) -> Listing:
         retries = self._settings.retries
@@ -338,20 +382,31 @@ class PublishWorker:
         for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
 
         notice = f"Publishing failed: {failure.reason}"
+        uploads = self._sessions.visible_files(await self._sessions.files(sid))
+        # A deferred publish ends in `error`: its files say why before the session does, so
+        # whoever sees `error` in the status sees the files' notices with it.
+        current = await self._sessions.find(sid)
+        asked = None if current is None else current.publish  # who asked, for the audit journal
+        noted = current is not None and current.status == SessionState.PROCESSING
+        if noted:
+            await self._notice_files(sid, uploads, failure)
         try:
-            asked = (await self._sessions.get(sid)).publish  # who asked, for the audit journal
             session = await self._journals.finish(sid, attempt, False, [notice])
         except (RecordChanged, RecordMissing, DomainError):
             return
         by = asked.published_by if asked is not None else GATEWAY.id
         await self.audit.publish_failed(session, by, failure.reason)
-        uploads = self._sessions.visible_files(await self._sessions.files(sid))
-        if session.status == SessionState.ERROR:
-            for filename, text in failure.files.items():
-                if filename in uploads:
-                    await self._add_file_notice(sid, uploads[filename].id, text)
+        if session.status == SessionState.ERROR and not noted:  # deferred meanwhile
+            await self._notice_files(sid, uploads, failure)
         await self._sessions.release_filenames(session.name, list(uploads), sid)
         log.warning("publish.failed", session=sid[:8], reason=failure.reason)
+
+    async def _notice_files(
+        self, sid: str, uploads: dict[str, FileUpload], failure: PublishFailed
+    ) -> None:
+        for filename, text in failure.files.items():
+            if filename in uploads:
+                await self._add_file_notice(sid, uploads[filename].id, text)
 
     async def resume_lapsed(self, session: PublishingSession) -> None:
         """Take over a publish whose worker stopped renewing its lease (crash, restart)."""

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
@@ -97,10 +97,13 @@ class FileService:
         await self._prepare_transfer(upload)
         await self._records.create(upload)
         try:
-            await self._claim_filename(session.id, upload)
+            await self._claim_filename(session, upload)
         except BaseException:
             await self._records.forget(session.id, upload.id)
             raise
+        # Summarised last: a crash before leaves an upload the status does not show yet, and
+        # whoever next meets it (a retried create, through its filename claim) announces it.
+        await self._records.announce(upload)
         log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
         return upload
 
@@ -149,7 +152,7 @@ class FileService:
             )
 
     async def _refuse_too_many(self, session: PublishingSession) -> None:
-        live = self._sessions.visible_files(await self._sessions.files(session.id))
+        live = await self._sessions.listed_files(session)
         if len(live) >= self._uploads.max_files_per_session:
             raise conflict(
                 "too-many-files",
@@ -157,13 +160,16 @@ class FileService:
                 "filename",
             )
 
-    async def _claim_filename(self, sid: str, upload: FileUpload) -> None:
+    async def _claim_filename(self, session: PublishingSession, upload: FileUpload) -> None:
         """One upload owns a filename at a time: pending/processing/error ones block a new
         upload (R-F7), a completed one is replaced by it."""
+        sid = session.id
         replaced: list[FileUpload] = []
 
         async def may_replace(holder: str) -> bool:
             previous = await self.find(sid, holder)
+            if previous is not None:
+                await self._sessions.check_summary(session, previous)
             if previous is not None and previous.status in (
                 FileState.PENDING,
                 FileState.PROCESSING,
@@ -194,6 +200,15 @@ class FileService:
             raise not_found("file upload session")
         return upload
 
+    async def _current(self, session: PublishingSession, fid: str) -> FileUpload:
+        """The upload, its summary in ``session`` repaired if a crash left it behind."""
+        upload = await self.find(session.id, fid)
+        if upload is None:
+            await self._sessions.forget_file(session, fid)
+            raise not_found("file upload session")
+        await self._sessions.check_summary(session, upload)
+        return upload
+
     # -- bytes -------------------------------------------------------------------------
 
     async def receive(
@@ -205,7 +220,7 @@ class FileService:
     ) -> FileUpload:
         """Run ``http-post-bytes``: the latest POST wins; a repeated one replaces the bytes."""
         require(session, SessionEvent.EDIT_FILES)
-        upload = await self.get(session.id, fid)
+        upload = await self._current(session, fid)
         require_mechanism(upload, HTTP_POST_BYTES)
         allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
@@ -293,7 +308,8 @@ class FileService:
     async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
         """Make ``upload`` the one holding its filename in the session, replacing a completed
         upload of that name (409 while another is pending, processing or in error)."""
-        await self._claim_filename(session.id, upload)
+        await self._claim_filename(session, upload)
+        await self._records.announce(upload)
 
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str
@@ -360,7 +376,7 @@ class FileService:
         self, session: PublishingSession, fid: str, document: bytes
     ) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
-        allow(await self.get(session.id, fid), FileEvent.ATTACH_ATTESTATIONS)
+        allow(await self._current(session, fid), FileEvent.ATTACH_ATTESTATIONS)
         await self._blobs.put(
             keys.attestations(session.id, fid), document, content_type="application/json"
         )
@@ -376,15 +392,16 @@ class FileService:
         """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
         background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
-        upload = await self.get(session.id, fid)
+        upload = await self._current(session, fid)
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._uploads.defer_validation_above:
+            deadline = granted(None, PROCESSING_LEASE).until
+            assert deadline is not None
+            # The sweep looks in when the deadline passes, in case this process dies.
+            await self._sessions.wake_at(session.id, deadline)
             upload = await self._records.transition(
-                session.id,
-                fid,
-                FileEvent.COMPLETE_DEFERRED,
-                processing_deadline=granted(None, PROCESSING_LEASE).until,
+                session.id, fid, FileEvent.COMPLETE_DEFERRED, processing_deadline=deadline
             )
             self._spawn(self._validate_in_background(session, fid))
             return upload, False
@@ -434,16 +451,24 @@ class FileService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def resume_overdue(self, session: PublishingSession) -> None:
-        """Re-run deferred validations whose worker vanished (crash, restart, scale-down)."""
+    async def resume_overdue(self, session: PublishingSession) -> datetime | None:
+        """Re-run deferred validations whose worker vanished (crash, restart, scale-down);
+        the earliest deadline of those still under way (when to look again)."""
+        deadlines: list[datetime] = []
         for upload in await self._sessions.files(session.id):
-            if upload.status == FileState.PROCESSING:
-                try:
-                    lease = granted(None, PROCESSING_LEASE)
-                    await self._records.take_over_processing(session.id, upload.id, lease)
-                except RecordChanged:
-                    continue  # not overdue, or another replica took it
-                self._spawn(self._validate_in_background(session, upload.id))
+            if upload.status != FileState.PROCESSING:
+                continue
+            lease = granted(None, PROCESSING_LEASE)
+            try:
+                await self._records.take_over_processing(session.id, upload.id, lease)
+            except RecordChanged:
+                # Not overdue, or another replica took it.
+                deadlines += [upload.processing_deadline] if upload.processing_deadline else []
+                continue
+            assert lease.until is not None
+            deadlines.append(lease.until)
+            self._spawn(self._validate_in_background(session, upload.id))
+        return min(deadlines, default=None)
 
     async def _validate(self, session: PublishingSession, upload: FileUpload) -> StoredMetadata:
         """Size, every declared hash, then the archive's own metadata (R-F10)."""
@@ -492,7 +517,7 @@ class FileService:
 
     async def delete(self, session: PublishingSession, fid: str) -> None:
         require(session, SessionEvent.EDIT_FILES)
-        await self.get(session.id, fid)
+        await self._current(session, fid)
         await self._discard(session.id, fid, FileEvent.DELETE)
 
     async def _discard(self, sid: str, fid: str, event: FileEvent) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
 from packaging.version import InvalidVersion, Version
@@ -18,6 +18,8 @@ from gateway.sessions.errors import DomainError, Kind, conflict, contention, inv
 from gateway.sessions.lease import Lease
 from gateway.sessions.records import (
     CreationPath,
+    DueIndexed,
+    FileSummary,
     FileUpload,
     PublishingSession,
     PublishJournal,
@@ -93,6 +95,9 @@ class SessionService:
         self._sessions = Records(records, PublishingSession)
         self._pointers = Records(records, ReleasePointer)
         self._uploads = uploads or UploadRecords(records)
+        self._uploads.summarise_into(self.note_file)
+        self._due = Records(records, ReleasePointer)
+        self._indexed = Records(records, DueIndexed)
         self._blobs = blobs
         self._settings = settings
         self._names = names
@@ -115,7 +120,10 @@ class SessionService:
             expires_at=created + timedelta(seconds=self._settings.lifetime),
             created_by=creator,
             created_via=via,
+            files={},
         )
+        # The sweep's entry exists before the record, so no session is ever left unswept.
+        await self.wake_at(session.id, session.expires_at)
         # The record exists before the pointer, so a pointer whose session is missing can only
         # be left over from a crash and may be taken over.
         await self._sessions.create(keys.session(session.id), session)
@@ -194,8 +202,68 @@ class SessionService:
         return session
 
     async def files(self, sid: str) -> list[FileUpload]:
-        """Every file upload of the session, canceled ones included, oldest first."""
+        """Every file upload of the session, canceled ones included, oldest first: one read
+        per file, for the work that handles every file anyway (publish, settle, stage)."""
         return await self._uploads.of_session(sid)
+
+    async def listed_files(self, session: PublishingSession) -> dict[str, FileSummary]:
+        """The session's ``files`` mapping from its summary: no read per file (R-W9)."""
+        summaries = session.files
+        if summaries is None:
+            summaries = await self._summarise_all(session.id)
+        ordered = sorted(summaries.values(), key=lambda summary: summary.created_at)
+        return {s.filename: s for s in ordered if s.status != FileState.CANCELED}
+
+    async def _summarise_all(self, sid: str) -> dict[str, FileSummary]:
+        """Migrate a record written before summaries: summarise its file records, once."""
+        summaries = {u.id: u.summary() for u in await self.files(sid)}
+
+        def fill(session: PublishingSession) -> PublishingSession | None:
+            if session.files is not None:
+                return None  # filled meanwhile
+            session.files = summaries
+            return session
+
+        with contextlib.suppress(RecordMissing):
+            await self._sessions.update(keys.session(sid), fill)
+        return summaries
+
+    async def note_file(self, upload: FileUpload) -> None:
+        """Keep the session's summary of ``upload`` up to date; a summary older than the
+        one stored is dropped (changes of one file may be summarised out of order)."""
+
+        def note(session: PublishingSession) -> PublishingSession | None:
+            if session.files is None:
+                return None  # not summarised yet: the first read summarises the file records
+            stored = session.files.get(upload.id)
+            if stored is not None and stored.revision >= upload.revision:
+                return None
+            session.files[upload.id] = upload.summary()
+            return session
+
+        with contextlib.suppress(RecordMissing):
+            await self._sessions.update(keys.session(upload.session_id), note)
+
+    async def forget_file(self, session: PublishingSession, fid: str) -> None:
+        """Drop the summary of a file whose record is gone (a create that failed after it
+        was summarised): found when a request on it meets no record."""
+        if session.files is None or fid not in session.files:
+            return
+
+        def forget(current: PublishingSession) -> PublishingSession | None:
+            if current.files is None or current.files.pop(fid, None) is None:
+                return None
+            return current
+
+        with contextlib.suppress(RecordMissing):
+            await self._sessions.update(keys.session(session.id), forget)
+
+    async def check_summary(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Repair the summary of ``upload`` when a crash between writing the file record and
+        its summary left it behind (the request that finds it converges it)."""
+        stored = None if session.files is None else session.files.get(upload.id)
+        if session.files is not None and (stored is None or stored.revision < upload.revision):
+            await self.note_file(upload)
 
     @staticmethod
     def visible_files(uploads: list[FileUpload]) -> dict[str, FileUpload]:
@@ -210,7 +278,11 @@ class SessionService:
             )
             return session
 
-        return await self._update(sid, extend)
+        session = await self._update(sid, extend)
+        # The entry of the earlier expiry stays until the sweep visits it and finds the
+        # session not due: it then keeps only the next visit.
+        await self.wake_at(sid, session.expires_at)
+        return session
 
     async def cancel(self, sid: str) -> PublishingSession:
         return await self._end(sid, SessionEvent.CANCEL, None)
@@ -226,6 +298,7 @@ class SessionService:
             return session
 
         session = await self._update(sid, end)
+        await self.wake_at(sid, clock.now())  # the sweep purges again, then keeps it retained
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
         return await self.settle(session)
 
@@ -236,9 +309,10 @@ class SessionService:
         assert is_terminal(session.status)
         await self._release(session)
         await self._names.release(session.name, session.id)
-        # Left behind only when a failing publish could not release them (R-P8).
-        filenames = [upload.filename for upload in await self.files(session.id)]
-        await self.release_filenames(session.name, filenames, session.id)
+        if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
+            # Left behind only when a failing publish could not release them (R-P8).
+            filenames = [upload.filename for upload in await self.files(session.id)]
+            await self.release_filenames(session.name, filenames, session.id)
         await self._blobs.purge(keys.session_data(session.id))
 
         def settled(current: PublishingSession) -> PublishingSession:
@@ -268,6 +342,82 @@ class SessionService:
         except RecordMissing:
             raise not_found("session") from None
 
+    # -- the sweep's index: when each session is next due (``due/{time}/{sid}``) -------------
+
+    async def wake_at(self, sid: str, when: datetime) -> None:
+        """Have the sweep visit the session at ``when`` (an entry more is harmless: a visit
+        that finds nothing due keeps only the session's next one)."""
+        with contextlib.suppress(RecordExists):
+            await self._due.create(keys.due(when, sid), ReleasePointer(session_id=sid))
+
+    async def due(self, now: datetime) -> list[tuple[str, str]]:
+        """(entry key, session id) of every visit due by ``now``, oldest first: one listing
+        request per thousand due entries, none for the sessions that are not due."""
+        found: list[tuple[str, str]] = []
+        async for key in self._due.keys(keys.DUE):
+            parts = keys.due_parts(key)
+            if parts is None:
+                continue
+            if parts[0] > now:
+                break  # the keys sort by time: everything after is later
+            found.append((key, parts[1]))
+        return found
+
+    async def visited(self, key: str, sid: str, following: datetime | None) -> None:
+        """Done with due entry ``key``: schedule the session's ``following`` visit (None: the
+        session is gone), then drop the entry (in this order, so a crash never leaves a
+        session without an entry)."""
+        if following is not None:
+            await self.wake_at(sid, following)
+            if keys.due(following, sid) == key:
+                return
+        await self._due.delete(key)
+
+    def next_visit(
+        self, session: PublishingSession, deadline: datetime | None = None
+    ) -> datetime | None:
+        """When the sweep must next look at ``session``: its expiry, when its publish lease
+        or a validation ``deadline`` runs out, once ended to settle and purge it, and at the
+        end of its retention to forget it."""
+        now = clock.now()
+        if is_terminal(session.status):
+            if not session.settled or session.ended_at is None:
+                return now
+            return session.ended_at + timedelta(seconds=self._settings.retention)
+        moments = [session.expires_at]
+        if session.publish is not None:
+            moments.append(session.publish.lease_until)
+        if deadline is not None:
+            moments.append(deadline)
+        return max(min(moments), now)
+
+    async def live_count(self) -> int:
+        """Sessions holding their release (open, processing or error): one listing request
+        per thousand."""
+        return len([key async for key in self._pointers.keys(keys.LIVE)])
+
+    async def is_indexed(self) -> bool:
+        return await self._indexed.load(keys.DUE_INDEXED) is not None
+
+    async def index_all(self, next_visit: Callable[[PublishingSession], datetime | None]) -> int:
+        """Give every session an entry, for sessions written before the index existed; then
+        mark the bucket indexed, so this full scan runs once. The number indexed."""
+        count = 0
+        async for sid in self.session_ids():
+            try:
+                session = await self._sessions.load(keys.session(sid))
+            except ValueError:  # unreadable: its visit logs why, as every sweep used to
+                log.exception("sweep.unreadable_session", session=sid[:8])
+                await self.wake_at(sid, clock.now())
+                continue
+            when = None if session is None else next_visit(session)
+            if when is not None:
+                await self.wake_at(sid, when)
+                count += 1
+        with contextlib.suppress(RecordExists):
+            await self._indexed.create(keys.DUE_INDEXED, DueIndexed(since=clock.now()))
+        return count
+
     async def session_ids(self) -> AsyncIterator[str]:
         async for key in self._sessions.keys(keys.SESSIONS, delimiter="/"):
             if keys.is_session_record(key):
@@ -290,12 +440,21 @@ class SessionService:
 
     # -- the publish journal: written here, on behalf of the publish worker holding it ----
 
-    async def start_publish(self, sid: str, journal: PublishJournal) -> PublishingSession:
+    async def start_publish(
+        self, sid: str, journal: PublishJournal, uploads: list[FileUpload] | None = None
+    ) -> PublishingSession:
+        """Open the journal; ``uploads`` (the file records just read) also bring the summary
+        up to date in the same write, whatever a crash may have left behind."""
+
         def start(session: PublishingSession) -> PublishingSession:
             _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
             session.publish = journal
+            if uploads is not None and session.files is not None:
+                session.files = _summaries_as_read(session.files, uploads)
             return session
 
+        # Visited when the lease would lapse: a publish whose worker died is resumed.
+        await self.wake_at(sid, journal.lease_until)
         return await self._update(sid, start)
 
     async def defer_publish(self, sid: str, attempt: str) -> PublishingSession:
@@ -333,7 +492,9 @@ class SessionService:
                 session.status = next_session_state(session.status, SessionEvent.PUBLISH_DEFERRED)
             return session
 
-        return await self._update(sid, take_over)
+        session = await self._update(sid, take_over)
+        await self.wake_at(sid, lease.until or clock.now())
+        return session
 
     async def finish_publish(
         self, sid: str, attempt: str, holder: str, succeeded: bool, notices: list[str]
@@ -355,7 +516,26 @@ class SessionService:
                 session.notices.extend(notices)
             return session
 
-        return await self._update(sid, finish)
+        session = await self._update(sid, finish)
+        if is_terminal(session.status):
+            await self.wake_at(sid, clock.now())  # settle, then keep it for its retention
+        return session
+
+
+def _summaries_as_read(
+    stored: dict[str, FileSummary], uploads: list[FileUpload]
+) -> dict[str, FileSummary]:
+    """The summaries of ``uploads`` (file records just read); a conflict when the stored
+    summary knows of a change made since they were read (a file added, deleted, completed)."""
+    read = {upload.id: upload.summary() for upload in uploads}
+    for fid, summary in stored.items():
+        if fid not in read or summary.revision > read[fid].revision:
+            raise conflict(
+                "files-changed",
+                "A file of the session changed while the publish started: publish again.",
+                source="files",
+            )
+    return read
 
 
 def _journal(session: PublishingSession, attempt: str) -> PublishJournal:

@@ -1,10 +1,17 @@
-"""The periodic sweep every replica runs: expiry, purge, retention, stalled work.
+"""The periodic sweep: expiry, purge, retention, stalled work.
 
-Every change it makes is a compare-and-swap, so replicas sweeping at once never conflict.
+It costs what is due, not what is kept (R-W9): the session owner keeps an entry under
+``due/{time}/{sid}`` for the next moment each session needs a look (its expiry, a publish
+lease or a deferred validation that may lapse, the end of its retention), and a sweep lists
+only the entries whose time has come. One replica sweeps at a time, the one holding the
+sweep lease; every change is still a compare-and-swap, so a replica whose lease lapsed
+mid-sweep never conflicts with the next holder.
 """
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway import metrics
@@ -12,10 +19,13 @@ from gateway.logs import log
 from gateway.services.audit import NO_AUDIT
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
+from gateway.sessions import clock
 from gateway.sessions.errors import DomainError
-from gateway.sessions.records import PublishingSession
-from gateway.sessions.states import SessionState, is_terminal
-from gateway.store.records import RecordChanged, RecordMissing
+from gateway.sessions.records import PublishingSession, SweepLease
+from gateway.sessions.states import is_terminal
+from gateway.store import keys
+from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.typed import ClaimContention, Records
 
 
 class LapsedPublishes(Protocol):
@@ -25,36 +35,71 @@ class LapsedPublishes(Protocol):
 
 
 class Sweeper:
-    def __init__(self, sessions: SessionService, files: FileService, publisher: LapsedPublishes):
+    def __init__(
+        self,
+        sessions: SessionService,
+        files: FileService,
+        publisher: LapsedPublishes,
+        records: JsonRecords,
+        interval: int = 60,
+    ):
         self._sessions = sessions
         self._files = files
         self._publisher = publisher
+        self._lease = Records(records, SweepLease)  # its one writer: the sweepers
+        self.holder = secrets.token_hex(8)
+        # Held across a few sweeps, renewed by each: another replica takes over only when
+        # the holder stopped sweeping.
+        self._hold_for = timedelta(seconds=3 * interval)
         self.audit = NO_AUDIT  # set by the application
 
-    async def sweep(self) -> None:
-        counts = dict.fromkeys(SessionState, 0)
-        async for sid in self._sessions.session_ids():
+    async def sweep(self) -> bool:
+        """Visit what is due, if this replica holds the sweep lease (False: another does).
+        Every replica reports the sessions holding their release, so that the gauge's
+        ``max`` across replicas is current whichever replica sweeps."""
+        held = await self._hold()
+        if held:
+            await self._visit_due()
+            await self.audit.expire()  # audit days past retention
+        metrics.SESSIONS.labels("open").set(await self._sessions.live_count())
+        return held
+
+    async def _visit_due(self) -> None:
+        if not await self._sessions.is_indexed():  # one read; a full scan only once
+            count = await self._sessions.index_all(self._sessions.next_visit)
+            log.info("sweep.indexed", sessions=count)
+        for key, sid in await self._sessions.due(clock.now()):
             try:
-                state = await self._sweep_session(sid)
+                following = await self._visit(sid)
+                await self._sessions.visited(key, sid, following)
             except (RecordChanged, RecordMissing, DomainError):
-                continue  # another replica or a request got there first
+                continue  # a request got there first; the entry stays for the next sweep
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])
-                continue
-            if state is not None:
-                counts[state] += 1
-        for state, count in counts.items():
-            metrics.SESSIONS.labels(state.value).set(count)
-        await self.audit.expire()  # audit days past retention
 
-    async def _sweep_session(self, sid: str) -> SessionState | None:
+    async def _hold(self) -> bool:
+        """Take or renew the sweep lease: one create, or a read and a conditional replace."""
+        lease = SweepLease(holder=self.holder, until=clock.now() + self._hold_for)
+
+        async def may_take(held: SweepLease) -> bool:
+            return held.lease.may_be_taken_by(self.holder)
+
+        try:
+            return await self._lease.claim(keys.SWEEP_LEASE, lease, may_take) is None
+        except ClaimContention:
+            return False
+
+    async def _visit(self, sid: str) -> datetime | None:
+        """Do what the session needs now; when it next needs a look (None: it is gone)."""
         session = await self._sessions.find(sid)  # expires it when its time is up
         if session is None:
             return None
+        deadline = None
         if is_terminal(session.status):
             await self._sessions.tidy(session)
         elif session.publish is not None:
             await self._publisher.resume_lapsed(session)
         else:
-            await self._files.resume_overdue(session)
-        return session.status
+            deadline = await self._files.resume_overdue(session)
+        session = await self._sessions.find(sid)
+        return None if session is None else self._sessions.next_visit(session, deadline)

@@ -20,12 +20,27 @@ from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records
 
 FileChange = Callable[[FileUpload], FileUpload | None]
+Summarise = Callable[[FileUpload], Awaitable[None]]
+
+
+async def _no_summary(upload: FileUpload) -> None:
+    pass
 
 
 class UploadRecords:
     def __init__(self, records: JsonRecords):
         self._uploads = Records(records, FileUpload)
         self._claims = Records(records, FileClaim)
+        self._summarise: Summarise = _no_summary
+
+    def summarise_into(self, summarise: Summarise) -> None:
+        """Tell the session's owner of every change of a file's status or notices (after it
+        is stored: the file record is the truth, the session's summary follows it)."""
+        self._summarise = summarise
+
+    async def announce(self, upload: FileUpload) -> None:
+        """Show ``upload`` in its session's summary (a new one, or one found out of date)."""
+        await self._summarise(upload)
 
     # -- read --------------------------------------------------------------------------
 
@@ -77,9 +92,28 @@ class UploadRecords:
     async def _change(self, sid: str, fid: str, change: FileChange) -> FileUpload:
         """Any change to the record; :class:`DomainError` not-found when it is gone."""
         try:
-            return await self._uploads.update(keys.file_upload(sid, fid), change)
+            return await self._update(sid, fid, change)
         except RecordMissing:
             raise not_found("file upload session") from None
+
+    async def _update(self, sid: str, fid: str, change: FileChange) -> FileUpload:
+        """Change the record; when its status or notices changed, count a revision and pass
+        the summary on once stored."""
+        shown: list[bool] = [False]
+
+        def counted(upload: FileUpload) -> FileUpload | None:
+            before = (upload.status, len(upload.notices))
+            changed = change(upload)
+            shown[0] = changed is not None and (changed.status, len(changed.notices)) != before
+            if shown[0]:
+                assert changed is not None
+                changed.revision += 1
+            return changed
+
+        upload = await self._uploads.update(keys.file_upload(sid, fid), counted)
+        if shown[0]:
+            await self._summarise(upload)
+        return upload
 
     async def transition(
         self,
@@ -150,7 +184,7 @@ class UploadRecords:
             return upload
 
         with contextlib.suppress(RecordMissing):
-            await self._uploads.update(keys.file_upload(sid, fid), notice)
+            await self._update(sid, fid, notice)
 
     # -- resumable appends: the writer lease ---------------------------------------------
 

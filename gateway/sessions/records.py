@@ -74,6 +74,37 @@ class PublishJournal(Record):
         self.owner, self.lease_until = lease.holder, lease.until
 
 
+class FileSummary(Record):
+    """What a session's status shows of one file upload, kept in the session record so a
+    status read costs one GET whatever the number of files (R-W9). The file record stays the
+    truth: ``revision`` orders the summaries of its changes, so a late one never wins."""
+
+    id: str
+    filename: str
+    status: FileState
+    created_at: datetime
+    notices: list[str] = Field(default_factory=list)
+    revision: int = 0
+
+
+class SweepLease(Record):
+    """The one replica sweeping right now (``sweep/lease.json``)."""
+
+    holder: str
+    until: datetime
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.holder, self.until)
+
+
+class DueIndexed(Record):
+    """Marks that every session of the bucket has an entry under ``due/`` (written once, by
+    the sweep that indexed sessions created before the index existed)."""
+
+    since: datetime
+
+
 class PublishingSession(Record):
     id: str = Field(description="Also the session-token and the stage capability.")
     name: str = Field(description="Normalized project name.")
@@ -95,6 +126,11 @@ class PublishingSession(Record):
     )
     notices: list[str] = Field(default_factory=list)
     publish: PublishJournal | None = None
+    files: dict[str, FileSummary] | None = Field(
+        None,
+        description="File id -> summary, oldest first, canceled ones kept as tombstones. None "
+        "in a record written before summaries existed: filled from the file records on read.",
+    )
 
 
 class CommittedBytes(Record):
@@ -172,6 +208,17 @@ class FileUpload(Record):
     )
     resumable: ResumableProgress | None = None
     presigned: PresignedUpload | None = None
+    revision: int = Field(0, description="Counts changes of status or notices (the summary's).")
+
+    def summary(self) -> FileSummary:
+        return FileSummary(
+            id=self.id,
+            filename=self.filename,
+            status=self.status,
+            created_at=self.created_at,
+            notices=list(self.notices),
+            revision=self.revision,
+        )
 
     @property
     def processing_lease(self) -> Lease:

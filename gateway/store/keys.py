@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_version
 
 SESSIONS = "sessions/"
+LIVE = "live/"
 
 
 def session(session_id: str) -> str:
@@ -68,7 +70,7 @@ def live_release(name: str, version: str) -> str:
 
     Keyed by the canonical version, so ``2.0`` and ``2.0.0`` (equal under PEP 440) collide.
     """
-    return f"live/{name}/{canonicalize_version(version)}.json"
+    return f"{LIVE}{name}/{canonicalize_version(version)}.json"
 
 
 def open_sessions(principal: str) -> str:
@@ -78,6 +80,28 @@ def open_sessions(principal: str) -> str:
 
 def open_session(principal: str, session_id: str) -> str:
     return f"{open_sessions(principal)}{session_id}.json"
+
+
+DUE = "due/"
+SWEEP_LEASE = "sweep/lease.json"
+DUE_INDEXED = "sweep/indexed.json"
+_DUE_FORMAT = "%Y%m%d%H%M%S"
+
+
+def due(when: datetime, session_id: str) -> str:
+    """A session the sweep must visit at ``when`` (UTC): the keys sort by time, so a sweep
+    lists only what is due, not every session kept (R-W9)."""
+    return f"{DUE}{when.astimezone(UTC).strftime(_DUE_FORMAT)}/{session_id}"
+
+
+def due_parts(key: str) -> tuple[datetime, str] | None:
+    """(when, session id) of a ``due/`` key, None for anything else."""
+    stamp, _, session_id = key[len(DUE) :].partition("/")
+    try:
+        when = datetime.strptime(stamp, _DUE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return when, session_id
 
 
 def is_session_record(key: str) -> bool:

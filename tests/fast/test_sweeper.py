@@ -40,10 +40,13 @@ async def test_a_stalled_validation_is_resumed(
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     upload = await stack.files.create(session, file_request(wheel))
     await stack.files.receive(session, upload.id, chunks(wheel.read_bytes()), None)
-    # As if a replica accepted the completion and died before validating.
+    # As if a replica accepted the completion and died before validating: a deferred
+    # completion asks the sweep to look in at its deadline before it marks the file.
+    deadline = clock.now() - timedelta(minutes=1)
+    await stack.sessions.wake_at(session.id, deadline)
     await stack.records.update(
         keys.file_upload(session.id, upload.id),
-        lambda d: {**d, "status": "processing", "processing_deadline": "2000-01-01T00:00:00Z"},
+        lambda d: {**d, "status": "processing", "processing_deadline": clock.rfc3339(deadline)},
     )
     await stack.sweeper.sweep()
     await stack.settle()

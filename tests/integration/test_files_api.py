@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
+from gateway.sessions import clock
 from gateway.settings import Settings
 from gateway.store import keys
 from tests.conftest import ALICE, BOB
@@ -477,8 +479,11 @@ async def test_stalled_deferred_completion_is_resumed_by_the_sweeper(
     file = await api.create_file(session, wheel.name, data)
     await api.send_bytes(file, data)
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
-    # As if a replica accepted the completion and died before validating.
-    await api.client.app[SERVICES].sessions._records.update(
+    # As if a replica accepted the completion and died before validating: a deferred
+    # completion asks the sweep to look in at its deadline before it marks the file.
+    sessions = api.client.app[SERVICES].sessions
+    await sessions.wake_at(session["session-token"], clock.now() - timedelta(minutes=1))
+    await sessions._records.update(
         keys.file_upload(session["session-token"], fid),
         lambda d: {**d, "status": "processing", "processing_deadline": "2000-01-01T00:00:00Z"},
     )

@@ -1,0 +1,365 @@
+"""S3 round trips per operation (R-W9): a request costs the same number of record reads and
+writes whatever the number of files already in its session, and a sweep costs what is due,
+not what the bucket keeps. Counted through a store that tallies every request it would send.
+
+The counts asserted here are the ones documented in ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.protocol.models import FileCreateRequest
+from gateway.sessions import clock
+from gateway.sessions.records import PublishingSession
+from gateway.sessions.states import FileState, SessionState
+from gateway.store import keys
+from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
+from gateway.store.records import Stored
+from tests.distributions import build_sdist, build_wheel
+from tests.fast.conftest import ALICE, Stack, build_stack, chunks, file_request, upload
+
+LIST_PAGE = 1000  # keys per ListObjectsV2 answer, as S3 pages them
+
+
+class CountingRecordStore(MemoryRecordStore):
+    """The in-memory store, counting the S3 requests each call stands for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        self.requests.clear()
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    async def create(self, key: str, data: dict[str, Any]) -> str:
+        self.requests["PUT"] += 1
+        return await super().create(key, data)
+
+    async def get(self, key: str) -> Stored | None:
+        self.requests["GET"] += 1
+        return await super().get(key)
+
+    async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
+        self.requests["PUT"] += 1
+        return await super().replace(key, data, etag)
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        self.requests["DELETE"] += 1
+        await super().delete(key, etag)
+
+    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        self.requests["LIST"] += 1
+        count = 0
+        async for key in super().keys(prefix, delimiter):
+            count += 1
+            if count > LIST_PAGE and count % LIST_PAGE == 1:
+                self.requests["LIST"] += 1  # the next page
+            yield key
+
+
+@pytest.fixture
+async def counted(stack: Stack) -> AsyncIterator[Stack]:
+    """A stack like ``stack`` (same index and settings) over a counting record store."""
+    counting = build_stack(
+        stack.settings, stack.index, stack.worker.http, CountingRecordStore(), MemoryBlobStore()
+    )
+    yield counting
+    await counting.worker.drain()
+
+
+def store(stack: Stack) -> CountingRecordStore:
+    assert isinstance(stack.records, CountingRecordStore)
+    return stack.records
+
+
+def pending_request(project: str, number: int) -> FileCreateRequest:
+    """A file upload session for a wheel whose bytes never come (enough to fill a session)."""
+    stem = project.replace("-", "_")
+    return FileCreateRequest.model_validate(
+        {
+            "meta": {"api-version": "2.0"},
+            "filename": f"{stem}-1.0-py3-none-manylinux_2_{number}_x86_64.whl",
+            "size": 1000,
+            "hashes": {"sha256": hashlib.sha256(str(number).encode()).hexdigest()},
+            "mechanism": "http-post-bytes",
+        }
+    )
+
+
+async def session_with(stack: Stack, project: str, files: int) -> PublishingSession:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    for number in range(files):
+        await stack.files.create(session, pending_request(project, number))
+    return await stack.sessions.get(session.id)
+
+
+async def status(stack: Stack, sid: str) -> int:
+    """What ``GET /upload/{sid}`` asks of the store; its request count."""
+    store(stack).reset()
+    session = await stack.sessions.get(sid)
+    await stack.sessions.listed_files(session)
+    return store(stack).total
+
+
+async def file_create(stack: Stack, sid: str, project: str, number: int) -> int:
+    store(stack).reset()
+    session = await stack.sessions.get(sid)  # the handler's read
+    await stack.files.create(session, pending_request(project, number))
+    return store(stack).total
+
+
+async def test_status_costs_one_read_whatever_the_number_of_files(
+    counted: Stack, project: str
+) -> None:  # R-W9
+    one = await session_with(counted, project, 1)
+    fifty = await session_with(counted, project + "-b", 50)
+    assert len(await counted.sessions.listed_files(fifty)) == 50
+    assert await status(counted, one.id) == await status(counted, fifty.id) == 1
+
+
+async def test_file_create_costs_the_same_with_1_or_50_files(
+    counted: Stack, project: str
+) -> None:  # R-W9
+    one = await session_with(counted, project, 1)
+    fifty = await session_with(counted, project + "-b", 50)
+    assert await file_create(counted, one.id, project, 100) == 6
+    assert await file_create(counted, fifty.id, project + "-b", 100) == 6
+    # Read session, filename reservation; write file record, filename claim; summary CAS.
+    assert store(counted).requests == Counter(GET=3, PUT=3)
+
+
+async def test_complete_and_bytes_cost_the_same_with_1_or_50_files(
+    counted: Stack, project: str, tmp_path: Path
+) -> None:  # R-W9
+    costs = []
+    for files in (1, 50):
+        name = f"{project}-{files}"
+        wheel = build_wheel(tmp_path, name, "1.0")
+        session = await session_with(counted, name, files)
+        created = await counted.files.create(session, file_request(wheel))
+        session = await counted.sessions.get(session.id)
+        store(counted).reset()
+        await counted.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+        sent = store(counted).total
+        store(counted).reset()
+        _, done = await counted.files.complete(session, created.id)
+        assert done
+        costs.append((sent, store(counted).total))
+    assert costs[0] == costs[1] == (5, 5)
+
+
+async def test_session_create_costs(counted: Stack, project: str) -> None:
+    store(counted).reset()
+    await counted.sessions.create(project, "1.0", ALICE.id)
+    # Quota markers listed; due entry, session record, live pointer, quota marker written.
+    assert store(counted).requests == Counter(LIST=1, PUT=4)
+
+
+async def test_publish_costs_a_constant_per_file(
+    counted: Stack, project: str, tmp_path: Path
+) -> None:
+    costs = []
+    for wheels in (1, 3):
+        name = f"{project}-{wheels}"
+        session, _ = await counted.sessions.create(name, "1.0", ALICE.id)
+        await upload(counted, session, build_sdist(tmp_path, name, "1.0"))
+        for number in range(wheels):
+            tag = f"py3-none-manylinux_2_{number}_x86_64"
+            await upload(counted, session, build_wheel(tmp_path, name, "1.0", tag=tag))
+        session = await counted.sessions.get(session.id)
+        store(counted).reset()
+        published = await counted.publisher.publish(session, ALICE)
+        assert published.status == SessionState.PUBLISHED
+        costs.append(store(counted).total)
+    per_file = (costs[1] - costs[0]) // 2
+    assert costs[1] - costs[0] == 2 * per_file
+    assert per_file <= 6, costs
+
+
+async def test_a_sweep_with_nothing_due_costs_what_is_due_not_what_is_kept(
+    counted: Stack, project: str
+) -> None:  # R-W9
+    await counted.sweeper.sweep()  # indexes the (empty) bucket, takes the lease
+    later = clock.now() + timedelta(days=7)
+    records = store(counted)
+    for number in range(10_000):  # retained sessions, planted directly: not due for a week
+        sid = f"retained-{number:05d}"
+        records.objects[keys.session(sid)] = (b"{}", '"planted"')
+        records.objects[keys.due(later, sid)] = (b'{"session_id": "%s"}' % sid.encode(), '"x"')
+    records.reset()
+    assert await counted.sweeper.sweep()
+    # Lease: create refused, read, replace; the index marker; one page of due/; one page of
+    # live/ for the gauge.
+    assert records.requests == Counter(PUT=2, GET=2, LIST=2)
+    assert records.total <= 10
+
+
+async def test_one_replica_sweeps_at_a_time(stack: Stack, project: str) -> None:
+    other = build_stack(stack.settings, stack.index, stack.worker.http, stack.records, stack.blobs)
+    assert await stack.sweeper.sweep()
+    assert not await other.sweeper.sweep(), "the lease is held by the first replica"
+    assert await stack.sweeper.sweep(), "its holder renews it"
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    moment = session.expires_at + timedelta(seconds=1)  # the first replica's lease lapsed too
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clock, "now", lambda: moment)
+        assert await other.sweeper.sweep(), "a lapsed lease is taken over"
+        assert not await stack.sweeper.sweep()
+        expired = await other.sessions.find(session.id)
+        assert expired is not None
+        assert expired.status == SessionState.CANCELED
+    await other.worker.drain()
+
+
+async def test_sessions_from_before_the_index_are_indexed_once_and_migrated(
+    stack: Stack, project: str, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await upload(stack, session, wheel)
+    # As an older gateway wrote it: no summary, no due/ entry, the bucket never indexed.
+    await stack.records.update(
+        keys.session(session.id), lambda d: {k: v for k, v in d.items() if k != "files"}
+    )
+    for key in [k for k in stack.records.objects if k.startswith(keys.DUE)]:
+        del stack.records.objects[key]
+    old = await stack.sessions.get(session.id)
+    assert old.files is None
+    listed = await stack.sessions.listed_files(old)
+    assert [(s.id, s.status) for s in listed.values()] == [(created.id, FileState.COMPLETED)]
+    migrated = await stack.sessions.get(session.id)
+    assert migrated.files is not None
+    assert created.id in migrated.files
+    assert await stack.sweeper.sweep()
+    assert await stack.sessions.is_indexed()
+    assert [k for k in stack.records.objects if k.startswith(keys.DUE)]
+    monkeypatch.setattr(clock, "now", lambda: session.expires_at + timedelta(seconds=1))
+    await stack.sweeper.sweep()
+    expired = await stack.sessions.get(session.id)
+    assert (expired.status, expired.settled) == (SessionState.CANCELED, True)
+
+
+async def test_a_crash_between_file_record_and_summary_converges(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+
+    async def crash(upload: object) -> None:
+        raise ConnectionError("the process died")
+
+    stack.uploads.summarise_into(crash)
+    with pytest.raises(ConnectionError):
+        await stack.files.complete(session, created.id)
+    stack.uploads.summarise_into(stack.sessions.note_file)
+    session = await stack.sessions.get(session.id)
+    [shown] = (await stack.sessions.listed_files(session)).values()
+    assert shown.status == FileState.PENDING, "the summary lags behind the file record"
+    # The client retries: the request that meets the file brings its summary up to date.
+    with pytest.raises(Exception, match="completed"):
+        await stack.files.complete(session, created.id)
+    session = await stack.sessions.get(session.id)
+    [shown] = (await stack.sessions.listed_files(session)).values()
+    assert shown.status == FileState.COMPLETED
+
+
+async def test_a_create_that_died_before_its_summary_shows_on_retry(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+
+    async def crash(upload: object) -> None:
+        raise ConnectionError("the process died")
+
+    stack.uploads.summarise_into(crash)
+    with pytest.raises(ConnectionError):
+        await stack.files.create(session, file_request(wheel))
+    stack.uploads.summarise_into(stack.sessions.note_file)
+    assert await stack.sessions.listed_files(await stack.sessions.get(session.id)) == {}
+    with pytest.raises(Exception, match="pending upload"):
+        await stack.files.create(session, file_request(wheel))
+    listed = await stack.sessions.listed_files(await stack.sessions.get(session.id))
+    assert list(listed) == [wheel.name], "now the client sees it, and can delete it"
+
+
+async def test_publish_brings_a_lagging_summary_up_to_date(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+
+    async def crash(upload: object) -> None:
+        raise ConnectionError("the process died")
+
+    stack.uploads.summarise_into(crash)
+    with pytest.raises(ConnectionError):
+        await stack.files.complete(session, created.id)
+    stack.uploads.summarise_into(stack.sessions.note_file)
+    published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    [shown] = (await stack.sessions.listed_files(published)).values()
+    assert shown.status == FileState.COMPLETED
+
+
+async def test_parallel_completions_all_show(
+    stack: Stack, project: str, tmp_path: Path
+) -> None:  # the summary's compare-and-swap retries when completions race
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    wheels = [
+        build_wheel(tmp_path, project, "1.0", tag=f"py3-none-manylinux_2_{n}_x86_64")
+        for n in range(8)
+    ]
+    await asyncio.gather(*(upload(stack, session, wheel) for wheel in wheels))
+    listed = await stack.sessions.listed_files(await stack.sessions.get(session.id))
+    assert sorted(listed) == sorted(wheel.name for wheel in wheels)
+    assert {s.status for s in listed.values()} == {FileState.COMPLETED}
+
+
+async def test_a_summary_without_its_record_goes_once_a_request_meets_it(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    # As if the create failed after its summary was written: the record is gone.
+    await stack.uploads.forget(session.id, created.id)
+    session = await stack.sessions.get(session.id)
+    assert list(await stack.sessions.listed_files(session)) == [wheel.name]
+    with pytest.raises(Exception, match="file upload session"):
+        await stack.files.delete(session, created.id)
+    assert await stack.sessions.listed_files(await stack.sessions.get(session.id)) == {}
+
+
+async def test_publish_refuses_when_a_file_changed_after_it_read_them(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    other = build_wheel(tmp_path, project, "1.0", tag="py3-none-manylinux_2_1_x86_64")
+    read = stack.sessions.files
+
+    async def read_then_add(sid: str) -> list[Any]:
+        found = await read(sid)
+        await upload(stack, await stack.sessions.get(sid), other)  # lands after the read
+        return found
+
+    monkeypatch.setattr(stack.sessions, "files", read_then_add)
+    with pytest.raises(Exception, match="changed while the publish started"):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    monkeypatch.undo()
+    published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    assert sorted(stack.index.files[project]) == sorted([wheel.name, other.name])
