@@ -21,6 +21,11 @@ TOKEN_USERNAME = "__token__"
 class ConfigAuthenticator:
     def __init__(self, settings: AuthSettings):
         self._principals = settings.principals
+        # By name, so a request costs one lookup however many principals are configured.
+        self._password_entries: dict[str, PrincipalSettings] = {}
+        for entry in settings.principals:
+            if entry.password_hash:
+                self._password_entries.setdefault(entry.name, entry)
         self._cache_seconds = settings.cache_seconds
         # sha256(credential) → (principal, verified until). The credential itself is never kept.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
@@ -76,7 +81,7 @@ class ConfigAuthenticator:
     async def _check_password(self, username: str, password: str) -> Principal | None:
         """A configured user's principal; None for users this configuration does not know
         (another authenticator, e.g. pass-through, may)."""
-        entry = next((e for e in self._principals if e.name == username and e.password_hash), None)
+        entry = self._password_entries.get(username)
         if entry is None:
             return None
         stored = entry.password_hash or ""
