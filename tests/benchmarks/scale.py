@@ -145,13 +145,15 @@ async def _fill(http: aiohttp.ClientSession, upload_url: str, start: int, stop: 
     await asyncio.gather(*(worker() for _ in range(4)))
 
 
-def _s3_requests() -> float:
-    """S3 calls this process's gateway application has made so far (all operations)."""
-    total = 0.0
+def _s3_requests() -> dict[str, float]:
+    """S3 calls this process's gateway application has made so far, by operation."""
+    counts: dict[str, float] = {}
     for metric in REGISTRY.collect():
         if metric.name == "upload_gateway_s3_seconds":
-            total += sum(s.value for s in metric.samples if s.name.endswith("_count"))
-    return total
+            for sample in metric.samples:
+                if sample.name.endswith("_count"):
+                    counts[sample.labels["operation"]] = sample.value
+    return counts
 
 
 async def _sweep(stack: Stack, retained: int) -> dict[str, float]:
@@ -169,12 +171,16 @@ async def _sweep(stack: Stack, retained: int) -> dict[str, float]:
         started = time.perf_counter()
         await app[SERVICES].sweeper.sweep()
         elapsed = time.perf_counter() - started
-        requests = _s3_requests() - before
+        by_operation = delta(_s3_requests(), before)
+        requests = sum(by_operation.values())
         cpu = time.process_time() - cpu_before
     finally:
         await runner.cleanup()
-    print(f"  sweep: {requests:.0f} S3 requests, {elapsed:.1f}s, {cpu:.1f} CPU-s", flush=True)
-    return {
+    print(
+        f"  sweep: {requests:.0f} S3 requests {by_operation}, {elapsed:.1f}s, {cpu:.1f} CPU-s",
+        flush=True,
+    )
+    return {f"sweep_s3_{operation}": n for operation, n in sorted(by_operation.items())} | {
         "sweep_retained_sessions": retained,
         "sweep_s3_requests": requests,
         "sweep_seconds": round(elapsed, 2),
