@@ -10,6 +10,7 @@ the S3 and index calls each create makes, counted from the gateway's ``/metrics`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tests.benchmarks.stack import (
     delta,
     s3_calls,
 )
+from tests.distributions import build_wheel
 
 UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
 META = {"api-version": "2.0"}
@@ -175,5 +177,65 @@ async def _create(stack: Stack, duration: float, rounds: int) -> dict[str, float
     return figures
 
 
+async def _round_trips(stack: Stack) -> dict[str, float]:
+    """S3 and index calls of each step of one small release, one step at a time."""
+    wheel = build_wheel(stack.workdir, "bench-trips", "1.0", payload=b"x" * 4096)
+    data = wheel.read_bytes()
+    figures: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+
+        async def step(name: str, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+            s3_before, index_before = s3_calls(stack.api), backend_calls(stack.api)
+            async with http.request(method, url, **kwargs) as response:
+                body: dict[str, Any] = await response.json(content_type=None)
+                assert response.status < 300, body
+            figures[f"s3_calls_{name}"] = sum(delta(s3_calls(stack.api), s3_before).values())
+            index = delta(backend_calls(stack.api), index_before)
+            figures[f"index_calls_{name}"] = sum(index.values())
+            return body
+
+        create = {"meta": META, "name": "bench-trips", "version": "1.0"}
+        session = await step("create", "POST", stack.api, json=create, headers=HEADERS)
+        links = session["links"]
+        await step("status", "GET", links["session"], headers=HEADERS)
+        file_request = {
+            "meta": META,
+            "filename": wheel.name,
+            "size": len(data),
+            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            "mechanism": "http-post-bytes",
+        }
+        file = await step(
+            "file_create", "POST", links["upload"], json=file_request, headers=HEADERS
+        )
+        octets = {"Authorization": AUTHORIZATION, "Content-Type": "application/octet-stream"}
+        await step("upload_bytes", "POST", file["mechanism"]["file_url"], data=data, headers=octets)
+        await step("file_status", "GET", file["links"]["file-upload-session"], headers=HEADERS)
+        empty = {"meta": META}
+        await step("complete", "POST", file["links"]["complete"], json=empty, headers=HEADERS)
+        await step("status_1_file", "GET", links["session"], headers=HEADERS)
+        s3_before, index_before = s3_calls(stack.api), backend_calls(stack.api)
+        body = await step("publish", "POST", links["publish"], json=empty, headers=HEADERS)
+        polls = 0
+        while body["status"] == "processing":
+            await asyncio.sleep(0.2)
+            body = await step("poll", "GET", links["session"], headers=HEADERS)
+            polls += 1
+        assert body["status"] == "published", body
+        # The whole publish, background work included, less the status polls that watched it.
+        s3 = sum(delta(s3_calls(stack.api), s3_before).values())
+        figures["s3_calls_publish_until_published"] = s3 - polls * figures["s3_calls_status_1_file"]
+        index = sum(delta(backend_calls(stack.api), index_before).values())
+        figures["index_calls_publish_until_published"] = index
+        figures.pop("s3_calls_poll", None)
+        figures.pop("index_calls_poll", None)
+    print(f"  round trips: {figures}", flush=True)
+    return figures
+
+
 async def measure(stack: Stack, rounds: int, duration: float = 10) -> dict[str, float]:
-    return await _status(stack, duration, rounds) | await _create(stack, duration, rounds)
+    return (
+        await _round_trips(stack)
+        | await _status(stack, duration, rounds)
+        | await _create(stack, duration, rounds)
+    )
