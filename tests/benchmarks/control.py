@@ -37,6 +37,7 @@ UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
 META = {"api-version": "2.0"}
 HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
 CONCURRENCY = 16
+SLICE = 2.0  # seconds
 
 
 async def _drive(
@@ -69,7 +70,18 @@ async def _rate(pid: int, duration: float, request: Callable[..., Any]) -> dict[
     cpu_before, started = cpu_of(pid), time.perf_counter()
     ok, failed = await _drive(duration, request)
     elapsed, cpu = time.perf_counter() - started, cpu_of(pid) - cpu_before
-    return {"rps": ok / elapsed, "cpu_ms": cpu * 1000 / max(ok, 1), "failed": failed}
+    return {"rps": ok / elapsed, "cpu_ms": cpu * 1000 / max(ok, 1), "failed": failed, "ok": ok}
+
+
+def _combined(slices: list[dict[str, float]]) -> dict[str, float]:
+    """Equal-length slices of one side as one measurement."""
+    served = sum(s["ok"] for s in slices)
+    return {
+        "rps": statistics.mean(s["rps"] for s in slices),
+        "cpu_ms": sum(s["cpu_ms"] * s["ok"] for s in slices) / max(served, 1),
+        "failed": sum(s["failed"] for s in slices),
+        "ok": served,
+    }
 
 
 async def _new_session(http: aiohttp.ClientSession, api: str, name: str) -> dict[str, Any]:
@@ -111,8 +123,15 @@ async def _status(stack: Stack, duration: float, rounds: int) -> dict[str, float
                 (gateway, stack.gateway.pid, lambda h, _: _get_ok(h, url, auth)),
                 (baseline, bare.pid, lambda h, _: _get_ok(h, bare_url, {})),
             ]
-            for results, pid, request in runs if round_number % 2 == 0 else runs[::-1]:
-                results.append(await _rate(pid, duration, request))
+            # Slices of 2 s, alternating, so that a burst of load from elsewhere on the
+            # machine falls on both sides alike.
+            slices: dict[int, list[dict[str, float]]] = {id(gateway): [], id(baseline): []}
+            for number in range(max(1, round(duration / SLICE))):
+                order = runs if (round_number + number) % 2 == 0 else runs[::-1]
+                for results, pid, request in order:
+                    slices[id(results)].append(await _rate(pid, SLICE, request))
+            for results, _, _ in runs:
+                results.append(_combined(slices[id(results)]))
             print(
                 f"  status round {round_number}: gateway {gateway[-1]['rps']:.0f} req/s "
                 f"{gateway[-1]['cpu_ms']:.2f} ms CPU, bare {baseline[-1]['rps']:.0f} req/s "
@@ -124,7 +143,7 @@ async def _status(stack: Stack, duration: float, rounds: int) -> dict[str, float
         bare.terminate()
         bare.wait(30)
     ratios = [g["rps"] / b["rps"] for g, b in zip(gateway, baseline, strict=True)]
-    served = sum(g["rps"] for g in gateway) * duration
+    served = sum(g["ok"] for g in gateway)
     figures = {
         "status_rps_ratio": round(statistics.median(ratios), 3),
         "status_rps_ratio_min": round(min(ratios), 3),
@@ -136,6 +155,13 @@ async def _status(stack: Stack, duration: float, rounds: int) -> dict[str, float
             statistics.median(b["cpu_ms"] for b in baseline), 3
         ),
         "status_errors": sum(r["failed"] for r in gateway + baseline),
+        # What the rps ratio would be with a core to spare on both sides (CPU-bound servers).
+        "status_cpu_ratio": round(
+            statistics.median(
+                b["cpu_ms"] / g["cpu_ms"] for g, b in zip(gateway, baseline, strict=True)
+            ),
+            3,
+        ),
     }
     figures["status_s3_calls_per_request"] = round(sum(calls.values()) / served, 2)
     return figures
@@ -153,7 +179,7 @@ async def _create(stack: Stack, duration: float, rounds: int) -> dict[str, float
         s3_before, index_before = s3_calls(stack.api), backend_calls(stack.api)
         tag = f"r{round_number}"
         result = await _rate(stack.gateway.pid, duration, lambda h, n, tag=tag: create(h, n, tag))
-        created = result["rps"] * duration
+        created = result["ok"]
         s3 = delta(s3_calls(stack.api), s3_before)
         index = delta(backend_calls(stack.api), index_before)
         rates.append(result)
