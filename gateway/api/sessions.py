@@ -11,7 +11,7 @@ from gateway.api.render import session_body, upload_json
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
-from gateway.sessions.records import PublishingSession
+from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import SessionState
 
 
@@ -41,7 +41,8 @@ async def create_session(request: web.Request) -> web.Response:
             [ErrorItem("version", "a non-terminal session exists; use its Location")],
             headers={"Location": location},
         )
-    return await _render(request, session, status=201, headers={"Location": location})
+    # A session this request just created has no files yet: no listing to render it.
+    return _render_files(request, session, {}, status=201, headers={"Location": location})
 
 
 async def session_status(request: web.Request) -> web.Response:
@@ -80,6 +81,17 @@ async def _render(
 ) -> web.Response:
     svc = services(request)
     files = svc.sessions.visible_files(await svc.sessions.files(session.id))
+    return _render_files(request, session, files, status, headers)
+
+
+def _render_files(
+    request: web.Request,
+    session: PublishingSession,
+    files: dict[str, FileUpload],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    svc = services(request)
     body = session_body(session, files, svc.urls, svc.mechanisms)
     return upload_json(body, status=status, headers=headers)
 
