@@ -58,7 +58,7 @@ def _serve(config: Path | None) -> int:
 
 
 def _hash_password(from_stdin: bool) -> int:
-    from gateway.auth.secrets import hash_secret
+    from gateway.hashed_secrets import hash_secret
 
     secret = sys.stdin.readline().rstrip("\n") if from_stdin else getpass.getpass("secret: ")
     if not secret:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -13,28 +13,31 @@ from gateway.api import files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
-from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT, Drain
+from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
 from gateway.logs import log
 from gateway.metrics import instrument_s3
+from gateway.outbound import Hop, Hops, tls_failure
+from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
+from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
-from gateway.publish.publisher import Publisher
-from gateway.services.files import FileService
-from gateway.services.names import NameRegistry
-from gateway.services.resumable import ResumableUploads
-from gateway.services.sessions import SessionService
+from gateway.services.legacy_staging import LegacyStaging
+from gateway.services.preview import PreviewService
 from gateway.services.stage import StageService
-from gateway.services.sweeper import Sweeper
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
-from gateway.store.s3 import ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client
+from gateway.wiring import wire
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
     app = web.Application(middlewares=[request_context, problems, draining, negotiation])
     app[DRAIN] = Drain()
+    app[HOPS] = build_hops(settings)
     app.on_shutdown.append(_start_draining)
     app.cleanup_ctx.append(_http_client(settings))
     app.cleanup_ctx.append(_s3_client(settings))
@@ -44,33 +47,58 @@ def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Applicati
     return app
 
 
+def build_hops(settings: Settings) -> Hops:
+    """Each outbound hop's TLS context and proxy choice; verification turned off is said aloud."""
+    upstream = settings.proxy if settings.proxy.upstream else settings.backend
+    hops = Hops(
+        backend=Hop("backend", settings.backend.tls(), settings.backend.outbound_proxy),
+        s3=settings.s3.store_config().hop(),
+        upstream=Hop("proxy", upstream.tls(), upstream.outbound_proxy),
+        oidc=Hop("oidc"),
+    )
+    for hop in (hops.backend, hops.s3, hops.upstream):
+        if not hop.tls.verify:
+            log.warning("tls.verification_disabled", hop=hop.name)
+    return hops
+
+
+# Each route of the table (``protocol/routes.py``) bound to its handler.
+HANDLERS: dict[str, Handler] = {
+    "api:create-session": sessions.create_session,
+    "api:session": sessions.session_status,
+    "api:cancel-session": sessions.cancel_session,
+    "api:extend-session": sessions.extend_session,
+    "api:publish": sessions.publish_session,
+    "api:create-file": files.create_file,
+    "api:file": files.file_status,
+    "api:delete-file": files.delete_file,
+    "api:complete-file": files.complete_file,
+    "api:extend-file": files.extend_file,
+    "mech:http-post-bytes": files.receive_bytes,
+    "mech:attestations": files.attach_attestations,
+    "mech:offset": files.resumable_offset,
+    "mech:append": files.resumable_append,
+    "stage:root": stage.root,
+    "stage:file": stage.download,
+    "stage:preview": stage.preview,
+    "stage:project": stage.project,
+    "healthz": health.healthz,
+    "readyz": health.readyz,
+    "metrics": health.metrics_page,
+    "openapi": health.openapi,
+}
+
+
 def _add_routes(app: web.Application, settings: Settings) -> None:
-    root = settings.server.api_root
-    session = f"{root}sessions/{{sid}}"
-    app.router.add_post(root, sessions.create_session, name="api:create-session")
-    app.router.add_get(session, sessions.session_status, name="api:session")
-    app.router.add_delete(session, sessions.cancel_session, name="api:cancel-session")
-    app.router.add_post(f"{session}/extend", sessions.extend_session, name="api:extend-session")
-    app.router.add_post(f"{session}/publish", sessions.publish_session, name="api:publish")
-    file = f"{session}/files/{{fid}}"
-    app.router.add_post(f"{session}/files", files.create_file, name="api:create-file")
-    app.router.add_get(file, files.file_status, name="api:file")
-    app.router.add_delete(file, files.delete_file, name="api:delete-file")
-    app.router.add_post(f"{file}/complete", files.complete_file, name="api:complete-file")
-    app.router.add_post(f"{file}/extend", files.extend_file, name="api:extend-file")
-    app.router.add_post(f"{file}/content", files.receive_bytes, name="mech:http-post-bytes")
-    app.router.add_post(f"{file}/attestations", files.attach_attestations, name="mech:attestations")
-    app.router.add_route("HEAD", f"{file}/resumable", files.resumable_offset, name="mech:offset")
-    app.router.add_patch(f"{file}/resumable", files.resumable_append, name="mech:append")
-    app.router.add_get("/stage/{token}/", stage.root, name="stage:root")
-    app.router.add_get("/stage/{token}/+files/{filename}", stage.download, name="stage:file")
-    app.router.add_get("/stage/{token}/{project}/", stage.project, name="stage:project")
-    app.router.add_get("/healthz", health.healthz, name="healthz")
-    app.router.add_get("/readyz", health.readyz, name="readyz")
-    app.router.add_get("/metrics", health.metrics_page, name="metrics")
-    app.router.add_get(f"{root}openapi.json", health.openapi, name="openapi")
+    for route in ROUTES:
+        path, handler = route.path(settings.server.api_root), HANDLERS[route.name]
+        if route.method == "GET":  # and HEAD, as aiohttp's add_get does (the stage serves it)
+            app.router.add_get(path, handler, name=route.name)
+        else:
+            app.router.add_route(route.method, path, handler, name=route.name)
     proxy = settings.proxy
     app.router.add_post(proxy.legacy_path, legacy.legacy_upload, name="legacy:upload")
+    app.router.add_post(f"{proxy.legacy_path}+stage/", legacy.legacy_upload, name=STAGE_ROUTE)
     if proxy.legacy_at_root and proxy.legacy_path != "/":
         app.router.add_post("/", legacy.legacy_upload, name="legacy:upload-at-root")
     if proxy.read_proxy:
@@ -86,47 +114,49 @@ async def _start_draining(app: web.Application) -> None:
 
 def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with open_client(settings.s3) as client:
-            await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+        async with open_client(settings.s3.store_config()) as client:
+            await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
-            records = RecordStore(client, settings.s3.bucket, settings.s3.prefix)
-            blobs = BlobStore(client, settings.s3.bucket, settings.s3.prefix, settings.s3.timeout)
-            backend = backend_for(settings.backend, app[HTTP_CLIENT])
-            names = NameRegistry(records, backend.published_files)
-            session_service = SessionService(records, blobs, settings.sessions, names)
-            file_service = FileService(
-                records, blobs, session_service, settings, backend.published_files
-            )
-            publisher = Publisher(
-                records,
-                blobs,
-                session_service,
-                backend,
-                app[HTTP_CLIENT],
-                settings,
-                file_service.add_notice,
-                names,
-            )
-            app[SERVICES] = Services(
-                settings=settings,
-                urls=Urls(settings.server.public_base_url, settings.server.api_root),
-                authenticators=build_chain(settings, app[HTTP_CLIENT]),
-                sessions=session_service,
-                files=file_service,
-                resumable=ResumableUploads(records, blobs, file_service, settings.s3.part_size),
-                publisher=publisher,
-                names=names,
-                stage=StageService(
-                    session_service, blobs, client, settings.s3.bucket, settings.s3.prefix
-                ),
-                sweeper=Sweeper(session_service, file_service, publisher),
-                mechanisms=list(settings.uploads.mechanisms),
-            )
+            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT], app[HOPS])
             yield
-            await publisher.drain()
+            await app[SERVICES].publisher.drain()
 
     return context
+
+
+async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
+    try:
+        await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
+    except Exception as exc:  # logged with the hop's name and TLS error, then start-up fails
+        log.error("startup.s3_unreachable", hop="s3", tls_error=tls_failure(exc), error=repr(exc))
+        raise
+
+
+def _services(
+    settings: Settings, client: S3Client, http: aiohttp.ClientSession, hops: Hops
+) -> Services:
+    s3 = settings.s3
+    records = RecordStore(client, s3.bucket, s3.prefix)
+    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
+    backend = backend_for(settings.backend, http, hops.backend)
+    core = wire(settings, records, blobs, backend, http)
+    stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
+    return Services(
+        settings=settings,
+        urls=Urls(settings.server.public_base_url, settings.server.api_root),
+        authenticators=build_chain(settings, http, hops),
+        sessions=core.sessions,
+        files=core.files,
+        resumable=core.resumable,
+        publisher=core.publisher,
+        names=core.names,
+        stage=stage,
+        preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
+        legacy_staging=LegacyStaging(core.sessions, core.files, core.names),
+        sweeper=core.sweeper,
+        mechanisms=list(settings.uploads.mechanisms),
+    )
 
 
 def _http_client(settings: Settings):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
+from gateway.outbound import Hops
 from gateway.store.s3 import S3Client
 
 
@@ -41,3 +42,4 @@ class Drain:
 S3_CLIENT = web.AppKey("s3_client", S3Client)
 DRAIN = web.AppKey("drain", Drain)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+HOPS = web.AppKey("hops", Hops)

@@ -12,8 +12,8 @@ from pathlib import Path
 from aiohttp import ClientSession, web
 
 from gateway import logs
-from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.hashed_secrets import hash_secret
 from gateway.serve import make_runner, until_signalled
 from gateway.settings import Settings, load_settings
 
@@ -108,6 +108,8 @@ def _describe(
     return {
         "api": settings.server.public_base_url + settings.server.api_root,
         "legacy": settings.server.public_base_url + settings.proxy.legacy_path,
+        # Staged legacy uploads (R-W6): `twine upload --repository-url` this, publish later.
+        "legacy_stage": settings.server.public_base_url + settings.proxy.legacy_path + "+stage/",
         "simple": index.url + "/simple/",
         "authorization": "Basic " + basic.decode(),
         "username": credentials["username"],
@@ -134,6 +136,7 @@ upload-gateway dev stack is up (Ctrl+C stops everything).
 
   Upload 2.0 API   {stack["api"]}
   legacy upload    {stack["legacy"]}
+  staged legacy    {stack["legacy_stage"]}
   simple index     {stack["simple"]}
   S3 (SeaweedFS)   {stack["s3_endpoint"]}
   credentials      {stack["username"]} / {stack["password"]}

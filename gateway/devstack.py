@@ -125,8 +125,20 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def start_seaweedfs(data_dir: Path, log_path: Path) -> Server:
-    """``weed mini`` with every port chosen here, so nothing else on the machine collides."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files a server presents (``cert``, ``key``) and, if set, the CAs whose client
+    certificates it demands (``client_ca``); ``ca`` is what a client must trust for it."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_ca: Path | None = None
+
+
+def start_seaweedfs(data_dir: Path, log_path: Path, tls: TlsFiles | None = None) -> Server:
+    """``weed mini`` with every port chosen here, so nothing else on the machine collides;
+    with ``tls``, its S3 port speaks HTTPS only."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {
         "master.port": free_port(),
@@ -151,18 +163,95 @@ def start_seaweedfs(data_dir: Path, log_path: Path) -> Server:
         "-ip.bind=127.0.0.1",
         "-webdav=false",
         "-admin.ui=false",
+        # On by default, it reports to telemetry.seaweedfs.com: no egress nobody configured.
+        "-master.telemetry=false",
         *(f"-{flag}={port}" for flag, port in ports.items()),
+        *_seaweedfs_tls_flags(tls),
     ]
-    url = f"http://127.0.0.1:{ports['s3.port']}"
-    # Any HTTP answer from the S3 port (even 403 to an unsigned request) means it is serving.
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{ports['s3.port']}"
+    # Any HTTP answer from the S3 port (even 403 to an unsigned request) means it is serving;
+    # over TLS, which may demand a client certificate, a listening port does.
     return launch(
         "seaweedfs",
         command,
         url,
         log_path,
-        ready=lambda: http_status(url + "/") is not None,
+        ready=lambda: _listening(ports["s3.port"]) if tls else http_status(url + "/") is not None,
         env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
     )
+
+
+def _seaweedfs_tls_flags(tls: TlsFiles | None) -> list[str]:
+    if tls is None:
+        return []
+    flags = [f"-s3.cert.file={tls.cert}", f"-s3.key.file={tls.key}"]
+    if tls.client_ca:
+        flags += [f"-s3.cacert.file={tls.client_ca}", "-s3.tlsVerifyClientCert=true"]
+    return flags
+
+
+def start_nginx_tls(
+    upstream: str, prefix: Path, tls: TlsFiles, log_path: Path, port: int | None = None
+) -> Server:
+    """Debian's nginx in the foreground, terminating TLS on loopback (demanding a client
+    certificate when ``tls.client_ca`` is set) in front of the plain-HTTP ``upstream``, the
+    way a company puts its index behind its own TLS."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise StackError("nginx is not installed; `apt-get install -y nginx` (as root)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = prefix / "nginx.conf"
+    config.write_text(_nginx_config(upstream, prefix, tls, port))
+    url = f"https://127.0.0.1:{port}"
+    return launch(
+        "nginx",
+        [nginx, "-p", str(prefix), "-c", str(config), "-e", str(log_path)],
+        url,
+        log_path,
+        ready=lambda: _listening(port),
+    )
+
+
+def _nginx_config(upstream: str, prefix: Path, tls: TlsFiles, port: int) -> str:
+    client = (
+        f"ssl_client_certificate {tls.client_ca}; ssl_verify_client on;" if tls.client_ca else ""
+    )
+    temp = " ".join(
+        f"{kind}_temp_path {prefix / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""daemon off;
+master_process off;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} info;
+events {{ worker_connections 256; }}
+http {{
+  access_log {prefix / "access.log"};
+  {temp}
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {tls.cert};
+    ssl_certificate_key {tls.key};
+    {client}
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    location / {{
+      proxy_pass {upstream};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto https;
+    }}
+  }}
+}}
+"""
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 def write_htpasswd(path: Path, users: dict[str, str]) -> None:

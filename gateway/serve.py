@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ from gateway import logs
 from gateway.app import create_app
 from gateway.app_keys import DRAIN
 from gateway.logs import log
-from gateway.settings import Settings
+from gateway.settings import ServerSettings, Settings
 
 
 def run(settings: Settings) -> None:
@@ -43,9 +44,18 @@ async def _serve(settings: Settings) -> None:
     runner = make_runner(settings)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        tls = server_tls(settings.server)
+        site = web.TCPSite(runner, settings.server.host, settings.server.port, ssl_context=tls)
         await site.start()
-        log.info("serving", host=settings.server.host, port=settings.server.port)
+        log.info(
+            "serving",
+            host=settings.server.host,
+            port=settings.server.port,
+            tls=tls is not None,
+            client_certificates=bool(settings.server.tls_client_ca_file),
+        )
+        if tls is not None:
+            reload_on_sighup(tls, settings.server)
         await until_signalled()
         drain = runner.app[DRAIN]
         drain.started = True
@@ -56,6 +66,33 @@ async def _serve(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         log.info("shutdown.done")
+
+
+def server_tls(server: ServerSettings) -> ssl.SSLContext | None:
+    """The context HTTPS is served with, or None for plain HTTP."""
+    if not server.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
+    if server.tls_client_ca_file:
+        context.load_verify_locations(server.tls_client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def reload_on_sighup(context: ssl.SSLContext, server: ServerSettings) -> None:
+    """SIGHUP re-reads the certificate into the live context: handshakes from then on use
+    the new one; connections already open keep theirs and are not dropped."""
+
+    def reload() -> None:
+        try:
+            context.load_cert_chain(server.tls_cert_file or "", server.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:  # a half-written renewal: keep the old one
+            log.error("tls.reload_failed", error=str(exc))
+            return
+        log.info("tls.reloaded", cert=server.tls_cert_file)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 async def until_signalled() -> None:

@@ -8,24 +8,76 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.auth.secrets import is_hash
-from gateway.mechanisms import HTTP_POST_BYTES, KNOWN, RESUMABLE
+from gateway.hashed_secrets import is_hash
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, Mechanism
+from gateway.outbound import TlsConfig
+from gateway.store.s3 import S3Config
 
 DAY = 24 * 60 * 60
 MiB = 1024 * 1024
 
 PositiveSeconds = Annotated[int, Field(gt=0)]
-KNOWN_MECHANISMS = Literal[KNOWN]  # type: ignore[valid-type]
+AuthenticatorName = Literal["config", "passthrough", "oidc"]
+DEFAULT_CHAIN: tuple[AuthenticatorName, ...] = ("config", "oidc", "passthrough")
+DEFAULT_MECHANISMS: tuple[Mechanism, ...] = (RESUMABLE, HTTP_POST_BYTES)
 
 
 class Section(BaseModel):
     # A misspelt key must fail loudly instead of silently keeping a default.
     model_config = ConfigDict(extra="forbid")
+
+
+class OutboundSettings(Section):
+    """TLS and proxy settings of one outbound hop (sections that dial out inherit them)."""
+
+    ca_bundle: str | None = Field(
+        None,
+        description="PEM file of the CAs this hop trusts; default: the system store "
+        "(SSL_CERT_FILE / REQUESTS_CA_BUNDLE honoured).",
+    )
+    client_cert: str | None = Field(
+        None, description="PEM client certificate (mutual TLS); may hold the key too."
+    )
+    client_key: str | None = Field(None, description="PEM key of client_cert, if separate.")
+    verify: bool = Field(
+        True, description="false turns certificate checks off (labs only; logged at start-up)."
+    )
+    outbound_proxy: str | None = Field(
+        None,
+        description="Proxy URL for this hop, overriding HTTP(S)_PROXY/NO_PROXY; "
+        '"" connects directly. Unset: the environment decides.',
+    )
+
+    @field_validator("ca_bundle", "client_cert", "client_key")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("client_key")
+    @classmethod
+    def _key_needs_a_certificate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("client_cert"):
+            raise ValueError("client_key needs client_cert")
+        return value
+
+    def tls(self) -> TlsConfig:
+        return TlsConfig(self.ca_bundle, self.client_cert, self.client_key, self.verify)
 
 
 class ServerSettings(Section):
@@ -45,6 +97,28 @@ class ServerSettings(Section):
     client_timeout: PositiveSeconds = Field(
         60, description="A client that stops sending a request body this long is cut off (408)."
     )
+    tls_cert_file: str | None = Field(
+        None,
+        description="PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP. Unset: "
+        "plain HTTP (TLS ends at an ingress).",
+    )
+    tls_key_file: str | None = Field(None, description="Its key, when not in tls_cert_file.")
+    tls_client_ca_file: str | None = Field(
+        None, description="PEM CAs whose client certificates are required (mutual TLS)."
+    )
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> ServerSettings:
+        if (self.tls_key_file or self.tls_client_ca_file) and not self.tls_cert_file:
+            raise ValueError("tls_key_file and tls_client_ca_file need tls_cert_file")
+        return self
 
     @field_validator("public_base_url")
     @classmethod
@@ -59,7 +133,7 @@ class ServerSettings(Section):
         return "/" + value.strip("/") + "/" if value.strip("/") else "/"
 
 
-class S3Settings(Section):
+class S3Settings(OutboundSettings):
     endpoint_url: str | None = Field(None, description="None means AWS S3 itself.")
     region: str = "us-east-1"
     bucket: str
@@ -75,6 +149,19 @@ class S3Settings(Section):
         3, ge=1, le=10, description="Tries per S3 call, with backoff, before it counts as failed."
     )
 
+    def store_config(self) -> S3Config:
+        secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+        return S3Config(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=secret,
+            timeout=self.timeout,
+            attempts=self.attempts,
+            tls=self.tls(),
+            proxy=self.outbound_proxy,
+        )
+
     @field_validator("prefix")
     @classmethod
     def _prefix_is_a_folder(cls, value: str) -> str:
@@ -82,7 +169,7 @@ class S3Settings(Section):
         return value + "/" if value else ""
 
 
-class BackendSettings(Section):
+class BackendSettings(OutboundSettings):
     kind: Literal["warehouse", "pypiserver", "devpi"] = "warehouse"
     upload_url: str
     simple_url: str
@@ -96,6 +183,16 @@ class BackendSettings(Section):
         "proxied requests); more requests queue in the gateway. Keep it under the index's own "
         "connection limit (waitress, pypiserver's default server: 100).",
     )
+
+    index_checks: bool | None = Field(
+        None,
+        description="Refuse at completion what PyPI's upload would refuse (docs/preview.md), "
+        "so that it fails while staged; default: on for kind = warehouse only.",
+    )
+
+    @property
+    def checks_like_pypi(self) -> bool:
+        return self.kind == "warehouse" if self.index_checks is None else self.index_checks
 
     @field_validator("simple_url")
     @classmethod
@@ -127,8 +224,8 @@ class UploadSettings(Section):
         256 * MiB, ge=0, description="Completing a larger file answers 202 and validates later."
     )
     retry_after: PositiveSeconds = 1
-    mechanisms: list[KNOWN_MECHANISMS] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: [RESUMABLE, HTTP_POST_BYTES],
+    mechanisms: list[Mechanism] = Field(
+        default_factory=lambda: list(DEFAULT_MECHANISMS),
         description="Offered in this (server-preferred) order; http-post-bytes is required. "
         "Add the S3 presigned mechanism only when clients can reach s3.endpoint_url.",
     )
@@ -163,7 +260,10 @@ class StageSettings(Section):
     presign_seconds: PositiveSeconds = 300
 
 
-class ProxySettings(Section):
+class ProxySettings(OutboundSettings):
+    """The read proxy; its TLS and proxy keys are for ``upstream`` (when unset, the read
+    proxy talks to the backing index exactly as ``[backend]`` says)."""
+
     legacy_path: str = Field("/legacy/", description="Where legacy (twine) uploads are accepted.")
     legacy_at_root: bool = Field(
         False, description="Also accept legacy uploads at / (pypiserver-style clients)."
@@ -177,6 +277,12 @@ class ProxySettings(Section):
         None, description="The index's base URL for reads; default: the origin of simple_url."
     )
     max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
+    legacy_uploads: Literal["pass-through", "staged"] = Field(
+        "pass-through",
+        description="staged: every legacy upload goes into a publishing session (R-W6), so no "
+        "client can bypass staging; pass-through: only those marked staged or sent to the "
+        "staging URL ({legacy_path}+stage/) do.",
+    )
 
     @field_validator("legacy_path")
     @classmethod
@@ -240,8 +346,8 @@ class OidcSettings(Section):
 
 class AuthSettings(Section):
     realm: str = "upload-gateway"
-    chain: list[Literal["config", "passthrough", "oidc"]] = Field(
-        default_factory=lambda: ["config", "oidc", "passthrough"],
+    chain: list[AuthenticatorName] = Field(
+        default_factory=lambda: list(DEFAULT_CHAIN),
         description="Order in which enabled authenticators are asked.",
     )
     principals: list[PrincipalSettings] = Field(default_factory=list)
@@ -289,7 +395,8 @@ class ConfigurationError(Exception):
 
 
 def load_settings(path: Path | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {}
+    # Anything TOML holds: the models validate it.
+    values: dict[str, Any] = {}
     if path is not None:
         try:
             values = tomllib.loads(path.read_text())
@@ -299,7 +406,7 @@ def load_settings(path: Path | None = None, **overrides: object) -> Settings:
             raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
     values.update(overrides)
     try:
-        return Settings(**values)  # type: ignore[arg-type]
+        return Settings(**values)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from gateway import logs
-from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, start_devpi, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings, load_settings
 
 BUCKET = "gateway-tests"

@@ -100,6 +100,8 @@ async def check_bucket(client: S3Client, bucket: str, prefix: str) -> list[str]:
             problems.append(f"{where}: names {upload.session_id}/{upload.id}")
         if sid not in sessions:
             problems.append(f"{where}: its session record is missing")
+        if upload.status == FileState.CANCELED:
+            continue  # deleted: its bytes are purged, its record stays for the status page
         if upload.committed is not None:
             data_key = f"sessions/{sid}/files/{fid}/{upload.committed.attempt}.data"
             if found.objects.get(data_key) != upload.committed.size:

@@ -16,17 +16,22 @@ import hashlib
 import io
 import os
 import re
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 __all__ = [
+    "build_many_with_pypa_build",
     "build_platform_wheels",
     "build_sdist",
     "build_wheel",
+    "build_with_pypa_build",
     "core_metadata",
     "distribution_stem",
     "sha256_of",
+    "write_flit_project",
 ]
 
 # 1980-01-01 is the earliest time a zip entry can carry.
@@ -46,16 +51,21 @@ def core_metadata(
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
     requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> bytes:
+    """``headers`` are more "Field: value" lines; ``description`` becomes the message body
+    (the long description), with Metadata-Version 2.4 when either is given."""
     lines = [
-        "Metadata-Version: 2.1",
+        f"Metadata-Version: {'2.4' if headers or description else '2.1'}",
         f"Name: {name}",
         f"Version: {version}",
         f"Summary: {summary}",
         f"Requires-Python: {requires_python}",
         *(f"Requires-Dist: {requirement}" for requirement in requires_dist),
+        *headers,
     ]
-    return ("\n".join(lines) + "\n\n").encode()
+    return ("\n".join(lines) + "\n\n" + description).encode()
 
 
 def sha256_of(path: Path) -> str:
@@ -72,6 +82,8 @@ def build_wheel(
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
     requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> Path:
     """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
@@ -86,6 +98,8 @@ def build_wheel(
             summary=summary,
             requires_python=requires_python,
             requires_dist=requires_dist,
+            headers=headers,
+            description=description,
         ),
         f"{dist_info}/WHEEL": _wheel_file(tag),
     }
@@ -128,13 +142,22 @@ def build_sdist(
     payload: bytes = b"",
     summary: str = "A test distribution",
     requires_python: str = ">=3.8",
+    requires_dist: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (),
+    description: str = "",
 ) -> Path:
     """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
     root = f"{stem}-{version}"
     files = {
         f"{root}/PKG-INFO": core_metadata(
-            name, version, summary=summary, requires_python=requires_python
+            name,
+            version,
+            summary=summary,
+            requires_python=requires_python,
+            requires_dist=requires_dist,
+            headers=headers,
+            description=description,
         ),
         f"{root}/pyproject.toml": _pyproject(name, version),
         f"{root}/{stem}/__init__.py": b"",
@@ -192,3 +215,77 @@ def _tar_info(member: str, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def write_flit_project(root: Path, name: str, version: str) -> Path:
+    """A minimal project that ``python -m build`` and ``flit publish`` both build (flit_core
+    backend, nothing to download): a package with one module and static metadata."""
+    stem = distribution_stem(name)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / stem).mkdir(exist_ok=True)
+    (root / stem / "__init__.py").write_text(f'"""The {name} test package."""\n')
+    (root / "README.md").write_text(f"# {name}\n")
+    (root / "pyproject.toml").write_text(
+        "[build-system]\n"
+        'requires = ["flit_core>=3.4,<5"]\n'
+        'build-backend = "flit_core.buildapi"\n\n'
+        "[project]\n"
+        f'name = "{name}"\n'
+        f'version = "{version}"\n'
+        'description = "A test project built by a real build frontend"\n'
+        'readme = "README.md"\n'
+        'requires-python = ">=3.8"\n\n'
+        "[tool.flit.module]\n"
+        f'name = "{stem}"\n'
+    )
+    return root
+
+
+_BUILD_MANY = """
+import sys
+from build import ProjectBuilder
+
+for source, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    builder = ProjectBuilder(source)
+    builder.build("wheel", out)
+    builder.build("sdist", out)
+"""
+
+
+def build_many_with_pypa_build(
+    tmp_path: Path, names: list[str], version: str
+) -> dict[str, list[Path]]:
+    """Like :func:`build_with_pypa_build` for many projects, with pypa/build's frontend
+    (what ``python -m build`` runs) in one interpreter: start-up dominates a small build."""
+    arguments = []
+    for name in names:
+        project = write_flit_project(tmp_path / f"{name}-{version}-src", name, version)
+        arguments += [str(project), str(tmp_path / f"{name}-{version}-dist")]
+    subprocess.run(
+        [sys.executable, "-c", _BUILD_MANY, *arguments],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return {
+        name: [
+            *sorted((tmp_path / f"{name}-{version}-dist").glob("*.whl")),
+            *sorted((tmp_path / f"{name}-{version}-dist").glob("*.tar.gz")),
+        ]
+        for name in names
+    }
+
+
+def build_with_pypa_build(tmp_path: Path, name: str, version: str) -> list[Path]:
+    """A wheel and an sdist (in that order) built by ``python -m build`` from a project
+    written here. No build isolation: flit_core is in the test environment, and a test
+    run must not depend on downloading a build backend."""
+    project = write_flit_project(tmp_path / f"{name}-{version}-src", name, version)
+    out = tmp_path / f"{name}-{version}-dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(project)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return [*sorted(out.glob("*.whl")), *sorted(out.glob("*.tar.gz"))]

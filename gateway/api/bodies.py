@@ -81,14 +81,15 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-def require_content_type(request: web.Request, expected: str) -> None:
+def require_content_type(request: web.Request, expected: str, *also: str) -> None:
     given = media_type(request.headers.get("Content-Type"))
-    if given != expected:
+    if given != expected and given not in also:
+        accepted = " or ".join((expected, *also))
         raise Problem(
             415,
             "unsupported-media-type",
-            f"Content-Type must be {expected}, not {given or 'missing'}.",
-            [ErrorItem("Content-Type", f"expected {expected}")],
+            f"Content-Type must be {accepted}, not {given or 'missing'}.",
+            [ErrorItem("Content-Type", f"expected {accepted}")],
         )
 
 

@@ -10,7 +10,9 @@ from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
+from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
+from gateway.services.preview import PreviewService
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
@@ -28,9 +30,11 @@ class Services:
     resumable: ResumableUploads
     publisher: Publisher
     stage: StageService
+    preview: PreviewService
     names: NameRegistry
     sweeper: Sweeper
     mechanisms: list[str]
+    legacy_staging: LegacyStaging
 
 
 SERVICES = web.AppKey("services", Services)

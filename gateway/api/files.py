@@ -138,7 +138,8 @@ async def resumable_offset(request: web.Request) -> web.Response:
 async def resumable_append(request: web.Request) -> web.Response:
     """``vnd-uploadgateway-resumable-v1``: append the body at ``Upload-Offset`` (PATCH)."""
     session = await load_authorized_session(request)
-    require_content_type(request, PARTIAL_UPLOAD)
+    # The draft's media type, or plain octet-stream: what generic HTTP tools send (issue #15).
+    require_content_type(request, PARTIAL_UPLOAD, OCTET_STREAM)
     offset = _upload_offset(request)
     finish = _upload_complete(request)
     offset, complete = await services(request).resumable.append(

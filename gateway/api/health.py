@@ -9,7 +9,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.context import services
-from gateway.app_keys import DRAIN, HTTP_CLIENT, S3_CLIENT
+from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT
+from gateway.outbound import Hop, tls_failure
 from gateway.protocol.openapi import build
 from gateway.protocol.problems import ErrorItem, Problem
 
@@ -22,7 +23,12 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     settings = services(request).settings
-    document = build(settings.server.public_base_url, settings.server.api_root)
+    document = build(
+        settings.server.public_base_url,
+        settings.server.api_root,
+        settings.uploads.mechanisms,
+        settings.uploads.max_file_size,
+    )
     return web.json_response(document)
 
 
@@ -34,10 +40,14 @@ async def readyz(request: web.Request) -> web.Response:
     if request.app[DRAIN].started:
         raise Problem(503, "not-ready", "Shutting down.", [ErrorItem("process", "draining")])
     settings = services(request).settings
-    checks = await asyncio.gather(
-        _check_s3(request, settings.s3.bucket), _check_backend(request, settings.backend.simple_url)
-    )
-    results = {"s3": checks[0], "backend": checks[1]}
+    hops = request.app[HOPS]
+    probes = {
+        "s3": _check_s3(request, settings.s3.bucket),
+        "backend": _check_http(request, settings.backend.simple_url, hops.backend),
+    }
+    if settings.proxy.read_proxy and settings.proxy.upstream:
+        probes["proxy"] = _check_http(request, settings.proxy.upstream, hops.upstream)
+    results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     failed = [ErrorItem(name, result) for name, result in results.items() if result != "ok"]
     if failed:
         raise Problem(503, "not-ready", "A dependency is not reachable.", failed)
@@ -49,14 +59,24 @@ async def _check_s3(request: web.Request, bucket: str) -> str:
         async with asyncio.timeout(5):
             await request.app[S3_CLIENT].head_bucket(Bucket=bucket)
     except Exception as exc:  # any failure means "not ready", and is reported as such
-        return f"unreachable: {type(exc).__name__}"
+        return _unreachable(exc)
     return "ok"
 
 
-async def _check_backend(request: web.Request, url: str) -> str:
+async def _check_http(request: web.Request, url: str, hop: Hop) -> str:
     try:
-        async with asyncio.timeout(5), request.app[HTTP_CLIENT].get(url) as response:
+        async with (
+            asyncio.timeout(5),
+            request.app[HTTP_CLIENT].get(url, **hop.options(url)) as response,
+        ):
             # Any HTTP answer means the index is up; auth or redirects are its business.
             return "ok" if response.status < 500 else f"status {response.status}"
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return f"unreachable: {type(exc).__name__}"
+        return _unreachable(exc)
+
+
+def _unreachable(exc: Exception) -> str:
+    reason = tls_failure(exc)
+    if reason:
+        return f"TLS handshake failed: {reason}"
+    return f"unreachable: {type(exc).__name__}"

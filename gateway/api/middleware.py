@@ -14,11 +14,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import Counter, Histogram
 
 from gateway import metrics
+from gateway.api.errors import problem_for
 from gateway.app_keys import DRAIN
 from gateway.logs import log
 from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
 from gateway.protocol.problems import ErrorItem, Problem, retry_soon
 from gateway.publish.backends.base import BackendRefused, BackendUnavailable
+from gateway.sessions.errors import DomainError
 from gateway.store.records import UpdateContention
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,6 +106,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = await handler(request)
     except Problem as problem:
         return problem_response(problem)
+    except DomainError as error:
+        return problem_response(problem_for(error))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -81,6 +81,7 @@ def file_body(
     else:
         mechanism = models.MechanismDetails(identifier=upload.mechanism)
     return models.FileResponse(
+        file_id=fid,
         links=models.FileLinks(
             file_upload_session=urls.file(sid, fid),
             complete=urls.file_complete(sid, fid),

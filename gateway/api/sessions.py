@@ -11,6 +11,7 @@ from gateway.api.render import session_body, upload_json
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
+from gateway.sessions.errors import DomainError
 from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import SessionState
 
@@ -29,7 +30,7 @@ async def create_session(request: web.Request) -> web.Response:
     if created and first_release:
         try:
             await svc.names.reserve(name, principal.id, session.id)  # R-P4
-        except Problem:
+        except DomainError:
             await svc.sessions.cancel(session.id)  # lost a race for the name
             raise
     location = svc.urls.session(session.id)
@@ -40,6 +41,7 @@ async def create_session(request: web.Request) -> web.Response:
             f"{session.name} {session.version} already has a session in progress.",
             [ErrorItem("version", "a non-terminal session exists; use its Location")],
             headers={"Location": location},
+            extensions={"session-token": session.id},
         )
     # A session this request just created has no files yet: no listing to render it.
     return _render_files(request, session, {}, status=201, headers={"Location": location})

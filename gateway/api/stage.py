@@ -13,6 +13,8 @@ from gateway.api.context import services
 from gateway.protocol.problems import ErrorItem, Problem, not_found
 from gateway.sessions import clock
 from gateway.stage import simple
+from gateway.stage.page import SECURITY_HEADERS
+from gateway.stage.preview import render_page
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 20
@@ -42,7 +44,19 @@ async def root(request: web.Request) -> web.Response:
     session, _ = await svc.stage.open(token)
     content_type = _content_type(request)
     project_url = svc.urls.stage(token) + session.name + "/"
-    return _page(simple.root_page(session.name, project_url, content_type), content_type)
+    preview_url = svc.urls.stage(token) + "+preview/"
+    body = simple.root_page(session.name, project_url, content_type, preview_url)
+    return _page(body, content_type)
+
+
+async def preview(request: web.Request) -> web.Response:
+    """The release as a person reviews it before publishing (docs/preview.md)."""
+    svc = services(request)
+    token = request.match_info["token"]
+    page = await svc.preview.preview(token, svc.urls.stage(token))
+    response = web.Response(text=render_page(page), content_type="text/html", charset="utf-8")
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 async def project(request: web.Request) -> web.Response:

@@ -1,8 +1,10 @@
-"""Absolute URLs, always built from the configured public base (R-G1)."""
+"""Absolute URLs, always built from the configured public base (R-G1), by the route table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gateway.protocol.routes import BY_NAME
 
 
 @dataclass(frozen=True)
@@ -14,35 +16,39 @@ class Urls:
     def root(self) -> str:
         return self.base + self.api_root
 
+    def of(self, route: str, **parameters: str) -> str:
+        """The URL of the named route (see ``protocol/routes.py``)."""
+        return BY_NAME[route].url(self.base, self.api_root, **parameters)
+
     def session(self, sid: str) -> str:
-        return f"{self.root}sessions/{sid}"
+        return self.of("api:session", sid=sid)
 
     def upload(self, sid: str) -> str:
-        return f"{self.session(sid)}/files"
+        return self.of("api:create-file", sid=sid)
 
     def publish(self, sid: str) -> str:
-        return f"{self.session(sid)}/publish"
+        return self.of("api:publish", sid=sid)
 
     def extend(self, sid: str) -> str:
-        return f"{self.session(sid)}/extend"
+        return self.of("api:extend-session", sid=sid)
 
     def stage(self, sid: str) -> str:
-        return f"{self.base}/stage/{sid}/"
+        return self.of("stage:root", token=sid)
 
     def file(self, sid: str, fid: str) -> str:
-        return f"{self.upload(sid)}/{fid}"
+        return self.of("api:file", sid=sid, fid=fid)
 
     def file_complete(self, sid: str, fid: str) -> str:
-        return f"{self.file(sid, fid)}/complete"
+        return self.of("api:complete-file", sid=sid, fid=fid)
 
     def file_extend(self, sid: str, fid: str) -> str:
-        return f"{self.file(sid, fid)}/extend"
+        return self.of("api:extend-file", sid=sid, fid=fid)
 
     def file_content(self, sid: str, fid: str) -> str:
-        return f"{self.file(sid, fid)}/content"
+        return self.of("mech:http-post-bytes", sid=sid, fid=fid)
 
     def file_attestations(self, sid: str, fid: str) -> str:
-        return f"{self.file(sid, fid)}/attestations"
+        return self.of("mech:attestations", sid=sid, fid=fid)
 
     def file_resumable(self, sid: str, fid: str) -> str:
-        return f"{self.file(sid, fid)}/resumable"
+        return self.of("mech:append", sid=sid, fid=fid)

@@ -8,18 +8,23 @@ from gateway.auth.config import ConfigAuthenticator
 from gateway.auth.oidc import OidcAuthenticator
 from gateway.auth.passthrough import PassThroughAuthenticator
 from gateway.auth.principals import Authenticator
+from gateway.outbound import Hops
 from gateway.settings import Settings
 
 
-def build_chain(settings: Settings, http: aiohttp.ClientSession) -> list[Authenticator]:
+def build_chain(
+    settings: Settings, http: aiohttp.ClientSession, hops: Hops | None = None
+) -> list[Authenticator]:
     auth = settings.auth
     enabled: dict[str, Authenticator] = {}
     if auth.principals:
         enabled["config"] = ConfigAuthenticator(auth)
     if auth.oidc.issuers:
-        enabled["oidc"] = OidcAuthenticator(auth, http)
+        enabled["oidc"] = OidcAuthenticator(auth, http, hops.oidc if hops else None)
     if auth.passthrough.enabled:
-        enabled["passthrough"] = PassThroughAuthenticator(auth, settings.backend, http)
+        enabled["passthrough"] = PassThroughAuthenticator(
+            auth, settings.backend, http, hops.backend if hops else None
+        )
     return [enabled[name] for name in auth.chain if name in enabled]
 
 

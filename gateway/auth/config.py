@@ -12,7 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.auth.principals import InvalidCredentials, Principal
-from gateway.auth.secrets import verify_secret
+from gateway.hashed_secrets import verify_secret
 from gateway.settings import AuthSettings, PrincipalSettings
 
 TOKEN_USERNAME = "__token__"

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway.auth.principals import InvalidCredentials, Principal
 from gateway.logs import log
+from gateway.outbound import Hop
 from gateway.settings import AuthSettings, OidcIssuerSettings
 
 # Asymmetric algorithms only: "none" and shared-secret HMAC can never verify an ID token.
@@ -30,9 +31,12 @@ _REFRESH_AT_MOST_EVERY = 30.0
 class _KeySet:
     """One issuer's signing keys."""
 
-    def __init__(self, issuer: OidcIssuerSettings, http: aiohttp.ClientSession, ttl: float):
+    def __init__(
+        self, issuer: OidcIssuerSettings, http: aiohttp.ClientSession, ttl: float, hop: Hop
+    ):
         self._issuer = issuer
         self._http = http
+        self._hop = hop
         self._ttl = ttl
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
@@ -72,17 +76,19 @@ class _KeySet:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with self._http.get(url, timeout=timeout) as response:
+        async with self._http.get(url, timeout=timeout, **self._hop.options(url)) as response:
             response.raise_for_status()
             return dict(await response.json(content_type=None))
 
 
 class OidcAuthenticator:
-    def __init__(self, auth: AuthSettings, http: aiohttp.ClientSession):
+    def __init__(self, auth: AuthSettings, http: aiohttp.ClientSession, hop: Hop | None = None):
+        """``hop``: TLS and proxy for key discovery (default: system CAs, environment proxy)."""
         self._settings = auth.oidc
         self._issuers = {issuer.issuer: issuer for issuer in auth.oidc.issuers}
+        hop = hop or Hop("oidc")
         self._keys = {
-            name: _KeySet(issuer, http, auth.oidc.jwks_cache_seconds)
+            name: _KeySet(issuer, http, auth.oidc.jwks_cache_seconds, hop)
             for name, issuer in self._issuers.items()
         }
         self.scheme_challenges = (f'Bearer realm="{auth.realm.replace(chr(34), "")}"',)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway.auth.config import decode_basic
 from gateway.auth.principals import BackendCredentials, InvalidCredentials, Principal
+from gateway.outbound import Hop
 from gateway.publish.backends.base import BackendUnavailable, basic_authorization
 from gateway.settings import AuthSettings, BackendSettings
 
@@ -29,13 +30,18 @@ _PROBE = (
 
 class PassThroughAuthenticator:
     def __init__(
-        self, auth: AuthSettings, backend: BackendSettings, http: aiohttp.ClientSession
+        self,
+        auth: AuthSettings,
+        backend: BackendSettings,
+        http: aiohttp.ClientSession,
+        hop: Hop | None = None,
     ) -> None:
         self._projects = tuple(auth.passthrough.projects)
         self._cache_seconds = auth.cache_seconds
         self._upload_url = backend.upload_url
         self._timeout = backend.timeout
         self._http = http
+        self._hop = hop or Hop("backend")
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         self.scheme_challenges = (f'Basic realm="{auth.realm.replace(chr(34), "")}"',)
 
@@ -74,6 +80,7 @@ class PassThroughAuthenticator:
                 headers=headers,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
+                **self._hop.options(self._upload_url),
             ) as response:
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:

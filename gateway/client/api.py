@@ -35,10 +35,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import aiohttp
+from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
@@ -49,6 +50,7 @@ from gateway.protocol.media import (
     UPLOAD_V2_JSON,
     media_type,
 )
+from gateway.protocol.models import FileResponse, SessionResponse
 
 __all__ = [
     "ClientError",
@@ -73,6 +75,7 @@ CHUNK_BYTES = 1 << 20
 # Bodies the API answers are small JSON documents; never buffer more than this of one.
 MAX_RESPONSE_BYTES = 4 << 20
 
+_Model = TypeVar("_Model", bound=BaseModel)
 ProgressCallback = Callable[[int], None]
 ResumeCallback = Callable[[str, int], None]  # (filename, offset resumed from)
 
@@ -208,67 +211,85 @@ class _Answer:
 class PublishingSession:
     """A publishing session as the server last described it."""
 
-    data: dict[str, Any]
+    response: SessionResponse
+
+    @classmethod
+    def parse(cls, document: dict[str, Any], url: str = "the server") -> PublishingSession:
+        return cls(_parse(SessionResponse, document, url))
 
     @property
     def links(self) -> dict[str, str]:
-        return self.data.get("links") or {}
+        """The links the server gave (a key it does not offer, such as ``extend``, is absent)."""
+        return self.response.links.model_dump(exclude_none=True)
 
     @property
     def url(self) -> str:
-        return self.links["session"]
+        return self.response.links.session
 
     @property
     def stage(self) -> str | None:
-        return self.links.get("stage")
+        return self.response.links.stage
 
     @property
     def status(self) -> str:
-        return str(self.data.get("status", ""))
+        return self.response.status
 
     @property
     def token(self) -> str | None:
-        return self.data.get("session-token")
+        return self.response.session_token
 
     @property
     def expires_at(self) -> str | None:
-        return self.data.get("expires-at")
+        return self.response.expires_at
 
     @property
     def files(self) -> dict[str, dict[str, Any]]:
-        return self.data.get("files") or {}
+        """Each file's ``status``, ``link`` and ``notices``, by filename."""
+        return {name: entry.model_dump() for name, entry in self.response.files.items()}
 
     @property
     def mechanisms(self) -> list[str]:
-        return list(self.data.get("mechanisms") or [])
+        return list(self.response.mechanisms)
 
     @property
     def notices(self) -> list[str]:
-        return list(self.data.get("notices") or [])
+        return list(self.response.notices)
 
 
 @dataclass
 class FileUpload:
-    """A file upload session as the server last described it."""
+    """A file upload session as the server last described it (``response`` is None when the
+    server answered a transfer without a body)."""
 
-    data: dict[str, Any]
+    response: FileResponse | None
     filename: str = ""
+
+    @classmethod
+    def parse(cls, document: dict[str, Any], filename: str, url: str) -> FileUpload:
+        return cls(_parse(FileResponse, document, url) if document else None, filename)
+
+    @property
+    def described(self) -> FileResponse:
+        if self.response is None:
+            raise ClientError(f"the server did not describe the upload of {self.filename}")
+        return self.response
 
     @property
     def links(self) -> dict[str, str]:
-        return self.data.get("links") or {}
+        return self.response.links.model_dump(exclude_none=True) if self.response else {}
 
     @property
     def url(self) -> str:
-        return self.links["file-upload-session"]
+        return self.described.links.file_upload_session
 
     @property
     def status(self) -> str:
-        return str(self.data.get("status", ""))
+        return self.response.status if self.response is not None else ""
 
     @property
     def mechanism(self) -> dict[str, Any]:
-        return self.data.get("mechanism") or {}
+        """``identifier`` and the mechanism's own keys (its URLs, part sizes ...)."""
+        return self.response.mechanism.model_dump() if self.response is not None else {}
 
     @property
     def file_url(self) -> str:
@@ -276,7 +297,7 @@ class FileUpload:
 
     @property
     def mechanism_identifier(self) -> str:
-        return str(self.mechanism.get("identifier", ""))
+        return self.response.mechanism.identifier if self.response is not None else ""
 
     @property
     def attestations_url(self) -> str | None:
@@ -284,7 +305,19 @@ class FileUpload:
 
     @property
     def notices(self) -> list[str]:
-        return list(self.data.get("notices") or [])
+        return list(self.response.notices) if self.response is not None else []
+
+
+def _parse(model: type[_Model], document: dict[str, Any], url: str) -> _Model:
+    """A response document as the protocol's model; a clear error when it is not one."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise ClientError(
+            f"{url} answered a document Upload 2.0 does not describe: {where}: {first['msg']}"
+        ) from None
 
 
 @dataclass
@@ -374,20 +407,20 @@ class UploadClient:
         location = answer.headers.get("Location")
         if answer.status == 409 and reuse and location:
             return await self.get_session(urljoin(answer.url, location)), False
-        return PublishingSession(self._expect(answer, 201)), True
+        return self._session(answer, 201), True
 
     async def get_session(self, url: str) -> PublishingSession:
-        return PublishingSession(self._expect(await self._request("GET", url), 200))
+        return self._session(await self._request("GET", url), 200)
 
     async def extend_session(self, session: PublishingSession, seconds: int) -> PublishingSession:
         """Ask for ``seconds`` more; the answer's ``expires-at`` is what the server granted."""
-        url = session.links.get("extend")
+        url = session.response.links.extend
         if not url:
             raise ClientError("the server does not offer session extensions")
         answer = await self._request(
             "POST", url, json_body={"meta": META, "extend-for": int(seconds)}
         )
-        return PublishingSession(self._expect(answer, 200))
+        return self._session(answer, 200)
 
     async def cancel_session(self, url: str) -> None:
         self._expect(await self._request("DELETE", url), 204)
@@ -400,9 +433,10 @@ class UploadClient:
         Returns the ``published`` session (or the ``processing`` one without ``wait``);
         raises :class:`OperationFailed` when the publish resolves to ``error``.
         """
-        answer = await self._request("POST", session.links["publish"], json_body={"meta": META})
-        document = self._expect(answer, 201, 202)
-        result = PublishingSession(document)
+        answer = await self._request(
+            "POST", session.response.links.publish, json_body={"meta": META}
+        )
+        result = self._session(answer, 201, 202)
         if answer.status == 201 or not wait:
             return result
         url = urljoin(answer.url, answer.headers.get("Location") or result.url)
@@ -428,7 +462,7 @@ class UploadClient:
         while True:
             await asyncio.sleep(min(delay, self.max_poll_interval))
             answer = await self._request("GET", url)
-            session = PublishingSession(self._expect(answer, 200))
+            session = self._session(answer, 200)
             if session.status != "processing":
                 return session
             if deadline is not None and time.monotonic() > deadline:
@@ -453,11 +487,11 @@ class UploadClient:
             "hashes": dict(hashes),
             "mechanism": mechanism,
         }
-        answer = await self._request("POST", session.links["upload"], json_body=body)
-        return FileUpload(self._expect(answer, 202), filename)
+        answer = await self._request("POST", session.response.links.upload, json_body=body)
+        return self._file(answer, filename, 202)
 
     async def get_file(self, url: str, filename: str = "") -> FileUpload:
-        return FileUpload(self._expect(await self._request("GET", url), 200), filename)
+        return self._file(await self._request("GET", url), filename, 200)
 
     async def delete_file(self, url: str) -> None:
         self._expect(await self._request("DELETE", url), 204)
@@ -495,7 +529,7 @@ class UploadClient:
             on_retry=rewind,
         )
         answer = await self._request("POST", file.file_url, body=body, streaming=True)
-        return FileUpload(self._expect(answer, 200, 201, 202, 204, empty_ok=True), file.filename)
+        return self._file(answer, file.filename, 200, 201, 202, 204, empty_ok=True)
 
     async def upload_resumable(
         self,
@@ -613,7 +647,7 @@ class UploadClient:
             url,
             body=_Body(make=lambda: body, headers={"Content-Type": "application/json"}),
         )
-        return FileUpload(self._expect(answer, 200, 201, 202, 204, empty_ok=True), file.filename)
+        return self._file(answer, file.filename, 200, 201, 202, 204, empty_ok=True)
 
     async def complete_file(
         self, file: FileUpload, *, wait: bool = True, max_wait: float | None = None
@@ -623,8 +657,9 @@ class UploadClient:
         A synchronous refusal raises :class:`ProblemError` (the file is then in ``error`` and
         must be deleted); a deferred one raises :class:`OperationFailed`.
         """
-        answer = await self._request("POST", file.links["complete"], json_body={"meta": META})
-        result = FileUpload(self._expect(answer, 201, 202), file.filename)
+        complete = file.described.links.complete
+        answer = await self._request("POST", complete, json_body={"meta": META})
+        result = self._file(answer, file.filename, 201, 202)
         if answer.status == 201 or not wait or result.status == "completed":
             return result
         url = urljoin(answer.url, answer.headers.get("Location") or file.url)
@@ -633,7 +668,7 @@ class UploadClient:
         while result.status == "processing":
             await asyncio.sleep(min(delay, self.max_poll_interval))
             poll = await self._request("GET", url)
-            result = FileUpload(self._expect(poll, 200), file.filename)
+            result = self._file(poll, file.filename, 200)
             if deadline is not None and time.monotonic() > deadline:
                 raise ClientError(f"timed out waiting for {file.filename} to be validated")
             delay = _retry_after(poll.headers) or min(delay * 1.5, self.max_poll_interval)
@@ -691,6 +726,15 @@ class UploadClient:
             await asyncio.wait_for(self.delete_file(file.url), 15)
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _session(self, answer: _Answer, *statuses: int) -> PublishingSession:
+        return PublishingSession.parse(self._expect(answer, *statuses), answer.url)
+
+    def _file(
+        self, answer: _Answer, filename: str, *statuses: int, empty_ok: bool = False
+    ) -> FileUpload:
+        document = self._expect(answer, *statuses, empty_ok=empty_ok)
+        return FileUpload.parse(document, filename, answer.url)
 
     def _expect(self, answer: _Answer, *statuses: int, empty_ok: bool = False) -> dict[str, Any]:
         if answer.status >= 400:

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -103,10 +105,28 @@ def _common_options() -> argparse.ArgumentParser:
         help="password or API token; default: $UPLOAD_GATEWAY_PASSWORD, $TWINE_PASSWORD",
     )
     repo.add_argument(
+        "--no-keyring",
+        action="store_true",
+        help="do not look passwords up in the system keyring (also: UPLOAD_GATEWAY_KEYRING=0)",
+    )
+    repo.add_argument(
         "--oidc-audience",
         default=DEFAULT_OIDC_AUDIENCE,
         help="audience of the GitHub Actions OIDC token used when no password is given "
         f"(default {DEFAULT_OIDC_AUDIENCE!r})",
+    )
+    network = common.add_argument_group("TLS (like twine)")
+    network.add_argument(
+        "--cert",
+        metavar="PATH",
+        help="CA bundle to verify the server with; default: $UPLOAD_GATEWAY_CERT, $TWINE_CERT, "
+        "else the system store",
+    )
+    network.add_argument(
+        "--client-cert",
+        metavar="PATH",
+        help="PEM file with a client certificate and its key (mutual TLS); default: "
+        "$UPLOAD_GATEWAY_CLIENT_CERT, $TWINE_CLIENT_CERT",
     )
     common.add_argument(
         "--state-file",
@@ -141,6 +161,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="upload but do not publish; print the stage URL and a session id",
     )
     publish.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="a file the index already has (or that this session already completed with the "
+        "same bytes) is reported as skipped, not as an error, as twine does",
+    )
+    publish.add_argument(
         "--parallel", type=_positive, default=4, metavar="N", help="files uploaded at once (4)"
     )
     publish.add_argument(
@@ -169,7 +195,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         ("extend", "ask the server to keep a session longer"),
     ):
         action = actions.add_parser(name, parents=[common], help=text, description=text)
-        action.add_argument("id", metavar="ID", help="the local session id (or a session URL)")
+        action.add_argument(
+            "id",
+            metavar="ID",
+            help="the local session id, a session URL, or NAME==VERSION (the release's "
+            "session, e.g. one staged legacy uploads created; needs --repository-url)",
+        )
         if name == "extend":
             action.add_argument(
                 "--seconds", type=_positive, default=_EXTEND_BY, help="how much longer (3600)"
@@ -307,6 +338,31 @@ class Context:
     def state(self) -> StateFile:
         return StateFile(self.args.state_file or default_state_file(self.env))
 
+    def tls_files(self, record: SessionRecord | None = None) -> tuple[str | None, str | None]:
+        """--cert and --client-cert: the options, the environment, else what the session
+        was created with."""
+        cert = self.args.cert or _env_first(self.env, "CERT")
+        client_cert = self.args.client_cert or _env_first(self.env, "CLIENT_CERT")
+        if record is not None:
+            cert, client_cert = cert or record.cert, client_cert or record.client_cert
+        return cert, client_cert
+
+    def http(self, record: SessionRecord | None = None) -> aiohttp.ClientSession:
+        cert, client_cert = self.tls_files(record)
+        if cert is None and client_cert is None:
+            return aiohttp.ClientSession()
+        try:
+            context = ssl.create_default_context(cafile=cert)
+            if client_cert:
+                context.load_cert_chain(client_cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise CredentialError(f"cannot use --cert/--client-cert: {exc}") from None
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+def _env_first(env: Mapping[str, str], key: str) -> str | None:
+    return env.get(f"UPLOAD_GATEWAY_{key}") or env.get(f"TWINE_{key}") or None
+
 
 def _publish_entry(args: argparse.Namespace) -> int:
     return _run(args, publish_command)
@@ -361,11 +417,12 @@ async def _authenticated(
     credentials = resolve_credentials(
         repository_url=resolve.get("repository_url", args.repository_url),
         repository=resolve.get("repository", args.repository),
-        username=args.username,
+        username=args.username or resolve.get("username"),
         password=args.password,
         config_file=args.config_file,
         env=context.env,
         fallback_url=resolve.get("fallback_url"),
+        use_keyring=not args.no_keyring,
     )
     if credentials.oidc_pending:
         context.reporter.step("requesting a GitHub Actions OIDC token")
@@ -396,6 +453,7 @@ class Outcome:
     error: BaseException | None = None
     reported: bool = False
     uploaded: set[str] = field(default_factory=set)  # legacy uploads that went through
+    skipped: set[str] = field(default_factory=set)  # --skip-existing: already there
 
     def document(self) -> dict[str, Any]:
         session_files = self.session.files if self.session is not None else {}
@@ -403,7 +461,9 @@ class Outcome:
         for dist in self.release.files:
             entry = session_files.get(dist.filename, {})
             status = entry.get("status")
-            if status is None:
+            if dist.filename in self.skipped:
+                status = "skipped"
+            elif status is None:
                 status = "uploaded" if dist.filename in self.uploaded else "not uploaded"
             files[dist.filename] = {"status": status, "size": dist.size, "sha256": dist.sha256}
         document: dict[str, Any] = {
@@ -428,7 +488,7 @@ async def publish_command(context: Context) -> int:
     if args.stage and args.protocol == "legacy":
         raise LocalCheckError("--stage needs Upload 2.0; the legacy API publishes at once")
     paths = expand_inputs(args.files)
-    async with aiohttp.ClientSession() as http:
+    async with context.http() as http:
         credentials = await _authenticated(context, http)
         distributions = await inspect_distributions(paths, attestations=args.attestations)
         releases = group_releases(distributions)
@@ -511,6 +571,7 @@ class PublishRun:
     async def upload2(self, release: Release, session: PublishingSession, created: bool) -> Outcome:
         lid = local_id(session.url)
         outcome = Outcome(release, "2", session.status, session, lid)
+        previous = self.state.records().get(lid)  # a reused session: what we completed in it
         self.state.save(
             SessionRecord(
                 id=lid,
@@ -521,6 +582,11 @@ class PublishRun:
                 stage_url=session.stage,
                 status=session.status,
                 files=[dist.filename for dist in release.files],
+                username=self.credentials.username,
+                password_source=self.credentials.source,
+                cert=_absolute(self.context.tls_files()[0]),
+                client_cert=_absolute(self.context.tls_files()[1]),
+                completed=previous.completed if previous is not None else {},
             )
         )
         if created:
@@ -535,13 +601,18 @@ class PublishRun:
                 raise ClientError(f"the live session is {session.status!r}; nothing can be added")
             await self.clear_stale_files(session, release)
             session = await self.keep_alive(session)
-            await self.upload_files(session, release)
+            outcome.skipped = await self.upload_files(session, release, lid)
         except ClientError as exc:
             outcome.error = exc
             outcome.session = await self._refresh(session)
             self.report(outcome)  # before the clean-up messages
             await self.abandon(lid, release, created)
             outcome.status = "canceled" if created and not self.args.stage else "open"
+            return outcome
+        if created and outcome.skipped == {dist.filename for dist in release.files}:
+            # Everything is on the index already: nothing to publish, and no session to keep.
+            await self._cancel(lid, session, release)
+            outcome.status = "skipped"
             return outcome
 
         if self.args.stage:
@@ -562,8 +633,8 @@ class PublishRun:
             outcome.status = outcome.session.status
             self.state.update(lid, status=outcome.status)
             self.reporter.info(
-                f"session {lid} is kept: retry with 'upload-gateway session publish {lid}' "
-                f"or discard it with 'upload-gateway session cancel {lid}'"
+                f"session {lid} is kept: retry with '{self.next_command('publish', lid)}' "
+                f"or discard it with '{self.next_command('cancel', lid)}'"
             )
             return outcome
         self.live.pop(lid, None)
@@ -600,32 +671,75 @@ class PublishRun:
             return session
         return await self.client.extend_session(session, _EXTEND_BY)
 
-    async def upload_files(self, session: PublishingSession, release: Release) -> None:
+    def already_completed(self, session: PublishingSession, release: Release, lid: str) -> set[str]:
+        """--skip-existing in a reused session: files it completed with these very bytes."""
+        if not self.args.skip_existing:
+            return set()
+        record = self.state.records().get(lid)
+        done = record.completed if record is not None else {}
+        same = {
+            dist.filename
+            for dist in release.files
+            if (session.files.get(dist.filename) or {}).get("status") == "completed"
+            and done.get(dist.filename) == dist.sha256
+        }
+        for filename in sorted(same):
+            self.reporter.info(f"{filename}: already completed in this session; skipped")
+        return same
+
+    async def upload_files(
+        self, session: PublishingSession, release: Release, lid: str
+    ) -> set[str]:
+        """Upload the release's files; the names skipped (--skip-existing)."""
         limit = asyncio.Semaphore(self.args.parallel)
+        skipped = self.already_completed(session, release, lid)
         with self.reporter.transfer(release.files) as transfer:
 
             async def one(dist: Distribution) -> None:
+                if dist.filename in skipped:
+                    return
                 async with limit:
                     self.reporter.step(f"{dist.filename}: creating the file upload")
-                    await self.client.upload_file(
-                        session,
-                        dist.path,
-                        size=dist.size,
-                        hashes=dist.hashes,
-                        attestations=list(dist.attestations) or None,
-                        progress=transfer.track(dist),
-                        on_created=lambda file: self.reporter.step(
-                            f"uploading {dist.filename} ({dist.size} bytes, "
-                            f"{file.mechanism_identifier})"
-                        ),
-                        on_resume=lambda name, offset: self.reporter.info(
-                            f"{name}: the connection dropped; resuming at byte {offset} "
-                            "(the server has everything before it)"
-                        ),
-                    )
-                    self.reporter.step(f"{dist.filename}: completed")
+                    if await self._upload_one(session, dist, transfer):
+                        self.state.mark_completed(lid, dist.filename, dist.sha256)
+                    else:
+                        skipped.add(dist.filename)
 
             await _all_or_nothing([one(dist) for dist in release.files])
+        return skipped
+
+    async def _upload_one(
+        self, session: PublishingSession, dist: Distribution, transfer: Transfer
+    ) -> bool:
+        """True once uploaded and completed; False when --skip-existing skips it."""
+        try:
+            await self._upload_file(session, dist, transfer)
+        except ProblemError as exc:
+            if not (self.args.skip_existing and _already_on_index(exc)):
+                raise
+            self.reporter.info(f"{dist.filename}: already on the index; skipped")
+            return False
+        return True
+
+    async def _upload_file(
+        self, session: PublishingSession, dist: Distribution, transfer: Transfer
+    ) -> None:
+        await self.client.upload_file(
+            session,
+            dist.path,
+            size=dist.size,
+            hashes=dist.hashes,
+            attestations=list(dist.attestations) or None,
+            progress=transfer.track(dist),
+            on_created=lambda file: self.reporter.step(
+                f"uploading {dist.filename} ({dist.size} bytes, {file.mechanism_identifier})"
+            ),
+            on_resume=lambda name, offset: self.reporter.info(
+                f"{name}: the connection dropped; resuming at byte {offset} "
+                "(the server has everything before it)"
+            ),
+        )
+        self.reporter.step(f"{dist.filename}: completed")
 
     async def abandon(self, lid: str, release: Release, created: bool) -> None:
         """After a failed upload: cancel the session we created, unless staging."""
@@ -635,7 +749,7 @@ class PublishRun:
         if self.args.stage:
             self.reporter.info(
                 f"session {lid} is left open for inspection: "
-                f"'upload-gateway session status {lid}' / 'upload-gateway session cancel {lid}'"
+                f"'{self.next_command('status', lid)}' / '{self.next_command('cancel', lid)}'"
             )
             return
         await self._cancel(lid, entry[0], release)
@@ -654,7 +768,7 @@ class PublishRun:
             for lid, (_session, release) in self.live.items():
                 self.reporter.info(
                     f"interrupted: session {lid} ({release.name} {release.version}) is left "
-                    f"open; 'upload-gateway session cancel {lid}' discards it"
+                    f"open; '{self.next_command('cancel', lid)}' discards it"
                 )
             return
         self.reporter.info("interrupted: canceling the sessions this command created")
@@ -675,14 +789,21 @@ class PublishRun:
             with self.reporter.transfer(release.files) as transfer:
                 for dist in release.files:
                     self.reporter.step(f"uploading {dist.filename} ({dist.size} bytes, legacy)")
-                    await upload_legacy(
-                        self.http,
-                        url,
-                        dist,
-                        authorization=self.credentials.authorization,
-                        progress=transfer.track(dist),
-                        retry=self.client.retry,
-                    )
+                    try:
+                        await upload_legacy(
+                            self.http,
+                            url,
+                            dist,
+                            authorization=self.credentials.authorization,
+                            progress=transfer.track(dist),
+                            retry=self.client.retry,
+                        )
+                    except ProblemError as exc:
+                        if not (self.args.skip_existing and _legacy_already_there(exc)):
+                            raise
+                        self.reporter.info(f"{dist.filename}: already on the index; skipped")
+                        outcome.skipped.add(dist.filename)
+                        continue
                     outcome.uploaded.add(dist.filename)
         except ClientError as exc:
             outcome.status = "failed"
@@ -715,17 +836,48 @@ class PublishRun:
         lines: list[str]
         if outcome.protocol == "legacy":
             lines = [f"Uploaded {what} ({count}) with the legacy upload API"]
+            if outcome.skipped:
+                lines.append(f"  skipped (already there): {', '.join(sorted(outcome.skipped))}")
+        elif outcome.status == "skipped":
+            lines = [f"Skipped {what}: all {count} already on the index"]
         elif outcome.status == "published":
             lines = [f"Published {what} ({count}) [session {outcome.local_id}]"]
+            if outcome.skipped:
+                lines.append(f"  skipped (already there): {', '.join(sorted(outcome.skipped))}")
         else:
             session = outcome.session
             assert session is not None
             lines = [f"Staged {what} ({count}): session {outcome.local_id}"]
             if session.stage:
                 lines.append(f"  stage URL: {session.stage}")
-            lines.append(f"  publish:   upload-gateway session publish {outcome.local_id}")
-            lines.append(f"  cancel:    upload-gateway session cancel {outcome.local_id}")
+                lines.append(f"  preview:   {session.stage}+preview/")  # the gateway's page
+            lid = outcome.local_id or ""
+            lines.append(f"  publish:   {self.next_command('publish', lid)}")
+            lines.append(f"  cancel:    {self.next_command('cancel', lid)}")
+            lines.append(f"  password:  {self.password_hint()}")
         self.reporter.result(outcome.document(), lines)
+
+    def next_command(self, action: str, lid: str) -> str:
+        """The command to run next, as it must be typed: the session remembers the repository,
+        username and TLS files; a password given with -p is not stored and must be given again."""
+        command = f"upload-gateway session {action} {lid}"
+        if self.args.state_file:
+            command += f" --state-file {shlex.quote(str(self.args.state_file))}"
+        if self.credentials.source == "command line":
+            command += " -p PASSWORD"
+        return command
+
+    def password_hint(self) -> str:
+        source = self.credentials.source
+        if self.credentials.token:
+            return "a new GitHub Actions OIDC token (in the same CI job)"
+        if source == "command line":
+            return "given with -p and not stored: give it again (or keep it in the keyring)"
+        if source == "keyring":
+            return "from the keyring, as now"
+        if source.startswith(("UPLOAD_GATEWAY_", "TWINE_")):
+            return f"from ${source}: keep it set"
+        return f"from {source}, as now" if source != "none" else "none was given"
 
 
 async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
@@ -741,6 +893,27 @@ async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+def _already_on_index(exc: ProblemError) -> bool:
+    # The file is published (or being published by another session): what twine's
+    # --skip-existing skips.
+    slug = exc.type.replace("/", ":").rsplit(":", 1)[-1]  # urn:...:slug or .../slug
+    return exc.status == 409 and slug in (
+        "already-published",
+        "filename-reserved",
+    )
+
+
+def _legacy_already_there(exc: ProblemError) -> bool:
+    # What twine's --skip-existing recognises: 409, or a 400 whose reason says so (pypiserver,
+    # older Warehouse).
+    said = f"{exc.title} {exc.detail}".lower()
+    return exc.status == 409 or (exc.status == 400 and "exist" in said)
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else None
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -761,6 +934,9 @@ async def session_command(context: Context) -> int:
     if args.session_command == "list":
         return _list_sessions(context, state)
     reference: str = args.id
+    release = _release_reference(reference)
+    if release is not None:
+        return await _release_session_command(context, *release)
     record: SessionRecord | None = None
     if reference.startswith(("http://", "https://")):
         session_url = reference
@@ -771,12 +947,13 @@ async def session_command(context: Context) -> int:
         session_url = record.session_url
     explicit = args.repository_url or args.repository
     repository_url = args.repository_url if explicit or record is None else record.repository_url
-    async with aiohttp.ClientSession() as http:
+    async with context.http(record) as http:
         credentials = await _authenticated(
             context,
             http,
             repository_url=repository_url,
             fallback_url=session_url,
+            username=record.username if record is not None else None,
         )
         client = UploadClient(
             record.repository_url if record is not None else session_url,
@@ -786,14 +963,7 @@ async def session_command(context: Context) -> int:
         lid = record.id if record is not None else local_id(session_url)
         try:
             session = await client.get_session(session_url)
-            if args.session_command == "publish":
-                context.reporter.info(f"publishing session {lid}")
-                session = await client.publish(session)
-            elif args.session_command == "cancel":
-                await client.cancel_session(session_url)
-                session = await client.get_session(session_url)
-            elif args.session_command == "extend":
-                session = await client.extend_session(session, args.seconds)
+            session = await _apply(context, client, session, lid)
         except ClientError as exc:
             if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
                 state.update(lid, status="gone")
@@ -809,6 +979,58 @@ async def session_command(context: Context) -> int:
     if record is not None:
         state.update(lid, status=session.status)
     _show_session(context.reporter, lid, record, session, args.session_command)
+    return EXIT_OK
+
+
+async def _apply(
+    context: Context, client: UploadClient, session: PublishingSession, lid: str
+) -> PublishingSession:
+    """Run the session action the command names; the session as it is afterwards."""
+    action = context.args.session_command
+    if action == "publish":
+        context.reporter.info(f"publishing session {lid}")
+        return await client.publish(session)
+    if action == "cancel":
+        await client.cancel_session(session.url)
+        return await client.get_session(session.url)
+    if action == "extend":
+        return await client.extend_session(session, context.args.seconds)
+    return session
+
+
+def _release_reference(reference: str) -> tuple[str, str] | None:
+    """``NAME==VERSION`` as (name, version); None for a local id or a session URL."""
+    if reference.startswith(("http://", "https://")) or "==" not in reference:
+        return None
+    name, _, version = reference.partition("==")
+    if not name.strip() or not version.strip():
+        raise LocalCheckError(f"{reference!r}: a release is NAME==VERSION")
+    return name.strip(), version.strip()
+
+
+async def _release_session_command(context: Context, name: str, version: str) -> int:
+    """The session of a release, found with no session id (one that staged legacy uploads
+    created, say). Upload 2.0 has no lookup, but a create for a release with a live session
+    answers 409 + Location (PEP 694); a session that lookup creates instead is canceled."""
+    async with aiohttp.ClientSession() as http:
+        credentials = await _authenticated(context, http)
+        client = UploadClient(
+            credentials.repository_url, authorization=credentials.authorization, http=http
+        )
+        try:
+            session, created = await client.create_session(name, version)
+            if created:
+                await client.cancel_session(session.url)
+                context.reporter.error(f"{name} {version} has no session in progress")
+                return EXIT_REFUSED
+            lid = local_id(session.url)
+            session = await _apply(context, client, session, lid)
+        except ClientError as exc:
+            context.reporter.problem(f"{name} {version}: ", exc)
+            if context.reporter.json_mode:
+                print(json.dumps({"release": f"{name}=={version}", "error": error_document(exc)}))
+            return EXIT_REFUSED
+    _show_session(context.reporter, lid, None, session, context.args.session_command)
     return EXIT_OK
 
 

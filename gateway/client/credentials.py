@@ -9,7 +9,10 @@ Resolution order, first hit wins, for each of URL, username and password:
    ``_REPOSITORY`` (a URL beats a section name, as in twine);
 3. the ``.pypirc`` section (``--config-file``, default ``~/.pypirc``): the named one, or else
    the section whose ``repository`` is the URL in use;
-4. for a password only: in GitHub Actions (``ACTIONS_ID_TOKEN_REQUEST_URL`` and
+4. for a password only: the system keyring (``keyring``, twine's convention: service = the
+   repository URL, user = the username), unless ``--no-keyring`` or
+   ``UPLOAD_GATEWAY_KEYRING=0``;
+5. for a password only: in GitHub Actions (``ACTIONS_ID_TOKEN_REQUEST_URL`` and
    ``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` set) an OIDC ID token is requested for
    ``--oidc-audience`` and sent as ``Bearer`` (trusted publishing).
 
@@ -33,6 +36,7 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "fetch_oidc_token",
+    "from_keyring",
     "read_pypirc",
     "resolve_credentials",
 ]
@@ -129,6 +133,7 @@ def resolve_credentials(
     config_file: Path | None = None,
     env: Mapping[str, str],
     fallback_url: str | None = None,
+    use_keyring: bool = True,
 ) -> Credentials:
     """The repository URL and credentials to use (see the module docstring for the order).
 
@@ -186,12 +191,29 @@ def resolve_credentials(
     if secret is None and section is not None and section.get("password"):
         secret, source = section["password"], f"{path} [{section_name}]"
 
+    if secret is None and use_keyring and env.get("UPLOAD_GATEWAY_KEYRING", "1") != "0":
+        user, secret = from_keyring(url, user)
+        source = "keyring"
     if secret is not None:
         return Credentials(url, user, secret, None, source)
     oidc = bool(
         env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
     )
     return Credentials(url, user, None, None, "none", oidc_pending=oidc)
+
+
+def from_keyring(url: str, username: str | None) -> tuple[str | None, str | None]:
+    """(username, password) from the system keyring, as twine looks them up; the password
+    is None when the keyring has none (or there is no usable keyring)."""
+    try:
+        import keyring
+
+        if username is not None:
+            return username, keyring.get_password(url, username)
+        found = keyring.get_credential(url, None)
+    except Exception:  # no backend, a locked one, a broken one: same as "not there"
+        return username, None
+    return (found.username, found.password) if found is not None else (None, None)
 
 
 async def fetch_oidc_token(

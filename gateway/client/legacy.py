@@ -1,7 +1,8 @@
 """The legacy upload API (PEP 694 "Legacy API Fallback"): one multipart POST per file.
 
 The form is what the gateway itself replays at publish, and what twine sends: built by
-:func:`gateway.publish.legacy_form.legacy_form_fields` from the file's own METADATA/PKG-INFO.
+:func:`gateway.protocol.legacy_upload_form.legacy_form_fields` from the file's own
+METADATA/PKG-INFO.
 The body is framed by hand so its exact ``Content-Length`` is known (some legacy indexes
 refuse chunked uploads) and the file streams from disk as the last part.
 """
@@ -23,14 +24,14 @@ from gateway.client.api import (
     plain_text,
 )
 from gateway.client.local import Distribution, LocalCheckError
-from gateway.protocol.multipart import frame
-from gateway.publish.legacy_form import (
+from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     LegacyFormError,
     encode_attestations,
     filetype_and_pyversion,
     legacy_form_fields,
 )
+from gateway.protocol.multipart import frame
 
 __all__ = ["form_fields", "upload_legacy"]
 

@@ -22,7 +22,7 @@ from packaging.version import Version
 
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.filenames import parse_filename
-from gateway.protocol.problems import Problem
+from gateway.sessions.errors import DomainError
 
 __all__ = [
     "Distribution",
@@ -160,7 +160,7 @@ async def inspect_distribution(path: Path, *, attestations: bool = False) -> Dis
     """Check one file and describe it; :class:`LocalCheckError` names what is wrong."""
     try:
         parsed = parse_filename(path.name)
-    except Problem as exc:
+    except DomainError as exc:
         raise LocalCheckError(f"{path}: {exc.detail}") from None
     try:
         reader = LocalFile(path)

@@ -4,8 +4,10 @@ PEP 694 suggests the id printed by ``publish --stage`` be local to the client an
 the in-progress server session. The file lives at
 ``$XDG_STATE_HOME/upload-gateway/sessions.json`` (``~/.local/state/...`` by default;
 ``UPLOAD_GATEWAY_STATE_FILE`` or ``--state-file`` override it). It holds session URLs, which
-carry the session token, so it is written with mode 0600. Writers take an exclusive lock
-and replace the file atomically, so concurrent commands never corrupt it.
+carry the session token, so it is written with mode 0600. It also remembers how the session
+was reached — repository URL, username, where the password came from, the TLS files — so that
+``session ...`` commands work without repeating them; never a password. Writers take an
+exclusive lock and replace the file atomically, so concurrent commands never corrupt it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class SessionRecord:
     files: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
+    username: str | None = None
+    password_source: str | None = None  # "keyring", "TWINE_PASSWORD", "command line"...
+    cert: str | None = None  # --cert: the CA bundle the server is verified with
+    client_cert: str | None = None  # --client-cert
+    completed: dict[str, str] = field(default_factory=dict)  # filename -> sha256 we completed
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionRecord:
@@ -116,6 +123,14 @@ class StateFile:
             for key, value in changes.items():
                 setattr(record, key, value)
             record.updated_at = _now()
+
+    def mark_completed(self, session_id: str, filename: str, sha256: str) -> None:
+        """Remember that this client completed ``filename`` with these bytes in the session."""
+        with self._locked() as records:
+            record = records.get(session_id)
+            if record is not None:
+                record.completed[filename] = sha256
+                record.updated_at = _now()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, SessionRecord]]:

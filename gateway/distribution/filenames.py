@@ -15,10 +15,9 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from gateway.protocol.problems import bad_request
+from gateway.protocol.models import WEAK_HASHES
+from gateway.sessions.errors import invalid
 
-# md5 and sha1 are collision-broken: they may be declared, and are verified, but never suffice.
-_INSECURE = {"md5", "sha1"}
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -31,7 +30,7 @@ class DistributionFilename:
 
 def parse_filename(filename: str) -> DistributionFilename:
     if "/" in filename or "\\" in filename or filename != filename.strip():
-        raise bad_request("invalid-filename", f"{filename!r} is not a bare filename", "filename")
+        raise invalid("invalid-filename", f"{filename!r} is not a bare filename", "filename")
     try:
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
@@ -40,8 +39,8 @@ def parse_filename(filename: str) -> DistributionFilename:
             name, version = parse_sdist_filename(filename)
             return DistributionFilename(filename, name, version)
     except (InvalidWheelFilename, InvalidSdistFilename) as exc:
-        raise bad_request("invalid-filename", str(exc), "filename") from None
-    raise bad_request(
+        raise invalid("invalid-filename", str(exc), "filename") from None
+    raise invalid(
         "invalid-filename",
         f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz)",
         "filename",
@@ -51,13 +50,13 @@ def parse_filename(filename: str) -> DistributionFilename:
 def check_release(parsed: DistributionFilename, name: str, version: str) -> None:
     """The filename must name the session's release (after normalization)."""
     if parsed.name != canonicalize_name(name):
-        raise bad_request(
+        raise invalid(
             "filename-mismatch",
             f"{parsed.filename} is for project {parsed.name}, this session is for {name}",
             "filename",
         )
     if parsed.version != Version(version):
-        raise bad_request(
+        raise invalid(
             "filename-mismatch",
             f"{parsed.filename} is for version {parsed.version}, this session is for {version}",
             "filename",
@@ -72,23 +71,25 @@ def normalize_hashes(hashes: dict[str, str]) -> dict[str, str]:
         try:
             hasher = hashlib.new(algorithm.lower())
         except (ValueError, TypeError):
-            raise bad_request(
-                "invalid-hash", f"unknown hash algorithm {algorithm!r}", source
-            ) from None
+            raise invalid("invalid-hash", f"unknown hash algorithm {algorithm!r}", source) from None
         if hasher.digest_size == 0:  # shake_*: no fixed length to compare against
-            raise bad_request("invalid-hash", f"{algorithm} has no fixed digest size", source)
+            raise invalid("invalid-hash", f"{algorithm} has no fixed digest size", source)
         digest = digest.lower()
         if len(digest) != 2 * hasher.digest_size or not _HEX.fullmatch(digest):
-            raise bad_request(
+            raise invalid(
                 "invalid-hash",
                 f"{algorithm} digest must be {2 * hasher.digest_size} hex characters",
                 source,
             )
-        normalized[hasher.name] = digest
+        if normalized.setdefault(hasher.name, digest) != digest:
+            # "SHA256" and "sha256" are one algorithm: two different digests cannot both be valid.
+            raise invalid(
+                "invalid-hash", f"two different {hasher.name} digests are declared", source
+            )
     if not any(
-        name in hashlib.algorithms_guaranteed and name not in _INSECURE for name in normalized
+        name in hashlib.algorithms_guaranteed and name not in WEAK_HASHES for name in normalized
     ):
-        raise bad_request(
+        raise invalid(
             "invalid-hash",
             "at least one secure hash from hashlib.algorithms_guaranteed is required "
             "(sha256 recommended)",

@@ -1,8 +1,13 @@
 """File upload mechanisms: how bytes get from a client into the stage, one module each."""
 
-HTTP_POST_BYTES = "http-post-bytes"
-# Server-specific mechanisms (PEP 694: vnd-<operator>-<implementation>), documented in docs/api.md.
-RESUMABLE = "vnd-uploadgateway-resumable-v1"
-S3_PRESIGNED = "vnd-uploadgateway-s3-presigned-v1"
+from typing import Final, Literal, get_args
 
-KNOWN = (HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED)
+# Server-specific mechanisms (PEP 694: vnd-<operator>-<implementation>), documented in docs/api.md.
+Mechanism = Literal[
+    "http-post-bytes", "vnd-uploadgateway-resumable-v1", "vnd-uploadgateway-s3-presigned-v1"
+]
+HTTP_POST_BYTES: Final = "http-post-bytes"
+RESUMABLE: Final = "vnd-uploadgateway-resumable-v1"
+S3_PRESIGNED: Final = "vnd-uploadgateway-s3-presigned-v1"
+
+KNOWN: tuple[Mechanism, ...] = get_args(Mechanism)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.protocol.problems import ErrorItem, Problem
+from gateway.sessions.errors import DomainError, Kind, Pointer
 from gateway.sessions.records import PresignedUpload
 from gateway.store.blobs import BlobStore
 
@@ -62,17 +62,17 @@ async def finish(blobs: BlobStore, key: str, upload: PresignedUpload, size: int)
         expected = min(upload.part_size, size - (number - 1) * upload.part_size)
         part = parts.get(number)
         if part is None:
-            problems.append(ErrorItem(f"parts.{number}", "not uploaded"))
+            problems.append(Pointer(f"parts.{number}", "not uploaded"))
         elif part.size != expected:
-            problems.append(ErrorItem(f"parts.{number}", f"{part.size} bytes, {expected} expected"))
+            problems.append(Pointer(f"parts.{number}", f"{part.size} bytes, {expected} expected"))
     problems += [
-        ErrorItem(f"parts.{number}", "beyond the declared size")
+        Pointer(f"parts.{number}", "beyond the declared size")
         for number in parts
         if number > upload.part_count
     ]
     if problems:
-        raise Problem(
-            409,
+        raise DomainError(
+            Kind.CONFLICT,
             "upload-incomplete",
             "Not every part is in S3 with its expected size; upload the parts named in errors, "
             "then complete again.",

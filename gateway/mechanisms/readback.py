@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway import metrics
-from gateway.mechanisms.ingest import ALWAYS, Digests
+from gateway.mechanisms.digests import ALWAYS, Digests
 from gateway.store.blobs import BlobStore
 
 

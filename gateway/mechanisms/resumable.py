@@ -18,19 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from gateway.mechanisms.ingest import Digests
+from gateway.mechanisms.digests import Digests
+from gateway.mechanisms.parts import IN_FLIGHT, PartPipeline
 from gateway.protocol.problems import Problem
+from gateway.sessions.errors import DomainError, Kind
 from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 
 Checkpoint = Callable[[ResumableProgress], Awaitable[None]]
-IN_FLIGHT = 2  # parts uploading while the next one fills: three part buffers in all
 CHECKPOINT_EVERY = 2.0  # seconds between progress records while parts keep landing
 
 
@@ -44,14 +44,6 @@ class Appended:
     finished: bool  # the object is whole in S3 (Upload-Complete was honoured)
     digests: Digests | None  # over ``progress.offset`` bytes; None when unknown here
     cut_short: BaseException | None  # what ended the request early, to raise once recorded
-
-
-@dataclass
-class _Part:
-    number: int
-    buffer: bytearray
-    hashing: asyncio.Future[None] | None
-    uploading: asyncio.Task[None]
 
 
 class DigestCache:
@@ -102,8 +94,8 @@ async def append(
 
 
 class _Appending:
-    """One append request's state: the part being filled, the parts uploading behind it, and
-    how much of the progress is not yet checkpointed."""
+    """One append request: the part pipeline it feeds, and how much of the progress is not
+    yet checkpointed."""
 
     def __init__(
         self,
@@ -117,7 +109,7 @@ class _Appending:
         checkpoint: Checkpoint,
     ):
         self.blobs, self.sid, self.fid = blobs, sid, fid
-        self.progress, self.size, self.part_size = progress, size, part_size
+        self.progress, self.size = progress, size
         self.digests, self.checkpoint = digests, checkpoint
         self.key = keys.file_bytes(sid, fid, progress.attempt)
         self.writer = blobs.multipart(
@@ -126,42 +118,54 @@ class _Appending:
             upload_id=progress.upload_id,
             parts=[{"PartNumber": p.number, "ETag": p.etag} for p in progress.parts],
         )
-        self.buffer = bytearray(part_size)
-        self.filled = 0
-        self.unhashed_from = 0
-        self.in_flight: deque[_Part] = deque()
-        self.spare: list[bytearray] = []
+        self.parts = PartPipeline(
+            self.writer,
+            digests,
+            part_size=part_size,
+            capacity=size - self.landed,
+            first_number=len(progress.parts) + 1,
+            landed=self._landed,
+        )
         self.loop = asyncio.get_running_loop()
         self.saved_at, self.unsaved = self.loop.time(), False
-        # One thread: the digests must see the parts in order.
-        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
 
     async def run(self, chunks: AsyncIterator[bytes], finish: bool) -> Appended:
         progress = self.progress
         old_tail = progress.tail
-        try:
-            await self._load_tail()
-            cut_short = await self._receive(chunks)
-            await self._drain()
-        except BaseException:
-            await self.writer.settle()
-            raise
-        finally:
-            self.hasher.shutdown(wait=True)
-        finished = finish and cut_short is None and self.received == self.size
-        if finished:
-            await self._complete()
-        elif self.unsaved or self.filled != progress.tail_size or progress.tail != old_tail:
-            await self._save_tail()
+        with contextlib.closing(self.parts):
+            cut_short = await self._take_all(chunks)
+            finished = finish and cut_short is None and self.received == self.size
+            if finished:
+                await self._complete()
+            elif (
+                self.unsaved or self.parts.filled != progress.tail_size or progress.tail != old_tail
+            ):
+                await self._save_tail()
         if old_tail is not None and old_tail != progress.tail:
             with contextlib.suppress(Exception):  # garbage at worst, purged with the session
                 await self.blobs.delete(keys.resumable_tail(self.sid, self.fid, old_tail))
         return Appended(progress, finished, self.digests, cut_short)
 
     @property
+    def landed(self) -> int:
+        return sum(part.size for part in self.progress.parts)
+
+    @property
     def received(self) -> int:
         """Bytes in landed parts plus those in the buffer (which holds the old tail's too)."""
-        return sum(part.size for part in self.progress.parts) + self.filled
+        return self.landed + self.parts.filled
+
+    async def _take_all(self, chunks: AsyncIterator[bytes]) -> BaseException | None:
+        """Everything this request brings, landed and hashed; what cut it short, if anything.
+        A failure leaves the multipart upload open for the next request."""
+        try:
+            await self._load_tail()
+            cut_short = await self._receive(chunks)
+            await self.parts.drain()
+        except BaseException:
+            await self.writer.settle()
+            raise
+        return cut_short
 
     async def _load_tail(self) -> None:
         """Put the bytes an earlier request left short of a part back in the buffer."""
@@ -172,9 +176,7 @@ class _Appending:
         tail = await self.blobs.get(keys.resumable_tail(self.sid, self.fid, progress.tail))
         if tail is None or len(tail) != progress.tail_size:
             raise TailLost(progress.tail)
-        self.buffer[: len(tail)] = tail
-        # Its bytes were hashed when they first arrived.
-        self.filled = self.unhashed_from = len(tail)
+        self.parts.preload(tail)  # its bytes were hashed when they first arrived
 
     async def _receive(self, chunks: AsyncIterator[bytes]) -> BaseException | None:
         """Take chunks until the body ends; what cut it short, if anything."""
@@ -182,51 +184,20 @@ class _Appending:
         try:
             async for chunk in chunks:
                 if len(chunk) > remaining:
-                    await self._take(memoryview(chunk)[:remaining])
+                    await self.parts.write(memoryview(chunk)[:remaining])
                     return _too_large(self.size)
                 remaining -= len(chunk)
-                await self._take(memoryview(chunk))
-        except (OSError, Problem, asyncio.CancelledError) as exc:
+                await self.parts.write(memoryview(chunk))
+        except (OSError, Problem, DomainError, asyncio.CancelledError) as exc:
             # The client went away (a server cancelling handlers on disconnect says so with
             # CancelledError) or stalled: keep what arrived, then let the error go on.
             return exc
         return None
 
-    async def _take(self, view: memoryview) -> None:
-        while view:
-            taken = min(len(view), self.part_size - self.filled)
-            self.buffer[self.filled : self.filled + taken] = view[:taken]
-            self.filled += taken
-            view = view[taken:]
-            if self.filled == self.part_size:
-                await self._seal_part()
-
-    async def _seal_part(self) -> None:
-        """Hash and upload the full buffer, and go on filling a spare one."""
-        hashing = None
-        if self.digests is not None:
-            region = memoryview(self.buffer)[self.unhashed_from :]
-            hashing = self.loop.run_in_executor(self.hasher, self.digests.update, region)
-        self.unhashed_from = 0
-        uploading = await self.writer.add_part(self.buffer)
-        number = len(self.progress.parts) + len(self.in_flight) + 1
-        self.in_flight.append(_Part(number, self.buffer, hashing, uploading))
-        if len(self.in_flight) >= IN_FLIGHT:
-            await self._land(self.in_flight.popleft())
-        self.buffer = self.spare.pop() if self.spare else bytearray(self.part_size)
-        self.filled = 0
-
-    async def _land(self, part: _Part) -> None:
-        if part.hashing is not None:
-            await part.hashing
-        await part.uploading
+    async def _landed(self, number: int, size: int) -> None:
         progress = self.progress
         progress.upload_id = self.writer.upload_id
-        progress.parts.append(
-            StoredPart(
-                number=part.number, etag=self.writer.etag(part.number), size=len(part.buffer)
-            )
-        )
+        progress.parts.append(StoredPart(number=number, etag=self.writer.etag(number), size=size))
         progress.tail, progress.tail_size = None, 0  # the old tail's bytes are in this part
         self.unsaved = True
         # A record update per part would cost more CPU than the part's own upload: a crash
@@ -234,49 +205,34 @@ class _Appending:
         if self.loop.time() - self.saved_at >= CHECKPOINT_EVERY:
             await self.checkpoint(progress)
             self.saved_at, self.unsaved = self.loop.time(), False
-        self.spare.append(part.buffer)
-
-    async def _drain(self) -> None:
-        """Land every part still uploading and hash what is left in the buffer."""
-        while self.in_flight:
-            await self._land(self.in_flight.popleft())
-        if self.digests is not None and self.filled > self.unhashed_from:
-            rest = memoryview(self.buffer)[self.unhashed_from : self.filled]
-            await self.loop.run_in_executor(self.hasher, self.digests.update, rest)
 
     async def _complete(self) -> None:
         """Make the object whole in S3 from the parts and what is left in the buffer."""
-        progress, writer, last = self.progress, self.writer, bytes(self.buffer[: self.filled])
         if await self.blobs.size(self.key) == self.size:
             pass  # a request completed it, then failed before recording that
-        elif not writer.started:
-            await self.blobs.put(self.key, last)  # the whole file fitted in less than a part
+        elif not self.writer.started:
+            await self.blobs.put(self.key, self.parts.rest())  # the file fitted in one part
         else:
-            if last:
-                number = len(progress.parts) + 1
-                await (await writer.add_part(last))
-                progress.parts.append(
-                    StoredPart(number=number, etag=writer.etag(number), size=len(last))
-                )
-            await writer.complete()
-        progress.tail, progress.tail_size = None, 0
-        await self.checkpoint(progress)
+            await self.parts.send_rest()
+            await self.writer.complete()
+        self.progress.tail, self.progress.tail_size = None, 0
+        await self.checkpoint(self.progress)
 
     async def _save_tail(self) -> None:
         """Make the bytes short of a part durable in a tail object, and checkpoint."""
         progress = self.progress
         progress.tail, progress.tail_size = None, 0
-        if self.filled:
+        if self.parts.filled:
             token = secrets.token_hex(8)
-            tail = bytes(self.buffer[: self.filled])
+            tail = self.parts.rest()
             await self.blobs.put(keys.resumable_tail(self.sid, self.fid, token), tail)
-            progress.tail, progress.tail_size = token, self.filled
+            progress.tail, progress.tail_size = token, len(tail)
         await self.checkpoint(progress)
 
 
-def _too_large(size: int) -> Problem:
-    return Problem(
-        413,
+def _too_large(size: int) -> DomainError:
+    return DomainError(
+        Kind.TOO_LARGE,
         "body-too-large",
         f"The upload would exceed the declared size of {size} bytes.",
     )

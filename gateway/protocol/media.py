@@ -15,7 +15,8 @@ API_VERSION = "2.0"
 API_MAJOR = "2"
 
 _SERVED = {UPLOAD_V2_JSON, UPLOAD_LATEST_JSON}
-_API_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+# ASCII digits only, and the whole string: ``$`` alone would also accept "2.0\n".
+_API_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
 
 
 def parse_accept(header: str) -> list[tuple[str, float]]:
@@ -51,7 +52,7 @@ def accepts_upload_json(accept: str | None) -> bool:
 
 def api_major(version: str) -> str | None:
     """The major part of a ``meta.api-version`` string, or None when it is malformed."""
-    match = _API_VERSION.match(version)
+    match = _API_VERSION.fullmatch(version)
     return match.group(1) if match else None
 
 

@@ -1,11 +1,13 @@
 """The OpenAPI 3.1 document of the gateway's HTTP surface, generated from the wire models.
 
-Every schema comes from the pydantic models the handlers use, so the document cannot drift
-from them; a test checks that every route the application serves is described here.
+Every schema comes from the pydantic models the handlers use, and every path from the route
+table the application serves (``protocol/routes.py``), so the document cannot drift from them.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -13,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway.protocol import models
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
+from gateway.protocol.routes import ROUTES
 
 _REQUESTS: list[type[BaseModel]] = [
     models.SessionCreateRequest,
@@ -41,6 +44,75 @@ _PROBLEM = {
         },
     },
 }
+
+
+# OpenAPI links: how a generic client (or a stateful tester such as schemathesis) walks the API
+# from the document alone. Every session URL is built from the session-token (it is the {sid}
+# segment, and the stage token); every file URL from the {sid} it was created under and the
+# response's ``file-id``. Keys: (source operationId, status) → target operationIds.
+_SID_FROM_SESSION = {"sid": "$response.body#/session-token"}
+_SID_FROM_PATH = {"sid": "$request.path.sid"}
+_FILE_FROM_BODY = {**_SID_FROM_PATH, "fid": "$response.body#/file-id"}
+_SESSION_OPERATIONS = ("getSession", "extendSession", "publishSession", "cancelSession")
+_FILE_OPERATIONS = (
+    "getFile",
+    "sendBytes",
+    "resumableOffset",
+    "resumableAppend",
+    "attachAttestations",
+    "completeFile",
+    "extendFile",
+    "deleteFile",
+)
+
+
+def _to(operations: tuple[str, ...], parameters: dict[str, str]) -> dict[str, Any]:
+    return {op: {"operationId": op, "parameters": parameters} for op in operations}
+
+
+def _session_links(sid: dict[str, str], release: bool) -> dict[str, Any]:
+    links = _to(_SESSION_OPERATIONS, sid) | {
+        "createFile": {"operationId": "createFile", "parameters": sid},
+        "stageRoot": {"operationId": "stageRoot", "parameters": {"token": sid["sid"]}},
+        "stagePreview": {"operationId": "stagePreview", "parameters": {"token": sid["sid"]}},
+    }
+    if release:  # the create request names the release: a filename that can be accepted
+        links["createFile"]["requestBody"] = {
+            "filename": "{$request.body#/name}-{$request.body#/version}.tar.gz"
+        }
+        links["stageProject"] = {
+            "operationId": "stageProject",
+            "parameters": {"token": sid["sid"], "project": "$request.body#/name"},
+        }
+    return links
+
+
+# Only producers and reads carry links: a stateful tester starts walks at any POST that has
+# links, and a walk started at a random {sid}/{fid} only ever meets 404s. Within a walk every
+# earlier answer stays usable, so ``createFile``'s links also reach complete after content.
+_LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("createSession", "201"): _session_links(_SID_FROM_SESSION, release=True),
+    # The release already has a session: the problem names it, and the walk goes on there.
+    ("createSession", "409"): _session_links(_SID_FROM_SESSION, release=True),
+    ("createFile", "202"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY)
+    | {
+        "stageFile": {
+            "operationId": "stageFile",
+            "parameters": {"token": "$request.path.sid", "filename": "$request.body#/filename"},
+        },
+    },
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for item in paths.values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for status, answer in operation["responses"].items():
+                links = _LINKS.get((operation["operationId"], status))
+                if links:
+                    answer["links"] = links
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -105,7 +177,176 @@ def _path_parameters(*names: str) -> list[dict[str, Any]]:
     ]
 
 
-def build(public_base_url: str, api_root: str) -> dict[str, Any]:
+def _simple_page() -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "PEP 503 HTML or PEP 691 JSON, by Accept",
+            "content": {
+                "application/vnd.pypi.simple.v1+json": {"schema": {"type": "object"}},
+                "application/vnd.pypi.simple.v1+html": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+
+# What the document says of each operation; its path and method come from the route table.
+_OPERATIONS: dict[str, dict[str, Any]] = {
+    operation["operationId"]: operation
+    for operation in [
+        _operation(
+            "createSession",
+            "Create a publishing session",
+            {
+                "201": _answer("Created", "SessionResponse", Location="links.session"),
+                "409": {
+                    "description": "The release has a live session: its URL in Location, "
+                    "its session-token in the problem (or another conflict, without them)",
+                    "content": {PROBLEM_JSON: {"schema": _ref("ExistingSessionProblem")}},
+                },
+            },
+            _json_body("SessionCreateRequest"),
+        ),
+        _operation("getSession", "Session status", {"200": _answer("OK", "SessionResponse")}),
+        _operation("cancelSession", "Cancel the session", {"204": _answer("Canceled")}),
+        _operation(
+            "extendSession",
+            "Extend the session",
+            {"200": _answer("OK", "SessionResponse")},
+            _json_body("ExtendRequest"),
+        ),
+        _operation(
+            "publishSession",
+            "Publish onto the backing index",
+            {
+                "201": _answer("Published", "SessionResponse", Location="links.session"),
+                "202": _answer("Processing", "SessionResponse", Location="links.session"),
+            },
+            _json_body("EmptyRequest"),
+        ),
+        _operation(
+            "createFile",
+            "Start a file upload session",
+            {"202": _answer("Accepted", "FileResponse", Location="file upload session")},
+            _json_body("FileCreateRequest"),
+        ),
+        _operation("getFile", "File upload status", {"200": _answer("OK", "FileResponse")}),
+        _operation("deleteFile", "Delete or cancel the file", {"204": _answer("Deleted")}),
+        _operation(
+            "completeFile",
+            "Complete (validate) the file",
+            {
+                "201": _answer("Completed", "FileResponse"),
+                "202": _answer("Processing", "FileResponse"),
+            },
+            _json_body("EmptyRequest"),
+        ),
+        _operation(
+            "extendFile",
+            "Extend (the session of) the file",
+            {"200": _answer("OK", "FileResponse")},
+            _json_body("ExtendRequest"),
+        ),
+        _operation(
+            "sendBytes",
+            "http-post-bytes: the body is the file",
+            {"200": _answer("Received", "FileResponse")},
+            {
+                "required": True,
+                "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            },
+        ),
+        _operation(
+            "resumableOffset",
+            "vnd-uploadgateway-resumable-v1: the durable offset (Upload-Offset)",
+            {"204": _progress("Offset")},
+        ),
+        {
+            **_operation(
+                "resumableAppend",
+                "vnd-uploadgateway-resumable-v1: append at Upload-Offset",
+                {"204": _progress("Appended")},
+                {
+                    "required": True,
+                    # The draft's media type; octet-stream too, which generic tools can send.
+                    "content": {
+                        media: {"schema": {"type": "string", "format": "binary"}}
+                        for media in (PARTIAL_UPLOAD, OCTET_STREAM)
+                    },
+                },
+            ),
+            "parameters": [
+                {
+                    "name": "Upload-Offset",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                },
+                {
+                    "name": "Upload-Complete",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["?0", "?1"]},
+                },
+            ],
+        },
+        _operation(
+            "attachAttestations",
+            "PEP 740 attestations for the file",
+            {"200": _answer("Stored", "FileResponse")},
+            {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Attestations")}},
+            },
+        ),
+        _operation("stageRoot", "Staged preview: simple index root", _simple_page(), secured=False),
+        _operation(
+            "stageProject",
+            "Staged preview: project page",
+            {**_simple_page(), "301": {"description": "To the normalized name"}},
+            secured=False,
+        ),
+        _operation(
+            "stageFile",
+            "Staged preview: file bytes (or <file>.metadata)",
+            {
+                "200": {
+                    "description": "The bytes",
+                    "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "206": {
+                    "description": "A range",
+                    "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "302": {"description": "To a presigned S3 URL (when configured)"},
+                "304": {"description": "Not modified"},
+            },
+            secured=False,
+        ),
+        _operation(
+            "stagePreview",
+            "Staged preview: the release as a page for people (docs/preview.md)",
+            {
+                "200": {
+                    "description": "Server-rendered HTML, no script",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+            secured=False,
+        ),
+        _operation("healthz", "Liveness", {"200": {"description": "Alive"}}, secured=False),
+        _operation("readyz", "Readiness", {"200": {"description": "Ready"}}, secured=False),
+        _operation(
+            "metrics", "Prometheus metrics", {"200": {"description": "Metrics"}}, secured=False
+        ),
+        _operation(
+            "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
+        ),
+    ]
+}
+
+
+def _schemas(mechanisms: Sequence[str] | None, max_file_size: int | None) -> dict[str, Any]:
     _, definitions = models_json_schema(
         [(model, "validation") for model in _REQUESTS]
         + [(model, "serialization") for model in _RESPONSES],
@@ -114,240 +355,39 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
     )
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Problem"] = _PROBLEM
+    schemas["ExistingSessionProblem"] = {
+        "allOf": [_ref("Problem")],
+        "properties": {"session-token": {"type": "string"}},
+    }
     schemas["Attestations"] = TypeAdapter(list[models.Attestation]).json_schema(
         ref_template="#/components/schemas/{model}"
     )
     schemas.update(schemas["Attestations"].pop("$defs", {}))
+    file_request = schemas["FileCreateRequest"]["properties"]
+    if mechanisms:
+        file_request["mechanism"]["enum"] = list(mechanisms)
+    if max_file_size:
+        file_request["size"]["maximum"] = max_file_size
+    return schemas
 
-    session = f"{api_root}sessions/{{sid}}"
-    file = f"{session}/files/{{fid}}"
-    sid, fid = _path_parameters("sid"), _path_parameters("sid", "fid")
-    paths: dict[str, Any] = {
-        api_root: {
-            "post": _operation(
-                "createSession",
-                "Create a publishing session",
-                {
-                    "201": {
-                        **_answer("Created", "SessionResponse", Location="links.session"),
-                        # For clients and stateful testers: every session URL is derived from
-                        # the session-token (it is the {sid} segment, and the stage token).
-                        "links": {
-                            operation: {
-                                "operationId": operation,
-                                "parameters": {"sid": "$response.body#/session-token"},
-                            }
-                            for operation in (
-                                "getSession",
-                                "cancelSession",
-                                "extendSession",
-                                "publishSession",
-                                "createFile",
-                            )
-                        }
-                        | {
-                            "stageRoot": {
-                                "operationId": "stageRoot",
-                                "parameters": {"token": "$response.body#/session-token"},
-                            }
-                        },
-                    },
-                    "409": {
-                        "description": "The release has a live session (see Location)",
-                        "content": {PROBLEM_JSON: {"schema": _ref("Problem")}},
-                    },
-                },
-                _json_body("SessionCreateRequest"),
-            )
-        },
-        session: {
-            "parameters": sid,
-            "get": _operation(
-                "getSession", "Session status", {"200": _answer("OK", "SessionResponse")}
-            ),
-            "delete": _operation(
-                "cancelSession", "Cancel the session", {"204": _answer("Canceled")}
-            ),
-        },
-        f"{session}/extend": {
-            "parameters": sid,
-            "post": _operation(
-                "extendSession",
-                "Extend the session",
-                {"200": _answer("OK", "SessionResponse")},
-                _json_body("ExtendRequest"),
-            ),
-        },
-        f"{session}/publish": {
-            "parameters": sid,
-            "post": _operation(
-                "publishSession",
-                "Publish onto the backing index",
-                {
-                    "201": _answer("Published", "SessionResponse", Location="links.session"),
-                    "202": _answer("Processing", "SessionResponse", Location="links.session"),
-                },
-                _json_body("EmptyRequest"),
-            ),
-        },
-        f"{session}/files": {
-            "parameters": sid,
-            "post": _operation(
-                "createFile",
-                "Start a file upload session",
-                {"202": _answer("Accepted", "FileResponse", Location="file upload session")},
-                _json_body("FileCreateRequest"),
-            ),
-        },
-        file: {
-            "parameters": fid,
-            "get": _operation(
-                "getFile", "File upload status", {"200": _answer("OK", "FileResponse")}
-            ),
-            "delete": _operation(
-                "deleteFile", "Delete or cancel the file", {"204": _answer("Deleted")}
-            ),
-        },
-        f"{file}/complete": {
-            "parameters": fid,
-            "post": _operation(
-                "completeFile",
-                "Complete (validate) the file",
-                {
-                    "201": _answer("Completed", "FileResponse"),
-                    "202": _answer("Processing", "FileResponse"),
-                },
-                _json_body("EmptyRequest"),
-            ),
-        },
-        f"{file}/extend": {
-            "parameters": fid,
-            "post": _operation(
-                "extendFile",
-                "Extend (the session of) the file",
-                {"200": _answer("OK", "FileResponse")},
-                _json_body("ExtendRequest"),
-            ),
-        },
-        f"{file}/content": {
-            "parameters": fid,
-            "post": _operation(
-                "sendBytes",
-                "http-post-bytes: the body is the file",
-                {"200": _answer("Received", "FileResponse")},
-                {
-                    "required": True,
-                    "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
-                },
-            ),
-        },
-        f"{file}/resumable": {
-            "parameters": fid,
-            "head": _operation(
-                "resumableOffset",
-                "vnd-uploadgateway-resumable-v1: the durable offset (Upload-Offset)",
-                {"204": _progress("Offset")},
-            ),
-            "patch": {
-                **_operation(
-                    "resumableAppend",
-                    "vnd-uploadgateway-resumable-v1: append at Upload-Offset",
-                    {"204": _progress("Appended")},
-                    {
-                        "required": True,
-                        "content": {
-                            PARTIAL_UPLOAD: {"schema": {"type": "string", "format": "binary"}}
-                        },
-                    },
-                ),
-                "parameters": [
-                    {
-                        "name": "Upload-Offset",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
-                    },
-                    {
-                        "name": "Upload-Complete",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string", "enum": ["?0", "?1"]},
-                    },
-                ],
-            },
-        },
-        f"{file}/attestations": {
-            "parameters": fid,
-            "post": _operation(
-                "attachAttestations",
-                "PEP 740 attestations for the file",
-                {"200": _answer("Stored", "FileResponse")},
-                {
-                    "required": True,
-                    "content": {"application/json": {"schema": _ref("Attestations")}},
-                },
-            ),
-        },
-        "/stage/{token}/": {
-            "parameters": _path_parameters("token"),
-            "get": _operation(
-                "stageRoot", "Staged preview: simple index root", _simple_page(), secured=False
-            ),
-        },
-        "/stage/{token}/{project}/": {
-            "parameters": _path_parameters("token", "project"),
-            "get": _operation(
-                "stageProject",
-                "Staged preview: project page",
-                {**_simple_page(), "301": {"description": "To the normalized name"}},
-                secured=False,
-            ),
-        },
-        "/stage/{token}/+files/{filename}": {
-            "parameters": _path_parameters("token", "filename"),
-            "get": _operation(
-                "stageFile",
-                "Staged preview: file bytes (or <file>.metadata)",
-                {
-                    "200": {
-                        "description": "The bytes",
-                        "content": {
-                            OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}
-                        },
-                    },
-                    "206": {
-                        "description": "A range",
-                        "content": {
-                            OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}
-                        },
-                    },
-                    "302": {"description": "To a presigned S3 URL (when configured)"},
-                    "304": {"description": "Not modified"},
-                },
-                secured=False,
-            ),
-        },
-        "/healthz": {
-            "get": _operation(
-                "healthz", "Liveness", {"200": {"description": "Alive"}}, secured=False
-            )
-        },
-        "/readyz": {
-            "get": _operation(
-                "readyz", "Readiness", {"200": {"description": "Ready"}}, secured=False
-            )
-        },
-        "/metrics": {
-            "get": _operation(
-                "metrics", "Prometheus metrics", {"200": {"description": "Metrics"}}, secured=False
-            )
-        },
-        f"{api_root}openapi.json": {
-            "get": _operation(
-                "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
-            )
-        },
-    }
+
+def build(
+    public_base_url: str,
+    api_root: str,
+    mechanisms: Sequence[str] | None = None,
+    max_file_size: int | None = None,
+) -> dict[str, Any]:
+    """The document; ``mechanisms`` and ``max_file_size`` (this server's configuration) narrow
+    ``FileCreateRequest`` to what can be accepted here."""
+    facts = copy.deepcopy(_OPERATIONS)  # links are added to the answers below
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        item = paths.setdefault(route.path(api_root), {})
+        if route.parameters:
+            item["parameters"] = _path_parameters(*route.parameters)
+        item[route.method.lower()] = facts[route.operation_id]
+    _add_links(paths)
+    schemas = _schemas(mechanisms, max_file_size)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -365,17 +405,4 @@ def build(public_base_url: str, api_root: str) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
         },
-    }
-
-
-def _simple_page() -> dict[str, Any]:
-    return {
-        "200": {
-            "description": "PEP 503 HTML or PEP 691 JSON, by Accept",
-            "content": {
-                "application/vnd.pypi.simple.v1+json": {"schema": {"type": "object"}},
-                "application/vnd.pypi.simple.v1+html": {"schema": {"type": "string"}},
-                "text/html": {"schema": {"type": "string"}},
-            },
-        }
     }

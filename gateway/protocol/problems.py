@@ -38,12 +38,18 @@ class Problem(Exception):
     errors: list[ErrorItem] = field(default_factory=list)
     headers: Mapping[str, str] = field(default_factory=dict)
     title: str | None = None
+    # RFC 9457 extension members beyond ``meta`` and ``errors`` (e.g. the existing session's
+    # ``session-token`` on a 409, so a client can follow it without parsing ``Location``).
+    extensions: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
 
     def document(self) -> dict[str, Any]:
-        return problem_document(self.status, self.slug, self.detail, self.errors, title=self.title)
+        document = problem_document(
+            self.status, self.slug, self.detail, self.errors, title=self.title
+        )
+        return {**document, **self.extensions}
 
 
 def problem_document(

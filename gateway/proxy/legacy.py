@@ -7,6 +7,10 @@ else's first release (R-P4, R-P12) is refused with 409 before anything reaches t
 Otherwise the request body goes on to the index byte for byte — what was buffered, then the
 rest as it arrives, never held in memory, never re-parsed — with the caller's own
 credentials, and the index's answer is relayed as it is.
+
+A staged upload (R-W6: the staging URL, the ``staged`` policy, or ``staged=true`` among the
+fields before the file) goes into a publishing session instead (``gateway.proxy.staged``).
+Refusals carry their message as the reason phrase too, which is what twine and uv print.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from packaging.utils import InvalidName, canonicalize_name
 
 from gateway.api.bodies import body_chunks
 from gateway.api.context import services
-from gateway.app_keys import HTTP_CLIENT
+from gateway.api.errors import problem_for
+from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.auth.config import decode_basic
 from gateway.auth.principals import InvalidCredentials
 from gateway.logs import log
+from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.proxy import staged
 from gateway.proxy.upstream import streaming_timeout, unreachable
+from gateway.sessions.errors import DomainError
 
 # Headers of the caller's request that the index needs to see as they were.
 _FORWARDED = ("Authorization", "User-Agent", "Accept")
@@ -45,6 +53,15 @@ class _FormHead:
 
 
 async def legacy_upload(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _legacy_upload(request)
+    except Problem as problem:
+        return staged.refusal(problem)  # twine and uv print the reason phrase
+    except DomainError as error:
+        return staged.refusal(problem_for(error))
+
+
+async def _legacy_upload(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     limit = svc.settings.uploads.max_file_size + svc.settings.proxy.max_form_fields_bytes
     proxy = svc.settings.proxy
@@ -61,8 +78,18 @@ async def legacy_upload(request: web.Request) -> web.StreamResponse:
     )
     if max(expected, already) > allowed:
         raise _too_large(svc.settings.uploads.max_file_size)
+    if staged.is_staged(request, head.fields):  # R-W6: into a publishing session instead
+        part = staged.FilePart(
+            chunks, head.raw[head.file_start :], boundary, proxy.max_form_fields_bytes
+        )
+        return await staged.stage_upload(request, head.fields, head.filename, part.content())
     await _refuse_reserved(request, head)
-    body = _passed_through(chunks, head.raw, allowed - already, svc.settings.uploads.max_file_size)
+    # A `staged` field after the file must not let the form reach the index whole.
+    remaining = request.content_length - head.file_start if request.content_length else None
+    watch = staged.TrailerWatch(boundary, proxy.max_form_fields_bytes, _scan, remaining)
+    body = _passed_through(
+        chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch
+    )
     return await _forward(request, body)
 
 
@@ -149,15 +176,24 @@ def _caller_id(request: web.Request) -> str | None:
 
 
 async def _passed_through(
-    chunks: AsyncIterator[bytes], head: bytes, allowed: int, max_file_size: int
+    chunks: AsyncIterator[bytes],
+    head: _FormHead,
+    allowed: int,
+    max_file_size: int,
+    watch: staged.TrailerWatch,
 ) -> AsyncIterator[bytes]:
-    yield head
+    yield head.raw[: head.file_start]
+    if first := watch.feed(head.raw[head.file_start :]):
+        yield first
     sent = 0
     async for chunk in chunks:
         sent += len(chunk)
         if sent > allowed:  # a client without Content-Length: stop as soon as it overflows
             raise _too_large(max_file_size)
-        yield chunk
+        if passed := watch.feed(chunk):
+            yield passed
+    if rest := watch.end():
+        yield rest
 
 
 async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.StreamResponse:
@@ -173,6 +209,7 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
             headers=headers,
             allow_redirects=False,
             timeout=streaming_timeout(svc.settings.backend),
+            **request.app[HOPS].backend.options(svc.settings.backend.upload_url),
         ) as answer:
             text = await answer.content.read(1 << 20)
             log.info("legacy.upload", status=answer.status)
@@ -188,7 +225,9 @@ async def _forward(request: web.Request, body: AsyncIterator[bytes]) -> web.Stre
         cause = exc.__cause__ if isinstance(exc.__cause__, Problem) else None
         if cause is not None:
             raise cause from None
-        log.warning("legacy.backend_unreachable", error=type(exc).__name__)
+        log.warning(
+            "legacy.backend_unreachable", error=type(exc).__name__, tls_error=tls_failure(exc)
+        )
         raise unreachable() from None
 
 

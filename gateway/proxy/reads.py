@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.api.context import services
-from gateway.app_keys import HTTP_CLIENT
+from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.protocol.problems import not_found
 from gateway.proxy.upstream import streaming_timeout, unreachable
 
@@ -62,6 +62,7 @@ async def proxy_read(request: web.Request) -> web.StreamResponse:
             headers=headers,
             allow_redirects=False,
             timeout=streaming_timeout(svc.settings.backend),
+            **request.app[HOPS].upstream.options(upstream),
         ) as answer:
             response = web.StreamResponse(status=answer.status, reason=answer.reason)
             for name, value in answer.headers.items():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.outbound import Hop
 from gateway.protocol.multipart import frame
 from gateway.publish.backends.base import basic_authorization
 
@@ -34,6 +35,7 @@ async def post_file(
     content: AsyncIterator[bytes],
     credentials: tuple[str, str] | None,
     read_timeout: float,
+    hop: Hop,
 ) -> UploadAnswer:
     content_type, head, tail = frame(fields, filename)
 
@@ -57,6 +59,7 @@ async def post_file(
         headers=headers,
         allow_redirects=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+        **hop.options(url),
     ) as response:
         text = (await response.content.read(64 * 1024)).decode(errors="replace")
         return UploadAnswer(response.status, response.reason or "", text)

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
+from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
 from gateway.logs import log
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
-from gateway.protocol.problems import ErrorItem, Problem, bad_request, conflict, not_found
+from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
+from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
 from gateway.sessions import clock
+from gateway.sessions.errors import DomainError, Kind, Pointer, conflict, invalid, not_found
+from gateway.sessions.lease import granted
 from gateway.sessions.records import (
     CommittedBytes,
     FileUpload,
@@ -28,17 +30,11 @@ from gateway.sessions.records import (
     ResumableProgress,
     StoredMetadata,
 )
-from gateway.sessions.states import (
-    FileEvent,
-    FileState,
-    SessionEvent,
-    TransitionRefused,
-    next_file_state,
-)
-from gateway.settings import Settings
+from gateway.sessions.states import FileEvent, FileState, SessionEvent
+from gateway.settings import UploadSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordExists, RecordMissing, RecordStore
+from gateway.store.records import RecordChanged, RecordMissing
 
 PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
@@ -56,17 +52,22 @@ class ValidationFailed(Exception):
 class FileService:
     def __init__(
         self,
-        records: RecordStore,
+        records: UploadRecords,
         blobs: BlobStore,
         sessions: SessionService,
-        settings: Settings,
+        names: NameRegistry,
+        settings: UploadSettings,
+        part_size: int,
         published_files: PublishedFiles,
+        index_checks: bool = False,
     ):
         self._records = records
         self._blobs = blobs
         self._sessions = sessions
-        self._uploads = settings.uploads
-        self._part_size = settings.s3.part_size
+        self._names = names
+        self._uploads = settings
+        self._part_size = part_size
+        self._checks_like_pypi = index_checks
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
 
@@ -74,11 +75,12 @@ class FileService:
 
     async def create(self, session: PublishingSession, request: FileCreateRequest) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
+        _refuse_other_path(session)
         parsed = parse_filename(request.filename)
         check_release(parsed, session.name, session.version)
         hashes = normalize_hashes(request.hashes)
         if request.size <= 0:
-            raise bad_request("invalid-size", "size must be a positive integer", "size")
+            raise invalid("invalid-size", "size must be a positive integer", "size")
         if request.size > self._uploads.max_file_size:
             raise conflict(
                 "file-too-large",
@@ -87,11 +89,11 @@ class FileService:
             )
         if request.mechanism not in self._uploads.mechanisms:
             offered = ", ".join(self._uploads.mechanisms)
-            raise Problem(
-                422,
+            raise DomainError(
+                Kind.UNSUPPORTED,
                 "unsupported-mechanism",
                 f"Mechanism {request.mechanism!r} is not supported here.",
-                [ErrorItem("mechanism", f"supported: {offered}")],
+                [Pointer("mechanism", f"supported: {offered}")],
             )
         await self._refuse_published(session, request.filename)
         await self._refuse_too_many(session)
@@ -113,20 +115,18 @@ class FileService:
             upload.presigned = await presigned.start(
                 self._blobs, key, attempt, upload.size, self._part_size
             )
-        await self._records.create(
-            keys.file_upload(session.id, upload.id), upload.model_dump(mode="json")
-        )
+        await self._records.create(upload)
         try:
             await self._claim_filename(session.id, upload)
         except BaseException:
-            await self._records.delete(keys.file_upload(session.id, upload.id))
+            await self._records.forget(session.id, upload.id)
             raise
         log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
         return upload
 
     async def _refuse_published(self, session: PublishingSession, filename: str) -> None:
         """Best-effort check at create time (R-F5); the authoritative one is at publish."""
-        if await self._records.get(keys.filename_reservation(session.name, filename)):
+        if await self._names.is_filename_reserved(session.name, filename):
             raise conflict(
                 "filename-reserved", f"{filename} is being published or is published", "filename"
             )
@@ -149,17 +149,10 @@ class FileService:
     async def _claim_filename(self, sid: str, upload: FileUpload) -> None:
         """One upload owns a filename at a time: pending/processing/error ones block a new
         upload (R-F7), a completed one is replaced by it."""
-        claim_key = keys.file_claim(sid, upload.filename)
-        for _ in range(8):
-            try:
-                await self._records.create(claim_key, {"file_id": upload.id})
-                return
-            except RecordExists:
-                pass
-            claim = await self._records.get(claim_key)
-            if claim is None:
-                continue
-            previous = await self.find(sid, claim.data["file_id"])
+        replaced: list[FileUpload] = []
+
+        async def may_replace(holder: str) -> bool:
+            previous = await self.find(sid, holder)
             if previous is not None and previous.status in (
                 FileState.PENDING,
                 FileState.PROCESSING,
@@ -171,20 +164,18 @@ class FileService:
                     "session; delete it first",
                     "filename",
                 )
-            try:
-                await self._records.replace(claim_key, {"file_id": upload.id}, claim.etag)
-            except (RecordChanged, RecordMissing):
-                continue
-            if previous is not None and previous.status == FileState.COMPLETED:
+            replaced[:] = [] if previous is None else [previous]
+            return True
+
+        await self._records.claim_filename(upload, may_replace)
+        for previous in replaced:
+            if previous.status == FileState.COMPLETED:
                 await self._discard(sid, previous.id, FileEvent.DELETE)
-            return
-        raise Problem(503, "contention", "Too many concurrent uploads of this filename; retry.")
 
     # -- read --------------------------------------------------------------------------
 
     async def find(self, sid: str, fid: str) -> FileUpload | None:
-        stored = await self._records.get(keys.file_upload(sid, fid))
-        return None if stored is None else FileUpload.model_validate(stored.data)
+        return await self._records.find(sid, fid)
 
     async def get(self, sid: str, fid: str) -> FileUpload:
         upload = await self.find(sid, fid)
@@ -209,13 +200,15 @@ class FileService:
         if content_length is not None and content_length > upload.size:
             raise too_large(upload.size)
         if content_length is not None and content_length < upload.size:
-            raise bad_request(
+            raise invalid(
                 "size-mismatch",
                 f"Content-Length {content_length} differs from the declared size {upload.size}",
                 "Content-Length",
             )
         attempt = secrets.token_hex(8)
-        await self._mutate(session.id, fid, FileEvent.SEND_BYTES, current_attempt=attempt)
+        await self._records.transition(
+            session.id, fid, FileEvent.SEND_BYTES, current_attempt=attempt
+        )
         key = keys.file_bytes(session.id, fid, attempt)
         metrics.UPLOADS_IN_FLIGHT.inc()
         try:
@@ -233,34 +226,76 @@ class FileService:
             metrics.UPLOADS_IN_FLIGHT.dec()
         return await self._commit(session.id, fid, attempt, received, key)
 
+    async def receive_unsized(
+        self,
+        session: PublishingSession,
+        filename: str,
+        hashes: dict[str, str],
+        chunks: AsyncIterator[bytes | memoryview],
+    ) -> FileUpload:
+        """A file whose size nobody declared (the file part of a staged legacy form, R-W6):
+        its bytes stream into S3 exactly as ``http-post-bytes`` does, and only once the body
+        is complete does a pending upload exist, with those bytes committed and ``hashes``
+        (ingest's algorithm names) to check on completion. A body that fails midway leaves
+        no object and no record. The upload does not hold its filename yet: :meth:`claim`
+        it once it has completed, so that a bad file never displaces a good one."""
+        require(session, SessionEvent.EDIT_FILES)
+        check_release(parse_filename(filename), session.name, session.version)
+        await self._refuse_published(session, filename)
+        await self._refuse_too_many(session)
+        fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
+        key = keys.file_bytes(session.id, fid, attempt)
+        limit = self._uploads.max_file_size
+        metrics.UPLOADS_IN_FLIGHT.inc()
+        try:
+            received = await ingest(
+                chunks, self._blobs, key, algorithms=hashes, limit=limit, part_size=self._part_size
+            )
+        except BodyTooLarge:
+            raise too_large(limit) from None
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
+        upload = FileUpload(
+            id=fid,
+            session_id=session.id,
+            filename=filename,
+            size=received.size,
+            hashes=hashes,
+            mechanism=HTTP_POST_BYTES,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+        )
+        await self._record_received(session.id, upload, key)
+        log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
+        return upload
+
+    async def _record_received(self, sid: str, upload: FileUpload, key: str) -> None:
+        try:
+            # The session may have ended while the bytes arrived: its purge is already done.
+            require(await self._sessions.get(sid), SessionEvent.EDIT_FILES)
+            await self._records.create(upload)
+        except BaseException:
+            await asyncio.shield(self._blobs.delete(key))
+            raise
+
+    async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
+        """Make ``upload`` the one holding its filename in the session, replacing a completed
+        upload of that name (409 while another is pending, processing or in error)."""
+        await self._claim_filename(session.id, upload)
+
     async def _commit(
         self, sid: str, fid: str, attempt: str, received: Received, key: str
     ) -> FileUpload:
-        replaced: list[str] = []
-
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            if upload.status != FileState.PENDING or upload.current_attempt != attempt:
-                raise conflict(
-                    "upload-superseded",
-                    "Another request replaced or completed this upload while these bytes arrived.",
-                    "body",
-                )
-            replaced[:] = [upload.committed.attempt] if upload.committed else []
-            upload.committed = CommittedBytes(
-                attempt=attempt, size=received.size, digests=received.digests
-            )
-            upload.current_attempt = None
-            return upload.model_dump(mode="json")
-
+        committed = CommittedBytes(attempt=attempt, size=received.size, digests=received.digests)
         try:
-            stored = await self._records.update(keys.file_upload(sid, fid), mutate)
+            upload, replaced = await self._records.commit(sid, fid, attempt, committed)
         except BaseException:
             await self._blobs.delete(key)
             raise
-        for old_attempt in replaced:
-            await self._blobs.delete(keys.file_bytes(sid, fid, old_attempt))
-        return FileUpload.model_validate(stored.data)
+        if replaced is not None:
+            await self._blobs.delete(keys.file_bytes(sid, fid, replaced))
+        return upload
 
     # -- vnd-uploadgateway-s3-presigned-v1 ---------------------------------------------
 
@@ -281,12 +316,12 @@ class FileService:
             return
         if upload.resumable is not None:
             offset = upload.resumable.offset
-            raise Problem(
-                409,
+            raise DomainError(
+                Kind.CONFLICT,
                 "upload-incomplete",
                 f"{offset} of {upload.size} bytes have arrived; append the rest, the last "
                 "request with Upload-Complete: ?1, then complete.",
-                [ErrorItem("Upload-Offset", str(offset))],
+                [Pointer("Upload-Offset", str(offset))],
             )
         if upload.presigned is not None:
             key = keys.file_bytes(session.id, upload.id, upload.presigned.attempt)
@@ -306,12 +341,7 @@ class FileService:
             always=("sha256",),
         )
         committed = CommittedBytes(attempt=attempt, size=size, digests=digests)
-
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            return {**data, "committed": committed.model_dump(mode="json")}
-
-        stored = await self._records.update(keys.file_upload(session.id, upload.id), mutate)
-        return FileUpload.model_validate(stored.data)
+        return await self._records.read_back(session.id, upload.id, committed)
 
     # -- attestations ------------------------------------------------------------------
 
@@ -323,37 +353,40 @@ class FileService:
         await self._blobs.put(
             keys.attestations(session.id, fid), document, content_type="application/json"
         )
-        return await self._mutate(
+        return await self._records.transition(
             session.id, fid, FileEvent.ATTACH_ATTESTATIONS, has_attestations=True
         )
 
     # -- complete ----------------------------------------------------------------------
 
-    async def complete(self, session: PublishingSession, fid: str) -> tuple[FileUpload, bool]:
-        """Validate now (True: completed) or in the background (False: processing)."""
+    async def complete(
+        self, session: PublishingSession, fid: str, *, defer: bool = True
+    ) -> tuple[FileUpload, bool]:
+        """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
+        background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
         upload = await self.get(session.id, fid)
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
-        if upload.size > self._uploads.defer_validation_above:
-            upload = await self._mutate(
+        if defer and upload.size > self._uploads.defer_validation_above:
+            upload = await self._records.transition(
                 session.id,
                 fid,
                 FileEvent.COMPLETE_DEFERRED,
-                processing_deadline=clock.now() + PROCESSING_LEASE,
+                processing_deadline=granted(None, PROCESSING_LEASE).until,
             )
             self._spawn(self._validate_in_background(session, fid))
             return upload, False
         try:
             metadata = await self._validate(session, upload)
         except ValidationFailed as failure:
-            await self._mutate(
+            await self._records.transition(
                 session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
             )
-            raise Problem(
-                400, failure.slug, failure.message, [ErrorItem(failure.source, failure.message)]
-            ) from None
-        upload = await self._mutate(session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata)
+            raise invalid(failure.slug, failure.message, failure.source) from None
+        upload = await self._records.transition(
+            session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata
+        )
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
@@ -362,17 +395,19 @@ class FileService:
         try:
             metadata = await self._validate(session, upload)
         except ValidationFailed as failure:
-            await self._mutate(
+            await self._records.transition(
                 session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
             )
             return
-        await self._mutate(session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata)
+        await self._records.transition(
+            session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
+        )
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:
             try:
                 await work
-            except (Problem, RecordMissing):
+            except (DomainError, RecordMissing):
                 pass  # the upload was deleted or its session ended meanwhile
             except Exception:
                 # The processing deadline lets a sweep pick the file up again.
@@ -387,23 +422,11 @@ class FileService:
         for upload in await self._sessions.files(session.id):
             if upload.status == FileState.PROCESSING:
                 try:
-                    await self._take_over(session.id, upload.id)
+                    lease = granted(None, PROCESSING_LEASE)
+                    await self._records.take_over_processing(session.id, upload.id, lease)
                 except RecordChanged:
                     continue  # not overdue, or another replica took it
                 self._spawn(self._validate_in_background(session, upload.id))
-
-    async def _take_over(self, sid: str, fid: str) -> None:
-        now = clock.now()
-
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            deadline = upload.processing_deadline
-            if upload.status != FileState.PROCESSING or (deadline and deadline > now):
-                raise RecordChanged(fid)
-            upload.processing_deadline = now + PROCESSING_LEASE
-            return upload.model_dump(mode="json")
-
-        await self._records.update(keys.file_upload(sid, fid), mutate)
 
     async def _validate(self, session: PublishingSession, upload: FileUpload) -> StoredMetadata:
         """Size, every declared hash, then the archive's own metadata (R-F10)."""
@@ -435,6 +458,10 @@ class FileService:
             check_identity(extracted, session.name, session.version)
         except DistributionError as exc:
             raise ValidationFailed("invalid-distribution", exc.source, str(exc)) from None
+        if self._checks_like_pypi and (
+            refusals := index_refusals(extracted.metadata, upload.filename)
+        ):
+            raise ValidationFailed("invalid-distribution", refusals[0].source, refusals[0].message)
         await self._blobs.put(keys.core_metadata(session.id, upload.id), extracted.raw)
         metadata = extracted.metadata
         return StoredMetadata(
@@ -452,81 +479,22 @@ class FileService:
         await self._discard(session.id, fid, FileEvent.DELETE)
 
     async def _discard(self, sid: str, fid: str, event: FileEvent) -> None:
-        upload = await self._mutate(sid, fid, event)
+        upload = await self._records.transition(sid, fid, event)
         await self._blobs.purge(keys.file_data(sid, fid))
-        claim_key = keys.file_claim(sid, upload.filename)
-        claim = await self._records.get(claim_key)
-        if claim is not None and claim.data.get("file_id") == fid:
-            with contextlib.suppress(RecordChanged):
-                await self._records.delete(claim_key, claim.etag)
+        await self._records.drop_claim(sid, upload.filename, fid)
         log.info("file.deleted", session=sid[:8], filename=upload.filename)
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            upload.notices.append(text)
-            return upload.model_dump(mode="json")
-
-        with contextlib.suppress(RecordMissing):
-            await self._records.update(keys.file_upload(sid, fid), mutate)
-
-    # -- shared ------------------------------------------------------------------------
-
-    async def _mutate(
-        self,
-        sid: str,
-        fid: str,
-        event: FileEvent,
-        *,
-        notices: list[str] | None = None,
-        **changes: Any,
-    ) -> FileUpload:
-        """Apply ``event`` (and ``changes``) to the stored upload with compare-and-swap."""
-
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            upload.status = allow(upload, event)
-            for name, value in changes.items():
-                setattr(upload, name, value)
-            if notices:
-                upload.notices.extend(notices)
-            if upload.status != FileState.PROCESSING:
-                upload.processing_deadline = None
-            return upload.model_dump(mode="json")
-
-        try:
-            stored = await self._records.update(keys.file_upload(sid, fid), mutate)
-        except RecordMissing:
-            raise not_found("file upload session") from None
-        return FileUpload.model_validate(stored.data)
+        await self._records.add_notice(sid, fid, text)
 
 
-def allow(upload: FileUpload, event: FileEvent) -> FileState:
-    try:
-        return next_file_state(upload.status, event)
-    except TransitionRefused as exc:
-        if upload.status == FileState.CANCELED:
-            raise not_found("file upload session") from None
+def _refuse_other_path(session: PublishingSession) -> None:
+    """A release is assembled by one path (R-W6): a session that staged legacy uploads
+    created takes its files from them only; it is still published or canceled here."""
+    if session.created_via != "upload2":
         raise conflict(
-            "invalid-file-state",
-            f"The file upload is {upload.status.value}: cannot {event.value}.",
-            "status",
-        ) from exc
-
-
-def too_large(size: int) -> Problem:
-    return Problem(
-        413,
-        "body-too-large",
-        f"The body is larger than the declared size of {size} bytes.",
-        [ErrorItem("body", f"at most {size} bytes")],
-    )
-
-
-def require_mechanism(upload: FileUpload, mechanism: str) -> None:
-    if upload.mechanism != mechanism:
-        raise conflict(
-            "wrong-mechanism",
-            f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
-            "mechanism",
+            "session-path-mismatch",
+            f"{session.name} {session.version} is being staged through legacy uploads; "
+            "upload its files there, or publish or cancel that session first.",
+            "filename",
         )

@@ -1,4 +1,5 @@
-"""Project-name reservation for first releases (R-P4) and registration (R-P12).
+"""Reservations: project names for first releases (R-P4, R-P12) and filenames being or
+having been published (R-P8). This service is the one writer of both record kinds.
 
 A session for a project the index has never seen reserves the name for the principal that
 opened it, so two publishers racing to claim a new name cannot both win at publish time.
@@ -6,102 +7,151 @@ Canceling or expiring that session releases the name; publishing it (even empty)
 reservation into a registration. While the index has no file of the project, another
 principal's first-release session for the name is refused with 403 (which also keeps the
 name's existence from anyone not entitled to it).
+
+A publish reserves each of its filenames for its duration; the reservations it published
+stay, so no other session and no legacy upload can replace those files.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Final, Literal
 
-from gateway.protocol.problems import ErrorItem, Problem
+from gateway.sessions.errors import DomainError, Kind, Pointer
+from gateway.sessions.records import FilenameReservation, NameRegistration
 from gateway.store import keys
-from gateway.store.records import RecordChanged, RecordExists, RecordStore
+from gateway.store.records import JsonRecords, RecordExists, RecordMissing
+from gateway.store.typed import Records
 
 PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
-RESERVED = "reserved"
-REGISTERED = "registered"
+RESERVED: Final[Literal["reserved"]] = "reserved"
+REGISTERED: Final[Literal["registered"]] = "registered"
 
 
 class NameRegistry:
-    def __init__(self, records: RecordStore, published_files: PublishedFiles):
-        self._records = records
+    def __init__(self, records: JsonRecords, published_files: PublishedFiles):
+        self._names = Records(records, NameRegistration)
+        self._filenames = Records(records, FilenameReservation)
         self._published_files = published_files
+
+    # -- project names -----------------------------------------------------------------
 
     async def is_first_release(self, project: str) -> bool:
         return not await self._published_files(project)
 
     async def check(self, project: str, principal_id: str) -> None:
         """Refuse a principal another principal's reserved or registered name."""
-        stored = await self._records.get(keys.name_registration(project))
-        if stored is not None and stored.data.get("principal") != principal_id:
+        held = await self._names.load(keys.name_registration(project))
+        if held is not None and held.principal != principal_id:
             raise _taken(project)
 
     async def reserve(self, project: str, principal_id: str, session_id: str) -> None:
-        record = {"project": project, "principal": principal_id, "state": RESERVED}
+        record = NameRegistration(
+            project=project, principal=principal_id, state=RESERVED, session=session_id
+        )
         try:
-            await self._records.create(
-                keys.name_registration(project), {**record, "session": session_id}
-            )
+            await self._names.create(keys.name_registration(project), record)
         except RecordExists:
             await self.check(project, principal_id)
 
     async def release(self, project: str, session_id: str) -> None:
         """Forget a reservation made by this session; registrations stay."""
-        stored = await self._records.get(keys.name_registration(project))
-        if (
-            stored is not None
-            and stored.data.get("state") == RESERVED
-            and stored.data.get("session") == session_id
-        ):
-            with contextlib.suppress(RecordChanged):
-                await self._records.delete(keys.name_registration(project), stored.etag)
+        await self._names.delete_if(
+            keys.name_registration(project),
+            lambda held: held.state == RESERVED and held.session == session_id,
+        )
 
     async def register(self, project: str, principal_id: str, session_id: str) -> None:
-        record = {
-            "project": project,
-            "principal": principal_id,
-            "state": REGISTERED,
-            "session": session_id,
-        }
+        record = NameRegistration(
+            project=project, principal=principal_id, state=REGISTERED, session=session_id
+        )
 
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            return {**data, "state": REGISTERED} if data.get("principal") == principal_id else data
+        def registered(held: NameRegistration) -> NameRegistration | None:
+            if held.principal != principal_id:
+                return None
+            held.state = REGISTERED
+            return held
 
         try:
-            await self._records.create(keys.name_registration(project), record)
+            await self._names.create(keys.name_registration(project), record)
         except RecordExists:
-            await self._records.update(keys.name_registration(project), mutate)
+            await self._names.update(keys.name_registration(project), registered)
 
     async def refuse_legacy_upload(
         self, project: str, filename: str | None, caller_id: str | None
     ) -> None:
         """409 for a legacy upload that a reservation forbids, whichever path it took."""
-        if filename and await self._records.get(keys.filename_reservation(project, filename)):
-            raise Problem(
-                409,
+        if filename and await self.is_filename_reserved(project, filename):
+            raise DomainError(
+                Kind.CONFLICT,
                 "filename-reserved",
                 f"{filename} is being published (or was published) through Upload 2.0.",
-                [ErrorItem("content", filename)],
+                [Pointer("content", filename)],
             )
-        stored = await self._records.get(keys.name_registration(project))
-        if stored is None:
+        held = await self._names.load(keys.name_registration(project))
+        if held is None:
             return
-        state = stored.data.get("state")
-        if state == RESERVED or (
-            state == REGISTERED
-            and stored.data.get("principal") != caller_id
+        if held.state == RESERVED or (
+            held.state == REGISTERED
+            and held.principal != caller_id
             and await self.is_first_release(project)
         ):
-            raise Problem(
-                409,
+            raise DomainError(
+                Kind.CONFLICT,
                 "name-reserved",
                 f"The name {project} is reserved for another publisher's first release.",
-                [ErrorItem("name", project)],
+                [Pointer("name", project)],
+            )
+
+    # -- filenames (R-P8) --------------------------------------------------------------
+
+    async def is_filename_reserved(self, project: str, filename: str) -> bool:
+        return await self._filenames.get(keys.filename_reservation(project, filename)) is not None
+
+    async def reserve_filenames(self, project: str, filenames: list[str], sid: str) -> str | None:
+        """Reserve every filename for session ``sid``, or none: the first one another
+        session holds (None when all are reserved)."""
+        taken: list[str] = []
+        for filename in filenames:
+            key = keys.filename_reservation(project, filename)
+            try:
+                await self._filenames.create(key, FilenameReservation(session_id=sid))
+            except RecordExists:
+                holder = await self._filenames.load(key)
+                if holder is None or holder.session_id != sid:
+                    await self.release_filenames(project, taken, sid)
+                    return filename
+            taken.append(filename)  # or left by an interrupted attempt of ours
+        return None
+
+    async def mark_published(self, project: str, filenames: list[str], sid: str) -> None:
+        """Turn the reservations into lasting ones; one that went missing (a resumed journal
+        whose reservations were already released) is made anew."""
+        published = FilenameReservation(session_id=sid, state="published")
+
+        def publish(held: FilenameReservation) -> FilenameReservation:
+            held.state = "published"
+            return held
+
+        for filename in filenames:
+            key = keys.filename_reservation(project, filename)
+            try:
+                await self._filenames.update(key, publish)
+            except RecordMissing:
+                with contextlib.suppress(RecordExists):
+                    await self._filenames.create(key, published)
+
+    async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
+        """Drop this session's reservations of ``filenames``, except of those it published."""
+        for filename in filenames:
+            await self._filenames.delete_if(
+                keys.filename_reservation(project, filename),
+                lambda held: held.session_id == sid and held.state != "published",
             )
 
 
-def _taken(project: str) -> Problem:
+def _taken(project: str) -> DomainError:
     detail = f"The name {project} is reserved for another publisher's first release."
-    return Problem(403, "name-reserved", detail, [ErrorItem("name", detail)])
+    return DomainError(Kind.FORBIDDEN, "name-reserved", detail, [Pointer("name", detail)])

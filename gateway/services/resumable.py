@@ -14,17 +14,23 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 from gateway import metrics
 from gateway.mechanisms import RESUMABLE
 from gateway.mechanisms.ingest import Received
 from gateway.mechanisms.readback import digest_object
-from gateway.mechanisms.resumable import DigestCache, append
-from gateway.protocol.problems import ErrorItem, Problem, conflict
-from gateway.services.files import FileService, allow, require_mechanism, too_large
+from gateway.mechanisms.resumable import Appended, DigestCache, append
+from gateway.services.files import FileService
 from gateway.services.sessions import require
-from gateway.sessions import clock
+from gateway.services.uploads import (
+    UploadRecords,
+    WriterBusy,
+    allow,
+    require_mechanism,
+    too_large,
+)
+from gateway.sessions.errors import DomainError, Kind, Pointer
+from gateway.sessions.lease import Lease, granted
 from gateway.sessions.records import (
     CommittedBytes,
     FileUpload,
@@ -34,7 +40,6 @@ from gateway.sessions.records import (
 from gateway.sessions.states import FileEvent, SessionEvent
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordMissing, RecordStore
 
 # An append request holds an upload this long past its last checkpoint; the next request
 # waits up to WRITER_WAIT for a cut-off predecessor to notice and let go.
@@ -43,7 +48,9 @@ WRITER_WAIT = 5.0
 
 
 class ResumableUploads:
-    def __init__(self, records: RecordStore, blobs: BlobStore, files: FileService, part_size: int):
+    def __init__(
+        self, records: UploadRecords, blobs: BlobStore, files: FileService, part_size: int
+    ):
         self._records = records
         self._blobs = blobs
         self._files = files
@@ -67,7 +74,7 @@ class ResumableUploads:
             assert progress is not None
             # A request cut off a moment ago may still be saving what it received: its
             # offset is the one to report, so wait (briefly) for it to let go.
-            busy = self._is_held(progress)
+            busy = self._is_held(progress.lease)
             if not busy or loop.time() > deadline:
                 return progress.offset, False
             await asyncio.sleep(0.1)
@@ -118,124 +125,87 @@ class ResumableUploads:
                 )
             finally:
                 metrics.UPLOADS_IN_FLIGHT.dec()
-            new_offset = appended.progress.offset
-            if not appended.finished:
-                if appended.digests is not None:
-                    self._digests.keep(fid, new_offset, appended.digests)
-                if appended.cut_short is not None:
-                    raise appended.cut_short
-                return new_offset, False
-            key = keys.file_bytes(session.id, fid, appended.progress.attempt)
-            if appended.digests is not None:
-                digests = appended.digests.hexdigests()
-            else:
-                _, digests = await digest_object(self._blobs, key, upload.hashes)
-            received = Received(upload.size, digests)
-            await self._commit(session.id, fid, writer, appended.progress, received)
-            return upload.size, True
+            return await self._conclude(upload, writer, appended)
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._let_go(session.id, fid, writer)
 
-    def _is_held(self, progress: ResumableProgress) -> bool:
+    async def _conclude(
+        self, upload: FileUpload, writer: str, appended: Appended
+    ) -> tuple[int, bool]:
+        """After an append: keep the running digests for the next one, or commit the bytes
+        once the last one arrived."""
+        sid, fid = upload.session_id, upload.id
+        if not appended.finished:
+            if appended.digests is not None:
+                self._digests.keep(fid, appended.progress.offset, appended.digests)
+            if appended.cut_short is not None:
+                raise appended.cut_short
+            return appended.progress.offset, False
+        if appended.digests is not None:
+            digests = appended.digests.hexdigests()
+        else:
+            key = keys.file_bytes(sid, fid, appended.progress.attempt)
+            _, digests = await digest_object(self._blobs, key, upload.hashes)
+        received = Received(upload.size, digests)
+        await self._commit(sid, fid, writer, appended.progress, received)
+        return upload.size, True
+
+    def _is_held(self, lease: Lease) -> bool:
         """Whether a live append request holds the upload."""
-        if not progress.writer or not progress.writer_until:
+        if not lease.holder or not lease.until:
             return False
-        if progress.writer.startswith(f"{self._process}-"):
-            return progress.writer in self._writers
-        return progress.writer_until > clock.now()
+        if lease.holder.startswith(f"{self._process}-"):
+            return lease.holder in self._writers
+        return lease.is_live()
 
     async def _hold(self, sid: str, fid: str, writer: str) -> ResumableProgress:
         """Become the one request appending to the upload. A predecessor cut off mid-request
         may still be saving what it received: wait a little for it to let go."""
         deadline = asyncio.get_running_loop().time() + WRITER_WAIT
 
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            progress = upload.resumable
-            assert progress is not None
-            if self._is_held(progress):
-                raise _Busy
-            allow(upload, FileEvent.SEND_BYTES)
-            progress.writer, progress.writer_until = writer, clock.now() + WRITER_LEASE
-            return upload.model_dump(mode="json")
+        def is_free(lease: Lease) -> bool:
+            return not self._is_held(lease)
 
         while True:
             try:
-                stored = await self._records.update(keys.file_upload(sid, fid), mutate)
-            except _Busy:
+                lease = granted(writer, WRITER_LEASE)
+                return await self._records.hold_writer(sid, fid, lease, is_free)
+            except WriterBusy:
                 if asyncio.get_running_loop().time() > deadline:
-                    raise Problem(
-                        409,
+                    raise DomainError(
+                        Kind.CONFLICT,
                         "upload-busy",
                         "Another request is appending to this upload; retry when it is done.",
-                        [ErrorItem("Upload-Offset", "another append is in progress")],
-                        headers={"Retry-After": "1"},
+                        [Pointer("Upload-Offset", "another append is in progress")],
+                        retry_after=1,
                     ) from None
                 await asyncio.sleep(0.2)
-                continue
-            progress = FileUpload.model_validate(stored.data).resumable
-            assert progress is not None
-            return progress
 
     async def _save_progress(
         self, sid: str, fid: str, writer: str, progress: ResumableProgress
     ) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            _check_holder(upload, writer)
-            upload.resumable = progress.model_copy(
-                update={"writer": writer, "writer_until": clock.now() + WRITER_LEASE}
-            )
-            return upload.model_dump(mode="json")
-
-        await self._records.update(keys.file_upload(sid, fid), mutate)
+        await self._records.save_progress(sid, fid, progress, granted(writer, WRITER_LEASE))
 
     async def _commit(
         self, sid: str, fid: str, writer: str, progress: ResumableProgress, received: Received
     ) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            _check_holder(upload, writer)
-            upload.resumable = progress.model_copy(update={"writer": None, "writer_until": None})
-            upload.committed = CommittedBytes(
-                attempt=progress.attempt, size=received.size, digests=received.digests
-            )
-            return upload.model_dump(mode="json")
-
-        await self._records.update(keys.file_upload(sid, fid), mutate)
+        committed = CommittedBytes(
+            attempt=progress.attempt, size=received.size, digests=received.digests
+        )
+        await self._records.commit_appended(sid, fid, writer, progress, committed)
 
     async def _let_go(self, sid: str, fid: str, writer: str) -> None:
-        def mutate(data: dict[str, Any]) -> dict[str, Any]:
-            upload = FileUpload.model_validate(data)
-            if upload.resumable is None or upload.resumable.writer != writer:
-                raise RecordChanged(fid)  # nothing to release
-            upload.resumable.writer, upload.resumable.writer_until = None, None
-            return upload.model_dump(mode="json")
-
-        with contextlib.suppress(RecordChanged, RecordMissing):
-            await self._records.update(keys.file_upload(sid, fid), mutate)
+        await self._records.let_go(sid, fid, writer)
 
 
-class _Busy(Exception):
-    """Another append request holds the resumable upload."""
-
-
-def _check_holder(upload: FileUpload, writer: str) -> None:
-    """Only the request holding the upload may record progress (it may have lost its hold
-    by stalling past the lease, or the upload may have been deleted or completed)."""
-    if upload.resumable is None or upload.resumable.writer != writer:
-        raise conflict("upload-busy", "Another request took over this upload.", "Upload-Offset")
-    allow(upload, FileEvent.SEND_BYTES)
-
-
-def _offset_mismatch(expected: int, given: int) -> Problem:
+def _offset_mismatch(expected: int, given: int) -> DomainError:
     # As the resumable-uploads draft asks: 409, and the offset the client must resume from.
-    return Problem(
-        409,
+    return DomainError(
+        Kind.CONFLICT,
         "mismatching-upload-offset",
         f"The upload is at offset {expected}, not {given}: resume from {expected}.",
-        [ErrorItem("Upload-Offset", f"expected {expected}, got {given}")],
-        headers={"Upload-Offset": str(expected)},
+        [Pointer("Upload-Offset", f"expected {expected}, got {given}")],
+        offset=expected,
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 from datetime import timedelta
 
-from gateway.protocol.problems import not_found
 from gateway.services.sessions import SessionService
+from gateway.sessions.errors import not_found
 from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import FileState, is_terminal
 from gateway.store import keys

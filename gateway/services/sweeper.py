@@ -5,18 +5,26 @@ Every change it makes is a compare-and-swap, so replicas sweeping at once never 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from gateway import metrics
 from gateway.logs import log
-from gateway.protocol.problems import Problem
-from gateway.publish.publisher import Publisher
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
+from gateway.sessions.errors import DomainError
+from gateway.sessions.records import PublishingSession
 from gateway.sessions.states import SessionState, is_terminal
 from gateway.store.records import RecordChanged, RecordMissing
 
 
+class LapsedPublishes(Protocol):
+    """The publish side, which resumes a publish whose worker stopped (the publisher)."""
+
+    async def resume_lapsed(self, session: PublishingSession) -> None: ...
+
+
 class Sweeper:
-    def __init__(self, sessions: SessionService, files: FileService, publisher: Publisher):
+    def __init__(self, sessions: SessionService, files: FileService, publisher: LapsedPublishes):
         self._sessions = sessions
         self._files = files
         self._publisher = publisher
@@ -26,7 +34,7 @@ class Sweeper:
         async for sid in self._sessions.session_ids():
             try:
                 state = await self._sweep_session(sid)
-            except (RecordChanged, RecordMissing, Problem):
+            except (RecordChanged, RecordMissing, DomainError):
                 continue  # another replica or a request got there first
             except Exception:
                 log.exception("sweep.session_failed", session=sid[:8])

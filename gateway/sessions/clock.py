@@ -23,5 +23,6 @@ def extended_expiry(
     capped extension still succeeds and simply reports the current expiry.
     """
     ceiling = created + timedelta(seconds=max_lifetime)
-    wanted = current + timedelta(seconds=extend_for)
+    # Capped first: a huge ``extend-for`` (JSON integers are unbounded) would overflow datetime.
+    wanted = current + timedelta(seconds=min(extend_for, max_lifetime))
     return max(current, min(wanted, ceiling))

@@ -7,12 +7,43 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.sessions.lease import Lease
 from gateway.sessions.states import FileState, SessionState
+
+CreationPath = Literal["upload2", "legacy"]
 
 
 class Record(BaseModel):
     # Records written by a newer gateway during a rolling upgrade must still load.
     model_config = ConfigDict(extra="ignore")
+
+
+class ReleasePointer(Record):
+    """Names a session: the live session of a release, or one of a principal's open ones."""
+
+    session_id: str
+
+
+class FileClaim(Record):
+    """Which upload owns a filename in its session (one at a time, R-F7)."""
+
+    file_id: str
+
+
+class FilenameReservation(Record):
+    """A filename of a project held by a publish under way, kept once published (R-P8)."""
+
+    session_id: str
+    state: Literal["publishing", "published"] = "publishing"
+
+
+class NameRegistration(Record):
+    """A project name reserved by a first-release session, or registered by its publish."""
+
+    project: str
+    principal: str
+    state: Literal["reserved", "registered"]
+    session: str | None = None
 
 
 class PublishJournal(Record):
@@ -33,6 +64,15 @@ class PublishJournal(Record):
         "publish using one cannot be resumed by another process.",
     )
 
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.owner, self.lease_until)
+
+    def hold(self, lease: Lease) -> None:
+        assert lease.holder is not None
+        assert lease.until is not None
+        self.owner, self.lease_until = lease.holder, lease.until
+
 
 class PublishingSession(Record):
     id: str = Field(description="Also the session-token and the stage capability.")
@@ -48,6 +88,11 @@ class PublishingSession(Record):
         "(until then the sweeper keeps trying).",
     )
     created_by: str
+    created_via: CreationPath = Field(
+        "upload2",
+        description="The path that created the session, fixed for its life: staged legacy "
+        "uploads join only sessions they created (R-W6).",
+    )
     notices: list[str] = Field(default_factory=list)
     publish: PublishJournal | None = None
 
@@ -81,6 +126,13 @@ class ResumableProgress(Record):
     @property
     def offset(self) -> int:
         return sum(part.size for part in self.parts) + self.tail_size
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.writer, self.writer_until)
+
+    def hold(self, lease: Lease) -> None:
+        self.writer, self.writer_until = lease.holder, lease.until
 
 
 class PresignedUpload(Record):
@@ -120,3 +172,8 @@ class FileUpload(Record):
     )
     resumable: ResumableProgress | None = None
     presigned: PresignedUpload | None = None
+
+    @property
+    def processing_lease(self) -> Lease:
+        """Held by whichever process validates a deferred completion (it records no name)."""
+        return Lease(None, self.processing_deadline)

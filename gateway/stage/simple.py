@@ -60,12 +60,23 @@ def negotiate(accept: str | None) -> str | None:
     return best[2] if best else None
 
 
-def root_page(project: str, project_url: str, content_type: str) -> str:
+def root_page(
+    project: str, project_url: str, content_type: str, preview_url: str | None = None
+) -> str:
     if content_type == JSON_V1:
         return json.dumps(
             {"meta": {"api-version": SIMPLE_API_VERSION}, "projects": [{"name": project}]}
         )
-    return _html("Simple index", f'<a href="{escape(project_url)}">{escape(project)}</a><br/>')
+    body = f'<a href="{escape(project_url)}">{escape(project)}</a><br/>'
+    if preview_url is None:
+        return _html("Simple index", body)
+    # A button, not an anchor: tools read every anchor of a PEP 503 root as a project.
+    body += (
+        f'\n<form action="{escape(preview_url)}" method="get">'
+        '<button type="submit">Preview this release</button></form>'
+    )
+    head = f'<link rel="alternate" type="text/html" title="Preview" href="{escape(preview_url)}">\n'
+    return _html("Simple index", body, head)
 
 
 def project_page(project: str, version: str, files: list[StagedFile], content_type: str) -> str:
@@ -110,9 +121,9 @@ def _html_link(file: StagedFile) -> str:
     return f"<a {' '.join(attributes)}>{escape(file.filename)}</a><br/>"
 
 
-def _html(title: str, body: str) -> str:
+def _html(title: str, body: str, head: str = "") -> str:
     return (
         "<!DOCTYPE html>\n<html>\n<head>\n"
         f'<meta name="pypi:repository-version" content="{SIMPLE_API_VERSION}">\n'
-        f"<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
+        f"{head}<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
     )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
+from gateway.outbound import Hop
 from gateway.store.s3 import S3Client, is_not_found
 
 
@@ -155,11 +156,20 @@ READ_THROUGHS_AT_ONCE = 2
 
 
 class BlobStore:
-    def __init__(self, client: S3Client, bucket: str, prefix: str, timeout: float = 60):
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        timeout: float = 60,
+        hop: Hop | None = None,
+    ):
+        """``hop``: the TLS context and proxy of the S3 hop, for the presigned read-back."""
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
         self._timeout = timeout
+        self._hop = hop or Hop("s3")
         self._read_throughs = asyncio.Semaphore(READ_THROUGHS_AT_ONCE)
 
     def multipart(
@@ -217,7 +227,7 @@ class BlobStore:
             ExpiresIn=READ_THROUGH_URL_SECONDS,
         )
         async with self._read_throughs:
-            return await asyncio.to_thread(_read_url, url, consume, self._timeout)
+            return await asyncio.to_thread(_read_url, url, consume, self._timeout, self._hop)
 
     async def start_multipart(self, key: str) -> str:
         response = await self._client.create_multipart_upload(
@@ -298,14 +308,29 @@ class BlobStore:
                 )
 
 
-def _read_url(url: str, consume: Callable[[memoryview], None], timeout: float) -> int:
+def _connect(url: str, timeout: float, hop: Hop) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` on ``hop`` (its TLS context, through its proxy if any), and
+    the request target to send on it."""
     parts = urlsplit(url)
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.netloc, timeout=timeout)
+    target = f"{parts.path}?{parts.query}"
+    proxy = hop.proxy_for(url)
+    if proxy is None and parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=hop.ssl), target
+    if proxy is None:
+        return http.client.HTTPConnection(parts.netloc, timeout=timeout), target
+    proxy_netloc = urlsplit(proxy).netloc
+    if parts.scheme != "https":
+        return http.client.HTTPConnection(proxy_netloc, timeout=timeout), url
+    connection = http.client.HTTPSConnection(proxy_netloc, timeout=timeout, context=hop.ssl)
+    connection.set_tunnel(parts.netloc)  # CONNECT, then TLS with S3 itself inside
+    return connection, target
+
+
+def _read_url(url: str, consume: Callable[[memoryview], None], timeout: float, hop: Hop) -> int:
+    parts = urlsplit(url)
+    connection, target = _connect(url, timeout, hop)
     try:
-        connection.request("GET", f"{parts.path}?{parts.query}")
+        connection.request("GET", target)
         response = connection.getresponse()
         if response.status != 200:
             # The URL carries a signature: name the object's path, never the URL.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,21 +41,73 @@ class Stored:
     etag: str
 
 
-Mutation = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
+# A mutation returns the new document, or None to leave the record as it is (no write).
+Mutation = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any] | None] | None]
 
 
 def _encode(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
 
-class RecordStore:
+class JsonRecords(ABC):
+    """The conditional-write primitives every record store offers, and the compare-and-swap
+    loop built on them (the one loop in the gateway: typed stores and tests go through it)."""
+
+    max_attempts = 16
+
+    @abstractmethod
+    async def create(self, key: str, data: dict[str, Any]) -> str:
+        """Write ``data`` if ``key`` is absent (else :class:`RecordExists`); the new etag."""
+
+    @abstractmethod
+    async def get(self, key: str) -> Stored | None: ...
+
+    @abstractmethod
+    async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
+        """Write ``data`` if the record still has ``etag`` (else :class:`RecordChanged`, or
+        :class:`RecordMissing` when it is gone); the new etag."""
+
+    @abstractmethod
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        """Delete a record; with ``etag`` only if nobody changed it since it was read."""
+
+    @abstractmethod
+    def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        """Every key under ``prefix`` in lexical order, without descending past
+        ``delimiter`` when one is given."""
+
+    async def update(self, key: str, mutate: Mutation) -> Stored:
+        """Read, mutate, write back if nobody wrote in between; retry otherwise.
+
+        ``mutate`` gets a fresh copy on every attempt and may raise to abort the update, or
+        return None to keep the record as it is.
+        """
+        for attempt in range(self.max_attempts):
+            current = await self.get(key)
+            if current is None:
+                raise RecordMissing(key)
+            changed = mutate(current.data)
+            if isinstance(changed, Awaitable):
+                changed = await changed
+            if changed is None:
+                return current
+            try:
+                etag = await self.replace(key, changed, current.etag)
+            except RecordChanged:
+                await asyncio.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))
+                continue
+            return Stored(changed, etag)
+        raise UpdateContention(key)
+
+
+class RecordStore(JsonRecords):
     """Small JSON documents under one key prefix of one bucket."""
 
     def __init__(self, client: S3Client, bucket: str, prefix: str, max_attempts: int = 16):
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
-        self._max_attempts = max_attempts
+        self.max_attempts = max_attempts
 
     def _key(self, key: str) -> str:
         return self._prefix + key
@@ -102,28 +155,7 @@ class RecordStore:
             raise
         return str(response["ETag"])
 
-    async def update(self, key: str, mutate: Mutation) -> Stored:
-        """Read, mutate, write back if nobody wrote in between; retry otherwise.
-
-        ``mutate`` gets a fresh copy on every attempt and may raise to abort the update.
-        """
-        for attempt in range(self._max_attempts):
-            current = await self.get(key)
-            if current is None:
-                raise RecordMissing(key)
-            changed = mutate(current.data)
-            if isinstance(changed, Awaitable):
-                changed = await changed
-            try:
-                etag = await self.replace(key, changed, current.etag)
-            except RecordChanged:
-                await asyncio.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))
-                continue
-            return Stored(changed, etag)
-        raise UpdateContention(key)
-
     async def delete(self, key: str, etag: str | None = None) -> None:
-        """Delete a record; with ``etag`` only if nobody changed it since it was read."""
         conditions = {"IfMatch": etag} if etag else {}
         try:
             await self._client.delete_object(Bucket=self._bucket, Key=self._key(key), **conditions)
@@ -134,8 +166,6 @@ class RecordStore:
                 raise
 
     async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
-        """Every key under ``prefix`` (relative to the store), without descending past
-        ``delimiter`` when one is given."""
         paginator = self._client.get_paginator("list_objects_v2")
         options = {"Delimiter": delimiter} if delimiter else {}
         async for page in paginator.paginate(

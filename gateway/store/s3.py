@@ -4,21 +4,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from gateway.settings import S3Settings
+from gateway.outbound import Hop, TlsConfig
 
 S3Client = Any  # aiobotocore generates its client class at run time
 
 
-def client_config(timeout: int, attempts: int, max_pool_connections: int = 64) -> AioConfig:
+@dataclass(frozen=True)
+class S3Config:
+    """What the store needs to reach S3 (the application builds it from its settings)."""
+
+    endpoint_url: str | None
+    region: str
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    timeout: int = 60
+    attempts: int = 3
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    proxy: str | None = None  # None: HTTP(S)_PROXY/NO_PROXY decide; "": direct
+
+    def hop(self) -> Hop:
+        """The same TLS and proxy choice, for requests made outside aiobotocore."""
+        return Hop("s3", self.tls, self.proxy)
+
+
+def client_config(
+    timeout: int, attempts: int, max_pool_connections: int = 64, **network: Any
+) -> AioConfig:
     # Unsigned payloads and checksums only when required halve the CPU spent per uploaded GiB;
     # integrity is ours anyway (every declared hash is verified).
     return AioConfig(
+        **network,
         s3={"payload_signing_enabled": False, "addressing_style": "path"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -30,22 +52,43 @@ def client_config(timeout: int, attempts: int, max_pool_connections: int = 64) -
 
 
 @asynccontextmanager
-async def open_client(settings: S3Settings) -> AsyncIterator[S3Client]:
+async def open_client(config: S3Config) -> AsyncIterator[S3Client]:
     credentials: dict[str, str] = {}
-    if settings.access_key_id and settings.secret_access_key:
+    if config.access_key_id and config.secret_access_key:
         credentials = {
-            "aws_access_key_id": settings.access_key_id,
-            "aws_secret_access_key": settings.secret_access_key.get_secret_value(),
+            "aws_access_key_id": config.access_key_id,
+            "aws_secret_access_key": config.secret_access_key,
         }
     session = get_session()
     async with session.create_client(
         "s3",
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region,
-        config=client_config(settings.timeout, settings.attempts),
+        endpoint_url=config.endpoint_url,
+        region_name=config.region,
+        config=client_config(config.timeout, config.attempts, **_network(config)),
+        verify=_verify(config.tls),
         **credentials,
     ) as client:
         yield client
+
+
+def _verify(tls: TlsConfig) -> bool | str:
+    # botocore trusts its own bundle by default; the hop's choice (or the environment's
+    # SSL_CERT_FILE / REQUESTS_CA_BUNDLE) replaces it, as on every other hop.
+    if not tls.verify:
+        return False
+    return tls.trusted() or True
+
+
+def _network(config: S3Config) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if config.tls.client_cert:
+        cert = config.tls.client_cert
+        options["client_cert"] = (cert, config.tls.client_key) if config.tls.client_key else cert
+    if config.proxy is not None:
+        # botocore reads HTTP(S)_PROXY/NO_PROXY itself when no proxies are configured; an
+        # empty mapping means "direct".
+        options["proxies"] = {"http": config.proxy, "https": config.proxy} if config.proxy else {}
+    return options
 
 
 def error_code(exc: ClientError) -> str:

@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import control, legacy, load, mechanisms, publish, scale, upload
+from tests.benchmarks import control, legacy, load, mechanisms, publish, scale, staged, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
         "--only",
-        choices=["upload", "mechanisms", "control", "scale", "publish", "legacy", "load"],
+        choices=["upload", "mechanisms", "control", "scale", "publish", "legacy", "staged", "load"],
         help="run one group only",
     )
     parser.add_argument(
@@ -50,6 +50,11 @@ def main() -> None:
         if args.only in (None, "legacy"):
             print(f"legacy: 500 MiB wheel through /legacy/, {args.rounds} rounds", flush=True)
             results |= legacy.measure(stack, args.rounds)
+        if args.only in (None, "staged"):
+            print(
+                f"staged: 200 MiB wheel, twine to /legacy/+stage/, {args.rounds} rounds", flush=True
+            )
+            results |= staged.measure(stack, args.rounds)
         if args.only in (None, "load"):
             print(f"load: {args.clients} concurrent publishers, 1 then 2 replicas", flush=True)
             results |= load.measure(stack, args.clients)

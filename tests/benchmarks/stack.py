@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.auth.secrets import hash_secret
 from gateway.devstack import Server, free_port, start_pypiserver, start_seaweedfs, write_htpasswd
+from gateway.hashed_secrets import hash_secret
 from tests.distributions import build_wheel
 
 USER, PASSWORD = "bench", "bench-password"

@@ -113,7 +113,7 @@ async def direct_upload(stack: Stack, path: Path, key: str, part_size: int) -> f
         access_key_id="bench",
         secret_access_key="bench-secret",
     )
-    async with open_client(settings) as client:
+    async with open_client(settings.store_config()) as client:
         await ensure_bucket(client, BUCKET, create=True)
         blobs = BlobStore(client, BUCKET, "direct/")
         started = time.perf_counter()

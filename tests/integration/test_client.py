@@ -132,6 +132,7 @@ async def test_stage_install_from_the_stage_then_publish(
     sid = re.search(r"session ([0-9a-f]{8})", out)
     assert stage, out
     assert sid, out
+    assert f"  preview:   {stage.group(1)}+preview/" in out.splitlines()  # issue #20
     assert not on_index(servers_dir, wheel)
 
     target = tmp_path / "target"

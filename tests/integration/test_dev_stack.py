@@ -45,7 +45,14 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the dev stack did not come up"
             time.sleep(0.2)
         stack = json.loads(stack_file.read_text())
-        assert set(stack) >= {"api", "legacy", "simple", "authorization", "s3_endpoint"}
+        assert set(stack) >= {
+            "api",
+            "legacy",
+            "legacy_stage",
+            "simple",
+            "authorization",
+            "s3_endpoint",
+        }
 
         request = urllib.request.Request(
             stack["api"],
@@ -63,6 +70,10 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
             stack["legacy"], data=b"", headers={"Authorization": stack["authorization"]}
         )
         assert _status(upload_probe) not in (401, 403)
+        stage_probe = urllib.request.Request(
+            stack["legacy_stage"], data=b"", headers={"Authorization": stack["authorization"]}
+        )
+        assert _status(stage_probe) == 400  # served: an empty body is no legacy form
         assert processes_mentioning(str(state))  # SeaweedFS and pypiserver are running
     finally:
         process.send_signal(signal.SIGTERM)

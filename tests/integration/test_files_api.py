@@ -594,3 +594,166 @@ async def test_backend_down_at_create_is_503_not_500(
         api.root, {"meta": META, "name": project_name + "-x", "version": "1"}
     )
     await problem(other, 503)
+
+
+# -- Audit of the request rules (issue #15): the smallest input that breaks each one. --------
+
+
+@pytest.mark.parametrize(
+    "hashes",
+    [
+        {"sha256": "0" * 64, "SHA256": "1" * 64},  # one algorithm, two digests
+        {"sha256": "0" * 63},  # one hex digit short
+        {"sha256": "0" * 65},
+        {"sha256": "0" * 62 + "g0"},
+        {"sha256": None},
+        {"nosuch256": "0" * 64},  # not a hashlib name
+        {"MD5": "0" * 32},  # weak, whatever its spelling
+        {"sha256": ["0" * 64]},
+    ],
+)
+async def test_hash_rule_audit(api: Api, session: dict, wheel: Path, hashes: dict) -> None:  # R-F3
+    response = await api.start_file(session, wheel.name, wheel.read_bytes(), hashes=hashes)
+    document = await problem(response, 400)
+    assert document["errors"][0]["source"].startswith("hashes")
+    assert (await api.status(session["links"]["session"]))["files"] == {}
+
+
+async def test_hashes_must_be_a_mapping(api: Api, session: dict, wheel: Path) -> None:  # R-F3
+    for hashes in (None, [], "sha256=00", 5):
+        response = await api.start_file(session, wheel.name, b"x", hashes=hashes)
+        await problem(response, 400)
+
+
+async def test_uppercase_digest_and_algorithm_are_accepted(
+    api: Api, session: dict, wheel: Path
+) -> None:  # R-F3: hex is hex; the digest is compared in lowercase
+    data = wheel.read_bytes()
+    hashes = {"SHA256": hashlib.sha256(data).hexdigest().upper()}
+    file = await api.create_file(session, wheel.name, data, hashes=hashes)
+    await api.send_bytes(file, data)
+    assert (await api.complete(file)).status == 201
+
+
+@pytest.mark.parametrize("size", [True, None, "1", 1.5, [], -(10**30)])
+async def test_size_audit(api: Api, session: dict, wheel: Path, size: object) -> None:  # R-F4
+    document = await problem(await api.start_file(session, wheel.name, b"x", size=size), 400)
+    assert document["errors"][0]["source"] == "size"
+
+
+async def test_size_as_json_integer_forms(api: Api, session: dict, wheel: Path) -> None:  # R-F4
+    # JSON Schema's integer (OpenAPI 3.1): 1000.0 is the integer 1000; a huge one is too large.
+    data = wheel.read_bytes()
+    await api.create_file(session, wheel.name, data, size=float(len(data)))
+    await api.delete((await api.status(session["links"]["session"]))["files"][wheel.name]["link"])
+    await problem(await api.start_file(session, wheel.name, data, size=10**400), 409)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "status"),
+    [
+        ("filename", None, 400),
+        ("filename", "", 400),
+        ("filename", 5, 400),
+        ("mechanism", None, 400),
+        ("mechanism", 5, 400),
+        ("mechanism", "", 422),
+        ("mechanism", "HTTP-POST-BYTES", 422),
+    ],
+)
+async def test_file_field_audit(
+    api: Api, session: dict, wheel: Path, field: str, value: object, status: int
+) -> None:  # R-F2, R-F6
+    if field == "filename":
+        response = await api.start_file(session, value, b"x")  # type: ignore[arg-type]  # on purpose
+    else:
+        response = await api.start_file(session, wheel.name, b"x", **{field: value})
+    document = await problem(response, status)
+    assert field in str(document["errors"])
+
+
+@pytest.mark.parametrize("missing", ["meta", "filename", "size", "hashes", "mechanism"])
+async def test_every_file_field_is_required(
+    api: Api, session: dict, wheel: Path, missing: str
+) -> None:  # R-F1, R-G2
+    body = {
+        "meta": META,
+        "filename": wheel.name,
+        "size": 1,
+        "hashes": {"sha256": "0" * 64},
+        "mechanism": "http-post-bytes",
+    }
+    del body[missing]
+    document = await problem(await api.post_json(session["links"]["upload"], body), 400)
+    assert missing in str(document["errors"])
+
+
+async def test_index_specific_meta_is_accepted_on_every_request(
+    api: Api, session: dict, wheel: Path
+) -> None:  # R-G2
+    meta = {**META, "_example.org": {"anything": [1]}}
+    data = wheel.read_bytes()
+    file = await api.create_file(session, wheel.name, data, meta=meta)
+    extend = await api.post_json(file["links"]["extend"], {"meta": meta, "extend-for": 1})
+    assert extend.status == 200
+    await api.send_bytes(file, data)
+    assert (await api.post_json(file["links"]["complete"], {"meta": meta})).status == 201
+    publish = await api.post_json(session["links"]["publish"], {"meta": meta})
+    assert publish.status in (201, 202)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"meta": {}},
+        {"meta": None},
+        {"meta": {"api-version": "3.0"}},
+        {"meta": {"api-version": "2.0\n"}},
+        {"meta": {"api-version": "\u0662.0"}},  # ARABIC-INDIC TWO is a digit, not "2"
+        {"meta": {"api-version": 2}},
+    ],
+)
+async def test_meta_audit_on_complete_and_publish(
+    api: Api, session: dict, wheel: Path, body: dict
+) -> None:  # R-G2
+    file = await api.create_file(session, wheel.name, wheel.read_bytes())
+    for url in (file["links"]["complete"], session["links"]["publish"]):
+        await problem(await api.post_json(url, body), 400)
+    assert (await api.status(file["links"]["file-upload-session"]))["status"] == "pending"
+
+
+async def test_json_endpoints_refuse_other_content_types(
+    api: Api, session: dict, wheel: Path
+) -> None:  # R-G2
+    file = await api.create_file(session, wheel.name, wheel.read_bytes())
+    urls = [
+        session["links"]["upload"],
+        session["links"]["extend"],
+        session["links"]["publish"],
+        file["links"]["complete"],
+        file["links"]["extend"],
+    ]
+    for url in urls:
+        response = await api.client.post(
+            api.path(url), data=b'{"meta": {"api-version": "2.0"}}', headers=api.headers()
+        )
+        await problem(response, 415)
+        response = await api.post_json(url, {"meta": META}, **{"Content-Type": "application/json"})
+        await problem(response, 415)
+
+
+async def test_attestations_audit(api: Api, session: dict, wheel: Path) -> None:  # R-F9
+    file = await api.create_file(session, wheel.name, wheel.read_bytes())
+    url = api.path(file["mechanism"]["attestations_url"])
+    for body, content_type, status in [
+        (b"[]", "application/json", 400),
+        (b"{}", "application/json", 400),
+        (b'[{"version": 2}]', "application/json", 400),
+        (b"[", "application/json", 400),
+        (b"[]", "text/plain", 415),
+    ]:
+        response = await api.client.post(
+            url, data=body, headers=api.headers(**{"Content-Type": content_type})
+        )
+        await problem(response, status)

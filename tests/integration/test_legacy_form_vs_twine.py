@@ -30,7 +30,7 @@ import pytest
 from aiohttp import BodyPartReader, web
 from aiohttp.test_utils import TestServer
 
-from gateway.publish.legacy_form import (
+from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     encode_attestations,
     filetype_and_pyversion,

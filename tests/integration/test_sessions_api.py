@@ -266,3 +266,41 @@ async def test_request_id_round_trip(api: Api, client: TestClient) -> None:
     assert response.headers["X-Request-ID"] == "abc-123"
     generated = await client.get("/healthz")
     assert len(generated.headers["X-Request-ID"]) == 16
+
+
+# -- Audit of the request rules (issue #15): the smallest input that breaks each one. --------
+
+
+@pytest.mark.parametrize("extend_for", [-1, "60", 1.5, True, None, [60]])
+async def test_extend_for_audit(api: Api, project_name: str, extend_for: object) -> None:  # R-P10
+    created = await api.create_session(project_name)
+    response = await api.post_json(
+        created["links"]["extend"], {"meta": META, "extend-for": extend_for}
+    )
+    document = await problem(response, 400)
+    assert "extend-for" in str(document["errors"])
+    missing = await api.post_json(created["links"]["extend"], {"meta": META})
+    assert "extend-for" in str((await problem(missing, 400))["errors"])
+
+
+@pytest.mark.parametrize("extend_for", [0, 60.0, 10**12, 10**400])
+async def test_extend_for_boundaries_succeed(
+    api: Api, project_name: str, extend_for: int
+) -> None:  # R-P10: 0 keeps, a huge ask is capped (it once overflowed datetime: a 500)
+    created = await api.create_session(project_name)
+    response = await api.post_json(
+        created["links"]["extend"], {"meta": META, "extend-for": extend_for}
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json(content_type=UPLOAD_V2_JSON)
+    assert body["expires-at"] >= created["expires-at"]
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    # (PEP 440 ignores whitespace around a version: "1.0\n" is 1.0 and is accepted.)
+    [("x", ""), ("x", " "), ("x\n", "1.0"), ("-x", "1"), ("x", "1..0")],
+)
+async def test_release_audit(api: Api, name: str, version: str) -> None:  # R-P1, R-P2
+    response = await api.post_json(api.root, {"meta": META, "name": name, "version": version})
+    await problem(response, 400)

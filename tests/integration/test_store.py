@@ -15,7 +15,7 @@ from gateway.store.s3 import S3Client, ensure_bucket, open_client
 
 @pytest.fixture
 async def s3(settings: Settings) -> AsyncIterator[S3Client]:
-    async with open_client(settings.s3) as client:
+    async with open_client(settings.s3.store_config()) as client:
         await ensure_bucket(client, settings.s3.bucket, create=True)
         yield client
 
@@ -86,7 +86,7 @@ async def test_keys_with_delimiter_stay_at_one_level(records: RecordStore) -> No
 
 async def test_missing_bucket_is_created(settings: Settings) -> None:
     bucket = "created-" + secrets.token_hex(4)
-    async with open_client(settings.s3) as client:
+    async with open_client(settings.s3.store_config()) as client:
         await ensure_bucket(client, bucket, create=True)
         await client.head_bucket(Bucket=bucket)
         await client.delete_bucket(Bucket=bucket)

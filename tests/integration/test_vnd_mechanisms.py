@@ -214,7 +214,7 @@ async def test_bad_append_requests_are_problems(
         {**headers, "Upload-Offset": "0", "Upload-Complete": "yes"},
     ):
         await problem(await api.client.patch(url, data=b"x", headers=api.headers(**broken)), 400)
-    wrong_type = {**headers, "Upload-Offset": "0", "Content-Type": "application/octet-stream"}
+    wrong_type = {**headers, "Upload-Offset": "0", "Content-Type": "application/zip"}
     await problem(await api.client.patch(url, data=b"x", headers=api.headers(**wrong_type)), 415)
     await problem(await append(api, file, 0, data + b"more", last=True), 413)
     # http-post-bytes is not this file's mechanism.

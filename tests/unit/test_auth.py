@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.auth.principals import Principal, may_upload
-from gateway.auth.secrets import hash_secret, is_hash, verify_secret
+from gateway.hashed_secrets import hash_secret, is_hash, verify_secret
 
 
 def test_secret_round_trip() -> None:

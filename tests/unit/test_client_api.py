@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from gateway.client.api import (
+    ClientError,
     NotUpload2Error,
     OperationFailed,
     ProblemError,
@@ -61,6 +62,25 @@ def test_problem_documents_are_parsed() -> None:
     assert (html.status, html.title, html.detail) == (403, "Forbidden", "Forbidden nope")
 
 
+def test_responses_are_read_with_the_protocol_models() -> None:
+    """Keys the PEP lets a server omit may be missing; a document that is not a session is a
+    clear error, not a KeyError later."""
+    minimal = session_body()
+    del minimal["links"]["extend"], minimal["notices"]
+    session = PublishingSession.parse(minimal)
+    assert (session.url, session.stage, session.token, session.notices) == ("/s", None, None, [])
+    assert "extend" not in session.links
+    full = session_body()
+    full["links"]["stage"] = "/stage/t"
+    full["session-token"] = "t"
+    full["files"] = {"a.whl": {"status": "pending", "link": "/f"}}
+    session = PublishingSession.parse(full)
+    assert (session.stage, session.token) == ("/stage/t", "t")
+    assert session.files == {"a.whl": {"status": "pending", "link": "/f", "notices": []}}
+    with pytest.raises(ClientError, match="status"):
+        PublishingSession.parse({**full, "status": "lost"}, "http://x/")
+
+
 def test_retry_after() -> None:
     assert _retry_after({"Retry-After": "3"}) == 3.0
     assert _retry_after({}) is None
@@ -75,6 +95,8 @@ def v2(status: int, body: dict[str, Any], **headers: str) -> web.Response:
 def session_body(status: str = "open") -> dict[str, Any]:
     return {
         "links": {"session": "/s", "publish": "/s/publish", "upload": "/s/files", "extend": "/e"},
+        "mechanisms": ["http-post-bytes"],
+        "expires-at": "2030-08-01T12:00:00Z",
         "status": status,
         "files": {},
         "notices": ["boom"] if status == "error" else [],
@@ -173,8 +195,9 @@ async def test_a_deferred_publish_is_polled_until_it_resolves(aiohttp_server) ->
 
     server = await serve(aiohttp_server, [("POST", "/s/publish", publish), ("GET", "/s", status)])
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
-        session = PublishingSession(session_body())
-        session.data["links"] = {k: str(server.make_url(v)) for k, v in session.links.items()}
+        body = session_body()
+        body["links"] = {k: str(server.make_url(v)) for k, v in body["links"].items()}
+        session = PublishingSession.parse(body)
         published = await client.publish(session)
         assert published.status == "published"
         assert polls["n"] == 3

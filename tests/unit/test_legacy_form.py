@@ -13,7 +13,7 @@ import json
 import pytest
 from packaging.metadata import RawMetadata
 
-from gateway.publish.legacy_form import (
+from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
     LegacyFormError,
     encode_attestations,

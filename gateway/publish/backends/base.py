@@ -10,15 +10,16 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import aiohttp
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from yarl import URL
 
 from gateway.metrics import backend_call
+from gateway.outbound import Hop
 from gateway.settings import BackendSettings
 
 __all__ = [
@@ -29,10 +30,13 @@ __all__ = [
     "BackendRefused",
     "BackendUnavailable",
     "Document",
+    "IndexFile",
     "Listing",
     "backend_for",
     "project_path",
 ]
+
+_Parsed = TypeVar("_Parsed")
 
 Listing = dict[str, str | None]
 """filename -> lowercase sha256 hex, or None when the index does not say."""
@@ -69,9 +73,21 @@ class Document:
     content_type: str
     charset: str | None
     body: bytes
+    status: int = 200
+    content_range: str | None = None  # of a 206 answer to a Range request
 
     def text(self) -> str:
         return self.body.decode(self.charset or "utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file of a project as the index lists it, with where to download it."""
+
+    filename: str
+    url: str
+    sha256: str | None
+    metadata_url: str | None = None  # PEP 658: its core metadata, served on its own
 
 
 class Backend(abc.ABC):
@@ -92,11 +108,14 @@ class Backend(abc.ABC):
         self,
         settings: BackendSettings,
         http: aiohttp.ClientSession,
+        hop: Hop | None = None,
         *,
         max_listing_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
+        """``hop``: TLS and proxy towards the index (default: system CAs, environment proxy)."""
         self.settings = settings
         self._http = http
+        self.hop = hop or Hop("backend")
         self._max_bytes = max_listing_bytes
         self._timeout = settings.timeout
         simple_url, self._authorization = _split_credentials(settings)
@@ -112,15 +131,29 @@ class Backend(abc.ABC):
         """filename -> sha256 hex (None when the index does not say) of every file the index
         itself holds for ``project``; {} when the project is unknown (404)."""
 
-    async def fetch(self, url: str, *, accept: str, query: str | None = None) -> Document | None:
+    @abc.abstractmethod
+    async def release_files(self, project: str) -> list[IndexFile]:
+        """The files the index itself holds for ``project``, with their download URLs."""
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept: str,
+        query: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        operation: str = "list",
+    ) -> Document | None:
         """GET ``url`` following redirects; None when the index does not know it (404, 410).
 
-        ``query`` is put on every hop because a redirect's Location may drop it.
+        ``query`` is put on every hop because a redirect's Location may drop it; so are
+        ``headers`` (a Range, say). The body is bounded like a listing's.
         """
+        extra = dict(headers or {})
         try:
-            with backend_call(self.kind, "list"):
+            with backend_call(self.kind, operation):
                 async with asyncio.timeout(self._timeout):
-                    return await self._follow(_with_query(URL(url), query), accept, query)
+                    return await self._follow(_with_query(URL(url), query), accept, query, extra)
         except TimeoutError:
             raise BackendUnavailable(
                 f"{_display(url)} did not answer within {self._timeout} s"
@@ -130,7 +163,7 @@ class Backend(abc.ABC):
                 f"{_display(url)} could not be read: {_describe(exc)}"
             ) from None
 
-    def parse(self, document: Document, parser: Callable[[Document], Listing]) -> Listing:
+    def parse(self, document: Document, parser: Callable[[Document], _Parsed]) -> _Parsed:
         try:
             return parser(document)
         except ValueError as exc:  # includes JSON and Unicode decoding errors
@@ -138,14 +171,18 @@ class Backend(abc.ABC):
                 f"{_display(document.url)} answered an unreadable listing: {exc}"
             ) from None
 
-    async def _follow(self, url: URL, accept: str, query: str | None) -> Document | None:
+    async def _follow(
+        self, url: URL, accept: str, query: str | None, extra: dict[str, str]
+    ) -> Document | None:
         for _ in range(MAX_REDIRECTS + 1):
             # Credentials only ever go to the index that was configured, never to a host a
             # redirect names.
-            headers = {"Accept": accept}
+            headers = {**extra, "Accept": accept}
             if self._authorization and url.origin() == self._origin:
                 headers["Authorization"] = self._authorization
-            async with self._http.get(url, headers=headers, allow_redirects=False) as response:
+            async with self._http.get(
+                url, headers=headers, allow_redirects=False, **self.hop.options(str(url))
+            ) as response:
                 if response.status not in _REDIRECTS:
                     return await self._document(response, url)
                 target = _redirect_target(response, url)
@@ -159,16 +196,25 @@ class Backend(abc.ABC):
             return None
         _check_status(response.status, url)
         body = await _read_bounded(response, self._max_bytes, url)
-        return Document(str(url), response.content_type, response.charset, body)
+        return Document(
+            str(url),
+            response.content_type,
+            response.charset,
+            body,
+            response.status,
+            response.headers.get("Content-Range"),
+        )
 
 
-def backend_for(settings: BackendSettings, http: aiohttp.ClientSession) -> Backend:
+def backend_for(
+    settings: BackendSettings, http: aiohttp.ClientSession, hop: Hop | None = None
+) -> Backend:
     """The profile for ``settings.kind``."""
     try:
         backend_class = Backend._kinds[settings.kind]
     except KeyError:
         raise ValueError(f"no backend profile for kind {settings.kind!r}") from None
-    return backend_class(settings, http)
+    return backend_class(settings, http, hop)
 
 
 def project_path(project: str) -> NormalizedName:

@@ -20,10 +20,12 @@ from typing import ClassVar
 
 import aiohttp
 
+from gateway.outbound import Hop
 from gateway.publish.backends.base import (
     MAX_LISTING_BYTES,
     Backend,
     Document,
+    IndexFile,
     Listing,
     project_path,
 )
@@ -42,10 +44,11 @@ class DevpiBackend(Backend):
         self,
         settings: BackendSettings,
         http: aiohttp.ClientSession,
+        hop: Hop | None = None,
         *,
         max_listing_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
-        super().__init__(settings, http, max_listing_bytes=max_listing_bytes)
+        super().__init__(settings, http, hop, max_listing_bytes=max_listing_bytes)
         self.index_url = devpi_index_url(self.simple_url)
 
     def listing_url(self, project: str) -> str:
@@ -59,6 +62,12 @@ class DevpiBackend(Backend):
         if document is None:
             return {}
         return self.parse(document, _parse_json)
+
+    async def release_files(self, project: str) -> list[IndexFile]:
+        document = await self.fetch(
+            self.listing_url(project), accept="application/json", query="ignore_bases"
+        )
+        return [] if document is None else self.parse(document, _release_files)
 
 
 def devpi_index_url(simple_url: str) -> str:
@@ -87,6 +96,22 @@ def parse_devpi_project(document: object) -> Listing:
 
 def _parse_json(document: Document) -> Listing:
     return parse_devpi_project(json.loads(document.body))
+
+
+def _release_files(document: Document) -> list[IndexFile]:
+    """The release files of every version, with their download URLs (absolute in devpi)."""
+    parsed = json.loads(document.body)
+    versions = parsed.get("result") if isinstance(parsed, dict) else None
+    if not isinstance(versions, dict):
+        raise ValueError("the project view has no 'result' object")
+    files: list[IndexFile] = []
+    for version_data in versions.values():
+        links = version_data.get("+links") if isinstance(version_data, dict) else None
+        for link in links if isinstance(links, list) else []:
+            release = _release_file(link)
+            if release is not None:
+                files.append(IndexFile(release[0], link["href"], release[1]))
+    return files
 
 
 def _release_file(link: object) -> tuple[str, str | None] | None:

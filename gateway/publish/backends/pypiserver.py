@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.publish.backends.base import Backend, Document, Listing, project_path
-from gateway.publish.backends.warehouse import parse_simple_html
+from gateway.publish.backends.base import Backend, Document, IndexFile, Listing, project_path
+from gateway.publish.backends.warehouse import parse_release_files, parse_simple_html
 
 __all__ = ["PypiserverBackend"]
 
@@ -27,6 +27,10 @@ class PypiserverBackend(Backend):
         if document is None:
             return {}
         return self.parse(document, _parse_html)
+
+    async def release_files(self, project: str) -> list[IndexFile]:
+        document = await self.fetch(self.listing_url(project), accept="text/html")
+        return [] if document is None else self.parse(document, parse_release_files)
 
 
 def _parse_html(document: Document) -> Listing:

@@ -10,15 +10,16 @@ import json
 import re
 from html.parser import HTMLParser
 from typing import ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-from gateway.publish.backends.base import Backend, Document, Listing, project_path
+from gateway.publish.backends.base import Backend, Document, IndexFile, Listing, project_path
 
 __all__ = [
     "SIMPLE_ACCEPT",
     "WarehouseBackend",
     "filename_from_href",
     "normalize_sha256",
+    "parse_release_files",
     "parse_simple_html",
     "parse_simple_json",
     "parse_simple_listing",
@@ -56,6 +57,10 @@ class WarehouseBackend(Backend):
             return {}
         return self.parse(document, parse_simple_listing)
 
+    async def release_files(self, project: str) -> list[IndexFile]:
+        document = await self.fetch(self.listing_url(project), accept=SIMPLE_ACCEPT)
+        return [] if document is None else self.parse(document, parse_release_files)
+
 
 def parse_simple_listing(document: Document) -> Listing:
     """Pick the parser by the media type the index chose to answer with."""
@@ -64,6 +69,42 @@ def parse_simple_listing(document: Document) -> Listing:
     if document.content_type in _HTML_TYPES:
         return parse_simple_html(document.text())
     raise ValueError(f"unexpected media type {document.content_type!r}")
+
+
+def parse_release_files(document: Document) -> list[IndexFile]:
+    """Every file of a PEP 691 or PEP 503 project page, with absolute URLs and PEP 658 hints."""
+    if document.content_type in _JSON_TYPES:
+        page = json.loads(document.body)
+        entries = page.get("files") if isinstance(page, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("'files' is not a list")
+        links = [(e.get("url"), e) for e in entries if isinstance(e, dict)]
+        hinted = {"core-metadata", "dist-info-metadata"}
+    elif document.content_type in _HTML_TYPES:
+        collector = _AnchorCollector()
+        collector.feed(document.text())
+        collector.close()
+        links = [(attrs.get("href"), attrs) for attrs in collector.anchors]
+        hinted = {"data-core-metadata", "data-dist-info-metadata"}
+    else:
+        raise ValueError(f"unexpected media type {document.content_type!r}")
+    files: list[IndexFile] = []
+    for href, attributes in links:
+        if not isinstance(href, str) or not filename_from_href(href):
+            continue
+        url, fragment = urldefrag(urljoin(document.url, href))
+        sha256 = _fragment_sha256("#" + fragment)
+        hashes = attributes.get("hashes")
+        if isinstance(hashes, dict):
+            sha256 = normalize_sha256(hashes.get("sha256")) or sha256
+        # PEP 658/714: a hint that is present and not false means url + ".metadata" exists.
+        advertised = any(attributes.get(key) not in (None, False, "false") for key in hinted)
+        files.append(
+            IndexFile(
+                filename_from_href(href), url, sha256, url + ".metadata" if advertised else None
+            )
+        )
+    return files
 
 
 def parse_simple_json(document: object) -> Listing:
@@ -112,11 +153,13 @@ class _AnchorCollector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.hrefs: list[str] = []
+        self.anchors: list[dict[str, str | None]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag != "a":
             return
         # HTMLParser lowercases names and unescapes values (&amp; -> &) already.
+        self.anchors.append(dict(attrs))
         href = dict(attrs).get("href")
         if href:
             self.hrefs.append(href)

@@ -1,4 +1,6 @@
-"""Salted, slow hashes for configured passwords and tokens (never stored in the clear)."""
+"""Salted, slow hashes for configured passwords and tokens (never stored in the clear).
+
+A leaf: settings check that configured secrets are hashes, auth verifies them against it."""
 
 from __future__ import annotations
 

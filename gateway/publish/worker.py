@@ -1,0 +1,375 @@
+"""The publish worker: replays a journaled publish onto the legacy index (R-P7..P9, R-P12,
+R-W2, R-W3).
+
+A legacy index takes one file at a time, so all-or-nothing is the gateway's job: filenames
+are reserved for the duration (by the request side), wheels go before the sdist, and each
+file confirmed on the index is journaled under the worker's lease. A file already on the
+index with the same sha256 counts as done, so a resumed or retried publish never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import aiohttp
+
+from gateway import metrics
+from gateway.logs import log
+from gateway.mechanisms.digests import BLAKE2B_256
+from gateway.protocol.legacy_upload_form import (
+    LegacyFileInfo,
+    LegacyFormError,
+    filetype_and_pyversion,
+    legacy_form_fields,
+)
+from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
+from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha256
+from gateway.publish.journal import Journals
+from gateway.publish.legacy_upload import UploadAnswer, post_file
+from gateway.services.names import NameRegistry
+from gateway.services.sessions import SessionService
+from gateway.sessions.errors import DomainError, Kind
+from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
+from gateway.sessions.states import SessionState
+from gateway.settings import BackendSettings, PublishSettings
+from gateway.store import keys
+from gateway.store.blobs import BlobStore
+from gateway.store.records import RecordChanged, RecordMissing
+
+# Backends known to accept the legacy `attestations` field and silently drop it.
+DROPS_ATTESTATIONS = {"pypiserver", "devpi"}
+
+
+class Credentials(Protocol):
+    """A caller's own credential for the index (pass-through authentication)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
+
+
+class PublishWorker:
+    def __init__(
+        self,
+        sessions: SessionService,
+        names: NameRegistry,
+        journals: Journals,
+        blobs: BlobStore,
+        backend: Backend,
+        http: aiohttp.ClientSession,
+        index: BackendSettings,
+        settings: PublishSettings,
+        add_file_notice: Callable[[str, str, str], Awaitable[None]],
+    ):
+        self._sessions = sessions
+        self._names = names
+        self._journals = journals
+        self._blobs = blobs
+        self._backend = backend
+        self.http = http
+        self._index = index
+        self._settings = settings
+        self._add_file_notice = add_file_notice
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
+        self._caller_credentials: dict[str, Credentials] = {}
+
+    def start(
+        self,
+        sid: str,
+        attempt: str,
+        listing: Listing | None = None,
+        credentials: Credentials | None = None,
+    ) -> asyncio.Task[None]:
+        """Work on publish ``attempt`` in the background; ``listing`` is the index's, when the
+        caller just read it; ``credentials`` a pass-through caller's, kept in memory only."""
+        if credentials is not None:
+            self._caller_credentials[attempt] = credentials
+        task = asyncio.create_task(self._work(sid, attempt, listing))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _work(self, sid: str, attempt: str, listing: Listing | None) -> None:
+        heartbeat = asyncio.create_task(self._journals.keep(sid, attempt))
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            await self._replay(sid, attempt, listing)
+            outcome = "published"
+        except asyncio.CancelledError:
+            outcome = "handed-over"
+            # Shutting down: let the next sweep on any replica resume at once, not after
+            # the lease would have run out.
+            await asyncio.shield(self._journals.hand_over(sid, attempt))
+            raise
+        except PublishFailed as failure:
+            await self._fail(sid, attempt, failure)
+            raise
+        except BackendRefused as exc:
+            refused = PublishFailed(
+                Kind.INDEX_REFUSED,
+                "backend-refused",
+                f"The backend refused the credentials: {exc}",
+            )
+            await self._fail(sid, attempt, refused)
+            raise refused from None
+        except BackendUnavailable as exc:
+            down = PublishFailed(
+                Kind.UNAVAILABLE, "backend-unavailable", f"The backend is not answering: {exc}"
+            )
+            await self._fail(sid, attempt, down)
+            raise down from None
+        except Exception:
+            # Unforeseen (S3 failing, say): the journal stays, its lease lapses, and the next
+            # sweep or publish request resumes it.
+            log.exception("publish.worker_failed", session=sid[:8])
+            raise
+        finally:
+            metrics.PUBLISH_SECONDS.labels(self._index.kind, outcome).observe(
+                time.perf_counter() - started
+            )
+            self._caller_credentials.pop(attempt, None)
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _replay(self, sid: str, attempt: str, listing: Listing | None) -> None:
+        session = await self._sessions.get(sid)
+        journal = _journal(session, attempt)
+        uploads = {u.id: u for u in await self._sessions.files(sid)}
+        ordered = [uploads[fid] for fid in journal.order]
+        # One listing per run, not per file (pypiserver re-hashes every file of the project on
+        # each listing): the publish request's own when it starts the run, a fresh one when a
+        # run resumes, so that what already landed is skipped.
+        if listing is None:
+            listing = await self._list_patiently(session.name)
+        check_conflicts(ordered, listing)
+        if journal.new_project is None:
+            new_project = not listing
+
+            def remember(current: PublishJournal) -> None:
+                current.new_project = new_project
+
+            await self._journals.record(sid, attempt, remember)
+        for upload in ordered:
+            if upload.filename not in journal.confirmed:
+                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
+                journal = await self._journals.confirm(sid, attempt, upload.filename)
+        listing = await self._backend.published_files(session.name)
+        missing = {
+            u.filename: "not listed by the index with the expected sha256 after upload"
+            for u in ordered
+            if u.filename not in listing or listing[u.filename] not in (None, sha256(u))
+        }
+        if missing:
+            raise PublishFailed(
+                Kind.INDEX_REFUSED,
+                "publish-unconfirmed",
+                "The index did not confirm every file.",
+                missing,
+            )
+        await self._succeed(session, attempt, ordered)
+
+    async def _list_patiently(self, project: str) -> Listing:
+        retries = self._settings.retries
+        for attempt_number in range(retries + 1):
+            try:
+                return await self._backend.published_files(project)
+            except BackendUnavailable as exc:
+                if attempt_number == retries:
+                    raise PublishFailed(
+                        Kind.UNAVAILABLE,
+                        "backend-unavailable",
+                        f"The backend is not answering: {exc}",
+                    ) from None
+                await asyncio.sleep(backoff(attempt_number))
+        raise AssertionError("unreachable")
+
+    async def _put_on_backend(
+        self, session: PublishingSession, upload: FileUpload, listed: str | None, attempt_id: str
+    ) -> None:
+        """Upload one file unless the index already has these exact bytes (R-W3)."""
+        retries = self._settings.retries
+        for attempt_number in range(retries + 1):
+            if attempt_number:  # a failed attempt may still have landed
+                listed = (await self._backend.published_files(session.name)).get(upload.filename)
+            if listed is not None:
+                if listed == sha256(upload):
+                    return  # already there: a resumed or retried publish
+                raise PublishFailed(
+                    Kind.CONFLICT,
+                    "filename-conflict",
+                    f"{upload.filename} is already on the index with other contents.",
+                    {upload.filename: "already on the index with another sha256"},
+                )
+            try:
+                answer = await self._post(session, upload, attempt_id)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason: str | None = f"the index could not be reached ({type(exc).__name__})"
+            else:
+                reason = await self._judge(session, upload, answer)
+            if reason is None:
+                return
+            if attempt_number < retries:
+                log.warning("publish.retry", filename=upload.filename, reason=reason)
+                await asyncio.sleep(backoff(attempt_number))
+        raise PublishFailed(
+            Kind.UNAVAILABLE,
+            "backend-unavailable",
+            f"Giving up on {upload.filename}: {reason}.",
+            {upload.filename: str(reason)},
+        )
+
+    async def _judge(
+        self, session: PublishingSession, upload: FileUpload, answer: UploadAnswer
+    ) -> str | None:
+        """None when the index took the file; why to retry when it failed for now; raises
+        when it refused for good."""
+        if answer.status < 300:
+            return None
+        if answer.status in (401, 403):
+            raise PublishFailed(
+                Kind.INDEX_REFUSED,
+                "backend-refused",
+                f"The backend refused the credentials ({answer.status} {answer.reason}).",
+                {upload.filename: "refused by the index: credentials"},
+            )
+        if answer.status >= 500:
+            return f"the index answered {answer.status} {answer.reason}"
+        # Duplicates look different on every index (409, 400, even 200); only the index's
+        # own listing says whether these bytes are there.
+        listed = (await self._backend.published_files(session.name)).get(upload.filename)
+        if listed == sha256(upload):
+            return None
+        detail = f"{answer.status} {answer.reason}".strip()
+        raise PublishFailed(
+            Kind.CONFLICT if answer.status == 409 else Kind.INDEX_REFUSED,
+            "backend-rejected",
+            f"The index rejected {upload.filename}: {detail}",
+            {upload.filename: f"rejected by the index: {detail}"},
+        )
+
+    async def _post(
+        self, session: PublishingSession, upload: FileUpload, attempt: str
+    ) -> UploadAnswer:
+        assert upload.committed is not None
+        sid, fid = session.id, upload.id
+        raw = await self._blobs.get(keys.core_metadata(sid, fid))
+        attestations = (
+            (await self._blobs.get(keys.attestations(sid, fid)) or b"").decode() or None
+            if upload.has_attestations
+            else None
+        )
+        filetype, pyversion = filetype_and_pyversion(upload.filename)
+        info = LegacyFileInfo(
+            filename=upload.filename,
+            filetype=filetype,
+            pyversion=pyversion,
+            sha256=sha256(upload),
+            blake2_256=upload.committed.digests.get(BLAKE2B_256),  # known when declared
+            md5=upload.committed.digests.get("md5"),
+        )
+        try:
+            fields = legacy_form_fields(raw or b"", info, attestations=attestations)
+        except LegacyFormError as exc:
+            raise PublishFailed(
+                Kind.INVALID, "invalid-distribution", str(exc), {upload.filename: str(exc)}
+            ) from None
+        backend = self._index
+        caller = self._caller_credentials.get(attempt)
+        credentials = (
+            (caller.username, caller.password)
+            if caller
+            else (backend.username, backend.password.get_secret_value())
+            if backend.username and backend.password
+            else None
+        )
+        content = self._blobs.stream(keys.file_bytes(sid, fid, upload.committed.attempt))
+        log.info("publish.upload", session=sid[:8], filename=upload.filename)
+        with metrics.backend_call(backend.kind, "upload"):
+            return await post_file(
+                self.http,
+                backend.upload_url,
+                fields,
+                upload.filename,
+                upload.committed.size,
+                content,
+                credentials,
+                backend.timeout,
+                self._backend.hop,
+            )
+
+    async def _succeed(
+        self, session: PublishingSession, attempt: str, uploads: list[FileUpload]
+    ) -> None:
+        notices: list[str] = []
+        if self._index.kind in DROPS_ATTESTATIONS and any(u.has_attestations for u in uploads):
+            notices.append(
+                f"Attestations were sent, but the {self._index.kind} index drops "
+                "them: they are not published."
+            )
+
+        journal = _journal(await self._sessions.get(session.id), attempt)
+        filenames = [u.filename for u in uploads]
+        await self._names.mark_published(session.name, filenames, session.id)
+        if journal.new_project:
+            await self._names.register(session.name, journal.published_by, session.id)
+        ended = await self._journals.finish(session.id, attempt, True, notices)
+        await self._sessions.settle(ended)
+        log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
+
+    async def _fail(self, sid: str, attempt: str, failure: PublishFailed) -> None:
+        """A deferred failure moves the session to ``error``; a failure the caller still waits
+        for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
+
+        notice = f"Publishing failed: {failure.reason}"
+        try:
+            session = await self._journals.finish(sid, attempt, False, [notice])
+        except (RecordChanged, RecordMissing, DomainError):
+            return
+        uploads = self._sessions.visible_files(await self._sessions.files(sid))
+        if session.status == SessionState.ERROR:
+            for filename, text in failure.files.items():
+                if filename in uploads:
+                    await self._add_file_notice(sid, uploads[filename].id, text)
+        await self._sessions.release_filenames(session.name, list(uploads), sid)
+        log.warning("publish.failed", session=sid[:8], reason=failure.reason)
+
+    async def resume_lapsed(self, session: PublishingSession) -> None:
+        """Take over a publish whose worker stopped renewing its lease (crash, restart)."""
+        journal = await self._journals.take_over(session)
+        if journal is None:
+            return
+        if journal.credential == "caller":
+            await self._fail(
+                session.id,
+                journal.attempt,
+                PublishFailed(
+                    Kind.UNAVAILABLE,
+                    "publish-interrupted",
+                    "The publish was interrupted, and the gateway keeps no copy of your index "
+                    "credentials to finish it: publish again, and it resumes where it stopped.",
+                ),
+            )
+            return
+        log.info("publish.resumed", session=session.id[:8], confirmed=len(journal.confirmed))
+        self.start(session.id, journal.attempt)
+
+    async def drain(self) -> None:
+        """On shutdown: stop workers; their leases lapse and another replica resumes them."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
+    if session.publish is None or session.publish.attempt != attempt:
+        raise RecordChanged(session.id)
+    return session.publish

@@ -1,0 +1,88 @@
+"""Staged legacy uploads (R-W6, the PEP 694 amendment python/peps#5070 direction).
+
+A legacy upload that is staged goes into the publishing session of its release instead of
+onto the index: the first one creates the session, marked as created by the legacy path,
+and later ones join it while it is editable. Its file is received and completed at once
+through the same FileService methods as an Upload 2.0 file, so the same size limits and
+checks apply (declared digests, the filename belongs to the release, the archive's own
+metadata names the project and version). Sessions created through the Upload 2.0 API are
+never joined (409): a release is assembled by one path only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from gateway.mechanisms.digests import BLAKE2B_256
+from gateway.services.files import FileService
+from gateway.services.names import NameRegistry
+from gateway.services.sessions import SessionService, normalize_release, require
+from gateway.sessions.errors import DomainError, Kind, Pointer
+from gateway.sessions.records import CreationPath, FileUpload, PublishingSession
+from gateway.sessions.states import SessionEvent
+
+LEGACY: CreationPath = "legacy"
+
+# Legacy form field → the algorithm name the ingest pipeline computes it under.
+DIGEST_FIELDS = {"sha256_digest": "sha256", "blake2_256_digest": BLAKE2B_256, "md5_digest": "md5"}
+
+
+@dataclass(frozen=True)
+class StagedForm:
+    """What a staged legacy upload says about its file, from the form's simple fields."""
+
+    name: str
+    version: str
+    filename: str
+    hashes: dict[str, str]  # ingest algorithm name → lowercase hex digest, as declared
+
+
+class LegacyStaging:
+    def __init__(self, sessions: SessionService, files: FileService, names: NameRegistry):
+        self._sessions = sessions
+        self._files = files
+        self._names = names
+
+    async def stage(
+        self, principal_id: str, form: StagedForm, chunks: AsyncIterator[bytes | memoryview]
+    ) -> tuple[PublishingSession, FileUpload]:
+        """Receive the file into its release's session and complete it, or refuse it and
+        leave nothing of it staged. The caller has authorized ``principal_id`` for the
+        project already."""
+        session = await self.session_for(form.name, form.version, principal_id)
+        upload = await self._files.receive_unsized(session, form.filename, form.hashes, chunks)
+        try:
+            upload, _ = await self._files.complete(session, upload.id, defer=False)
+            await self._files.claim(session, upload)  # only now: replaces an earlier one
+        except BaseException:
+            with contextlib.suppress(DomainError):
+                await self._files.delete(await self._sessions.get(session.id), upload.id)
+            raise
+        return await self._sessions.get(session.id), upload
+
+    async def session_for(self, name: str, version: str, principal_id: str) -> PublishingSession:
+        """The release's legacy-created session, created now if there is none (reserving a
+        first release's name as an Upload 2.0 create does, R-P4)."""
+        name, version = normalize_release(name, version)
+        first_release = await self._names.is_first_release(name)
+        if first_release:
+            await self._names.check(name, principal_id)
+        session, created = await self._sessions.create(name, version, principal_id, via=LEGACY)
+        if created and first_release:
+            try:
+                await self._names.reserve(name, principal_id, session.id)
+            except DomainError:
+                await self._sessions.cancel(session.id)  # lost a race for the name
+                raise
+        if session.created_via != LEGACY:
+            raise DomainError(
+                Kind.CONFLICT,
+                "session-path-mismatch",
+                f"{name} {version} is being staged through the Upload 2.0 API; upload its "
+                "files there, or publish or cancel that session first.",
+                [Pointer("version", "a session created through Upload 2.0 exists")],
+            )
+        require(session, SessionEvent.EDIT_FILES)
+        return session

@@ -1,0 +1,260 @@
+"""File upload records and filename claims: their one writer.
+
+:class:`gateway.services.files.FileService` (create, bytes, complete, delete) and
+:class:`gateway.services.resumable.ResumableUploads` (appends) decide what happens; every change
+they make to a file record is one of the typed operations here, each a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.sessions.errors import DomainError, Kind, Pointer, conflict, contention, not_found
+from gateway.sessions.lease import RELEASED, Lease
+from gateway.sessions.records import CommittedBytes, FileClaim, FileUpload, ResumableProgress
+from gateway.sessions.states import FileEvent, FileState, TransitionRefused, next_file_state
+from gateway.store import keys
+from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.typed import ClaimContention, Records
+
+FileChange = Callable[[FileUpload], FileUpload | None]
+
+
+class UploadRecords:
+    def __init__(self, records: JsonRecords):
+        self._uploads = Records(records, FileUpload)
+        self._claims = Records(records, FileClaim)
+
+    # -- read --------------------------------------------------------------------------
+
+    async def find(self, sid: str, fid: str) -> FileUpload | None:
+        return await self._uploads.load(keys.file_upload(sid, fid))
+
+    async def of_session(self, sid: str) -> list[FileUpload]:
+        """Every file upload of the session, canceled ones included, oldest first."""
+        record_keys = [
+            key
+            async for key in self._uploads.keys(keys.file_records(sid), delimiter="/")
+            if key.endswith(".json")
+        ]
+        uploads = await self._uploads.load_all(record_keys)
+        return sorted(uploads, key=lambda upload: upload.created_at)
+
+    # -- create, claim, discard ----------------------------------------------------------
+
+    async def create(self, upload: FileUpload) -> None:
+        await self._uploads.create(keys.file_upload(upload.session_id, upload.id), upload)
+
+    async def forget(self, sid: str, fid: str) -> None:
+        await self._uploads.delete(keys.file_upload(sid, fid))
+
+    async def claim_filename(
+        self, upload: FileUpload, may_replace: Callable[[str], Awaitable[bool]]
+    ) -> bool:
+        """Make ``upload`` the one upload of its filename in the session. ``may_replace``
+        gets the id of the upload holding it and answers whether it may be replaced (or
+        raises why not)."""
+
+        async def may_take(claim: FileClaim) -> bool:
+            return await may_replace(claim.file_id)
+
+        key = keys.file_claim(upload.session_id, upload.filename)
+        try:
+            holder = await self._claims.claim(key, FileClaim(file_id=upload.id), may_take)
+        except ClaimContention:
+            raise contention("Too many concurrent uploads of this filename; retry.") from None
+        return holder is None
+
+    async def drop_claim(self, sid: str, filename: str, fid: str) -> None:
+        await self._claims.delete_if(
+            keys.file_claim(sid, filename), lambda claim: claim.file_id == fid
+        )
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def _change(self, sid: str, fid: str, change: FileChange) -> FileUpload:
+        """Any change to the record; :class:`DomainError` not-found when it is gone."""
+        try:
+            return await self._uploads.update(keys.file_upload(sid, fid), change)
+        except RecordMissing:
+            raise not_found("file upload session") from None
+
+    async def transition(
+        self,
+        sid: str,
+        fid: str,
+        event: FileEvent,
+        *,
+        notices: list[str] | None = None,
+        **changes: Any,
+    ) -> FileUpload:
+        """Apply ``event`` (and ``changes``) to the stored upload."""
+
+        def apply(upload: FileUpload) -> FileUpload:
+            upload.status = allow(upload, event)
+            for name, value in changes.items():
+                setattr(upload, name, value)
+            if notices:
+                upload.notices.extend(notices)
+            if upload.status != FileState.PROCESSING:
+                upload.processing_deadline = None
+            return upload
+
+        return await self._change(sid, fid, apply)
+
+    async def commit(
+        self, sid: str, fid: str, attempt: str, committed: CommittedBytes
+    ) -> tuple[FileUpload, str | None]:
+        """Record the bytes of ``attempt`` unless a later request superseded it; the upload and
+        the attempt whose bytes these replace."""
+        replaced: list[str | None] = [None]
+
+        def commit(upload: FileUpload) -> FileUpload:
+            if upload.status != FileState.PENDING or upload.current_attempt != attempt:
+                raise conflict(
+                    "upload-superseded",
+                    "Another request replaced or completed this upload while these bytes arrived.",
+                    "body",
+                )
+            replaced[0] = upload.committed.attempt if upload.committed else None
+            upload.committed = committed
+            upload.current_attempt = None
+            return upload
+
+        return await self._change(sid, fid, commit), replaced[0]
+
+    async def read_back(self, sid: str, fid: str, committed: CommittedBytes) -> FileUpload:
+        def record(upload: FileUpload) -> FileUpload:
+            upload.committed = committed
+            return upload
+
+        return await self._change(sid, fid, record)
+
+    async def take_over_processing(self, sid: str, fid: str, lease: Lease) -> None:
+        """Hold a deferred validation whose processing lease lapsed; :class:`RecordChanged`
+        when it is not processing or its lease is live."""
+
+        def take_over(upload: FileUpload) -> FileUpload:
+            if upload.status != FileState.PROCESSING or upload.processing_lease.is_live():
+                raise RecordChanged(fid)
+            upload.processing_deadline = lease.until
+            return upload
+
+        await self._change(sid, fid, take_over)
+
+    async def add_notice(self, sid: str, fid: str, text: str) -> None:
+        def notice(upload: FileUpload) -> FileUpload:
+            upload.notices.append(text)
+            return upload
+
+        with contextlib.suppress(RecordMissing):
+            await self._uploads.update(keys.file_upload(sid, fid), notice)
+
+    # -- resumable appends: the writer lease ---------------------------------------------
+
+    async def hold_writer(
+        self, sid: str, fid: str, lease: Lease, is_free: Callable[[Lease], bool]
+    ) -> ResumableProgress:
+        """Make ``lease.holder`` the one request appending; :class:`WriterBusy` when
+        ``is_free`` says the current holder still holds it."""
+
+        def hold(upload: FileUpload) -> FileUpload:
+            progress = _progress(upload)
+            if not is_free(progress.lease):
+                raise WriterBusy(fid)
+            allow(upload, FileEvent.SEND_BYTES)
+            progress.hold(lease)
+            return upload
+
+        return _progress(await self._change(sid, fid, hold))
+
+    async def save_progress(
+        self, sid: str, fid: str, progress: ResumableProgress, lease: Lease
+    ) -> None:
+        """Record how far an append got, renewing its writer's lease."""
+
+        def save(upload: FileUpload) -> FileUpload:
+            _check_holder(upload, lease.holder)
+            upload.resumable = progress.model_copy()
+            upload.resumable.hold(lease)
+            return upload
+
+        await self._change(sid, fid, save)
+
+    async def commit_appended(
+        self,
+        sid: str,
+        fid: str,
+        writer: str,
+        progress: ResumableProgress,
+        committed: CommittedBytes,
+    ) -> None:
+        """The last append delivered every byte: commit them and let go of the upload."""
+
+        def commit(upload: FileUpload) -> FileUpload:
+            _check_holder(upload, writer)
+            upload.resumable = progress.model_copy()
+            upload.resumable.hold(RELEASED)
+            upload.committed = committed
+            return upload
+
+        await self._change(sid, fid, commit)
+
+    async def let_go(self, sid: str, fid: str, writer: str) -> None:
+        def release(upload: FileUpload) -> FileUpload | None:
+            if upload.resumable is None or upload.resumable.writer != writer:
+                return None  # nothing to release
+            upload.resumable.hold(RELEASED)
+            return upload
+
+        await self._change(sid, fid, release)
+
+
+class WriterBusy(Exception):
+    """Another append request holds the resumable upload."""
+
+
+def _progress(upload: FileUpload) -> ResumableProgress:
+    assert upload.resumable is not None
+    return upload.resumable
+
+
+def _check_holder(upload: FileUpload, writer: str | None) -> None:
+    """Only the request holding the upload may record progress (it may have lost its hold
+    by stalling past the lease, or the upload may have been deleted or completed)."""
+    if upload.resumable is None or upload.resumable.writer != writer:
+        raise conflict("upload-busy", "Another request took over this upload.", "Upload-Offset")
+    allow(upload, FileEvent.SEND_BYTES)
+
+
+def allow(upload: FileUpload, event: FileEvent) -> FileState:
+    try:
+        return next_file_state(upload.status, event)
+    except TransitionRefused as exc:
+        if upload.status == FileState.CANCELED:
+            raise not_found("file upload session") from None
+        raise conflict(
+            "invalid-file-state",
+            f"The file upload is {upload.status.value}: cannot {event.value}.",
+            "status",
+        ) from exc
+
+
+def too_large(size: int) -> DomainError:
+    return DomainError(
+        Kind.TOO_LARGE,
+        "body-too-large",
+        f"The body is larger than the declared size of {size} bytes.",
+        [Pointer("body", f"at most {size} bytes")],
+    )
+
+
+def require_mechanism(upload: FileUpload, mechanism: str) -> None:
+    if upload.mechanism != mechanism:
+        raise conflict(
+            "wrong-mechanism",
+            f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
+            "mechanism",
+        )

@@ -1,0 +1,119 @@
+"""Typed records: a pydantic model per record kind over a :class:`JsonRecords` store.
+
+Callers never see the JSON: ``update`` hands the change function a fresh model on every
+compare-and-swap attempt and retries inside, like one transaction per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing
+
+T = TypeVar("T", bound=BaseModel)
+
+# How often a create-or-take-over gives way to a racing writer before giving up.
+CLAIM_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    """A record as read, with the etag a conditional write or delete compares against."""
+
+    value: T
+    etag: str
+
+
+class ClaimContention(Exception):
+    """A create-or-take-over kept losing against other writers."""
+
+
+class Records(Generic[T]):
+    """Records of one kind (``model``) in a JSON record store."""
+
+    def __init__(self, store: JsonRecords, model: type[T]):
+        self._store = store
+        self._model = model
+
+    def _dump(self, value: T) -> dict[str, Any]:
+        return value.model_dump(mode="json")
+
+    async def get(self, key: str) -> Versioned[T] | None:
+        stored = await self._store.get(key)
+        if stored is None:
+            return None
+        return Versioned(self._model.model_validate(stored.data), stored.etag)
+
+    async def load(self, key: str) -> T | None:
+        found = await self.get(key)
+        return None if found is None else found.value
+
+    async def load_all(self, keys: Iterable[str]) -> list[T]:
+        """The records under ``keys`` that still exist, in order."""
+        found = await asyncio.gather(*(self.load(key) for key in keys))
+        return [value for value in found if value is not None]
+
+    async def create(self, key: str, value: T) -> Versioned[T]:
+        """Create-if-absent; :class:`RecordExists` when the key is taken."""
+        return Versioned(value, await self._store.create(key, self._dump(value)))
+
+    async def replace(self, key: str, value: T, etag: str) -> Versioned[T]:
+        return Versioned(value, await self._store.replace(key, self._dump(value), etag))
+
+    async def update(self, key: str, change: Callable[[T], T | None]) -> T:
+        """Compare-and-swap with retry: ``change`` gets a fresh copy of the record on every
+        attempt and returns the new record (it may change its argument and return it), or
+        None to keep the record as it is. It may raise to abort; :class:`RecordMissing`
+        when there is no record."""
+        result: list[T] = []
+
+        def mutate(data: dict[str, Any]) -> dict[str, Any] | None:
+            current = self._model.model_validate(data)
+            changed = change(current)
+            result[:] = [current if changed is None else changed]
+            return None if changed is None else self._dump(changed)
+
+        await self._store.update(key, mutate)
+        return result[0]
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        await self._store.delete(key, etag)
+
+    async def delete_if(self, key: str, condition: Callable[[T], bool]) -> None:
+        """Delete the record if it meets ``condition``, unless someone changes it meanwhile
+        (then it is theirs to keep)."""
+        found = await self.get(key)
+        if found is not None and condition(found.value):
+            with contextlib.suppress(RecordChanged):
+                await self._store.delete(key, found.etag)
+
+    async def claim(self, key: str, value: T, may_take: Callable[[T], Awaitable[bool]]) -> T | None:
+        """Create ``value`` at ``key``, or replace the record there when ``may_take`` says its
+        holder is gone. None when ``value`` is in place; otherwise the holder that stays."""
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                await self.create(key, value)
+                return None
+            except RecordExists:
+                pass
+            found = await self.get(key)
+            if found is None:
+                continue
+            if not await may_take(found.value):
+                return found.value
+            try:
+                await self.replace(key, value, found.etag)
+                return None
+            except (RecordChanged, RecordMissing):
+                continue
+        raise ClaimContention(key)
+
+    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        async for key in self._store.keys(prefix, delimiter):
+            yield key

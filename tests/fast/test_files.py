@@ -1,0 +1,156 @@
+"""File uploads over the in-memory stores: create, bytes, complete, replace, conflicts,
+deferred validation (R-F1..F14)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.services.uploads import WriterBusy
+from gateway.sessions import clock
+from gateway.sessions.errors import DomainError, Kind
+from gateway.sessions.lease import Lease, granted
+from gateway.sessions.states import FileState
+from gateway.store import keys
+from tests.distributions import build_wheel
+from tests.fast.conftest import MakeStack, Stack, chunks, file_request, upload
+
+
+async def test_create_send_complete(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    assert created.status == FileState.PENDING
+    received = await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    assert received.committed is not None
+    assert received.committed.size == wheel.stat().st_size
+    completed, done = await stack.files.complete(session, created.id)
+    assert done
+    assert completed.status == FileState.COMPLETED
+    assert completed.metadata is not None
+    assert completed.metadata.requires_python == ">=3.8"
+    assert keys.core_metadata(session.id, created.id) in stack.blobs.objects
+
+
+async def test_a_repeated_post_replaces_the_bytes(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    first = await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    second = await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    assert first.committed is not None
+    assert second.committed is not None
+    staged = [key for key in stack.blobs.objects if key.endswith(".data")]
+    assert staged == [keys.file_bytes(session.id, created.id, second.committed.attempt)]
+
+
+async def test_a_wrong_hash_is_an_error_with_its_notice(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-F10
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    corrupt = bytearray(wheel.read_bytes())
+    corrupt[-1] ^= 1
+    await stack.files.receive(session, created.id, chunks(bytes(corrupt)), None)
+    with pytest.raises(DomainError) as refused:
+        await stack.files.complete(session, created.id)
+    assert (refused.value.kind, refused.value.slug) == (Kind.INVALID, "hash-mismatch")
+    failed = await stack.files.get(session.id, created.id)
+    assert failed.status == FileState.ERROR
+    assert failed.notices
+
+
+async def test_one_upload_per_filename_until_completed(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-F7
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    pending = await stack.files.create(session, file_request(wheel))
+    with pytest.raises(DomainError) as refused:
+        await stack.files.create(session, file_request(wheel))
+    assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "file-in-progress")
+    await stack.files.receive(session, pending.id, chunks(wheel.read_bytes()), None)
+    await stack.files.complete(session, pending.id)
+    replacement = await stack.files.create(session, file_request(wheel))
+    assert (await stack.files.get(session.id, pending.id)).status == FileState.CANCELED
+    visible = stack.sessions.visible_files(await stack.sessions.files(session.id))
+    assert visible[wheel.name].id == replacement.id
+
+
+async def test_racing_creates_of_one_filename_leave_one_upload(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    results = await asyncio.gather(
+        *(stack.files.create(session, file_request(wheel)) for _ in range(6)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(r, DomainError) for r in results if r not in winners)
+    assert len(await stack.sessions.files(session.id)) == 1, "losers' records are removed"
+
+
+async def test_files_of_another_release_are_refused(
+    stack: Stack, project: str, tmp_path: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    other = build_wheel(tmp_path, project, "2.0")
+    with pytest.raises(DomainError) as refused:
+        await stack.files.create(session, file_request(other))
+    assert refused.value.kind is Kind.INVALID
+
+
+async def test_deferred_validation_completes_in_the_background(
+    make_stack: MakeStack, project: str, wheel: Path
+) -> None:
+    stack = await make_stack(uploads={"defer_validation_above": 1})
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    processing, done = await stack.files.complete(session, created.id)
+    assert not done
+    assert processing.status == FileState.PROCESSING
+    assert processing.processing_deadline is not None
+    await stack.settle()
+    completed = await stack.files.get(session.id, created.id)
+    assert completed.status == FileState.COMPLETED
+    assert completed.processing_deadline is None
+
+
+async def test_delete_then_upload_again(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    first = await upload(stack, session, wheel)
+    await stack.files.delete(session, first.id)
+    assert not [key for key in stack.blobs.objects if f"/{first.id}/" in key]
+    again = await upload(stack, session, wheel)
+    assert again.status == FileState.COMPLETED
+
+
+async def test_one_resumable_writer_at_a_time(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(
+        session, file_request(wheel, "vnd-uploadgateway-resumable-v1")
+    )
+    start = clock.now()
+    first = granted("writer-a", timedelta(seconds=60), start)
+
+    def free_at(moment: datetime) -> Callable[[Lease], bool]:
+        return lambda lease: not lease.is_live(moment)
+
+    await stack.uploads.hold_writer(session.id, created.id, first, free_at(start))
+    second = granted("writer-b", timedelta(seconds=60), start)
+    with pytest.raises(WriterBusy):
+        await stack.uploads.hold_writer(session.id, created.id, second, free_at(start))
+    # Past the first writer's lease, the second takes over; the first can no longer save.
+    later = start + timedelta(seconds=61)
+    progress = await stack.uploads.hold_writer(session.id, created.id, second, free_at(later))
+    assert progress.writer == "writer-b"
+    with pytest.raises(DomainError) as refused:
+        await stack.uploads.save_progress(session.id, created.id, progress, first)
+    assert refused.value.slug == "upload-busy"
+    await stack.uploads.let_go(session.id, created.id, "writer-b")
+    released = await stack.files.get(session.id, created.id)
+    assert released.resumable is not None
+    assert released.resumable.writer is None

@@ -1,0 +1,168 @@
+"""Publishing over the in-memory stores and a loopback index: state transitions, the journal,
+reservations, lease takeover (R-P7, R-P8, R-P9, R-W2, R-W3)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from gateway.publish.journal import Journals
+from gateway.sessions import clock
+from gateway.sessions.errors import DomainError, Kind
+from gateway.sessions.lease import lapsed
+from gateway.sessions.records import FilenameReservation, PublishJournal
+from gateway.sessions.states import SessionState
+from gateway.store import keys
+from gateway.store.records import RecordChanged
+from gateway.store.typed import Records
+from tests.distributions import build_sdist
+from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, file_request, upload
+
+
+async def reservation(stack: Stack, project: str, filename: str) -> FilenameReservation | None:
+    records = Records(stack.records, FilenameReservation)
+    return await records.load(keys.filename_reservation(project, filename))
+
+
+async def test_publish_puts_every_file_on_the_index(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path
+) -> None:  # R-P7, R-W3
+    sdist = build_sdist(tmp_path, project, "1.0")
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, sdist)
+    await upload(stack, session, wheel)
+    published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    assert published.publish is None
+    assert published.settled
+    assert stack.index.files[project] == {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in (wheel, sdist)
+    }
+    held = await reservation(stack, project, wheel.name)
+    assert held is not None
+    assert held.state == "published"
+    assert not [key for key in stack.blobs.objects if key.startswith(keys.session_data(session.id))]
+
+
+async def test_a_file_on_the_index_with_other_bytes_refuses_the_publish(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-P9
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    # Uploaded to the index directly after the file was staged.
+    stack.index.files[project] = {wheel.name: "0" * 64}
+    with pytest.raises(DomainError) as refused:
+        await stack.publisher.publish(session, ALICE)
+    assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "filename-conflict")
+    assert refused.value.errors[0].source == f"files.{wheel.name}"
+    assert (await stack.sessions.get(session.id)).status == SessionState.OPEN
+    assert await reservation(stack, project, wheel.name) is None
+
+
+async def test_a_reserved_filename_refuses_another_session(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-P8
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    await stack.names.reserve_filenames(project, [wheel.name], "another-session")
+    with pytest.raises(DomainError) as refused:
+        await stack.publisher.publish(session, ALICE)
+    assert refused.value.slug == "filename-conflict"
+    assert (await stack.sessions.get(session.id)).publish is None
+
+
+async def test_an_index_failing_while_the_caller_waits_leaves_the_session_open(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-P7
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    stack.index.failures = 10
+    with pytest.raises(DomainError) as refused:
+        await stack.publisher.publish(session, ALICE)
+    assert (refused.value.kind, refused.value.retry_after) == (Kind.UNAVAILABLE, 2)
+    after = await stack.sessions.get(session.id)
+    assert (after.status, after.publish) == (SessionState.OPEN, None)
+    assert await reservation(stack, project, wheel.name) is None
+    stack.index.failures = 0
+    assert (await stack.publisher.publish(after, ALICE)).status == SessionState.PUBLISHED
+
+
+async def test_a_deferred_publish_fails_into_error(
+    make_stack: MakeStack, project: str, wheel: Path
+) -> None:
+    stack = await make_stack(publish={"sync_wait": 0})
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    stack.index.failures = 10
+    processing = await stack.publisher.publish(session, ALICE)
+    assert processing.status == SessionState.PROCESSING
+    await stack.settle()
+    failed = await stack.sessions.get(session.id)
+    assert failed.status == SessionState.ERROR
+    assert failed.notices[-1].startswith("Publishing failed: ")
+    [file] = await stack.sessions.files(session.id)
+    assert file.notices, "the file the index refused says why"
+
+
+async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-W2
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    file = await upload(stack, session, wheel)
+    # As if another replica started the publish and died: its lease has run out.
+    dead = PublishJournal(
+        attempt="abandoned",
+        owner="dead-replica",
+        lease_until=lapsed("dead-replica").until or clock.now(),
+        order=[file.id],
+        published_by=ALICE.id,
+    )
+    await stack.sessions.start_publish(session.id, dead)
+    await stack.names.reserve_filenames(project, [wheel.name], session.id)
+    await stack.sweeper.sweep()
+    taken = await stack.sessions.get(session.id)
+    assert taken.status in (SessionState.PROCESSING, SessionState.PUBLISHED)
+    await stack.settle()
+    assert (await stack.sessions.get(session.id)).status == SessionState.PUBLISHED
+    assert list(stack.index.files[project]) == [wheel.name]
+
+
+async def test_a_live_journal_is_left_to_its_holder(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    file = await upload(stack, session, wheel)
+    other = Journals(stack.sessions, 60)  # another replica's
+    journal = other.open([file.id], None, ALICE.id, "service")
+    await stack.sessions.start_publish(session.id, journal)
+    await stack.sweeper.sweep()
+    await stack.settle()
+    assert stack.index.uploads == 0
+    assert (await stack.sessions.get(session.id)).publish == journal
+    # Whoever does not hold the lease cannot write the journal.
+    with pytest.raises(RecordChanged):
+        await stack.journals.confirm(session.id, journal.attempt, wheel.name)
+    await other.confirm(session.id, journal.attempt, wheel.name)
+
+
+async def test_a_first_release_registers_the_name(stack: Stack, project: str, wheel: Path) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await stack.names.reserve(project, ALICE.id, session.id)
+    await upload(stack, session, wheel)
+    await stack.publisher.publish(session, ALICE)
+    with pytest.raises(DomainError) as refused:
+        await stack.names.check(project, BOB.id)
+    assert refused.value.kind is Kind.FORBIDDEN
+    await stack.names.check(project, ALICE.id)
+
+
+async def test_publishing_needs_every_file_completed(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await stack.files.create(session, file_request(wheel))
+    with pytest.raises(DomainError) as refused:
+        await stack.publisher.publish(session, ALICE)
+    assert refused.value.slug == "files-not-completed"
