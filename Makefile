@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Real servers and tools the suite runs from Debian: chromium renders the preview page, nginx
-# puts the index behind TLS with client certificates. As root (CI) the missing ones are
-# installed; anywhere else this names them and the tests that need them say so.
-DEBIAN_PACKAGES := chromium nginx
+# puts the index behind TLS with client certificates, prometheus brings promtool (the alert
+# rules' tests; only the binary is used). As root (CI) the missing ones are installed;
+# anywhere else this names them and the tests that need them say so.
+DEBIAN_PACKAGES := chromium nginx prometheus
 debian-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,14 +31,11 @@ debian-packages:
 run: install
 	$(BIN)/upload-gateway dev
 
-# mypy --strict over gateway/ (settings in pyproject.toml). Off by default until the whole
-# package is clean; `make lint MYPY=1` runs it now.
-MYPY ?= 0
-
+# mypy --strict over gateway/ (settings in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	if [ "$(MYPY)" = 1 ]; then $(BIN)/mypy; fi
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/pytest

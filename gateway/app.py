@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from gateway.api import files, health, sessions, stage
+from gateway.api import audit, files, health, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -22,20 +22,26 @@ from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
+from gateway.publish.preview import PreviewService
+from gateway.services.audit import AuditTrail
 from gateway.services.legacy_staging import LegacyStaging
-from gateway.services.preview import PreviewService
 from gateway.services.stage import StageService
 from gateway.settings import Settings
+from gateway.store.audit import AuditStore
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client
 from gateway.wiring import wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What ``app.cleanup_ctx`` runs: set up to the ``yield``, clean up after it.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def create_app(settings: Settings, *, run_sweeper: bool = True) -> web.Application:
-    app = web.Application(middlewares=[request_context, problems, draining, negotiation])
+    app = web.Application(
+        middlewares=[request_context, problems, audit.audit_context, draining, negotiation]
+    )
     app[DRAIN] = Drain()
     app[HOPS] = build_hops(settings)
     app.on_shutdown.append(_start_draining)
@@ -86,6 +92,7 @@ HANDLERS: dict[str, Handler] = {
     "readyz": health.readyz,
     "metrics": health.metrics_page,
     "openapi": health.openapi,
+    "audit:journal": audit.read_journal,
 }
 
 
@@ -112,13 +119,14 @@ async def _start_draining(app: web.Application) -> None:
     log.info("shutdown.draining")
 
 
-def _s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+def _s3_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with open_client(settings.s3.store_config()) as client:
             await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
-            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT], app[HOPS])
+            journal = await _audit_trail(client, settings)
+            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT], app[HOPS], journal)
             yield
             await app[SERVICES].publisher.drain()
 
@@ -134,13 +142,17 @@ async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
 
 
 def _services(
-    settings: Settings, client: S3Client, http: aiohttp.ClientSession, hops: Hops
+    settings: Settings,
+    client: S3Client,
+    http: aiohttp.ClientSession,
+    hops: Hops,
+    journal: AuditTrail,
 ) -> Services:
     s3 = settings.s3
     records = RecordStore(client, s3.bucket, s3.prefix)
     blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
     backend = backend_for(settings.backend, http, hops.backend)
-    core = wire(settings, records, blobs, backend, http)
+    core = wire(settings, records, blobs, backend, http, journal)
     stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
     return Services(
         settings=settings,
@@ -156,10 +168,22 @@ def _services(
         legacy_staging=LegacyStaging(core.sessions, core.files, core.names),
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
+        audit=journal,
     )
 
 
-def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
+async def _audit_trail(client: S3Client, settings: Settings) -> AuditTrail:
+    audit_settings = settings.audit
+    if not audit_settings.enabled:
+        return AuditTrail(None)
+    bucket = audit_settings.bucket or settings.s3.bucket
+    if bucket != settings.s3.bucket:
+        await ensure_bucket(client, bucket, settings.s3.create_bucket)
+    store = AuditStore(client, bucket, settings.s3.prefix, settings.s3.timeout)
+    return AuditTrail(store, audit_settings.retention_days)
+
+
+def _http_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=10, sock_read=settings.backend.timeout
@@ -177,7 +201,7 @@ def _http_client(settings: Settings):  # type: ignore[no-untyped-def]
     return context
 
 
-def _sweeper(settings: Settings):  # type: ignore[no-untyped-def]
+def _sweeper(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_sweep_forever(app, settings.sessions.sweep_interval))
         yield

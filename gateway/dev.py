@@ -24,7 +24,8 @@ def _credentials(state_dir: Path) -> dict[str, str]:
     """One user for both the gateway and pypiserver, kept across restarts of the stack."""
     path = state_dir / "credentials.json"
     if path.exists():
-        return json.loads(path.read_text())
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
     credentials = {"username": "dev", "password": secrets.token_urlsafe(12)}
     path.write_text(json.dumps(credentials))
     path.chmod(0o600)
@@ -56,7 +57,12 @@ def dev_settings(
         },
         auth={
             "principals": [
-                {"name": credentials["username"], "password_hash": hashes_path.read_text()}
+                # May read the audit journal too, so that `make run` users can try it.
+                {
+                    "name": credentials["username"],
+                    "password_hash": hashes_path.read_text(),
+                    "audit": True,
+                }
             ]
         },
         logging={"json": True},
@@ -145,6 +151,9 @@ Create a publishing session:
   curl -s -X POST {stack["api"]} -u {stack["username"]}:{stack["password"]} \\
        -H 'Content-Type: application/vnd.pypi.upload.v2+json' \\
        -d '{{"meta": {{"api-version": "2.0"}}, "name": "example", "version": "1.0"}}'
+
+Who did what (the audit journal):
+  curl -s {stack["api"]}audit -u {stack["username"]}:{stack["password"]}
 
 All of this is in {stack_file}.
 """,

@@ -6,11 +6,12 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 _SECRET_KEYS = {"authorization", "password", "token", "secret_access_key", "proxy-authorization"}
 
 
-def _drop_secrets(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+def _drop_secrets(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key.lower() in _SECRET_KEYS:
             event[key] = "[redacted]"

@@ -26,6 +26,7 @@ BYTES_SENT = Counter("upload_gateway_sent_bytes_total", "Response body bytes sen
 SESSIONS = Gauge(
     "upload_gateway_sessions", "Publishing sessions by state, as of the last sweep.", ["state"]
 )
+READY = Gauge("upload_gateway_ready", "1 when this replica's last readiness check passed, else 0.")
 UPLOADS_IN_FLIGHT = Gauge(
     "upload_gateway_uploads_in_flight", "Mechanism requests receiving bytes right now."
 )

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -31,6 +33,17 @@ DAY = 24 * 60 * 60
 MiB = 1024 * 1024
 
 PositiveSeconds = Annotated[int, Field(gt=0)]
+
+
+def _readable_file(value: str) -> str:
+    if not Path(value).is_file():
+        raise ValueError(f"{value} is not a readable file")
+    return value
+
+
+# A file the gateway reads (certificates, keys, CA bundles): refused at load when it is not one.
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
+
 AuthenticatorName = Literal["config", "passthrough", "oidc"]
 DEFAULT_CHAIN: tuple[AuthenticatorName, ...] = ("config", "oidc", "passthrough")
 DEFAULT_MECHANISMS: tuple[Mechanism, ...] = (RESUMABLE, HTTP_POST_BYTES)
@@ -44,15 +57,17 @@ class Section(BaseModel):
 class OutboundSettings(Section):
     """TLS and proxy settings of one outbound hop (sections that dial out inherit them)."""
 
-    ca_bundle: str | None = Field(
+    ca_bundle: ReadableFile | None = Field(
         None,
         description="PEM file of the CAs this hop trusts; default: the system store "
         "(SSL_CERT_FILE / REQUESTS_CA_BUNDLE honoured).",
     )
-    client_cert: str | None = Field(
+    client_cert: ReadableFile | None = Field(
         None, description="PEM client certificate (mutual TLS); may hold the key too."
     )
-    client_key: str | None = Field(None, description="PEM key of client_cert, if separate.")
+    client_key: ReadableFile | None = Field(
+        None, description="PEM key of client_cert, if separate."
+    )
     verify: bool = Field(
         True, description="false turns certificate checks off (labs only; logged at start-up)."
     )
@@ -61,13 +76,6 @@ class OutboundSettings(Section):
         description="Proxy URL for this hop, overriding HTTP(S)_PROXY/NO_PROXY; "
         '"" connects directly. Unset: the environment decides.',
     )
-
-    @field_validator("ca_bundle", "client_cert", "client_key")
-    @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
 
     @field_validator("client_key")
     @classmethod
@@ -97,22 +105,22 @@ class ServerSettings(Section):
     client_timeout: PositiveSeconds = Field(
         60, description="A client that stops sending a request body this long is cut off (408)."
     )
-    tls_cert_file: str | None = Field(
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Addresses (CIDR) of the reverse proxies whose X-Forwarded-For is believed "
+        "when recording a client's address; none by default.",
+    )
+    tls_cert_file: ReadableFile | None = Field(
         None,
         description="PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP. Unset: "
         "plain HTTP (TLS ends at an ingress).",
     )
-    tls_key_file: str | None = Field(None, description="Its key, when not in tls_cert_file.")
-    tls_client_ca_file: str | None = Field(
+    tls_key_file: ReadableFile | None = Field(
+        None, description="Its key, when not in tls_cert_file."
+    )
+    tls_client_ca_file: ReadableFile | None = Field(
         None, description="PEM CAs whose client certificates are required (mutual TLS)."
     )
-
-    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file")
-    @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
 
     @model_validator(mode="after")
     def _tls_needs_a_certificate(self) -> ServerSettings:
@@ -295,6 +303,7 @@ class PrincipalSettings(Section):
     password_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     projects: list[str] = Field(default_factory=lambda: ["*"])
+    audit: bool = Field(False, description="May read the audit journal (GET {api_root}audit).")
 
     @field_validator("password_hash", "token_hash")
     @classmethod
@@ -356,6 +365,18 @@ class AuthSettings(Section):
     oidc: OidcSettings = OidcSettings()
 
 
+class AuditSettings(Section):
+    enabled: bool = Field(
+        True, description="Record every release, session change and refusal in S3 (docs/audit.md)."
+    )
+    bucket: str | None = Field(
+        None, description="Write events to this bucket (under s3.prefix) instead of s3.bucket."
+    )
+    retention_days: int = Field(
+        400, ge=0, description="Days of events kept; older days are deleted by the sweep. 0: all."
+    )
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
@@ -375,6 +396,7 @@ class Settings(BaseSettings):
     stage: StageSettings = StageSettings()
     proxy: ProxySettings = ProxySettings()
     auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -11,6 +11,7 @@ from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
+from gateway.services.audit import NO_AUDIT, AuditTrail
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
@@ -41,6 +42,7 @@ def wire(
     blobs: BlobStore,
     backend: Backend,
     http: aiohttp.ClientSession,
+    audit: AuditTrail = NO_AUDIT,
 ) -> Core:
     """Each service gets the settings section it needs, and asks the owners of the records it
     does not write."""
@@ -71,6 +73,9 @@ def wire(
         files.add_notice,
     )
     publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
+    sessions.before_expiry = audit.session_expired  # recorded before the expiry is
+    sweeper = Sweeper(sessions, files, publisher)
+    files.audit = worker.audit = sweeper.audit = audit
     return Core(
         names=names,
         uploads=uploads,
@@ -80,5 +85,5 @@ def wire(
         journals=journals,
         worker=worker,
         publisher=publisher,
-        sweeper=Sweeper(sessions, files, publisher),
+        sweeper=sweeper,
     )

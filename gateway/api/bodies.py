@@ -28,6 +28,7 @@ async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     stall_seconds = services(request).settings.server.client_timeout
     loop = asyncio.get_running_loop()
     waiting_since: float | None = None
+    watchdog: asyncio.TimerHandle
 
     def watch() -> None:
         nonlocal watchdog

@@ -8,11 +8,12 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
+from gateway.services.audit import AuditTrail
 from gateway.services.files import FileService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
-from gateway.services.preview import PreviewService
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
@@ -35,6 +36,7 @@ class Services:
     sweeper: Sweeper
     mechanisms: list[str]
     legacy_staging: LegacyStaging
+    audit: AuditTrail
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,9 +1,14 @@
-"""Domain errors as problem documents: the one place that knows their HTTP status (R-G5)."""
+"""Failures as problem documents: the one place that knows their HTTP status (R-G5)."""
 
 from __future__ import annotations
 
-from gateway.protocol.problems import ErrorItem, Problem
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.logs import log
+from gateway.protocol.problems import ErrorItem, Problem, retry_soon
+from gateway.publish.backends.base import BackendRefused, BackendUnavailable
 from gateway.sessions.errors import DomainError, Kind
+from gateway.store.records import UpdateContention
 
 STATUS = {
     Kind.INVALID: 400,
@@ -26,3 +31,38 @@ def problem_for(error: DomainError) -> Problem:
         headers["Upload-Offset"] = str(error.offset)
     errors = [ErrorItem(pointer.source, pointer.message) for pointer in error.errors]
     return Problem(STATUS[error.kind], error.slug, error.detail, errors, headers=headers)
+
+
+def failure_problem(failure: Exception) -> Problem:
+    """The problem document for any failure a handler raises (aiohttp's own HTTP exceptions
+    aside). The gateway's own failures are logged here; the caller's are not."""
+    match failure:
+        case Problem():
+            return failure
+        case DomainError():
+            return problem_for(failure)
+        case BackendUnavailable():
+            log.warning("backend.unavailable", error=str(failure))
+            return _passing(
+                "backend-unavailable", "The backing index is not answering; retry shortly."
+            )
+        case BackendRefused():
+            log.error("backend.refused", error=str(failure))
+            return Problem(
+                502, "backend-refused", "The backing index refused the gateway's credentials."
+            )
+        case UpdateContention():
+            return _passing("contention", "Too many concurrent updates; retry.")
+        case ClientError() | BotoCoreError() | OSError():
+            log.error("storage.unavailable", error=repr(failure))
+            return _passing(
+                "storage-unavailable", "The staging store is not answering; retry shortly."
+            )
+    # Called inside the handler's ``except``, so the traceback is logged with it.
+    log.exception("request.failed")
+    return Problem(500, "internal-error", "An unexpected error occurred; it has been logged.")
+
+
+def _passing(slug: str, detail: str) -> Problem:
+    """A 503 that goes away by itself (a dependency down, contention)."""
+    return Problem(503, slug, detail, headers=retry_soon())

@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.api.audit import recorded
 from gateway.api.bodies import (
     body_chunks,
     parse_json,
@@ -18,6 +19,7 @@ from gateway.api.bodies import (
 from gateway.api.context import services
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
+from gateway.protocol import audit
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD
 from gateway.protocol.models import (
     Attestation,
@@ -81,7 +83,8 @@ async def extend_file(request: web.Request) -> web.Response:
     upload = await svc.files.get(session.id, request.match_info["fid"])
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
-    return await _render(request, upload, session)
+    rendered = _render(request, upload, session)
+    return await recorded(request, audit.SESSION_EXTENDED, session, rendered)
 
 
 async def complete_file(request: web.Request) -> web.Response:

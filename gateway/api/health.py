@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import metrics
 from gateway.api.context import services
 from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT
 from gateway.outbound import Hop, tls_failure
@@ -49,6 +50,7 @@ async def readyz(request: web.Request) -> web.Response:
         probes["proxy"] = _check_http(request, settings.proxy.upstream, hops.upstream)
     results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     failed = [ErrorItem(name, result) for name, result in results.items() if result != "ok"]
+    metrics.READY.set(0 if failed else 1)  # its changes are what the flapping alert watches
     if failed:
         raise Problem(503, "not-ready", "A dependency is not reachable.", failed)
     return web.json_response({"status": "ok", "checks": results})

@@ -10,22 +10,19 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
-from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import Counter, Histogram
 
 from gateway import metrics
-from gateway.api.errors import problem_for
+from gateway.api.errors import failure_problem
 from gateway.app_keys import DRAIN
 from gateway.logs import log
 from gateway.protocol.media import PROBLEM_JSON, accepts_upload_json
-from gateway.protocol.problems import ErrorItem, Problem, retry_soon
-from gateway.publish.backends.base import BackendRefused, BackendUnavailable
-from gateway.sessions.errors import DomainError
-from gateway.store.records import UpdateContention
+from gateway.protocol.problems import ErrorItem, Problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = "X-Request-ID"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 API_ROUTE_PREFIX = "api:"
 _REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -50,6 +47,7 @@ def _request_id(request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = _request_id(request)
+    request[REQUEST_ID_KEY] = request_id  # for the audit journal
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -104,48 +102,12 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     as an RFC 9457 document (R-G5)."""
     try:
         response = await handler(request)
-    except Problem as problem:
-        return problem_response(problem)
-    except DomainError as error:
-        return problem_response(problem_for(error))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _from_http_exception(exc)
-    except BackendUnavailable as exc:
-        log.warning("backend.unavailable", error=str(exc))
-        return problem_response(
-            Problem(
-                503,
-                "backend-unavailable",
-                "The backing index is not answering; retry shortly.",
-                headers=retry_soon(),
-            )
-        )
-    except BackendRefused as exc:
-        log.error("backend.refused", error=str(exc))
-        return problem_response(
-            Problem(502, "backend-refused", "The backing index refused the gateway's credentials.")
-        )
-    except UpdateContention:
-        return problem_response(
-            Problem(503, "contention", "Too many concurrent updates; retry.", headers=retry_soon())
-        )
-    except (ClientError, BotoCoreError, OSError) as exc:
-        log.error("storage.unavailable", error=repr(exc))
-        return problem_response(
-            Problem(
-                503,
-                "storage-unavailable",
-                "The staging store is not answering; retry shortly.",
-                headers=retry_soon(),
-            )
-        )
-    except Exception:
-        log.exception("request.failed")
-        return problem_response(
-            Problem(500, "internal-error", "An unexpected error occurred; it has been logged.")
-        )
+    except Exception as failure:
+        return problem_response(failure_problem(failure))
     if (
         response.status >= 400
         and response.content_type != PROBLEM_JSON

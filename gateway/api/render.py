@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -45,7 +47,8 @@ def session_body(
         status=session.status.value,
         files={
             filename: models.SessionFile(
-                status=upload.status.value,
+                # The listing never holds a canceled file (SessionService leaves them out).
+                status=cast(models.ListedFileStatus, upload.status.value),
                 link=urls.file(session.id, upload.id),
                 notices=upload.notices,
             )

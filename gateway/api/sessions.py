@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.access import authenticate, authorize
+from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_body, upload_json
+from gateway.protocol import audit
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
@@ -44,7 +46,8 @@ async def create_session(request: web.Request) -> web.Response:
             extensions={"session-token": session.id},
         )
     # A session this request just created has no files yet: no listing to render it.
-    return _render_files(request, session, {}, status=201, headers={"Location": location})
+    rendered = _render(request, session, status=201, headers={"Location": location}, files={})
+    return await recorded(request, audit.SESSION_CREATED, session, rendered)
 
 
 async def session_status(request: web.Request) -> web.Response:
@@ -57,12 +60,13 @@ async def extend_session(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
     body = await read_request(request, ExtendRequest, svc.settings.uploads.max_json_body)
     session = await svc.sessions.extend(session.id, body.extend_for)
-    return await _render(request, session)
+    return await recorded(request, audit.SESSION_EXTENDED, session, _render(request, session))
 
 
 async def cancel_session(request: web.Request) -> web.Response:
     session = await load_authorized_session(request)
-    await services(request).sessions.cancel(session.id)
+    session = await services(request).sessions.cancel(session.id)
+    await session_event(request, audit.SESSION_CANCELED, session)
     return web.Response(status=204)
 
 
@@ -80,20 +84,12 @@ async def _render(
     session: PublishingSession,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    files: dict[str, FileUpload] | None = None,
 ) -> web.Response:
+    """The session's document; its files are listed unless the caller already knows them."""
     svc = services(request)
-    files = svc.sessions.visible_files(await svc.sessions.files(session.id))
-    return _render_files(request, session, files, status, headers)
-
-
-def _render_files(
-    request: web.Request,
-    session: PublishingSession,
-    files: dict[str, FileUpload],
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    svc = services(request)
+    if files is None:
+        files = svc.sessions.visible_files(await svc.sessions.files(session.id))
     body = session_body(session, files, svc.urls, svc.mechanisms)
     return upload_json(body, status=status, headers=headers)
 

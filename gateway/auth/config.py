@@ -113,7 +113,10 @@ class ConfigAuthenticator:
 
 def _principal(entry: PrincipalSettings) -> Principal:
     return Principal(
-        id=f"config:{entry.name}", display_name=entry.name, project_patterns=tuple(entry.projects)
+        id=f"config:{entry.name}",
+        display_name=entry.name,
+        project_patterns=tuple(entry.projects),
+        audit=entry.audit,
     )
 
 

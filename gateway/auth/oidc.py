@@ -104,6 +104,7 @@ class OidcAuthenticator:
             id=f"oidc:{claims['iss']}:{subject}",
             display_name=str(claims.get("repository") or subject),
             project_patterns=self._projects_for(claims),
+            claims=self._audited_claims(claims),
         )
 
     async def _verify(self, token: str) -> dict[str, Any]:
@@ -130,6 +131,14 @@ class OidcAuthenticator:
             )
         except jwt.PyJWTError:
             raise InvalidCredentials from None
+
+    def _audited_claims(self, claims: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The issuer, the usual CI identity claims and every claim a policy constrains."""
+        names = {"iss", "repository", "workflow", "workflow_ref", "ref", "environment"}
+        for policy in self._settings.policies:
+            if policy.issuer == claims["iss"]:
+                names.update(policy.claims)
+        return tuple(sorted((n, str(claims[n])) for n in names if n in claims))
 
     def _projects_for(self, claims: dict[str, Any]) -> tuple[str, ...]:
         patterns: list[str] = []

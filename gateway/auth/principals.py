@@ -22,10 +22,16 @@ class Principal:
     display_name: str
     project_patterns: tuple[str, ...]
     backend_credentials: BackendCredentials | None = field(default=None, repr=False)
+    audit: bool = False  # may read the audit journal
+    # What the audit journal records of an OIDC identity: the issuer and the claims that the
+    # trust policies look at (never the token).
+    claims: tuple[tuple[str, str], ...] = ()
 
 
 class Authenticator(Protocol):
-    scheme_challenges: tuple[str, ...]
+    @property
+    def scheme_challenges(self) -> tuple[str, ...]:
+        """Its ``WWW-Authenticate`` challenges (read-only here, so any tuple of them fits)."""
 
     async def authenticate(self, request: web.Request) -> Principal | None:
         """The caller's principal, or None when the request carries no credential this

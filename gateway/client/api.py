@@ -43,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.protocol.audit import AuditPage
 from gateway.protocol.media import (
     API_VERSION,
     PARTIAL_UPLOAD,
@@ -554,25 +555,9 @@ class UploadClient:
                 if progress is not None:
                     progress(n)
 
-            body = _Body(
-                make=functools.partial(_file_chunks, path, count, start=offset),
-                headers={
-                    "Content-Type": PARTIAL_UPLOAD,
-                    "Content-Length": str(size - offset),
-                    "Upload-Offset": str(offset),
-                    "Upload-Complete": "?1",
-                },
-            )
-            try:
-                answer = await self._send("PATCH", url, body, streaming=True)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
-                failure = _describe(exc)
-            else:
-                if answer.status == 204 and answer.headers.get("Upload-Complete") == "?1":
-                    return
-                if answer.status < 500 and answer.status != 409:
-                    raise ProblemError.from_answer(answer)
-                failure = f"HTTP {answer.status}"
+            failure = await self._patch_rest(url, path, size, offset, count)
+            if failure is None:
+                return
             confirmed = await self._resumable_offset(url)
             if progress is not None and position != confirmed:
                 progress(confirmed - position)  # bytes in flight that did not land
@@ -584,6 +569,30 @@ class UploadClient:
                 on_resume(file.filename, offset)
             if stalled:
                 await asyncio.sleep(min(self.retry.backoff * 2**stalled, self.retry.max_delay))
+
+    async def _patch_rest(
+        self, url: str, path: Path, size: int, offset: int, count: Callable[[int], None]
+    ) -> str | None:
+        """One ``PATCH`` of the file from ``offset`` to its end: None once the upload is
+        complete, else what cut it short (a refusal raises)."""
+        body = _Body(
+            make=functools.partial(_file_chunks, path, count, start=offset),
+            headers={
+                "Content-Type": PARTIAL_UPLOAD,
+                "Content-Length": str(size - offset),
+                "Upload-Offset": str(offset),
+                "Upload-Complete": "?1",
+            },
+        )
+        try:
+            answer = await self._send("PATCH", url, body, streaming=True)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            return _describe(exc)
+        if answer.status == 204 and answer.headers.get("Upload-Complete") == "?1":
+            return None
+        if answer.status < 500 and answer.status != 409:
+            raise ProblemError.from_answer(answer)
+        return f"HTTP {answer.status}"
 
     async def _resumable_offset(self, url: str) -> int:
         answer = await self._request("HEAD", url)
@@ -724,6 +733,29 @@ class UploadClient:
     async def _discard(self, file: FileUpload) -> None:
         with contextlib.suppress(ClientError, TimeoutError):
             await asyncio.wait_for(self.delete_file(file.url), 15)
+
+    # -- the audit journal (not Upload 2.0: this gateway's own, docs/audit.md) ----------
+
+    async def audit_page(
+        self,
+        *,
+        project: str | None = None,
+        since: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> AuditPage:
+        """One page of audit events, newest first; ``page.next`` is the following page's
+        ``cursor``."""
+        query = {"project": project, "since": since, "cursor": cursor, "limit": str(limit)}
+        url = URL(urljoin(self.api_url, "audit")).with_query(
+            {name: value for name, value in query.items() if value}
+        )
+        answer = await self._request("GET", str(url))
+        if answer.status >= 400:
+            raise ProblemError.from_answer(answer)
+        if answer.status != 200 or answer.media_type != "application/json":
+            raise ClientError(f"{answer.url} answered {answer.status} {answer.media_type}")
+        return AuditPage.model_validate_json(answer.body)
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from gateway.client.api import (
     PublishingSession,
     UploadClient,
 )
+from gateway.client.audit import events_table
 from gateway.client.credentials import (
     DEFAULT_OIDC_AUDIENCE,
     CredentialError,
@@ -59,6 +60,7 @@ from gateway.client.state import (
     default_state_file,
     local_id,
 )
+from gateway.protocol.audit import AuditEvent
 
 __all__ = ["register"]
 
@@ -87,6 +89,12 @@ def _positive(text: str) -> int:
 
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
+    _add_credential_options(common)
+    _add_tls_and_output_options(common)
+    return common
+
+
+def _add_credential_options(common: argparse.ArgumentParser) -> None:
     repo = common.add_argument_group("repository and credentials (like twine)")
     repo.add_argument(
         "--repository-url",
@@ -115,6 +123,9 @@ def _common_options() -> argparse.ArgumentParser:
         help="audience of the GitHub Actions OIDC token used when no password is given "
         f"(default {DEFAULT_OIDC_AUDIENCE!r})",
     )
+
+
+def _add_tls_and_output_options(common: argparse.ArgumentParser) -> None:
     network = common.add_argument_group("TLS (like twine)")
     network.add_argument(
         "--cert",
@@ -141,12 +152,18 @@ def _common_options() -> argparse.ArgumentParser:
     out.add_argument(
         "--json", action="store_true", help="print one JSON object per session on stdout"
     )
-    return common
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``publish`` and ``session`` to the ``upload-gateway`` subcommands."""
     common = _common_options()
+    _add_publish(commands, common)
+    _add_session(commands, common)
+
+
+def _add_publish(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     publish = commands.add_parser(
         "publish",
         parents=[common],
@@ -183,6 +200,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     publish.set_defaults(client_main=_publish_entry)
 
+
+def _add_session(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     session = commands.add_parser(
         "session",
         help="status, publish, cancel or extend a session staged with 'publish --stage'",
@@ -208,6 +229,26 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         action.set_defaults(client_main=_session_entry)
     listing = actions.add_parser("list", parents=[common], help="the sessions this machine knows")
     listing.set_defaults(client_main=_session_entry)
+    _register_audit(commands, common)
+
+
+def _register_audit(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="who published what, when and from where (needs the audit permission)",
+        description="The gateway's audit journal, newest first: releases, session changes, "
+        "refusals. --json prints one event per line.",
+    )
+    audit.add_argument("--project", help="only this project's events")
+    audit.add_argument("--since", metavar="DATE", help="from this date (2026-11-01) or time on")
+    audit.add_argument(
+        "--limit", type=_positive, default=100, metavar="N", help="at most N events (100)"
+    )
+    audit.set_defaults(client_main=lambda args: _run(args, audit_command))
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -571,24 +612,7 @@ class PublishRun:
     async def upload2(self, release: Release, session: PublishingSession, created: bool) -> Outcome:
         lid = local_id(session.url)
         outcome = Outcome(release, "2", session.status, session, lid)
-        previous = self.state.records().get(lid)  # a reused session: what we completed in it
-        self.state.save(
-            SessionRecord(
-                id=lid,
-                session_url=session.url,
-                repository_url=self.credentials.repository_url,
-                name=release.name,
-                version=release.version,
-                stage_url=session.stage,
-                status=session.status,
-                files=[dist.filename for dist in release.files],
-                username=self.credentials.username,
-                password_source=self.credentials.source,
-                cert=_absolute(self.context.tls_files()[0]),
-                client_cert=_absolute(self.context.tls_files()[1]),
-                completed=previous.completed if previous is not None else {},
-            )
-        )
+        self._remember(lid, release, session)
         if created:
             self.live[lid] = (session, release)
             self.reporter.step(f"{release.name} {release.version}: created session {lid}")
@@ -621,7 +645,32 @@ class PublishRun:
             outcome.status = outcome.session.status
             self.state.update(lid, status=outcome.status)
             return outcome
+        return await self._publish(lid, release, session, outcome)
 
+    def _remember(self, lid: str, release: Release, session: PublishingSession) -> None:
+        """Record the session locally, so that ``session`` commands can find it later."""
+        previous = self.state.records().get(lid)  # a reused session: what we completed in it
+        self.state.save(
+            SessionRecord(
+                id=lid,
+                session_url=session.url,
+                repository_url=self.credentials.repository_url,
+                name=release.name,
+                version=release.version,
+                stage_url=session.stage,
+                status=session.status,
+                files=[dist.filename for dist in release.files],
+                username=self.credentials.username,
+                password_source=self.credentials.source,
+                cert=_absolute(self.context.tls_files()[0]),
+                client_cert=_absolute(self.context.tls_files()[1]),
+                completed=previous.completed if previous is not None else {},
+            )
+        )
+
+    async def _publish(
+        self, lid: str, release: Release, session: PublishingSession, outcome: Outcome
+    ) -> Outcome:
         self.reporter.info(f"publishing {release.name} {release.version}")
         try:
             published = await self.client.publish(session)
@@ -891,8 +940,9 @@ async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
 
 
 def _already_on_index(exc: ProblemError) -> bool:
@@ -933,18 +983,10 @@ async def session_command(context: Context) -> int:
     state = context.state
     if args.session_command == "list":
         return _list_sessions(context, state)
-    reference: str = args.id
-    release = _release_reference(reference)
+    release = _release_reference(args.id)
     if release is not None:
         return await _release_session_command(context, *release)
-    record: SessionRecord | None = None
-    if reference.startswith(("http://", "https://")):
-        session_url = reference
-        with contextlib.suppress(StateError):
-            record = state.get(reference)
-    else:
-        record = state.get(reference)
-        session_url = record.session_url
+    session_url, record = _find_session(state, args.id)
     explicit = args.repository_url or args.repository
     repository_url = args.repository_url if explicit or record is None else record.repository_url
     async with context.http(record) as http:
@@ -965,16 +1007,7 @@ async def session_command(context: Context) -> int:
             session = await client.get_session(session_url)
             session = await _apply(context, client, session, lid)
         except ClientError as exc:
-            if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
-                state.update(lid, status="gone")
-                context.reporter.error(
-                    f"session {lid} no longer exists on the server (ended and forgotten, "
-                    "or expired)"
-                )
-            else:
-                context.reporter.problem(f"session {lid}: ", exc)
-            if context.reporter.json_mode:
-                print(json.dumps({"id": lid, "error": error_document(exc)}), flush=True)
+            _report_session_failure(context, lid, record, exc)
             return EXIT_REFUSED
     if record is not None:
         state.update(lid, status=session.status)
@@ -1012,7 +1045,7 @@ async def _release_session_command(context: Context, name: str, version: str) ->
     """The session of a release, found with no session id (one that staged legacy uploads
     created, say). Upload 2.0 has no lookup, but a create for a release with a live session
     answers 409 + Location (PEP 694); a session that lookup creates instead is canceled."""
-    async with aiohttp.ClientSession() as http:
+    async with context.http(None) as http:
         credentials = await _authenticated(context, http)
         client = UploadClient(
             credentials.repository_url, authorization=credentials.authorization, http=http
@@ -1032,6 +1065,31 @@ async def _release_session_command(context: Context, name: str, version: str) ->
             return EXIT_REFUSED
     _show_session(context.reporter, lid, None, session, context.args.session_command)
     return EXIT_OK
+
+
+def _find_session(state: StateFile, reference: str) -> tuple[str, SessionRecord | None]:
+    """The session's URL and its local record: ``reference`` is a local id or a session URL
+    (which may have no local record)."""
+    if reference.startswith(("http://", "https://")):
+        with contextlib.suppress(StateError):
+            return reference, state.get(reference)
+        return reference, None
+    record = state.get(reference)
+    return record.session_url, record
+
+
+def _report_session_failure(
+    context: Context, lid: str, record: SessionRecord | None, exc: ClientError
+) -> None:
+    if isinstance(exc, ProblemError) and exc.status == 404 and record is not None:
+        context.state.update(lid, status="gone")
+        context.reporter.error(
+            f"session {lid} no longer exists on the server (ended and forgotten, or expired)"
+        )
+    else:
+        context.reporter.problem(f"session {lid}: ", exc)
+    if context.reporter.json_mode:
+        print(json.dumps({"id": lid, "error": error_document(exc)}), flush=True)
 
 
 def _show_session(
@@ -1083,6 +1141,41 @@ def _list_sessions(context: Context, state: StateFile) -> int:
         context.reporter.result(document, [line])
     if not records:
         context.reporter.info("no sessions")
+    return EXIT_OK
+
+
+# -- audit ----------------------------------------------------------------------------------
+
+
+async def audit_command(context: Context) -> int:
+    args = context.args
+    async with context.http(None) as http:
+        credentials = await _authenticated(context, http)
+        client = UploadClient(
+            credentials.repository_url, authorization=credentials.authorization, http=http
+        )
+        events: list[AuditEvent] = []
+        cursor: str | None = None
+        while len(events) < args.limit:
+            page = await client.audit_page(
+                project=args.project,
+                since=args.since,
+                cursor=cursor,
+                limit=min(args.limit - len(events), 1000),
+            )
+            events += page.events
+            cursor = page.next
+            if cursor is None:
+                break
+    if context.reporter.json_mode:
+        for event in events:
+            print(event.model_dump_json(exclude_none=True), flush=True)
+    elif events:
+        from rich.console import Console
+
+        Console(soft_wrap=False).print(events_table(events))
+    else:
+        context.reporter.info("no events")
     return EXIT_OK
 
 

@@ -141,10 +141,42 @@ def resolve_credentials(
     the repository its session was created on).
     """
     path = config_file or Path(env.get("UPLOAD_GATEWAY_CONFIG_FILE") or "~/.pypirc").expanduser()
-    sections = read_pypirc(path)
+    url, section_name, section = _repository(
+        path, read_pypirc(path), repository_url, repository, env, fallback_url
+    )
 
-    section_name = repository
-    url = repository_url
+    user = username
+    if user is None and (found := _env(env, "USERNAME")):
+        user = found[0]
+    if user is None and section is not None and section.get("username"):
+        user = section["username"]
+
+    secret, source = password, "command line"
+    if secret is None and (found := _env(env, "PASSWORD")):
+        secret, source = found
+    if secret is None and section is not None and section.get("password"):
+        secret, source = section["password"], f"{path} [{section_name}]"
+
+    if secret is None and use_keyring and env.get("UPLOAD_GATEWAY_KEYRING", "1") != "0":
+        user, secret = from_keyring(url, user)
+        source = "keyring"
+    if secret is not None:
+        return Credentials(url, user, secret, None, source)
+    oidc = bool(
+        env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    )
+    return Credentials(url, user, None, None, "none", oidc_pending=oidc)
+
+
+def _repository(
+    path: Path,
+    sections: dict[str, dict[str, str]],
+    url: str | None,
+    section_name: str | None,
+    env: Mapping[str, str],
+    fallback_url: str | None,
+) -> tuple[str, str | None, dict[str, str] | None]:
+    """The repository URL, and the ``.pypirc`` section (name, values) that names it, if any."""
     if not url and section_name is None:
         # The environment, like twine: a URL overrides a section name.
         from_env = _env(env, "REPOSITORY_URL")
@@ -178,28 +210,7 @@ def resolve_credentials(
             ),
             (None, None),
         )
-
-    user = username
-    if user is None and (found := _env(env, "USERNAME")):
-        user = found[0]
-    if user is None and section is not None and section.get("username"):
-        user = section["username"]
-
-    secret, source = password, "command line"
-    if secret is None and (found := _env(env, "PASSWORD")):
-        secret, source = found
-    if secret is None and section is not None and section.get("password"):
-        secret, source = section["password"], f"{path} [{section_name}]"
-
-    if secret is None and use_keyring and env.get("UPLOAD_GATEWAY_KEYRING", "1") != "0":
-        user, secret = from_keyring(url, user)
-        source = "keyring"
-    if secret is not None:
-        return Credentials(url, user, secret, None, source)
-    oidc = bool(
-        env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    )
-    return Credentials(url, user, None, None, "none", oidc_pending=oidc)
+    return url, section_name, section
 
 
 def from_keyring(url: str, username: str | None) -> tuple[str | None, str | None]:

@@ -61,25 +61,9 @@ async def upload_legacy(
     Connection errors and 502/503/504 are retried (the whole file again); any other answer
     of 300 or more is a refusal, reported with the index's own status and text.
     """
-    fields = form_fields(dist)
-    content_type, head, tail = frame(fields, dist.filename)
+    content_type, head, tail = frame(form_fields(dist), dist.filename)
     policy = retry or RetryPolicy()
-    sent = 0
-
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal sent
-        yield head
-        handle = await asyncio.to_thread(dist.path.open, "rb")
-        try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
-                sent += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-                yield chunk
-        finally:
-            handle.close()
-        yield tail
-
+    body = _FormBody(dist, head, tail, progress)
     headers = {
         "Content-Type": content_type,
         "Content-Length": str(len(head) + dist.size + len(tail)),
@@ -92,7 +76,7 @@ async def upload_legacy(
     while True:
         try:
             async with http.post(
-                url, data=body(), headers=headers, allow_redirects=False, timeout=timeout
+                url, data=body.chunks(), headers=headers, allow_redirects=False, timeout=timeout
             ) as response:
                 text = (await response.content.read(64 * 1024)).decode(errors="replace")
                 status, reason = response.status, response.reason or ""
@@ -104,14 +88,51 @@ async def upload_legacy(
             if status < 300:
                 return
             if status not in (502, 503, 504) or attempt >= policy.retries:
-                if 300 <= status < 400:
-                    raise ClientError(
-                        f"{url} redirected the upload to {location}; "
-                        "use that URL as the repository URL"
-                    )
-                raise ProblemError(status, reason, plain_text(text))
-        if progress is not None and sent:
-            progress(-sent)
-        sent = 0
+                raise _refusal(url, status, reason, location, text)
+        body.rewind()
         await asyncio.sleep(min(policy.backoff * (2**attempt), policy.max_delay))
         attempt += 1
+
+
+class _FormBody:
+    """The framed form with the file streamed from disk as its last part. Progress counts
+    the file's bytes as they go out, and takes them back when a retry sends them again."""
+
+    def __init__(
+        self,
+        dist: Distribution,
+        head: bytes,
+        tail: bytes,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self._dist = dist
+        self._head = head
+        self._tail = tail
+        self._progress = progress
+        self._sent = 0
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self._head
+        handle = await asyncio.to_thread(self._dist.path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+                self._sent += len(chunk)
+                if self._progress is not None:
+                    self._progress(len(chunk))
+                yield chunk
+        finally:
+            handle.close()
+        yield self._tail
+
+    def rewind(self) -> None:
+        if self._progress is not None and self._sent:
+            self._progress(-self._sent)
+        self._sent = 0
+
+
+def _refusal(url: str, status: int, reason: str, location: str | None, text: str) -> ClientError:
+    if 300 <= status < 400:
+        return ClientError(
+            f"{url} redirected the upload to {location}; use that URL as the repository URL"
+        )
+    return ProblemError(status, reason, plain_text(text))

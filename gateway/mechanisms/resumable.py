@@ -71,35 +71,16 @@ class DigestCache:
             self._entries.popitem(last=False)
 
 
-async def append(
-    chunks: AsyncIterator[bytes],
-    blobs: BlobStore,
-    *,
-    sid: str,
-    fid: str,
-    progress: ResumableProgress,
-    size: int,
-    part_size: int,
-    digests: Digests | None,
-    checkpoint: Checkpoint,
-    finish: bool,
-) -> Appended:
-    """Append ``chunks`` at ``progress.offset``. A request cut short (disconnect, stall, bytes
+class Appending:
+    """One append request at ``progress.offset``: the part pipeline it feeds, and how much
+    of the progress is not yet checkpointed. A request cut short (disconnect, stall, bytes
     beyond ``size``) keeps every byte that arrived: the error comes back in ``cut_short``
     once they are durable and checkpointed, for the caller to raise."""
-    appending = _Appending(
-        blobs, sid, fid, progress.model_copy(deep=True), size, part_size, digests, checkpoint
-    )
-    return await appending.run(chunks, finish)
-
-
-class _Appending:
-    """One append request: the part pipeline it feeds, and how much of the progress is not
-    yet checkpointed."""
 
     def __init__(
         self,
         blobs: BlobStore,
+        *,
         sid: str,
         fid: str,
         progress: ResumableProgress,
@@ -108,6 +89,7 @@ class _Appending:
         digests: Digests | None,
         checkpoint: Checkpoint,
     ):
+        progress = progress.model_copy(deep=True)  # the caller's copy stays as it was
         self.blobs, self.sid, self.fid = blobs, sid, fid
         self.progress, self.size = progress, size
         self.digests, self.checkpoint = digests, checkpoint

@@ -24,6 +24,8 @@ from gateway.protocol.media import API_MAJOR, API_VERSION, api_major
 
 SessionStatus = Literal["open", "processing", "published", "error", "canceled"]
 FileStatus = Literal["pending", "processing", "completed", "error", "canceled"]
+# A session lists its files but not the canceled ones.
+ListedFileStatus = Literal["pending", "processing", "completed", "error"]
 
 # md5 and sha1 are collision-broken: they may be declared, and are verified, but never suffice
 # as the one secure hash PEP 694 requires (R-F3).
@@ -195,7 +197,7 @@ class SessionLinks(_ResponsePart):
 
 
 class SessionFile(_ResponsePart):
-    status: Literal["pending", "processing", "completed", "error"]
+    status: ListedFileStatus
     link: str
     notices: list[str] = Field(default_factory=list)
 

@@ -14,8 +14,9 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from gateway.protocol import models
+from gateway.protocol.audit import AuditPage, AuditQuery
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
-from gateway.protocol.routes import ROUTES
+from gateway.protocol.routes import ROUTES, Route
 
 _REQUESTS: list[type[BaseModel]] = [
     models.SessionCreateRequest,
@@ -23,7 +24,7 @@ _REQUESTS: list[type[BaseModel]] = [
     models.ExtendRequest,
     models.EmptyRequest,
 ]
-_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse]
+_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse, AuditPage]
 
 _PROBLEM = {
     "type": "object",
@@ -46,13 +47,28 @@ _PROBLEM = {
 }
 
 
+# The path parameters as the document names them (the route table's are short): a client
+# generator makes them its argument names, and stateful testers read them as "the id of a
+# session/file", which tells them a walk cannot start at a file operation with a made-up id.
+PARAMETER_NAMES = {"sid": "session_id", "fid": "file_id"}
+
+
+def document_path(route: Route, api_root: str) -> str:
+    """The route's path template as the document writes it."""
+    path = route.path(api_root)
+    for name, documented in PARAMETER_NAMES.items():
+        path = path.replace(f"{{{name}}}", f"{{{documented}}}")
+    return path
+
+
 # OpenAPI links: how a generic client (or a stateful tester such as schemathesis) walks the API
-# from the document alone. Every session URL is built from the session-token (it is the {sid}
-# segment, and the stage token); every file URL from the {sid} it was created under and the
-# response's ``file-id``. Keys: (source operationId, status) → target operationIds.
-_SID_FROM_SESSION = {"sid": "$response.body#/session-token"}
-_SID_FROM_PATH = {"sid": "$request.path.sid"}
-_FILE_FROM_BODY = {**_SID_FROM_PATH, "fid": "$response.body#/file-id"}
+# from the document alone. Every session URL is built from the session-token (it is the
+# {session_id} segment, and the stage token); every file URL from the {session_id} it was
+# created under and the response's ``file-id``.
+_SESSION = "$response.body#/session-token"
+_SESSION_FROM_PATH = {"session_id": "$request.path.session_id"}
+_FILE_FROM_BODY = {**_SESSION_FROM_PATH, "file_id": "$response.body#/file-id"}
+_FILE_FROM_PATH = {**_SESSION_FROM_PATH, "file_id": "$request.path.file_id"}
 _SESSION_OPERATIONS = ("getSession", "extendSession", "publishSession", "cancelSession")
 _FILE_OPERATIONS = (
     "getFile",
@@ -70,47 +86,65 @@ def _to(operations: tuple[str, ...], parameters: dict[str, str]) -> dict[str, An
     return {op: {"operationId": op, "parameters": parameters} for op in operations}
 
 
-def _session_links(sid: dict[str, str], release: bool) -> dict[str, Any]:
-    links = _to(_SESSION_OPERATIONS, sid) | {
-        "createFile": {"operationId": "createFile", "parameters": sid},
-        "stageRoot": {"operationId": "stageRoot", "parameters": {"token": sid["sid"]}},
-        "stagePreview": {"operationId": "stagePreview", "parameters": {"token": sid["sid"]}},
-    }
-    if release:  # the create request names the release: a filename that can be accepted
-        links["createFile"]["requestBody"] = {
-            "filename": "{$request.body#/name}-{$request.body#/version}.tar.gz"
-        }
-        links["stageProject"] = {
-            "operationId": "stageProject",
-            "parameters": {"token": sid["sid"], "project": "$request.body#/name"},
-        }
-    return links
-
-
-# Only producers and reads carry links: a stateful tester starts walks at any POST that has
-# links, and a walk started at a random {sid}/{fid} only ever meets 404s. Within a walk every
-# earlier answer stays usable, so ``createFile``'s links also reach complete after content.
-_LINKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("createSession", "201"): _session_links(_SID_FROM_SESSION, release=True),
-    # The release already has a session: the problem names it, and the walk goes on there.
-    ("createSession", "409"): _session_links(_SID_FROM_SESSION, release=True),
-    ("createFile", "202"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY)
-    | {
-        "stageFile": {
-            "operationId": "stageFile",
-            "parameters": {"token": "$request.path.sid", "filename": "$request.body#/filename"},
+def _create_file(mechanism: str) -> dict[str, Any]:
+    # The create request names the release: an sdist filename that can be accepted there.
+    return {
+        "operationId": "createFile",
+        "parameters": {"session_id": _SESSION},
+        "requestBody": {
+            "filename": "{$request.body#/name}-{$request.body#/version}.tar.gz",
+            "mechanism": mechanism,
         },
-    },
-}
+    }
 
 
-def _add_links(paths: dict[str, Any]) -> None:
+def _session_links(mechanisms: Sequence[str]) -> dict[str, Any]:
+    """From a new (or the existing) session: what can be done with it, a file upload session
+    per mechanism offered (each a different way to send the bytes), and its stage."""
+    return (
+        _to(_SESSION_OPERATIONS, {"session_id": _SESSION})
+        | {
+            "createFile" if index == 0 else f"createFile-{mechanism}": _create_file(mechanism)
+            for index, mechanism in enumerate(mechanisms)
+        }
+        | {
+            "stageRoot": {"operationId": "stageRoot", "parameters": {"token": _SESSION}},
+            "stagePreview": {"operationId": "stagePreview", "parameters": {"token": _SESSION}},
+            "stageProject": {
+                "operationId": "stageProject",
+                "parameters": {"token": _SESSION, "project": "$request.body#/name"},
+            },
+        }
+    )
+
+
+# Only producers and reads carry links: a stateful tester starts walks at a POST that has
+# links, and a walk started at a made-up {session_id}/{file_id} only ever meets 404s. Within a
+# walk every earlier answer stays usable, so ``createFile``'s links also reach complete after
+# content. Keys: (source operationId, status); the session's depend on the mechanisms offered.
+def _links(mechanisms: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    staged_file = {
+        "operationId": "stageFile",
+        "parameters": {"token": "$request.path.session_id", "filename": "$request.body#/filename"},
+    }
+    return {
+        ("createSession", "201"): _session_links(mechanisms),
+        # The release already has a session: the problem names it, and the walk goes on there.
+        ("createSession", "409"): _session_links(mechanisms),
+        ("createFile", "202"): _to(_FILE_OPERATIONS, _FILE_FROM_BODY) | {"stageFile": staged_file},
+        # A file's status (a read: no walk starts there) leads to everything done with the file.
+        ("getFile", "200"): _to(_FILE_OPERATIONS, _FILE_FROM_PATH),
+    }
+
+
+def _add_links(paths: dict[str, Any], mechanisms: Sequence[str]) -> None:
+    links_by_answer = _links(mechanisms)
     for item in paths.values():
         for method, operation in item.items():
             if method == "parameters":
                 continue
             for status, answer in operation["responses"].items():
-                links = _LINKS.get((operation["operationId"], status))
+                links = links_by_answer.get((operation["operationId"], status))
                 if links:
                     answer["links"] = links
 
@@ -191,6 +225,25 @@ def _simple_page() -> dict[str, Any]:
 
 
 # What the document says of each operation; its path and method come from the route table.
+def _schema(name: str) -> dict[str, Any]:
+    return {"schema": _ref(name)}
+
+
+def _audit_operation() -> dict[str, Any]:
+    """The audit journal's reader (docs/audit.md); plain JSON, not an Upload 2.0 document."""
+    operation = _operation(
+        "readAudit",
+        "Audit events, newest first (principals with the audit permission)",
+        {"200": {"description": "A page", "content": {"application/json": _schema("AuditPage")}}},
+    )
+    properties = AuditQuery.model_json_schema()["properties"]
+    operation["parameters"] = [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in properties.items()
+    ]
+    return operation
+
+
 _OPERATIONS: dict[str, dict[str, Any]] = {
     operation["operationId"]: operation
     for operation in [
@@ -342,6 +395,7 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
         _operation(
             "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
         ),
+        _audit_operation(),
     ]
 }
 
@@ -382,11 +436,13 @@ def build(
     facts = copy.deepcopy(_OPERATIONS)  # links are added to the answers below
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        item = paths.setdefault(route.path(api_root), {})
+        item = paths.setdefault(document_path(route, api_root), {})
         if route.parameters:
-            item["parameters"] = _path_parameters(*route.parameters)
+            item["parameters"] = _path_parameters(
+                *(PARAMETER_NAMES.get(name, name) for name in route.parameters)
+            )
         item[route.method.lower()] = facts[route.operation_id]
-    _add_links(paths)
+    _add_links(paths, mechanisms or ["http-post-bytes"])  # the one every server offers
     schemas = _schemas(mechanisms, max_file_size)
     return {
         "openapi": "3.1.0",

@@ -72,6 +72,7 @@ ROUTES: tuple[Route, ...] = (
     _site("readyz", "GET", "/readyz", "readyz"),
     _site("metrics", "GET", "/metrics", "metrics"),
     _api("openapi", "GET", "openapi.json", "openapi"),
+    _api("audit:journal", "GET", "audit", "readAudit"),
 )
 
 BY_NAME: dict[str, Route] = {route.name: route for route in ROUTES}

@@ -24,6 +24,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import parse_content_disposition
 from packaging.utils import InvalidName, canonicalize_name
 
+from gateway.api.audit import legacy_upload_event, legacy_upload_starts
 from gateway.api.bodies import body_chunks
 from gateway.api.context import services
 from gateway.api.errors import problem_for
@@ -82,7 +83,9 @@ async def _legacy_upload(request: web.Request) -> web.StreamResponse:
         part = staged.FilePart(
             chunks, head.raw[head.file_start :], boundary, proxy.max_form_fields_bytes
         )
-        return await staged.stage_upload(request, head.fields, head.filename, part.content())
+        accepted = await staged.stage_upload(request, head.fields, head.filename, part.content())
+        await legacy_upload_event(request, head.fields, head.filename, staged=True)
+        return accepted
     await _refuse_reserved(request, head)
     # A `staged` field after the file must not let the form reach the index whole.
     remaining = request.content_length - head.file_start if request.content_length else None
@@ -90,7 +93,10 @@ async def _legacy_upload(request: web.Request) -> web.StreamResponse:
     body = _passed_through(
         chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch
     )
-    return await _forward(request, body)
+    legacy_upload_starts(request, head.fields)  # the audit journal: an index refusal
+    response = await _forward(request, body)
+    await legacy_upload_event(request, head.fields, head.filename)
+    return response
 
 
 def _boundary(request: web.Request) -> bytes:

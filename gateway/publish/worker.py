@@ -30,6 +30,7 @@ from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavai
 from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha256
 from gateway.publish.journal import Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
+from gateway.services.audit import GATEWAY, NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError, Kind
@@ -76,6 +77,7 @@ class PublishWorker:
         self._index = index
         self._settings = settings
         self._add_file_notice = add_file_notice
+        self.audit = NO_AUDIT  # the application's journal (wiring.wire)
         self.tasks: set[asyncio.Task[None]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, Credentials] = {}
@@ -321,6 +323,12 @@ class PublishWorker:
         await self._names.mark_published(session.name, filenames, session.id)
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
+        # Before the session says `published`: a failed write leaves the journal to resume.
+        by, digests = journal.published_by, {u.filename: sha256(u) for u in uploads}
+        events = [self.audit.published(session, by, dict(digests))]
+        if journal.new_project:
+            events.append(self.audit.name_registered(session, by))
+        await asyncio.gather(*events)
         ended = await self._journals.finish(session.id, attempt, True, notices)
         await self._sessions.settle(ended)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
@@ -331,9 +339,12 @@ class PublishWorker:
 
         notice = f"Publishing failed: {failure.reason}"
         try:
+            asked = (await self._sessions.get(sid)).publish  # who asked, for the audit journal
             session = await self._journals.finish(sid, attempt, False, [notice])
         except (RecordChanged, RecordMissing, DomainError):
             return
+        by = asked.published_by if asked is not None else GATEWAY.id
+        await self.audit.publish_failed(session, by, failure.reason)
         uploads = self._sessions.visible_files(await self._sessions.files(sid))
         if session.status == SessionState.ERROR:
             for filename, text in failure.files.items():

@@ -17,6 +17,7 @@ from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presign
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
+from gateway.services.audit import NO_AUDIT
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
@@ -70,6 +71,7 @@ class FileService:
         self._checks_like_pypi = index_checks
         self._published_files = published_files
         self._background: set[asyncio.Task[None]] = set()
+        self.audit = NO_AUDIT  # set by the application
 
     # -- create ------------------------------------------------------------------------
 
@@ -79,6 +81,31 @@ class FileService:
         parsed = parse_filename(request.filename)
         check_release(parsed, session.name, session.version)
         hashes = normalize_hashes(request.hashes)
+        self._refuse_unacceptable(request)
+        await self._refuse_published(session, request.filename)
+        await self._refuse_too_many(session)
+        upload = FileUpload(
+            id=secrets.token_urlsafe(16),
+            session_id=session.id,
+            filename=request.filename,
+            size=request.size,
+            hashes=hashes,
+            mechanism=request.mechanism,
+            status=FileState.PENDING,
+            created_at=clock.now(),
+        )
+        await self._prepare_transfer(upload)
+        await self._records.create(upload)
+        try:
+            await self._claim_filename(session.id, upload)
+        except BaseException:
+            await self._records.forget(session.id, upload.id)
+            raise
+        log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
+        return upload
+
+    def _refuse_unacceptable(self, request: FileCreateRequest) -> None:
+        """A size or mechanism this server's configuration does not take."""
         if request.size <= 0:
             raise invalid("invalid-size", "size must be a positive integer", "size")
         if request.size > self._uploads.max_file_size:
@@ -95,34 +122,18 @@ class FileService:
                 f"Mechanism {request.mechanism!r} is not supported here.",
                 [Pointer("mechanism", f"supported: {offered}")],
             )
-        await self._refuse_published(session, request.filename)
-        await self._refuse_too_many(session)
-        upload = FileUpload(
-            id=secrets.token_urlsafe(16),
-            session_id=session.id,
-            filename=request.filename,
-            size=request.size,
-            hashes=hashes,
-            mechanism=request.mechanism,
-            status=FileState.PENDING,
-            created_at=clock.now(),
-        )
+
+    async def _prepare_transfer(self, upload: FileUpload) -> None:
+        """What the upload's mechanism needs before the first byte: the resumable progress
+        record, or the S3 multipart upload behind the presigned part URLs."""
         attempt = secrets.token_hex(8)
         if upload.mechanism == RESUMABLE:
             upload.resumable = ResumableProgress(attempt=attempt)
         elif upload.mechanism == S3_PRESIGNED:
-            key = keys.file_bytes(session.id, upload.id, attempt)
+            key = keys.file_bytes(upload.session_id, upload.id, attempt)
             upload.presigned = await presigned.start(
                 self._blobs, key, attempt, upload.size, self._part_size
             )
-        await self._records.create(upload)
-        try:
-            await self._claim_filename(session.id, upload)
-        except BaseException:
-            await self._records.forget(session.id, upload.id)
-            raise
-        log.info("file.created", session=session.id[:8], filename=upload.filename, size=upload.size)
-        return upload
 
     async def _refuse_published(self, session: PublishingSession, filename: str) -> None:
         """Best-effort check at create time (R-F5); the authoritative one is at publish."""
@@ -383,10 +394,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.COMPLETE_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             raise invalid(failure.slug, failure.message, failure.source) from None
         upload = await self._records.transition(
             session.id, fid, FileEvent.COMPLETE_NOW, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
         log.info("file.completed", session=session.id[:8], filename=upload.filename)
         return upload, True
 
@@ -398,10 +411,12 @@ class FileService:
             await self._records.transition(
                 session.id, fid, FileEvent.PROCESSING_FAILED, notices=[failure.message]
             )
+            await self.audit.file_event(session, upload, failure.message)
             return
-        await self._records.transition(
+        upload = await self._records.transition(
             session.id, fid, FileEvent.PROCESSING_SUCCEEDED, metadata=metadata
         )
+        await self.audit.file_event(session, upload)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def guarded() -> None:

@@ -19,7 +19,7 @@ from gateway import metrics
 from gateway.mechanisms import RESUMABLE
 from gateway.mechanisms.ingest import Received
 from gateway.mechanisms.readback import digest_object
-from gateway.mechanisms.resumable import Appended, DigestCache, append
+from gateway.mechanisms.resumable import Appended, Appending, DigestCache
 from gateway.services.files import FileService
 from gateway.services.sessions import require
 from gateway.services.uploads import (
@@ -105,31 +105,43 @@ class ResumableUploads:
                 raise _offset_mismatch(progress.offset, offset)
             if content_length is not None and offset + content_length > upload.size:
                 raise too_large(upload.size)
-
-            async def checkpoint(current: ResumableProgress) -> None:
-                await self._save_progress(session.id, fid, writer, current)
-
-            metrics.UPLOADS_IN_FLIGHT.inc()
-            try:
-                appended = await append(
-                    chunks,
-                    self._blobs,
-                    sid=session.id,
-                    fid=fid,
-                    progress=progress,
-                    size=upload.size,
-                    part_size=self._part_size,
-                    digests=self._digests.take(fid, progress.offset, upload.hashes),
-                    checkpoint=checkpoint,
-                    finish=finish,
-                )
-            finally:
-                metrics.UPLOADS_IN_FLIGHT.dec()
+            appended = await self._append_held(session.id, upload, writer, progress, chunks, finish)
             return await self._conclude(upload, writer, appended)
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):  # the lease runs out anyway
                 await self._let_go(session.id, fid, writer)
+
+    async def _append_held(
+        self,
+        sid: str,
+        upload: FileUpload,
+        writer: str,
+        progress: ResumableProgress,
+        chunks: AsyncIterator[bytes],
+        finish: bool,
+    ) -> Appended:
+        """Feed ``chunks`` to the upload's parts while ``writer`` holds it; each checkpoint
+        saves the progress under that hold."""
+
+        async def checkpoint(current: ResumableProgress) -> None:
+            await self._save_progress(sid, upload.id, writer, current)
+
+        appending = Appending(
+            self._blobs,
+            sid=sid,
+            fid=upload.id,
+            progress=progress,
+            size=upload.size,
+            part_size=self._part_size,
+            digests=self._digests.take(upload.id, progress.offset, upload.hashes),
+            checkpoint=checkpoint,
+        )
+        metrics.UPLOADS_IN_FLIGHT.inc()
+        try:
+            return await appending.run(chunks, finish)
+        finally:
+            metrics.UPLOADS_IN_FLIGHT.dec()
 
     async def _conclude(
         self, upload: FileUpload, writer: str, appended: Appended

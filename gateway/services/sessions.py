@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
@@ -74,6 +74,10 @@ def normalize_release(name: str, version: str) -> tuple[str, str]:
     return normalized, str(parsed)
 
 
+async def _nothing(session: PublishingSession) -> None:
+    return None
+
+
 class SessionService:
     """The one writer of session records, live-release pointers and quota markers."""
 
@@ -92,6 +96,8 @@ class SessionService:
         self._blobs = blobs
         self._settings = settings
         self._names = names
+        # Set by the application to the audit journal's (services/audit.py).
+        self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
 
     async def create(
         self, name: str, version: str, creator: str, via: CreationPath = "upload2"
@@ -177,6 +183,7 @@ class SessionService:
         if session is None:
             return None
         if is_editable(session.status) and session.expires_at <= clock.now():
+            await self.before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 

@@ -8,6 +8,7 @@ nothing about which tokens ever existed.
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from gateway.services.sessions import SessionService
@@ -51,7 +52,7 @@ class StageService:
         assert upload.committed is not None
         return keys.file_bytes(session.id, upload.id, upload.committed.attempt)
 
-    def stream(self, key: str, byte_range: tuple[int, int] | None):  # type: ignore[no-untyped-def]
+    def stream(self, key: str, byte_range: tuple[int, int] | None) -> AsyncIterator[bytes]:
         return self._blobs.stream(key, byte_range=byte_range)
 
     async def metadata(self, session: PublishingSession, upload: FileUpload) -> bytes:

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from gateway import metrics
 from gateway.logs import log
+from gateway.services.audit import NO_AUDIT
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError
@@ -28,6 +29,7 @@ class Sweeper:
         self._sessions = sessions
         self._files = files
         self._publisher = publisher
+        self.audit = NO_AUDIT  # set by the application
 
     async def sweep(self) -> None:
         counts = dict.fromkeys(SessionState, 0)
@@ -43,6 +45,7 @@ class Sweeper:
                 counts[state] += 1
         for state, count in counts.items():
             metrics.SESSIONS.labels(state.value).set(count)
+        await self.audit.expire()  # audit days past retention
 
     async def _sweep_session(self, sid: str) -> SessionState | None:
         session = await self._sessions.find(sid)  # expires it when its time is up

@@ -46,6 +46,7 @@ def negotiate(accept: str | None) -> str | None:
     for position, (media, quality) in enumerate(parse_accept(accept)):
         if quality <= 0:
             continue
+        chosen: str | None
         if media in ("*/*", "application/*"):
             chosen = HTML_LEGACY if media == "*/*" else JSON_V1
         elif media == "text/*":

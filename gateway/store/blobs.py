@@ -70,8 +70,9 @@ class MultipartWrite:
 
     def _raise_failed_part(self) -> None:
         for task in self._uploads:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            failure = task.exception() if task.done() and not task.cancelled() else None
+            if failure is not None:
+                raise failure
 
     async def complete(self) -> None:
         await asyncio.gather(*self._uploads)
@@ -140,7 +141,8 @@ class ObjectRangeReader:
             Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end}"
         )
         async with response["Body"] as body:
-            return await body.read()
+            data: bytes = await body.read()
+            return data
 
 
 class ObjectUnreadable(OSError):
@@ -197,7 +199,8 @@ class BlobStore:
                 return None
             raise
         async with response["Body"] as body:
-            return await body.read()
+            data: bytes = await body.read()
+            return data
 
     def range_reader(self, key: str, size: int) -> ObjectRangeReader:
         return ObjectRangeReader(self._client, self._bucket, self._prefix + key, size)

@@ -86,3 +86,22 @@ def is_session_record(key: str) -> bool:
 
 def session_id_of(key: str) -> str:
     return key[len(SESSIONS) : -len(".json")]
+
+
+# The audit journal: append-only, one object per event, grouped by UTC day first so that
+# retention deletes whole days found by listing a single level (docs/audit.md). Every event is
+# written twice: under ``all/`` (the every-project view) and under its project (when it has one).
+AUDIT = "audit/"
+
+
+def audit_day(day: str) -> str:
+    return f"audit/{day}/"
+
+
+def audit_scope(day: str, project: str | None) -> str:
+    """Where one view of one day lists its events: ``project`` None is every project."""
+    return f"audit/{day}/all/" if project is None else f"audit/{day}/projects/{project}/"
+
+
+def audit_event(day: str, project: str | None, event_id: str) -> str:
+    return f"{audit_scope(day, project)}{event_id}.json"

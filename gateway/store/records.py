@@ -12,11 +12,18 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
 from gateway.store.s3 import S3Client, is_not_found, is_precondition_failed
+
+
+class _Condition(TypedDict, total=False):
+    """The conditional-write headers, as botocore names them."""
+
+    IfMatch: str
+    IfNoneMatch: str
 
 
 class RecordExists(Exception):
@@ -114,18 +121,11 @@ class RecordStore(JsonRecords):
 
     async def create(self, key: str, data: dict[str, Any]) -> str:
         try:
-            response = await self._client.put_object(
-                Bucket=self._bucket,
-                Key=self._key(key),
-                Body=_encode(data),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
+            return await self._put(key, data, IfNoneMatch="*")
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordExists(key) from None
             raise
-        return str(response["ETag"])
 
     async def get(self, key: str) -> Stored | None:
         try:
@@ -140,19 +140,23 @@ class RecordStore(JsonRecords):
 
     async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
         try:
-            response = await self._client.put_object(
-                Bucket=self._bucket,
-                Key=self._key(key),
-                Body=_encode(data),
-                ContentType="application/json",
-                IfMatch=etag,
-            )
+            return await self._put(key, data, IfMatch=etag)
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordChanged(key) from None
             if is_not_found(exc):
                 raise RecordMissing(key) from None
             raise
+
+    async def _put(self, key: str, data: dict[str, Any], **condition: Unpack[_Condition]) -> str:
+        """Write the record if S3 finds ``condition`` true; the new etag."""
+        response = await self._client.put_object(
+            Bucket=self._bucket,
+            Key=self._key(key),
+            Body=_encode(data),
+            ContentType="application/json",
+            **condition,
+        )
         return str(response["ETag"])
 
     async def delete(self, key: str, etag: str | None = None) -> None:

@@ -53,12 +53,8 @@ def client_config(
 
 @asynccontextmanager
 async def open_client(config: S3Config) -> AsyncIterator[S3Client]:
-    credentials: dict[str, str] = {}
-    if config.access_key_id and config.secret_access_key:
-        credentials = {
-            "aws_access_key_id": config.access_key_id,
-            "aws_secret_access_key": config.secret_access_key,
-        }
+    # Both or neither: without them botocore finds credentials the usual way (environment...).
+    both = bool(config.access_key_id and config.secret_access_key)
     session = get_session()
     async with session.create_client(
         "s3",
@@ -66,7 +62,8 @@ async def open_client(config: S3Config) -> AsyncIterator[S3Client]:
         region_name=config.region,
         config=client_config(config.timeout, config.attempts, **_network(config)),
         verify=_verify(config.tls),
-        **credentials,
+        aws_access_key_id=config.access_key_id if both else None,
+        aws_secret_access_key=config.secret_access_key if both else None,
     ) as client:
         yield client
 

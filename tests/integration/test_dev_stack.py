@@ -65,6 +65,14 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
             assert json.loads(response.read())["status"] == "open"
+        # The dev credential may read the audit journal, which has the session just created.
+        journal = urllib.request.Request(
+            stack["api"] + "audit?project=dev-check",
+            headers={"Authorization": stack["authorization"]},
+        )
+        with urllib.request.urlopen(journal, timeout=10) as response:
+            actions = [event["action"] for event in json.loads(response.read())["events"]]
+            assert "session.created" in actions
         # The same credential works on the backing index.
         upload_probe = urllib.request.Request(
             stack["legacy"], data=b"", headers={"Authorization": stack["authorization"]}
