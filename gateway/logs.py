@@ -51,7 +51,9 @@ def configure(level: str = "info", json_format: bool = True) -> None:
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
+        # Configured once at start-up, before the first line: each module's logger can then
+        # be bound once instead of on every call (~10 µs a call, even for filtered levels).
+        cache_logger_on_first_use=True,
     )
 
 

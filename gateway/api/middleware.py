@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from gateway import metrics
 from gateway.api.errors import failure_problem
@@ -60,10 +62,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         elapsed = time.perf_counter() - started
         route = _route_name(request)
-        metrics.REQUESTS.labels(route, request.method, str(status)).inc()
-        metrics.REQUEST_SECONDS.labels(route, request.method).observe(elapsed)
-        metrics.BYTES_RECEIVED.labels(route).inc(request.content_length or 0)
-        metrics.BYTES_SENT.labels(route).inc(sent)
+        requests, seconds, received, sent_bytes = _request_metrics(route, request.method, status)
+        requests.inc()
+        seconds.observe(elapsed)
+        received.inc(request.content_length or 0)
+        sent_bytes.inc(sent)
         log.info(
             "request",
             method=request.method,
@@ -71,6 +74,20 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             status=status,
             ms=round(elapsed * 1000, 1),
         )
+
+
+@functools.lru_cache(maxsize=1024)  # route names x methods x statuses: a few hundred at most
+def _request_metrics(
+    route: str, method: str, status: int
+) -> tuple[Counter, Histogram, Counter, Counter]:
+    """The labelled metrics of one kind of request, looked up once rather than per request
+    (``labels()`` takes a lock and builds a tuple on every call)."""
+    return (
+        metrics.REQUESTS.labels(route, method, str(status)),
+        metrics.REQUEST_SECONDS.labels(route, method),
+        metrics.BYTES_RECEIVED.labels(route),
+        metrics.BYTES_SENT.labels(route),
+    )
 
 
 def _route_name(request: web.Request) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from gateway.api.access import authenticate, authorize
@@ -14,7 +16,7 @@ from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRe
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
 from gateway.sessions.errors import DomainError
-from gateway.sessions.records import PublishingSession
+from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
 from gateway.sessions.states import SessionState
 
 
@@ -45,7 +47,8 @@ async def create_session(request: web.Request) -> web.Response:
             headers={"Location": location},
             extensions={"session-token": session.id},
         )
-    rendered = _render(request, session, status=201, headers={"Location": location})
+    # A session this request just created has no files yet: no listing to render it.
+    rendered = _render(request, session, status=201, headers={"Location": location}, files={})
     return await recorded(request, audit.SESSION_CREATED, session, rendered)
 
 
@@ -83,9 +86,12 @@ async def _render(
     session: PublishingSession,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    files: Mapping[str, FileSummary | FileUpload] | None = None,
 ) -> web.Response:
+    """The session's document; its files are listed unless the caller already knows them."""
     svc = services(request)
-    files = await svc.sessions.listed_files(session)
+    if files is None:
+        files = await svc.sessions.listed_files(session)
     body = session_body(session, files, svc.urls, svc.mechanisms)
     return upload_json(body, status=status, headers=headers)
 

@@ -21,8 +21,14 @@ TOKEN_USERNAME = "__token__"
 class ConfigAuthenticator:
     def __init__(self, settings: AuthSettings):
         self._principals = settings.principals
+        # By name, so a request costs one lookup however many principals are configured.
+        self._password_entries: dict[str, PrincipalSettings] = {}
+        for entry in settings.principals:
+            if entry.password_hash:
+                self._password_entries.setdefault(entry.name, entry)
         self._cache_seconds = settings.cache_seconds
-        # sha256(credential) → (principal, verified until). The credential itself is never kept.
+        # sha256(Authorization header) → (principal, verified until). The credential itself is
+        # never kept.
         self._verified: dict[bytes, tuple[Principal, float]] = {}
         # Verifications under way, so a burst of requests with one credential costs one scrypt.
         self._pending: dict[bytes, asyncio.Future[Principal | None]] = {}
@@ -33,15 +39,20 @@ class ConfigAuthenticator:
         header = request.headers.get("Authorization")
         if not header:
             return None
+        # Remembered under a hash of the whole header, so that a credential verified lately
+        # costs one hash and one lookup, before any decoding.
+        credential = hashlib.sha256(header.encode()).digest()
+        if cached := self._cached(credential):
+            return cached
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
             username, password = decode_basic(value.strip())
             if username == TOKEN_USERNAME:
-                return await self._check_token(password)
-            return await self._check_password(username, password)
+                return await self._check_token(password, credential)
+            return await self._check_password(username, password, credential)
         if scheme == "bearer":
-            return await self._check_token(value.strip())
+            return await self._check_token(value.strip(), credential)
         return None
 
     async def _verified_once(
@@ -73,10 +84,12 @@ class ConfigAuthenticator:
             self._verified[credential] = (principal, time.monotonic() + self._cache_seconds)
         return principal
 
-    async def _check_password(self, username: str, password: str) -> Principal | None:
+    async def _check_password(
+        self, username: str, password: str, credential: bytes
+    ) -> Principal | None:
         """A configured user's principal; None for users this configuration does not know
         (another authenticator, e.g. pass-through, may)."""
-        entry = next((e for e in self._principals if e.name == username and e.password_hash), None)
+        entry = self._password_entries.get(username)
         if entry is None:
             return None
         stored = entry.password_hash or ""
@@ -86,17 +99,15 @@ class ConfigAuthenticator:
                 return _principal(entry)
             raise InvalidCredentials
 
-        credential = hashlib.sha256(f"basic\0{username}\0{password}".encode()).digest()
         return await self._verified_once(credential, check)
 
-    async def _check_token(self, token: str) -> Principal | None:
+    async def _check_token(self, token: str, credential: bytes) -> Principal | None:
         def check() -> Principal | None:
             for entry in self._principals:
                 if entry.token_hash and verify_secret(token, entry.token_hash):
                     return _principal(entry)
             return None
 
-        credential = hashlib.sha256(f"token\0{token}".encode()).digest()
         return await self._verified_once(credential, check)
 
 

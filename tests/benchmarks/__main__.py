@@ -8,7 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import legacy, load, mechanisms, publish, staged, upload
+from tests.benchmarks import control, legacy, load, mechanisms, publish, scale, staged, upload
 from tests.benchmarks.stack import running_stack
 
 
@@ -20,8 +20,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
         "--only",
-        choices=["upload", "mechanisms", "publish", "legacy", "staged", "load"],
+        choices=["upload", "mechanisms", "control", "scale", "publish", "legacy", "staged", "load"],
         help="run one group only",
+    )
+    parser.add_argument(
+        "--retained", type=int, default=10_000, help="retained sessions in the sweep (scale)"
     )
     args = parser.parse_args()
     results: dict[str, float] = {}
@@ -35,6 +38,12 @@ def main() -> None:
         if args.only in (None, "mechanisms"):
             print(f"mechanisms: {args.size_mib} MiB, {args.rounds} alternating rounds", flush=True)
             results |= asyncio.run(mechanisms.measure(stack, args.size_mib << 20, args.rounds))
+        if args.only in (None, "control"):
+            print(f"control: status and create, {args.rounds} alternating rounds", flush=True)
+            results |= asyncio.run(control.measure(stack, args.rounds))
+        if args.only in (None, "scale"):
+            print(f"scale: 1 vs 400 files, sweep of {args.retained} retained", flush=True)
+            results |= asyncio.run(scale.measure(stack, args.retained))
         if args.only in (None, "publish"):
             print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
             results |= publish.measure(stack, args.rounds)

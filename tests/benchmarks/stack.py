@@ -34,18 +34,57 @@ class Stack:
 
     def cpu_seconds(self) -> dict[str, float]:
         """User+system CPU seconds so far of the gateway and of SeaweedFS."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        result = {}
-        for name, pid in (("gateway", self.gateway.pid), ("s3", self.s3.process.pid)):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            result[name] = (int(fields[11]) + int(fields[12])) / ticks
-        return result
+        return {"gateway": cpu_of(self.gateway.pid), "s3": cpu_of(self.s3.process.pid)}
 
     def gateway_rss_kib(self) -> int:
         for line in Path(f"/proc/{self.gateway.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
+
+
+def cpu_of(pid: int) -> float:
+    """User+system CPU seconds so far of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def s3_calls(api: str) -> dict[str, float]:
+    """S3 requests a gateway has made so far, by operation, from its ``/metrics`` page
+    (the count of its S3 latency histogram, one observation per call)."""
+    base = api.split("/upload/", 1)[0]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        page = response.read().decode()
+    return parse_counts(page, "upload_gateway_s3_seconds_count", "operation")
+
+
+def backend_calls(api: str) -> dict[str, float]:
+    """Calls a gateway has made to the backing index so far, by operation."""
+    base = api.split("/upload/", 1)[0]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        page = response.read().decode()
+    return parse_counts(page, "upload_gateway_backend_seconds_count", "operation")
+
+
+def parse_counts(page: str, metric: str, label: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for line in page.splitlines():
+        if line.startswith(metric + "{"):
+            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
+            name = next(
+                (
+                    v.strip('"')
+                    for k, _, v in (p.partition("=") for p in labels.split(","))
+                    if k == label
+                ),
+                "",
+            )
+            counts[name] = counts.get(name, 0) + float(value)
+    return counts
+
+
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
 def _config(workdir: Path, port: int, s3: Server, index: Server) -> Path:

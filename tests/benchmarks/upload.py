@@ -3,6 +3,13 @@
 upload_throughput_ratio = gateway MiB/s ÷ direct multipart MiB/s to the same SeaweedFS, the two
 measured alternately in one run; upload_rss_growth_mib = the gateway's RSS growth during its
 uploads.
+
+CPU per GiB (issue #21), from /proc for the gateway process and from this process's own CPU
+time for the direct driver, which runs here with the gateway's own S3 client configuration
+(``open_client`` → ``client_config``), so botocore settings weigh the same on both sides:
+upload_gateway_cpu_ratio = gateway CPU-s/GiB ÷ driver CPU-s/GiB, and
+upload_gateway_overhead_sha256_units = (gateway - driver CPU-s/GiB) ÷ the CPU-s/GiB of one
+hashlib sha256 pass over the same bytes, timed in the same round.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -119,6 +127,34 @@ async def direct_upload(stack: Stack, path: Path, key: str, part_size: int) -> f
     return elapsed
 
 
+def sha256_cpu_seconds(path: Path) -> float:
+    """CPU seconds of one sha256 pass over the file's bytes (the hashing only, not the reads)."""
+    digest, cpu = hashlib.sha256(), 0.0
+    with path.open("rb") as source:
+        while chunk := source.read(PART_SIZE):
+            started = time.process_time()
+            digest.update(chunk)
+            cpu += time.process_time() - started
+    return cpu
+
+
+def _cpu_figures(gateway: list[float], driver: list[float], sha: list[float]) -> dict[str, float]:
+    """Per-GiB figures, each round's gateway side against that same round's baselines."""
+    units = [(g - d) / h for g, d, h in zip(gateway, driver, sha, strict=True)]
+    ratios = [g / d for g, d in zip(gateway, driver, strict=True)]
+    return {
+        "upload_gateway_overhead_sha256_units": round(statistics.median(units), 2),
+        "upload_gateway_overhead_sha256_units_min": round(min(units), 2),
+        "upload_gateway_overhead_sha256_units_max": round(max(units), 2),
+        "upload_gateway_cpu_ratio": round(statistics.median(ratios), 2),
+        "upload_gateway_cpu_ratio_min": round(min(ratios), 2),
+        "upload_gateway_cpu_ratio_max": round(max(ratios), 2),
+        "upload_gateway_cpu_s_per_gib": round(statistics.median(gateway), 2),
+        "upload_driver_cpu_s_per_gib": round(statistics.median(driver), 2),
+        "upload_sha256_cpu_s_per_gib": round(statistics.median(sha), 3),
+    }
+
+
 async def measure(stack: Stack, size: int, rounds: int) -> dict[str, float]:
     path = stack.workdir / "upload.bin"
     sha256 = make_file(path, size)
@@ -130,21 +166,27 @@ async def measure(stack: Stack, size: int, rounds: int) -> dict[str, float]:
     warm.unlink()
     baseline_rss = stack.gateway_rss_kib()
     gateway_times, direct_times, rss = [], [], []
+    gateway_cpu, driver_cpu, sha_cpu = [], [], []
+    gib = size / (1 << 30)
     for round_number in range(rounds):
-        cpu_before = stack.cpu_seconds()
+        sha_cpu.append(sha256_cpu_seconds(path) / gib)
+        cpu_before, driver_before = stack.cpu_seconds(), time.process_time()
         direct_times.append(await direct_upload(stack, path, f"r{round_number}", PART_SIZE))
+        driver_cpu.append((time.process_time() - driver_before) / gib)
         cpu_between = stack.cpu_seconds()
         peak: list[int] = []
         gateway_times.append(await gateway_upload(stack, path, sha256, f"1.{round_number}", peak))
         cpu_after = stack.cpu_seconds()
         rss.append(max(peak) - baseline_rss)
+        gateway_cpu.append((cpu_after["gateway"] - cpu_between["gateway"]) / gib)
         print(
             f"  round {round_number}: direct {mib / direct_times[-1]:.0f} MiB/s "
             f"(s3 cpu {cpu_between['s3'] - cpu_before['s3']:.1f}s), "
             f"gateway {mib / gateway_times[-1]:.0f} MiB/s "
             f"(gateway cpu {cpu_after['gateway'] - cpu_between['gateway']:.1f}s, "
             f"s3 cpu {cpu_after['s3'] - cpu_between['s3']:.1f}s), "
-            f"gateway RSS +{rss[-1] / 1024:.0f} MiB",
+            f"gateway RSS +{rss[-1] / 1024:.0f} MiB; CPU-s/GiB: gateway {gateway_cpu[-1]:.2f}, "
+            f"driver {driver_cpu[-1]:.2f}, sha256 {sha_cpu[-1]:.2f}",
             flush=True,
         )
     path.unlink()
@@ -155,4 +197,4 @@ async def measure(stack: Stack, size: int, rounds: int) -> dict[str, float]:
         "upload_gateway_mib_s": round(gateway_rate, 1),
         "upload_direct_mib_s": round(direct_rate, 1),
         "upload_rss_growth_mib": round(max(rss) / 1024, 1),
-    }
+    } | _cpu_figures(gateway_cpu, driver_cpu, sha_cpu)
