@@ -24,6 +24,8 @@ from gateway.devstack import free_port
 from tests.benchmarks.stack import (
     AUTHORIZATION,
     BUCKET,
+    HEADERS,
+    META,
     Stack,
     _wait,
     backend_calls,
@@ -33,9 +35,6 @@ from tests.benchmarks.stack import (
 )
 from tests.distributions import build_wheel
 
-UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
-META = {"api-version": "2.0"}
-HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
 CONCURRENCY = 16
 SLICE = 2.0  # seconds
 

@@ -18,12 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, Stack, start_gateway
+from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack, start_gateway
 from tests.distributions import build_wheel
-
-UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
-META = {"api-version": "2.0"}
-HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
 
 
 async def _timed(

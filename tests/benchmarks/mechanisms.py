@@ -19,10 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, Stack
-from tests.benchmarks.upload import META, UPLOAD_V2, file_chunks, make_file
-
-HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
+from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack
+from tests.benchmarks.upload import file_chunks, make_file
 
 
 async def _start(

@@ -37,6 +37,8 @@ from gateway.store import keys
 from tests.benchmarks.stack import (
     AUTHORIZATION,
     BUCKET,
+    HEADERS,
+    META,
     Stack,
     backend_calls,
     cpu_of,
@@ -44,9 +46,6 @@ from tests.benchmarks.stack import (
     s3_calls,
 )
 
-UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
-META = {"api-version": "2.0"}
-HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
 SAMPLES = 10
 PROJECT = "bench-scale"
 

@@ -20,6 +20,9 @@ from tests.distributions import build_wheel
 
 USER, PASSWORD = "bench", "bench-password"
 AUTHORIZATION = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
+META = {"api-version": "2.0"}
+HEADERS = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
 BUCKET = "bench"
 T = TypeVar("T")
 

@@ -27,10 +27,8 @@ import aiohttp
 from gateway.settings import S3Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.s3 import ensure_bucket, open_client
-from tests.benchmarks.stack import AUTHORIZATION, BUCKET, Stack
+from tests.benchmarks.stack import AUTHORIZATION, BUCKET, META, UPLOAD_V2, Stack
 
-UPLOAD_V2 = "application/vnd.pypi.upload.v2+json"
-META = {"api-version": "2.0"}
 CHUNK = 1 << 20
 PART_SIZE = 8 << 20  # the gateway's default s3.part_size, so both sides send the same parts
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -251,20 +251,26 @@ async def test_sessions_from_before_the_index_are_indexed_once_and_migrated(
     assert (expired.status, expired.settled) == (SessionState.CANCELED, True)
 
 
-async def test_a_crash_between_file_record_and_summary_converges(
-    stack: Stack, project: str, wheel: Path
-) -> None:
-    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
-    created = await stack.files.create(session, file_request(wheel))
-    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+async def _dies_before_its_summary(stack: Stack, work: Awaitable[object]) -> None:
+    """Run ``work`` as if the process died right after writing the file record, before the
+    session's summary of it."""
 
     async def crash(upload: object) -> None:
         raise ConnectionError("the process died")
 
     stack.uploads.summarise_into(crash)
     with pytest.raises(ConnectionError):
-        await stack.files.complete(session, created.id)
+        await work
     stack.uploads.summarise_into(stack.sessions.note_file)
+
+
+async def test_a_crash_between_file_record_and_summary_converges(
+    stack: Stack, project: str, wheel: Path
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    await _dies_before_its_summary(stack, stack.files.complete(session, created.id))
     session = await stack.sessions.get(session.id)
     [shown] = (await stack.sessions.listed_files(session)).values()
     assert shown.status == FileState.PENDING, "the summary lags behind the file record"
@@ -280,14 +286,7 @@ async def test_a_create_that_died_before_its_summary_shows_on_retry(
     stack: Stack, project: str, wheel: Path
 ) -> None:
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
-
-    async def crash(upload: object) -> None:
-        raise ConnectionError("the process died")
-
-    stack.uploads.summarise_into(crash)
-    with pytest.raises(ConnectionError):
-        await stack.files.create(session, file_request(wheel))
-    stack.uploads.summarise_into(stack.sessions.note_file)
+    await _dies_before_its_summary(stack, stack.files.create(session, file_request(wheel)))
     assert await stack.sessions.listed_files(await stack.sessions.get(session.id)) == {}
     with pytest.raises(Exception, match="pending upload"):
         await stack.files.create(session, file_request(wheel))
@@ -301,14 +300,7 @@ async def test_publish_brings_a_lagging_summary_up_to_date(
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     created = await stack.files.create(session, file_request(wheel))
     await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
-
-    async def crash(upload: object) -> None:
-        raise ConnectionError("the process died")
-
-    stack.uploads.summarise_into(crash)
-    with pytest.raises(ConnectionError):
-        await stack.files.complete(session, created.id)
-    stack.uploads.summarise_into(stack.sessions.note_file)
+    await _dies_before_its_summary(stack, stack.files.complete(session, created.id))
     published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
     assert published.status == SessionState.PUBLISHED
     [shown] = (await stack.sessions.listed_files(published)).values()
