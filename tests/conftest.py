@@ -141,6 +141,30 @@ def principal_settings() -> list[dict[str, object]]:
     ]
 
 
+def stack_sections(
+    seaweedfs: Server, pypiserver: Server, principals: list[dict[str, object]], prefix: str
+) -> dict[str, dict[str, object]]:
+    """The configuration sections that wire a gateway to the shared servers, with its records
+    under ``prefix``."""
+    return {
+        "s3": {
+            "endpoint_url": seaweedfs.url,
+            "bucket": BUCKET,
+            "prefix": prefix,
+            "access_key_id": "test",
+            "secret_access_key": "test-secret",
+        },
+        "backend": {
+            "kind": "pypiserver",
+            "upload_url": pypiserver.url + "/",
+            "simple_url": pypiserver.url + "/simple/",
+            "username": INDEX_USER,
+            "password": INDEX_PASSWORD,
+        },
+        "auth": {"principals": principals},
+    }
+
+
 @pytest.fixture
 def make_settings(
     seaweedfs: Server, pypiserver: Server, principal_settings: list[dict[str, object]]
@@ -149,24 +173,8 @@ def make_settings(
     prefix = "t-" + secrets.token_hex(6)
 
     def make(**sections: dict[str, object]) -> Settings:
-        values: dict[str, dict[str, object]] = {
-            "server": {"public_base_url": "https://uploads.example.test"},
-            "s3": {
-                "endpoint_url": seaweedfs.url,
-                "bucket": BUCKET,
-                "prefix": prefix,
-                "access_key_id": "test",
-                "secret_access_key": "test-secret",
-            },
-            "backend": {
-                "kind": "pypiserver",
-                "upload_url": pypiserver.url + "/",
-                "simple_url": pypiserver.url + "/simple/",
-                "username": INDEX_USER,
-                "password": INDEX_PASSWORD,
-            },
-            "auth": {"principals": principal_settings},
-        }
+        values = stack_sections(seaweedfs, pypiserver, principal_settings, prefix)
+        values["server"] = {"public_base_url": "https://uploads.example.test"}
         for section, overrides in sections.items():
             values.setdefault(section, {}).update(overrides)
         return load_settings(None, **values)

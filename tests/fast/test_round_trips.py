@@ -19,7 +19,7 @@ import pytest
 
 from gateway.protocol.models import FileCreateRequest
 from gateway.sessions import clock
-from gateway.sessions.records import PublishingSession
+from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import FileState, SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
@@ -251,6 +251,16 @@ async def test_sessions_from_before_the_index_are_indexed_once_and_migrated(
     assert (expired.status, expired.settled) == (SessionState.CANCELED, True)
 
 
+async def _received(
+    stack: Stack, project: str, wheel: Path
+) -> tuple[PublishingSession, FileUpload]:
+    """A session with ``wheel``'s bytes received, not completed yet."""
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    created = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    return session, created
+
+
 async def _dies_before_its_summary(stack: Stack, work: Awaitable[object]) -> None:
     """Run ``work`` as if the process died right after writing the file record, before the
     session's summary of it."""
@@ -267,9 +277,7 @@ async def _dies_before_its_summary(stack: Stack, work: Awaitable[object]) -> Non
 async def test_a_crash_between_file_record_and_summary_converges(
     stack: Stack, project: str, wheel: Path
 ) -> None:
-    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
-    created = await stack.files.create(session, file_request(wheel))
-    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    session, created = await _received(stack, project, wheel)
     await _dies_before_its_summary(stack, stack.files.complete(session, created.id))
     session = await stack.sessions.get(session.id)
     [shown] = (await stack.sessions.listed_files(session)).values()
@@ -297,9 +305,7 @@ async def test_a_create_that_died_before_its_summary_shows_on_retry(
 async def test_publish_brings_a_lagging_summary_up_to_date(
     stack: Stack, project: str, wheel: Path
 ) -> None:
-    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
-    created = await stack.files.create(session, file_request(wheel))
-    await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    session, created = await _received(stack, project, wheel)
     await _dies_before_its_summary(stack, stack.files.complete(session, created.id))
     published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
     assert published.status == SessionState.PUBLISHED

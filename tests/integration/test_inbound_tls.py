@@ -21,7 +21,7 @@ import trustme
 from cryptography import x509
 
 from gateway.devstack import Server, free_port
-from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, stack_sections
 from tests.distributions import build_wheel
 from tests.integration.tls_stack import Pki, make_pki
 
@@ -72,7 +72,10 @@ def gateway(
     config = where / "gateway.toml"
     config.write_text(
         _toml(
-            {
+            stack_sections(
+                seaweedfs, pypiserver, principal_settings, "https-" + os.urandom(4).hex()
+            )
+            | {
                 "server": {
                     "port": port,
                     "public_base_url": f"https://127.0.0.1:{port}",
@@ -80,23 +83,8 @@ def gateway(
                     "tls_key_file": str(key),
                     "tls_client_ca_file": str(pki.ca),
                 },
-                "s3": {
-                    "endpoint_url": seaweedfs.url,
-                    "bucket": "gateway-tests",
-                    "prefix": "https-" + os.urandom(4).hex(),
-                    "access_key_id": "test",
-                    "secret_access_key": "test-secret",
-                },
-                "backend": {
-                    "kind": "pypiserver",
-                    "upload_url": pypiserver.url + "/",
-                    "simple_url": pypiserver.url + "/simple/",
-                    "username": INDEX_USER,
-                    "password": INDEX_PASSWORD,
-                },
                 "proxy": {"read_proxy": True},
                 "logging": {"json": True},
-                "auth": {"principals": principal_settings},
             }
         )
     )
