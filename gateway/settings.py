@@ -192,6 +192,13 @@ class BackendSettings(OutboundSettings):
         "connection limit (waitress, pypiserver's default server: 100).",
     )
 
+    listing_max_age: float = Field(
+        10,
+        ge=0,
+        description="Seconds a project's listing read for a file create serves the next ones "
+        "(they only ask it for advice: a publish always reads its own); 0 = every create "
+        "reads it.",
+    )
     index_checks: bool | None = Field(
         None,
         description="Refuse at completion what PyPI's upload would refuse (docs/preview.md), "

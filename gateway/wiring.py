@@ -13,6 +13,7 @@ from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import NO_AUDIT, AuditTrail
 from gateway.services.files import FileService
+from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
@@ -57,7 +58,7 @@ def wire(
         names,
         settings.uploads,
         part_size,
-        backend.published_files,
+        RecentListings(backend.published_files, settings.backend.listing_max_age),
         index_checks=settings.backend.checks_like_pypi,
     )
     journals = Journals(sessions, settings.publish.lease)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from gateway import metrics
@@ -37,7 +37,8 @@ from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordChanged, RecordMissing
 
-PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
+# The index's listing of a project (services/listings.py: shared by a release's creates).
+PublishedFiles = Callable[[str], Awaitable[Mapping[str, str | None]]]
 
 PROCESSING_LEASE = timedelta(minutes=10)
 
