@@ -29,8 +29,9 @@ from gateway.services.stage import StageService
 from gateway.settings import Settings
 from gateway.store.audit import AuditStore
 from gateway.store.blobs import BlobStore
+from gateway.store.objects import SmallObjects
 from gateway.store.records import RecordStore
-from gateway.store.s3 import S3Client, ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
 from gateway.wiring import wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,12 +122,18 @@ async def _start_draining(app: web.Application) -> None:
 
 def _s3_client(settings: Settings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with open_client(settings.s3.store_config()) as client:
+        config = settings.s3.store_config()
+        async with (
+            open_client(config) as client,
+            open_small_objects(config, client, settings.s3.bucket) as objects,
+        ):
             await _first_contact_with_s3(client, settings)
             instrument_s3(client)
             app[S3_CLIENT] = client
-            journal = await _audit_trail(client, settings)
-            app[SERVICES] = _services(settings, client, app[HTTP_CLIENT], app[HOPS], journal)
+            journal = await _audit_trail(client, objects, settings)
+            app[SERVICES] = _services(
+                settings, client, objects, app[HTTP_CLIENT], app[HOPS], journal
+            )
             yield
             await app[SERVICES].publisher.drain()
 
@@ -144,12 +151,13 @@ async def _first_contact_with_s3(client: S3Client, settings: Settings) -> None:
 def _services(
     settings: Settings,
     client: S3Client,
+    objects: SmallObjects,
     http: aiohttp.ClientSession,
     hops: Hops,
     journal: AuditTrail,
 ) -> Services:
     s3 = settings.s3
-    records = RecordStore(client, s3.bucket, s3.prefix)
+    records = RecordStore(client, objects, s3.bucket, s3.prefix)
     blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
@@ -172,14 +180,16 @@ def _services(
     )
 
 
-async def _audit_trail(client: S3Client, settings: Settings) -> AuditTrail:
+async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settings) -> AuditTrail:
     audit_settings = settings.audit
     if not audit_settings.enabled:
         return AuditTrail(None)
     bucket = audit_settings.bucket or settings.s3.bucket
     if bucket != settings.s3.bucket:
         await ensure_bucket(client, bucket, settings.s3.create_bucket)
-    store = AuditStore(client, bucket, settings.s3.prefix, settings.s3.timeout)
+    store = AuditStore(
+        client, objects.in_bucket(bucket), bucket, settings.s3.prefix, settings.s3.timeout
+    )
     return AuditTrail(store, audit_settings.retention_days)
 
 

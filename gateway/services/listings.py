@@ -47,9 +47,9 @@ class RecentListings:
     def _forget_failed(self, project: str, reading: asyncio.Future[Listing]) -> None:
         """A failed read (index down, timeout) is not kept: the next create asks again. Its
         error is taken here, so that nobody waiting for it any more leaves it unretrieved."""
-        if reading.cancelled() or reading.exception() is not None:
-            if self._recent.get(project, (0.0, None))[1] is reading:
-                del self._recent[project]
+        failed = reading.cancelled() or reading.exception() is not None
+        if failed and self._recent.get(project, (0.0, None))[1] is reading:
+            del self._recent[project]
 
     def _remember(self, project: str, now: float, reading: asyncio.Future[Listing]) -> None:
         if len(self._recent) >= MAX_PROJECTS:

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
+from gateway.store.objects import SmallObjects
 from gateway.store.records import RecordExists, RecordStore
 from gateway.store.s3 import S3Client
 
@@ -47,11 +48,13 @@ def day_of(moment: datetime) -> str:
 
 
 class AuditStore:
-    def __init__(self, client: S3Client, bucket: str, prefix: str, timeout: int):
+    def __init__(
+        self, client: S3Client, objects: SmallObjects, bucket: str, prefix: str, timeout: int
+    ):
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
-        self._records = RecordStore(client, bucket, prefix)
+        self._records = RecordStore(client, objects, bucket, prefix)
         self._blobs = BlobStore(client, bucket, prefix, timeout)
 
     async def append(self, key: str, data: dict[str, Any]) -> None:

@@ -12,18 +12,12 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from botocore.exceptions import ClientError
 
+from gateway.store.objects import SmallObjects
 from gateway.store.s3 import S3Client, is_not_found, is_precondition_failed
-
-
-class _Condition(TypedDict, total=False):
-    """The conditional-write headers, as botocore names them."""
-
-    IfMatch: str
-    IfNoneMatch: str
 
 
 class RecordExists(Exception):
@@ -110,8 +104,16 @@ class JsonRecords(ABC):
 class RecordStore(JsonRecords):
     """Small JSON documents under one key prefix of one bucket."""
 
-    def __init__(self, client: S3Client, bucket: str, prefix: str, max_attempts: int = 16):
-        self._client = client
+    def __init__(
+        self,
+        client: S3Client,
+        objects: SmallObjects,
+        bucket: str,
+        prefix: str,
+        max_attempts: int = 16,
+    ):
+        self._client = client  # listings
+        self._objects = objects  # reads, conditional writes, deletes (store/objects.py)
         self._bucket = bucket
         self._prefix = prefix
         self.max_attempts = max_attempts
@@ -121,26 +123,21 @@ class RecordStore(JsonRecords):
 
     async def create(self, key: str, data: dict[str, Any]) -> str:
         try:
-            return await self._put(key, data, IfNoneMatch="*")
+            return await self._put(key, data, {"If-None-Match": "*"})
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordExists(key) from None
             raise
 
     async def get(self, key: str) -> Stored | None:
-        try:
-            response = await self._client.get_object(Bucket=self._bucket, Key=self._key(key))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        async with response["Body"] as body:
-            payload = await body.read()
-        return Stored(json.loads(payload), str(response["ETag"]))
+        answer = await self._objects.get(self._key(key))
+        if answer.status == 404:
+            return None
+        return Stored(json.loads(answer.body), answer.headers["ETag"])
 
     async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
         try:
-            return await self._put(key, data, IfMatch=etag)
+            return await self._put(key, data, {"If-Match": etag})
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordChanged(key) from None
@@ -148,21 +145,16 @@ class RecordStore(JsonRecords):
                 raise RecordMissing(key) from None
             raise
 
-    async def _put(self, key: str, data: dict[str, Any], **condition: Unpack[_Condition]) -> str:
+    async def _put(self, key: str, data: dict[str, Any], condition: dict[str, str]) -> str:
         """Write the record if S3 finds ``condition`` true; the new etag."""
-        response = await self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._key(key),
-            Body=_encode(data),
-            ContentType="application/json",
-            **condition,
-        )
-        return str(response["ETag"])
+        headers = {"Content-Type": "application/json", **condition}
+        answer = await self._objects.put(self._key(key), _encode(data), headers)
+        return answer.headers["ETag"]
 
     async def delete(self, key: str, etag: str | None = None) -> None:
-        conditions = {"IfMatch": etag} if etag else {}
+        conditions = {"If-Match": etag} if etag else {}
         try:
-            await self._client.delete_object(Bucket=self._bucket, Key=self._key(key), **conditions)
+            await self._objects.delete(self._key(key), conditions)
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordChanged(key) from None

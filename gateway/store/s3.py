@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
 from gateway.outbound import Hop, TlsConfig
+from gateway.store.objects import Credentials, SmallObjects
 
 S3Client = Any  # aiobotocore generates its client class at run time
 
@@ -69,6 +72,54 @@ async def open_client(config: S3Config) -> AsyncIterator[S3Client]:
         aws_secret_access_key=config.secret_access_key if both else None,
     ) as client:
         yield client
+
+
+@asynccontextmanager
+async def open_small_objects(
+    config: S3Config, client: S3Client, bucket: str, max_connections: int = 64
+) -> AsyncIterator[SmallObjects]:
+    """Record requests beside ``client`` (store/objects.py): its endpoint, the same
+    credentials, TLS, proxy, timeouts and attempts."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=min(10, config.timeout), sock_read=config.timeout
+    )
+    connector = aiohttp.TCPConnector(limit=max_connections)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=["User-Agent"],
+    ) as http:
+        yield SmallObjects(
+            http,
+            str(client.meta.endpoint_url),
+            bucket,
+            config.region,
+            _credentials(config),
+            hop=config.hop(),
+            attempts=config.attempts,
+        )
+
+
+def _credentials(config: S3Config) -> Credentials:
+    """The keys from the settings, else botocore's default chain (environment, profiles,
+    web identity, container and instance roles), refreshed by botocore when they expire."""
+    if config.access_key_id and config.secret_access_key:
+        fixed = ReadOnlyCredentials(config.access_key_id, config.secret_access_key, None)
+
+        async def configured() -> ReadOnlyCredentials | None:
+            return fixed
+
+        return configured
+    chain: list[Any] = []
+
+    async def resolved() -> ReadOnlyCredentials | None:
+        if not chain:
+            chain.append(await get_session().get_credentials())
+        found = chain[0]
+        return None if found is None else await found.get_frozen_credentials()
+
+    return resolved
 
 
 def _verify(tls: TlsConfig) -> bool | str:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.settings import Settings
 from gateway.store.records import RecordChanged, RecordExists, RecordStore
-from gateway.store.s3 import S3Client, ensure_bucket, open_client
+from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
 
 
 @pytest.fixture
@@ -21,8 +21,10 @@ async def s3(settings: Settings) -> AsyncIterator[S3Client]:
 
 
 @pytest.fixture
-def records(s3: S3Client, settings: Settings) -> RecordStore:
-    return RecordStore(s3, settings.s3.bucket, settings.s3.prefix)
+async def records(s3: S3Client, settings: Settings) -> AsyncIterator[RecordStore]:
+    config = settings.s3.store_config()
+    async with open_small_objects(config, s3, settings.s3.bucket) as objects:
+        yield RecordStore(s3, objects, settings.s3.bucket, settings.s3.prefix)
 
 
 async def test_create_if_absent_refuses_second_create(records: RecordStore) -> None:
