@@ -8,7 +8,17 @@ import json
 import tempfile
 from pathlib import Path
 
-from tests.benchmarks import control, legacy, load, mechanisms, publish, scale, staged, upload
+from tests.benchmarks import (
+    control,
+    legacy,
+    load,
+    mechanisms,
+    publish,
+    release400,
+    scale,
+    staged,
+    upload,
+)
 from tests.benchmarks.stack import running_stack
 
 
@@ -44,6 +54,8 @@ def main() -> None:
         if args.only in (None, "scale"):
             print(f"scale: 1 vs 400 files, sweep of {args.retained} retained", flush=True)
             results |= asyncio.run(scale.measure(stack, args.retained))
+            print("scale: a 400-file release, the bundled client vs twine", flush=True)
+            results |= release400.measure(stack)
         if args.only in (None, "publish"):
             print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
             results |= publish.measure(stack, args.rounds)
