@@ -6,14 +6,20 @@ For each configuration: CPU-seconds per GiB of a direct multipart upload (512 Mi
 8 MiB parts), and CPU milliseconds per ``GetObject`` of a small record and per
 ``ListObjectsV2`` of 400 keys. Evidence for ``gateway.store.s3.client_config``: which of
 botocore's payload signing, checksum and timestamp-parsing work the gateway pays for.
+
+Then, for the records: CPU milliseconds per read and per conditional write of a 1.5 KB record
+through aiobotocore (``client_config``) and through the gateway's ``RecordStore`` (its
+``SmallObjects``: botocore's signer, aiohttp), alternating (evidence for store/objects.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from gateway.devstack import start_seaweedfs
-from gateway.store.s3 import client_config
+from gateway.store.records import RecordStore
+from gateway.store.s3 import S3Config, client_config, open_client, open_small_objects
 
 SIZE = 512 << 20
 PART = 8 << 20
@@ -123,11 +130,60 @@ async def _prepare(url: str) -> None:
         )
 
 
+async def records_cpu(url: str, times: int = 1000) -> str:
+    """ms CPU per record read and conditional write: aiobotocore vs the gateway's store."""
+    config = S3Config(url, "us-east-1", access_key_id="bench", secret_access_key="bench-secret")
+    document = {"files": "x" * 1500}
+    body = json.dumps(document).encode()
+    async with open_client(config) as client, open_small_objects(config, client, BUCKET) as objs:
+        records = RecordStore(client, objs, BUCKET, "records/")
+        key = f"r-{time.monotonic_ns()}.json"
+        etag = await records.create(key, document)
+
+        async def botocore_read() -> None:
+            response = await client.get_object(Bucket=BUCKET, Key=f"records/{key}")
+            async with response["Body"] as stream:
+                await stream.read()
+
+        async def botocore_write() -> None:
+            nonlocal etag
+            answer = await client.put_object(
+                Bucket=BUCKET, Key=f"records/{key}", Body=body, IfMatch=etag
+            )
+            etag = answer["ETag"]
+
+        async def store_write() -> None:
+            nonlocal etag
+            etag = await records.replace(key, document, etag)
+
+        async def store_read() -> None:
+            await records.get(key)
+
+        figures = [
+            (name, await _cpu_ms(call, times))
+            for name, call in (
+                ("aiobotocore GetObject", botocore_read),
+                ("RecordStore.get", store_read),
+                ("aiobotocore PutObject If-Match", botocore_write),
+                ("RecordStore.replace", store_write),
+            )
+        ]
+    return ", ".join(f"{name} {ms:.3f} ms CPU" for name, ms in figures)
+
+
+async def _cpu_ms(call: Callable[[], Awaitable[None]], times: int) -> float:
+    started = time.process_time()
+    for _ in range(times):
+        await call()
+    return (time.process_time() - started) * 1000 / times
+
+
 async def _main(url: str) -> None:
     await _prepare(url)
     for _ in range(2):  # twice, alternating: the machine's load changes meanwhile
         for name, config, raw_timestamps in configurations():
             print(f"{name}: {await measure(url, config, raw_timestamps)}", flush=True)
+        print(f"records: {await records_cpu(url)}", flush=True)
 
 
 def main() -> None:
