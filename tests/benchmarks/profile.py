@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -40,7 +42,9 @@ PACKAGES = (
 
 
 def _spy(pid: int, raw: Path, seconds: int | None) -> subprocess.Popen[bytes]:
-    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "-o", str(raw)]
+    # py-spy is installed beside this interpreter (the venv's bin/, not always on PATH).
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--format", "raw", "-o", str(raw)]
     command += ["--rate", "200", "--nonblocking", "--threads"]
     if seconds:
         command += ["--duration", str(seconds)]
