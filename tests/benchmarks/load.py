@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack, start_gateway
+from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack, cpu_of, start_gateway
 from tests.distributions import build_wheel
 
 
@@ -88,7 +88,9 @@ async def _publisher(
         raise RuntimeError(f"ended {body['status']}: {body.get('notices')}")
 
 
-async def _run(stack: Stack, apis: list[str], clients: int, label: str) -> dict[str, float]:
+async def _run(
+    stack: Stack, apis: list[str], clients: int, label: str, gateways: list[int]
+) -> dict[str, float]:
     work = stack.workdir / f"load-{label}"
     work.mkdir(exist_ok=True)
     projects = [f"load-{label}-{i}" for i in range(clients)]
@@ -103,6 +105,7 @@ async def _run(stack: Stack, apis: list[str], clients: int, label: str) -> dict[
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())
+    cpu_before = _cpu(stack, gateways)
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -117,6 +120,7 @@ async def _run(stack: Stack, apis: list[str], clients: int, label: str) -> dict[
         elapsed = time.perf_counter() - started
     sampling = False
     await sampler
+    cpu = {k: v - cpu_before[k] for k, v in _cpu(stack, gateways).items()}
     errors = [r for r in results if isinstance(r, BaseException)]
     for error in errors[:3]:
         print(f"    error: {error!r}"[:300], flush=True)
@@ -125,6 +129,10 @@ async def _run(stack: Stack, apis: list[str], clients: int, label: str) -> dict[
         f"load_{label}_errors": len(errors),
         f"load_{label}_peak_rss_mib": round(peak[0] / 1024, 1),
     }
+    # Where the machine's CPU went, per release: on 2 cores the run cannot take less than
+    # half the total, whatever the gateway does.
+    for process, seconds in cpu.items():
+        figures[f"load_{label}_cpu_ms_per_release_{process}"] = round(seconds * 1000 / clients, 1)
     for name, values in sorted(latencies.items()):
         ordered = sorted(values)
         figures[f"load_{label}_{name}_p50_ms"] = round(statistics.median(ordered) * 1000, 1)
@@ -139,12 +147,24 @@ async def _run(stack: Stack, apis: list[str], clients: int, label: str) -> dict[
     return figures
 
 
+def _cpu(stack: Stack, gateways: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the gateway(s), SeaweedFS, pypiserver and these clients."""
+    return {
+        "gateway": sum(cpu_of(pid) for pid in gateways),
+        "s3": cpu_of(stack.s3.process.pid),
+        "index": cpu_of(stack.index.process.pid),
+        "clients": cpu_of(os.getpid()),
+    }
+
+
 def measure(stack: Stack, clients: int) -> dict[str, float]:
     results: dict[str, float] = {"load_clients": clients}
-    results |= asyncio.run(_run(stack, [stack.api], clients, "one"))
+    results |= asyncio.run(_run(stack, [stack.api], clients, "one", [stack.gateway.pid]))
     replica, second_api = start_gateway(stack.workdir, stack.s3, stack.index)
     try:
-        results |= asyncio.run(_run(stack, [stack.api, second_api], clients, "two"))
+        results |= asyncio.run(
+            _run(stack, [stack.api, second_api], clients, "two", [stack.gateway.pid, replica.pid])
+        )
     finally:
         replica.terminate()
         replica.wait(30)
