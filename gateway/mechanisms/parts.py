@@ -81,7 +81,9 @@ class PartPipeline:
             if not room:
                 raise ValueError("more bytes than the capacity declared")
             taken = min(len(data), room)
-            self._buffer[self._filled : self._filled + taken] = data[:taken]
+            # Through a memoryview: a bytearray's own slice assignment first copies anything
+            # that is not a bytearray into a temporary one.
+            memoryview(self._buffer)[self._filled : self._filled + taken] = data[:taken]
             self._filled += taken
             data = data[taken:]
             if self._filled == self._part_size:
