@@ -31,9 +31,9 @@ class _PartPayload(BytesPayload):
 
     aiohttp's bytes payload hands a whole 8 MiB part to one ``transport.write``: cutting a
     bytearray to the content length copies it, joining it to the headers copies it again
-    (Python < 3.12.9), and what the socket does not take at once is copied twice more into
-    asyncio's transport buffer, where it also counts against the memory bound. Sent as
-    memoryview slices, each slice mostly goes straight into the socket, and at most a
+    (on Python before 3.12.9), and what the socket does not take at once is copied twice
+    more into asyncio's transport buffer, where it also counts against the memory bound.
+    Sent as memoryview slices, each slice mostly goes straight into the socket, and at most a
     slice's unsent rest is ever copied. Measured: 0.2 CPU-s less per GiB uploaded.
     """
 
