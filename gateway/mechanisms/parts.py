@@ -3,8 +3,10 @@
 Shared by ``http-post-bytes`` and resumable appends. Each full part is hashed on a worker
 thread (hashlib releases the GIL on large buffers) while it uploads, so receiving, hashing and
 uploading overlap on two cores. Three buffers of one part each — one filling, two
-hashing/uploading — are all the memory a request ever takes, whatever the file's size;
-reusing them also spares the kernel from faulting in fresh pages per part.
+hashing/uploading — are all the memory a request ever takes, whatever the file's size:
+they go to the socket straight from the buffer, a slice at a time (``PartBuffer``), so no
+copy of a part waits in a transport buffer. Reusing them also spares the kernel from
+faulting in fresh pages per part.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gateway.mechanisms.digests import Digests
-from gateway.store.blobs import MultipartWrite
+from gateway.store.blobs import MultipartWrite, PartBuffer
 
 IN_FLIGHT = 2  # parts hashing/uploading while the next one fills: three part buffers in all
 
@@ -27,7 +29,7 @@ Landed = Callable[[int, int], Awaitable[None]]
 @dataclass
 class _Part:
     number: int
-    buffer: bytearray
+    buffer: PartBuffer
     hashing: asyncio.Future[None] | None
     uploading: asyncio.Task[None]
 
@@ -53,10 +55,10 @@ class PartPipeline:
         self._part_size = part_size
         self._next_number = first_number
         # A small file never needs a whole part's buffer.
-        self._buffer = bytearray(min(part_size, capacity))
+        self._buffer = PartBuffer(min(part_size, capacity))
         self._filled = self._unhashed_from = 0
         self._in_flight: deque[_Part] = deque()
-        self._spare: list[bytearray] = []
+        self._spare: list[PartBuffer] = []
         # Started with the first full part: a small file is hashed inline, with no thread.
         self._executor: ThreadPoolExecutor | None = None
 
@@ -79,12 +81,14 @@ class PartPipeline:
             if not room:
                 raise ValueError("more bytes than the capacity declared")
             taken = min(len(data), room)
-            self._buffer[self._filled : self._filled + taken] = data[:taken]
+            # Through a memoryview: a bytearray's own slice assignment first copies anything
+            # that is not a bytearray into a temporary one.
+            memoryview(self._buffer)[self._filled : self._filled + taken] = data[:taken]
             self._filled += taken
             data = data[taken:]
             if self._filled == self._part_size:
                 await self._send(self._buffer)
-                self._buffer = self._spare.pop() if self._spare else bytearray(self._part_size)
+                self._buffer = self._spare.pop() if self._spare else PartBuffer(self._part_size)
                 self._filled = 0
 
     async def drain(self) -> None:
@@ -105,7 +109,7 @@ class PartPipeline:
     async def send_rest(self) -> None:
         """Send the bytes short of a part as the last part, and land every part."""
         if self._filled:
-            await self._send(bytearray(memoryview(self._buffer)[: self._filled]))
+            await self._send(PartBuffer(memoryview(self._buffer)[: self._filled]))
             self._filled = self._unhashed_from = 0
         await self.drain()
 
@@ -123,7 +127,7 @@ class PartPipeline:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def _send(self, buffer: bytearray) -> None:
+    async def _send(self, buffer: PartBuffer) -> None:
         """Hash and upload ``buffer`` as the next part; land the oldest once too many are out."""
         hashing = self._hash(memoryview(buffer)[self._unhashed_from :])
         self._unhashed_from = 0

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gateway.settings import Settings
+from gateway.store.blobs import SEND_SLICE, BlobStore, PartBuffer
 from gateway.store.records import RecordChanged, RecordExists, RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
 
@@ -92,3 +97,48 @@ async def test_missing_bucket_is_created(settings: Settings) -> None:
         await ensure_bucket(client, bucket, create=True)
         await client.head_bucket(Bucket=bucket)
         await client.delete_bucket(Bucket=bucket)
+
+
+async def test_part_buffers_arrive_whole(s3: S3Client, settings: Settings) -> None:
+    """Parts sent slice by slice (``PartBuffer``) make the object byte for byte, a part
+    that is not a whole number of slices and a single ``PutObject`` included."""
+    blobs = BlobStore(s3, settings.s3.bucket, settings.s3.prefix)
+    first, last = os.urandom(5 * SEND_SLICE + 123), os.urandom(1000)
+    writer = blobs.multipart("sliced.bin")
+    for part in (first, last):
+        await writer.add_part(PartBuffer(part))
+    await writer.complete()
+    assert await blobs.get("sliced.bin") == first + last
+    await blobs.put("small.bin", PartBuffer(last))
+    assert await blobs.get("small.bin") == last
+
+
+async def test_part_buffer_goes_out_in_slices() -> None:
+    """aiohttp hands a ``PartBuffer`` body to the connection a slice at a time, never as
+    one write of the whole part (which asyncio would copy into its transport buffer)."""
+    received: list[bytes] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response()
+
+    app = web.Application(client_max_size=8 * SEND_SLICE)
+    app.router.add_put("/", handler)
+    written: list[int] = []
+
+    async def chunk_sent(
+        _: object, __: object, params: aiohttp.TraceRequestChunkSentParams
+    ) -> None:
+        written.append(len(params.chunk))
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_chunk_sent.append(chunk_sent)
+    body = os.urandom(3 * SEND_SLICE + 7)
+    async with (
+        TestServer(app) as server,
+        aiohttp.ClientSession(trace_configs=[tracing]) as http,
+        http.put(server.make_url("/"), data=PartBuffer(body)) as response,
+    ):
+        assert response.status == 200
+    assert received == [body]
+    assert written == [SEND_SLICE, SEND_SLICE, SEND_SLICE, 7]
