@@ -12,6 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from gateway.logs import log
 from gateway.services.names import NameRegistry
+from gateway.services.quota import OpenSessionCounts
 from gateway.services.uploads import UploadRecords
 from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
@@ -101,6 +102,7 @@ class SessionService:
         self._blobs = blobs
         self._settings = settings
         self._names = names
+        self._open_sessions = OpenSessionCounts(self._count_open, settings.quota_max_age)
         # Set by the application to the audit journal's (services/audit.py).
         self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
 
@@ -110,6 +112,16 @@ class SessionService:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
+        created = True  # unless it certainly wrote no quota marker (a failure may have)
+        try:
+            session, created = await self._open(name, version, creator, via)
+        finally:
+            self._open_sessions.concluded(creator, marker_written=created)
+        return session, created
+
+    async def _open(
+        self, name: str, version: str, creator: str, via: CreationPath
+    ) -> tuple[PublishingSession, bool]:
         created = clock.now()
         session = PublishingSession(
             id=secrets.token_urlsafe(TOKEN_BYTES),
@@ -149,15 +161,41 @@ class SessionService:
 
     async def _refuse_over_quota(self, creator: str, pointer_key: str) -> None:
         """429 when ``creator`` already holds ``max_open_per_principal`` open sessions, unless
-        the release asked for is one of them (that is the usual 409, not a new session).
+        the release asked for is one of them (that is the usual 409, not a new session); else
+        admit the creation, counted at once against the quota.
 
-        A soft cap: creations racing each other may overshoot it by their number.
+        A soft cap: the count comes from an estimate (``services/quota.py``) that sees every
+        session this process opened but, for ``sessions.quota_max_age`` seconds, none that
+        other replicas opened; it may be overshot by those, and by creations racing each
+        other on different replicas. Reaching the cap, it counts exactly.
         """
         cap = self._settings.max_open_per_principal
-        markers = [key async for key in self._pointers.keys(keys.open_sessions(creator))]
-        if len(markers) < cap:
-            return
-        # A marker outlives its session only after a crash; such markers must not count.
+        if await self._open_sessions.estimate(creator) >= cap:
+            await self._refuse_at_cap(creator, pointer_key, cap)
+        self._open_sessions.admit(creator)  # no wait since the count: racing creates see it
+
+    async def _refuse_at_cap(self, creator: str, pointer_key: str, cap: int) -> None:
+        """The exact count: every marker listed, those left behind by a crash discounted."""
+        listing = self._open_sessions.begin(creator)
+        markers = await self._markers(creator)
+        still_open = len(markers)
+        if listing.estimate(still_open) >= cap:
+            still_open = await self._discount_ended(markers)
+            if await self._is_live(pointer_key):
+                self._open_sessions.counted(listing, still_open)
+                return
+        held = self._open_sessions.counted(listing, still_open)
+        if held >= cap:
+            raise DomainError(
+                Kind.TOO_MANY,
+                "too-many-sessions",
+                f"You hold {held} open sessions, the most allowed: publish or cancel "
+                "one before creating another.",
+            )
+
+    async def _discount_ended(self, markers: list[str]) -> int:
+        """How many of ``markers`` name an open session. A marker outlives its session only
+        after a crash: such markers are dropped, and must not count."""
         still_open = 0
         for key in markers:
             session = await self.find(key.rsplit("/", 1)[1].removesuffix(".json"))
@@ -165,18 +203,20 @@ class SessionService:
                 await self._pointers.delete(key)
             else:
                 still_open += 1
+        return still_open
+
+    async def _is_live(self, pointer_key: str) -> bool:
+        """Whether the release of ``pointer_key`` has a live session."""
         pointer = await self._pointers.load(pointer_key)
-        if pointer is not None:
-            live = await self.find(pointer.session_id)
-            if live is not None and not is_terminal(live.status):
-                return
-        if still_open >= cap:
-            raise DomainError(
-                Kind.TOO_MANY,
-                "too-many-sessions",
-                f"You hold {still_open} open sessions, the most allowed: publish or cancel "
-                "one before creating another.",
-            )
+        live = None if pointer is None else await self.find(pointer.session_id)
+        return live is not None and not is_terminal(live.status)
+
+    async def _markers(self, creator: str) -> list[str]:
+        """The keys of the creator's open-session markers (a listing request per thousand)."""
+        return [key async for key in self._pointers.keys(keys.open_sessions(creator))]
+
+    async def _count_open(self, creator: str) -> int:
+        return len(await self._markers(creator))
 
     async def _count_against_quota(self, session: PublishingSession) -> None:
         with contextlib.suppress(RecordExists):

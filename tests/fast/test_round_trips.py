@@ -72,9 +72,13 @@ class CountingRecordStore(MemoryRecordStore):
 
 @pytest.fixture
 async def counted(stack: Stack) -> AsyncIterator[Stack]:
-    """A stack like ``stack`` (same index and settings) over a counting record store."""
+    """A stack like ``stack`` (same index and settings) over a counting record store. A
+    count of a principal's open sessions serves for the whole test, so that what is counted
+    never depends on how fast the test runs."""
+    sessions = stack.settings.sessions.model_copy(update={"quota_max_age": 3600})
+    settings = stack.settings.model_copy(update={"sessions": sessions})
     counting = build_stack(
-        stack.settings, stack.index, stack.worker.http, CountingRecordStore(), MemoryBlobStore()
+        settings, stack.index, stack.worker.http, CountingRecordStore(), MemoryBlobStore()
     )
     yield counting
     await counting.worker.drain()
@@ -166,6 +170,26 @@ async def test_session_create_costs(counted: Stack, project: str) -> None:
     await counted.sessions.create(project, "1.0", ALICE.id)
     # Quota markers listed; due entry, session record, live pointer, quota marker written.
     assert store(counted).requests == Counter(LIST=1, PUT=4)
+    for version in ("2.0", "3.0"):
+        store(counted).reset()
+        await counted.sessions.create(project, version, ALICE.id)
+        # The creator's count is reused, with this process's own creations added.
+        assert store(counted).requests == Counter(PUT=4)
+
+
+async def test_creates_of_one_principal_share_one_listing_whatever_it_holds(
+    counted: Stack, project: str
+) -> None:  # R-W9
+    for number in range(50):
+        await counted.sessions.create(project, f"0.{number}", ALICE.id)
+    fresh = build_stack(
+        counted.settings, counted.index, counted.worker.http, store(counted), counted.blobs
+    )
+    store(counted).reset()
+    await asyncio.gather(*(fresh.sessions.create(project, f"1.{n}", ALICE.id) for n in range(20)))
+    # One listing (of the 50 open sessions) for the 20 racing creates of a fresh process.
+    assert store(counted).requests == Counter(LIST=1, PUT=80)
+    await fresh.worker.drain()
 
 
 async def test_publish_costs_a_constant_per_file(
