@@ -39,7 +39,7 @@ from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing
-from gateway.store.typed import ClaimContention, Records
+from gateway.store.typed import ClaimContention, Records, Versioned
 
 MAX_NAME_LENGTH = 200
 MAX_VERSION_LENGTH = 100
@@ -230,7 +230,7 @@ class SessionService:
         session = await self._sessions.load(keys.session(sid))
         if session is None:
             return None
-        if is_editable(session.status) and session.expires_at <= clock.now():
+        if _expires_now(session):
             await self.before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
@@ -240,6 +240,14 @@ class SessionService:
         if session is None:
             raise not_found("session")
         return session
+
+    async def get_versioned(self, sid: str) -> tuple[PublishingSession, str | None]:
+        """:meth:`get`, with the etag of the session as read (None when reading it expired
+        it), for a caller that changes it next (:meth:`start_publish`)."""
+        found = await self._sessions.get(keys.session(sid))
+        if found is None or _expires_now(found.value):
+            return await self.get(sid), None  # gone, or expires now: as any read does
+        return found.value, found.etag
 
     async def files(self, sid: str) -> list[FileUpload]:
         """Every file upload of the session, canceled ones included, oldest first: one read
@@ -342,13 +350,20 @@ class SessionService:
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
         return await self.settle(session)
 
-    async def settle(self, session: PublishingSession) -> PublishingSession:
+    async def settle(
+        self, session: PublishingSession, etag: str | None = None, registered: bool = False
+    ) -> PublishingSession:
         """Free what an ended session held: its release, its name reservation, its place in
         its creator's quota, its staged data. Each step is idempotent, and the record only
-        says ``settled`` once all are done, so the sweeper retries after a failure midway."""
+        says ``settled`` once all are done, so the sweeper retries after a failure midway.
+
+        ``etag``: of ``session`` as the caller has just written it (saves reading it again).
+        ``registered``: the caller has just registered the project's name for the session's
+        publish, so no reservation of the name is left to release."""
         assert is_terminal(session.status)
         await self._release(session)
-        await self._names.release(session.name, session.id)
+        if not registered:
+            await self._names.release(session.name, session.id)
         if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
             # Left behind only when a failing publish could not release them (R-P8).
             filenames = [upload.filename for upload in await self.files(session.id)]
@@ -359,7 +374,8 @@ class SessionService:
             current.settled = True
             return current
 
-        return await self._update(session.id, settled)
+        known = None if etag is None else Versioned(session, etag)
+        return (await self._write(session.id, settled, known)).value
 
     async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
         """Drop this session's reservations of ``filenames``, except of those it published."""
@@ -377,8 +393,18 @@ class SessionService:
     async def _update(
         self, sid: str, change: Callable[[PublishingSession], PublishingSession | None]
     ) -> PublishingSession:
+        return (await self._write(sid, change)).value
+
+    async def _write(
+        self,
+        sid: str,
+        change: Callable[[PublishingSession], PublishingSession | None],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
+        """Compare-and-swap of the session record; ``known``: the record as the caller has
+        just read or written it (:meth:`Records.update_versioned`)."""
         try:
-            return await self._sessions.update(keys.session(sid), change)
+            return await self._sessions.update_versioned(keys.session(sid), change, known)
         except RecordMissing:
             raise not_found("session") from None
 
@@ -481,10 +507,15 @@ class SessionService:
     # -- the publish journal: written here, on behalf of the publish worker holding it ----
 
     async def start_publish(
-        self, sid: str, journal: PublishJournal, uploads: list[FileUpload] | None = None
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        journal: PublishJournal,
+        uploads: list[FileUpload] | None = None,
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """Open the journal; ``uploads`` (the file records just read) also bring the summary
-        up to date in the same write, whatever a crash may have left behind."""
+        up to date in the same write, whatever a crash may have left behind. ``known``: the
+        session as the publish request read it."""
 
         def start(session: PublishingSession) -> PublishingSession:
             _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
@@ -495,7 +526,7 @@ class SessionService:
 
         # Visited when the lease would lapse: a publish whose worker died is resumed.
         await self.wake_at(sid, journal.lease_until)
-        return await self._update(sid, start)
+        return await self._write(sid, start, known)
 
     async def defer_publish(self, sid: str, attempt: str) -> PublishingSession:
         """The publish goes on in the background: ``processing``. :class:`RecordChanged` when
@@ -510,16 +541,22 @@ class SessionService:
         return await self._update(sid, defer)
 
     async def update_journal(
-        self, sid: str, attempt: str, holder: str, change: Callable[[PublishJournal], None]
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        attempt: str,
+        holder: str,
+        change: Callable[[PublishJournal], None],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """Change the journal of publish ``attempt``; :class:`RecordChanged` unless ``holder``
-        still holds it (another replica may have taken it over)."""
+        still holds it (another replica may have taken it over). ``known``: the session as
+        ``holder`` last wrote it."""
 
         def update(session: PublishingSession) -> PublishingSession:
             change(_held_journal(session, attempt, holder))
             return session
 
-        return await self._update(sid, update)
+        return await self._write(sid, update, known)
 
     async def take_over_publish(self, sid: str, lease: Lease) -> PublishingSession:
         """Hold a publish whose lease lapsed; :class:`RecordChanged` when it has not."""
@@ -537,10 +574,22 @@ class SessionService:
         return session
 
     async def finish_publish(
-        self, sid: str, attempt: str, holder: str, succeeded: bool, notices: list[str]
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        attempt: str,
+        holder: str,
+        succeeded: bool,
+        notices: list[str],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """End publish ``attempt``: ``published``, or back to where it was for a caller still
-        waiting (R-P7), ``error`` with ``notices`` for one that is not."""
+        waiting (R-P7), ``error`` with ``notices`` for one that is not. ``known``: the
+        session as ``holder`` last wrote it.
+
+        A published session is to be settled at once by the caller. Should it die first, no
+        new entry of the sweep's is needed: the one for the publish lease (written when the
+        publish started or was taken over, and moved on by every visit while the publish ran)
+        comes at the latest when the lease would have lapsed, and its visit settles it."""
 
         def finish(session: PublishingSession) -> PublishingSession:
             _held_journal(session, attempt, holder)
@@ -556,10 +605,7 @@ class SessionService:
                 session.notices.extend(notices)
             return session
 
-        session = await self._update(sid, finish)
-        if is_terminal(session.status):
-            await self.wake_at(sid, clock.now())  # settle, then keep it for its retention
-        return session
+        return await self._write(sid, finish, known)
 
 
 def _summaries_as_read(
@@ -576,6 +622,10 @@ def _summaries_as_read(
                 source="files",
             )
     return read
+
+
+def _expires_now(session: PublishingSession) -> bool:
+    return is_editable(session.status) and session.expires_at <= clock.now()
 
 
 def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
