@@ -227,6 +227,15 @@ class SessionSettings(Section):
     max_open_per_principal: int = Field(
         100, gt=0, description="Sessions one principal may hold open at once; one more is 429."
     )
+    quota_max_age: float = Field(
+        5,
+        ge=0,
+        description="Seconds a count of a principal's open sessions, listed for a create, "
+        "serves its next creates on this replica (with the sessions the replica opened since); "
+        "a create that would reach the cap always counts afresh. The cap may be overshot by "
+        "the sessions opened on other replicas within this time; 0 = only the creates arriving "
+        "while a count is being listed share it.",
+    )
 
 
 class UploadSettings(Section):

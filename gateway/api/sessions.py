@@ -100,10 +100,10 @@ async def publish_session(request: web.Request) -> web.Response:
     """Publish onto the backing index: 201 ``published`` or 202 ``processing`` (R-P7)."""
     svc = services(request)
     principal = await authenticate(request)
-    session = await svc.sessions.get(request.match_info["sid"])
+    session, etag = await svc.sessions.get_versioned(request.match_info["sid"])
     authorize(principal, session.name)
     await read_request(request, EmptyRequest, svc.settings.uploads.max_json_body)
-    session = await svc.publisher.publish(session, principal)
+    session = await svc.publisher.publish(session, principal, etag)
     status = 201 if session.status == SessionState.PUBLISHED else 202
     headers = {"Location": svc.urls.session(session.id)}
     if status == 202:

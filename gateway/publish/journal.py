@@ -3,6 +3,10 @@ record by :class:`gateway.services.sessions.SessionService` (its one writer).
 
 Whoever holds the lease works; it renews the lease a few times per lease period, and a
 replica that finds a lapsed lease takes the publish over and resumes from the journal.
+
+Each write of a journal this process works on starts from the session record as the process
+last wrote it (one conditional write, no read first; a read only when someone else wrote in
+between), and what it wrote tells whether its lease is surely still held.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from gateway.sessions.errors import DomainError
 from gateway.sessions.lease import Lease, granted, lapsed
 from gateway.sessions.records import PublishingSession, PublishJournal
 from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.typed import Versioned
 
 
 class Journals:
@@ -29,6 +34,8 @@ class Journals:
         self._sessions = sessions
         self._duration = timedelta(seconds=lease_seconds)
         self.holder = secrets.token_hex(4)
+        # By publish attempt this process works on: the session record as it last wrote it.
+        self._written: dict[str, Versioned[PublishingSession]] = {}
 
     def lease(self) -> Lease:
         return granted(self.holder, self._duration)
@@ -53,11 +60,33 @@ class Journals:
         journal.hold(self.lease())
         return journal
 
+    def begin(self, attempt: str, written: Versioned[PublishingSession]) -> None:
+        """This process works on ``attempt``; ``written``: its session record as just
+        written (the journal opened, taken over) or read."""
+        self._written[attempt] = written
+
+    def end(self, attempt: str) -> None:
+        self._written.pop(attempt, None)
+
+    def surely_held(self, attempt: str) -> bool:
+        """Nobody can have taken ``attempt`` over: the lease this process last wrote runs
+        for half its period more (a live lease is never taken over), so work only a holder
+        may do can go on without reading the record to check."""
+        written = self._written.get(attempt)
+        journal = None if written is None else written.value.publish
+        if journal is None or journal.attempt != attempt or journal.owner != self.holder:
+            return False
+        return journal.lease_until - clock.now() >= self._duration / 2
+
     async def record(
         self, sid: str, attempt: str, change: Callable[[PublishJournal], None]
     ) -> PublishingSession:
         """Change the journal; :class:`RecordChanged` once another replica took it over."""
-        return await self._sessions.update_journal(sid, attempt, self.holder, change)
+        known = self._written.get(attempt)
+        written = await self._sessions.update_journal(sid, attempt, self.holder, change, known)
+        if attempt in self._written:
+            self._written[attempt] = written
+        return written.value
 
     async def confirm(self, sid: str, attempt: str, filename: str) -> PublishJournal:
         """``filename`` is on the index; the lease is renewed with it."""
@@ -107,5 +136,9 @@ class Journals:
 
     async def finish(
         self, sid: str, attempt: str, succeeded: bool, notices: list[str]
-    ) -> PublishingSession:
-        return await self._sessions.finish_publish(sid, attempt, self.holder, succeeded, notices)
+    ) -> Versioned[PublishingSession]:
+        """End the publish (:meth:`SessionService.finish_publish`): the session as written."""
+        known = self._written.pop(attempt, None)
+        return await self._sessions.finish_publish(
+            sid, attempt, self.holder, succeeded, notices, known
+        )

@@ -21,7 +21,7 @@ from gateway.publish.failure import (
     require_completed,
 )
 from gateway.publish.journal import Journals
-from gateway.publish.worker import Credentials, PublishWorker
+from gateway.publish.worker import Credentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.sessions.errors import Kind
@@ -29,6 +29,7 @@ from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import SessionEvent
 from gateway.settings import PublishSettings
 from gateway.store.records import RecordChanged
+from gateway.store.typed import Versioned
 
 
 class Publishing(Protocol):
@@ -60,15 +61,18 @@ class Publisher:
 
     # The worker's tasks and HTTP client, as tests of the whole application reach them.
     @property
-    def _workers(self) -> set[asyncio.Task[None]]:
+    def _workers(self) -> set[asyncio.Task[PublishingSession]]:
         return self._worker.tasks
 
     @property
     def _http(self) -> aiohttp.ClientSession:
         return self._worker.http
 
-    async def publish(self, session: PublishingSession, principal: Publishing) -> PublishingSession:
+    async def publish(
+        self, session: PublishingSession, principal: Publishing, etag: str | None = None
+    ) -> PublishingSession:
         """Publish now (the answer is ``published``) or in the background (``processing``).
+        ``etag``: of ``session`` as the caller read it, if it knows it.
 
         A failure while the caller still waits is raised as a domain error and leaves the
         session as it was; a later one moves the session to ``error``.
@@ -89,27 +93,29 @@ class Publisher:
                 check_conflicts(uploads, listing)
             except PublishFailed as failure:
                 raise failure.error() from None
-        await self._reserve(session, uploads)
+        reserved = await self._reserve(session, uploads)
         journal = self._journals.open(
             order=[u.id for u in publish_order(uploads)],
             new_project=None if listing is None else not listing,
             published_by=principal.id,
             credential="caller" if principal.backend_credentials else "service",
         )
+        known = None if etag is None else Versioned(session, etag)
         try:
-            session = await self._sessions.start_publish(session.id, journal, everything)
+            started = await self._sessions.start_publish(session.id, journal, everything, known)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
+        handed = Handed(started, uploads, listing, reserved)
         worker = self._worker.start(
-            session.id, journal.attempt, listing, principal.backend_credentials, uploads
+            session.id, journal.attempt, principal.backend_credentials, handed
         )
         done, _ = await asyncio.wait({worker}, timeout=self._settings.sync_wait)
         if not done:
             return await self._defer(session.id, journal.attempt, worker)
-        return await self._outcome(session.id, worker)
+        return _outcome(worker)
 
     async def _listing_if_up(self, project: str) -> Listing | None:
         try:
@@ -119,32 +125,30 @@ class Publisher:
             # (and checks conflicts) with backoff, and a lasting outage ends in `error`.
             return None
 
-    async def _reserve(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
+    async def _reserve(
+        self, session: PublishingSession, uploads: list[FileUpload]
+    ) -> dict[str, str]:
+        """Reserve the filenames; the etags of the reservations made (filename -> etag)."""
         filenames = [upload.filename for upload in uploads]
-        taken = await self._names.reserve_filenames(session.name, filenames, session.id)
-        if taken is not None:
+        reserved = await self._names.reserve_filenames(session.name, filenames, session.id)
+        if reserved.taken is not None:
             raise PublishFailed(
                 Kind.CONFLICT,
                 "filename-conflict",
-                f"{taken} is being published or was published by another session.",
-                {taken: "reserved by another publish"},
+                f"{reserved.taken} is being published or was published by another session.",
+                {reserved.taken: "reserved by another publish"},
             ).error()
+        return reserved.etags
 
-    async def _defer(self, sid: str, attempt: str, worker: asyncio.Task[None]) -> PublishingSession:
+    async def _defer(
+        self, sid: str, attempt: str, worker: asyncio.Task[PublishingSession]
+    ) -> PublishingSession:
         """The caller stops waiting: ``processing`` from now on, failures become ``error``."""
         try:
             return await self._sessions.defer_publish(sid, attempt)
         except RecordChanged:  # the worker finished meanwhile
             await asyncio.wait({worker})
-            return await self._outcome(sid, worker)
-
-    async def _outcome(self, sid: str, worker: asyncio.Task[None]) -> PublishingSession:
-        failure = worker.exception()
-        if isinstance(failure, PublishFailed):
-            raise failure.error()
-        if failure is not None:
-            raise failure
-        return await self._sessions.get(sid)
+            return _outcome(worker)
 
     async def resume_lapsed(self, session: PublishingSession) -> None:
         """Take over a publish whose worker stopped renewing its lease (crash, restart)."""
@@ -153,3 +157,13 @@ class Publisher:
     async def drain(self) -> None:
         """On shutdown: stop workers; their leases lapse and another replica resumes them."""
         await self._worker.drain()
+
+
+def _outcome(worker: asyncio.Task[PublishingSession]) -> PublishingSession:
+    """The session as the finished worker left it (published and settled), or why not."""
+    failure = worker.exception()
+    if isinstance(failure, PublishFailed):
+        raise failure.error()
+    if failure is not None:
+        raise failure
+    return worker.result()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
@@ -40,6 +41,7 @@ from gateway.settings import BackendSettings, PublishSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.typed import Versioned
 
 # Backends known to accept the legacy `attestations` field and silently drop it.
 DROPS_ATTESTATIONS = {"pypiserver", "devpi"}
@@ -53,6 +55,17 @@ class Credentials(Protocol):
 
     @property
     def password(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What the publish request starting a run has just read and written, so that the run
+    need not read it again."""
+
+    started: Versioned[PublishingSession]  # the session, as the journal was opened in it
+    uploads: list[FileUpload]  # its file records (no file changes once the journal is open)
+    listing: Listing | None  # the index's listing (None: the index did not answer)
+    reservations: dict[str, str]  # filename -> etag of its reservation, as created
 
 
 class PublishWorker:
@@ -78,7 +91,7 @@ class PublishWorker:
         self._settings = settings
         self._add_file_notice = add_file_notice
         self.audit = NO_AUDIT  # the application's journal (wiring.wire)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[PublishingSession]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, Credentials] = {}
 
@@ -86,33 +99,28 @@ class PublishWorker:
         self,
         sid: str,
         attempt: str,
-        listing: Listing | None = None,
         credentials: Credentials | None = None,
-        uploads: list[FileUpload] | None = None,
-    ) -> asyncio.Task[None]:
-        """Work on publish ``attempt`` in the background; ``listing`` is the index's and
-        ``uploads`` the session's file records, when the caller just read them;
-        ``credentials`` a pass-through caller's, kept in memory only."""
+        handed: Handed | None = None,
+    ) -> asyncio.Task[PublishingSession]:
+        """Work on publish ``attempt`` in the background (the task's result: the session,
+        published and settled); ``handed``: what the publish request starting it has just
+        read and written (None: a run that resumes reads it afresh); ``credentials`` a
+        pass-through caller's, kept in memory only."""
         if credentials is not None:
             self._caller_credentials[attempt] = credentials
-        task = asyncio.create_task(self._work(sid, attempt, listing, uploads))
+        task = asyncio.create_task(self._work(sid, attempt, handed))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _work(
-        self,
-        sid: str,
-        attempt: str,
-        listing: Listing | None,
-        uploads: list[FileUpload] | None = None,
-    ) -> None:
+    async def _work(self, sid: str, attempt: str, handed: Handed | None) -> PublishingSession:
         heartbeat = asyncio.create_task(self._journals.keep(sid, attempt))
         started = time.perf_counter()
         outcome = "error"
         try:
-            await self._replay(sid, attempt, listing, uploads)
+            published = await self._replay(sid, attempt, handed)
             outcome = "published"
+            return published
         except asyncio.CancelledError:
             outcome = "handed-over"
             # Shutting down: let the next sweep on any replica resume at once, not after
@@ -149,23 +157,20 @@ class PublishWorker:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            self._journals.end(attempt)
 
-    async def _replay(
-        self,
-        sid: str,
-        attempt: str,
-        listing: Listing | None,
-        known: list[FileUpload] | None = None,
-    ) -> None:
-        session = await self._sessions.get(sid)
+    async def _replay(self, sid: str, attempt: str, handed: Handed | None) -> PublishingSession:
+        session = await self._begin(sid, attempt, handed)
         journal = _journal(session, attempt)
         # The publish request's own reads when it starts the run (nothing can change a file
         # once the journal is open), fresh ones when a run resumes.
-        uploads = {u.id: u for u in (known or await self._sessions.files(sid))}
+        known = handed.uploads if handed is not None else await self._sessions.files(sid)
+        uploads = {u.id: u for u in known}
         ordered = [uploads[fid] for fid in journal.order]
         # One listing per run, not per file (pypiserver re-hashes every file of the project on
         # each listing): the publish request's own when it starts the run, a fresh one when a
         # run resumes, so that what already landed is skipped.
+        listing = handed.listing if handed is not None else None
         if listing is None:
             listing = await self._list_patiently(session.name)
         check_conflicts(ordered, listing)
@@ -176,8 +181,28 @@ class PublishWorker:
                 current.new_project = new_project
 
             await self._journals.record(sid, attempt, remember)
+            journal.new_project = new_project
         await self._put_all(session, attempt, ordered, listing, journal.confirmed)
-        listing = await self._backend.published_files(session.name)
+        await self._confirm_listed(session.name, ordered)
+        reservations = handed.reservations if handed is not None else {}
+        return await self._succeed(session, attempt, journal, ordered, reservations)
+
+    async def _begin(self, sid: str, attempt: str, handed: Handed | None) -> PublishingSession:
+        """The session the run starts from: as the publish request has just written it, or
+        read afresh by a run that resumes."""
+        if handed is not None:
+            written = handed.started
+        else:
+            session, etag = await self._sessions.get_versioned(sid)
+            if etag is None:  # it expired as it was read: nothing to start from
+                return session
+            written = Versioned(session, etag)
+        self._journals.begin(attempt, written)
+        return written.value
+
+    async def _confirm_listed(self, project: str, ordered: list[FileUpload]) -> None:
+        """Every file is on the index with its sha256, by the index's own listing."""
+        listing = await self._backend.published_files(project)
         missing = {
             u.filename: "not listed by the index with the expected sha256 after upload"
             for u in ordered
@@ -190,7 +215,6 @@ class PublishWorker:
                 "The index did not confirm every file.",
                 missing,
             )
-        await self._succeed(session, attempt, ordered)
 
     async def _put_all(
         self,
@@ -203,25 +227,25 @@ class PublishWorker:
         """Upload in ``ordered`` order (wheels first, the sdist last), one at a time. Each
         file's journal entry is written while the next one uploads: a crash that loses an
         entry costs nothing, since a resumed run finds that file on the index with its
-        sha256 and counts it as done."""
+        sha256 and counts it as done. So the last file gets none: the publish's end, written
+        next, says more."""
         journaling: asyncio.Task[PublishJournal] | None = None
+        todo = [upload for upload in ordered if upload.filename not in confirmed]
         try:
-            for upload in ordered:
-                if upload.filename in confirmed:
-                    continue
+            for upload in todo:
                 await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
                 if journaling is not None:
                     await journaling  # one journal write at a time, in order
-                journaling = asyncio.create_task(
-                    self._journals.confirm(session.id, attempt, upload.filename)
-                )
+                    journaling = None
+                if upload is not todo[-1]:
+                    journaling = asyncio.create_task(
+                        self._journals.confirm(session.id, attempt, upload.filename)
+                    )
         except BaseException:
             if journaling is not None:
                 with contextlib.suppress(Exception):
                     await journaling
             raise
-        if journaling is not None:
-            await journaling
 
     async def _list_patiently(self, project: str) -> Listing:
         retries = self._settings.retries
@@ -353,18 +377,25 @@ class PublishWorker:
             )
 
     async def _succeed(
-        self, session: PublishingSession, attempt: str, uploads: list[FileUpload]
-    ) -> None:
+        self,
+        session: PublishingSession,
+        attempt: str,
+        journal: PublishJournal,
+        uploads: list[FileUpload],
+        reservations: dict[str, str],
+    ) -> PublishingSession:
         notices: list[str] = []
         if self._index.kind in DROPS_ATTESTATIONS and any(u.has_attestations for u in uploads):
             notices.append(
                 f"Attestations were sent, but the {self._index.kind} index drops "
                 "them: they are not published."
             )
-
-        journal = _journal(await self._sessions.get(session.id), attempt)
+        # What follows is the holder's alone: make sure the publish was not taken over (a
+        # write that fails when it was) unless the lease this process wrote rules that out.
+        if not self._journals.surely_held(attempt):
+            await self._journals.renew(session.id, attempt)
         filenames = [u.filename for u in uploads]
-        await self._names.mark_published(session.name, filenames, session.id)
+        await self._names.mark_published(session.name, filenames, session.id, reservations)
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
         # Before the session says `published`: a failed write leaves the journal to resume.
@@ -374,8 +405,10 @@ class PublishWorker:
             events.append(self.audit.name_registered(session, by))
         await asyncio.gather(*events)
         ended = await self._journals.finish(session.id, attempt, True, notices)
-        await self._sessions.settle(ended)
+        registered = bool(journal.new_project)
+        settled = await self._sessions.settle(ended.value, ended.etag, registered)
         log.info("publish.succeeded", session=session.id[:8], files=len(uploads))
+        return settled
 
     async def _fail(self, sid: str, attempt: str, failure: PublishFailed) -> None:
         """A deferred failure moves the session to ``error``; a failure the caller still waits
@@ -391,7 +424,7 @@ class PublishWorker:
         if noted:
             await self._notice_files(sid, uploads, failure)
         try:
-            session = await self._journals.finish(sid, attempt, False, [notice])
+            session = (await self._journals.finish(sid, attempt, False, [notice])).value
         except (RecordChanged, RecordMissing, DomainError):
             return
         by = asked.published_by if asked is not None else GATEWAY.id

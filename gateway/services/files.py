@@ -36,6 +36,7 @@ from gateway.settings import UploadSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.typed import Versioned
 
 # The index's listing of a project (services/listings.py: shared by a release's creates).
 PublishedFiles = Callable[[str], Awaitable[Mapping[str, str | None]]]
@@ -202,13 +203,19 @@ class FileService:
         return upload
 
     async def _current(self, session: PublishingSession, fid: str) -> FileUpload:
-        """The upload, its summary in ``session`` repaired if a crash left it behind."""
-        upload = await self.find(session.id, fid)
-        if upload is None:
+        return (await self._current_versioned(session, fid)).value
+
+    async def _current_versioned(
+        self, session: PublishingSession, fid: str
+    ) -> Versioned[FileUpload]:
+        """The upload as read, its summary in ``session`` repaired if a crash left it behind.
+        Its etag lets the request's first change of it skip reading it again."""
+        found = await self._records.find_versioned(session.id, fid)
+        if found is None:
             await self._sessions.forget_file(session, fid)
             raise not_found("file upload session")
-        await self._sessions.check_summary(session, upload)
-        return upload
+        await self._sessions.check_summary(session, found.value)
+        return found
 
     # -- bytes -------------------------------------------------------------------------
 
@@ -221,7 +228,8 @@ class FileService:
     ) -> FileUpload:
         """Run ``http-post-bytes``: the latest POST wins; a repeated one replaces the bytes."""
         require(session, SessionEvent.EDIT_FILES)
-        upload = await self._current(session, fid)
+        found = await self._current_versioned(session, fid)
+        upload = found.value
         require_mechanism(upload, HTTP_POST_BYTES)
         allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
@@ -234,7 +242,7 @@ class FileService:
             )
         attempt = secrets.token_hex(8)
         await self._records.transition(
-            session.id, fid, FileEvent.SEND_BYTES, current_attempt=attempt
+            session.id, fid, FileEvent.SEND_BYTES, known=found, current_attempt=attempt
         )
         key = keys.file_bytes(session.id, fid, attempt)
         metrics.UPLOADS_IN_FLIGHT.inc()
@@ -393,7 +401,8 @@ class FileService:
         """Validate now (True: completed) or, for a large file when ``defer`` allows, in the
         background (False: processing)."""
         require(session, SessionEvent.EDIT_FILES)
-        upload = await self._current(session, fid)
+        found = await self._current_versioned(session, fid)
+        upload = found.value
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._uploads.defer_validation_above:
@@ -402,12 +411,18 @@ class FileService:
             # The sweep looks in when the deadline passes, in case this process dies.
             await self._sessions.wake_at(session.id, deadline)
             upload = await self._records.transition(
-                session.id, fid, FileEvent.COMPLETE_DEFERRED, processing_deadline=deadline
+                session.id,
+                fid,
+                FileEvent.COMPLETE_DEFERRED,
+                known=found,
+                processing_deadline=deadline,
             )
             self._spawn(self._validate_in_background(session, fid))
             return upload, False
+        # Validating presigned bytes records their digests first: the upload read is stale.
+        known = found if upload.committed is not None else None
         upload, failure = await self._conclude(
-            session, upload, FileEvent.COMPLETE_FAILED, FileEvent.COMPLETE_NOW
+            session, upload, FileEvent.COMPLETE_FAILED, FileEvent.COMPLETE_NOW, known
         )
         if failure is not None:
             raise invalid(failure.slug, failure.message, failure.source)
@@ -426,15 +441,22 @@ class FileService:
         upload: FileUpload,
         failed: FileEvent,
         succeeded: FileEvent,
+        known: Versioned[FileUpload] | None = None,
     ) -> tuple[FileUpload, ValidationFailed | None]:
-        """Validate ``upload`` and record the outcome: the file's state, then its audit event."""
+        """Validate ``upload`` and record the outcome: the file's state, then its audit event.
+        ``known``: the upload as read, when validating it writes nothing to it."""
         try:
             metadata = await self._validate(session, upload)
         except ValidationFailed as failure:
-            await self._records.transition(session.id, upload.id, failed, notices=[failure.message])
+            notices = [failure.message]
+            await self._records.transition(
+                session.id, upload.id, failed, known=known, notices=notices
+            )
             await self.audit.file_event(session, upload, failure.message)
             return upload, failure
-        upload = await self._records.transition(session.id, upload.id, succeeded, metadata=metadata)
+        upload = await self._records.transition(
+            session.id, upload.id, succeeded, known=known, metadata=metadata
+        )
         await self.audit.file_event(session, upload)
         return upload, None
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from gateway.sessions.errors import DomainError, Kind, Pointer
 from gateway.sessions.records import FilenameReservation, NameRegistration
 from gateway.store import keys
 from gateway.store.records import JsonRecords, RecordExists, RecordMissing
-from gateway.store.typed import Records
+from gateway.store.typed import Records, Versioned
 
 PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
@@ -110,35 +111,50 @@ class NameRegistry:
     async def is_filename_reserved(self, project: str, filename: str) -> bool:
         return await self._filenames.get(keys.filename_reservation(project, filename)) is not None
 
-    async def reserve_filenames(self, project: str, filenames: list[str], sid: str) -> str | None:
-        """Reserve every filename for session ``sid``, or none: the first one another
-        session holds (None when all are reserved)."""
+    async def reserve_filenames(
+        self, project: str, filenames: list[str], sid: str
+    ) -> FilenamesReserved:
+        """Reserve every filename for session ``sid``, or none (then ``taken`` names the
+        first one another session holds)."""
         taken: list[str] = []
+        created: dict[str, str] = {}
         for filename in filenames:
             key = keys.filename_reservation(project, filename)
             try:
-                await self._filenames.create(key, FilenameReservation(session_id=sid))
+                reserved = await self._filenames.create(key, FilenameReservation(session_id=sid))
+                created[filename] = reserved.etag
             except RecordExists:
                 holder = await self._filenames.load(key)
                 if holder is None or holder.session_id != sid:
                     await self.release_filenames(project, taken, sid)
-                    return filename
+                    return FilenamesReserved(taken=filename)
             taken.append(filename)  # or left by an interrupted attempt of ours
-        return None
+        return FilenamesReserved(etags=created)
 
-    async def mark_published(self, project: str, filenames: list[str], sid: str) -> None:
+    async def mark_published(
+        self,
+        project: str,
+        filenames: list[str],
+        sid: str,
+        reserved: dict[str, str] | None = None,
+    ) -> None:
         """Turn the reservations into lasting ones; one that went missing (a resumed journal
-        whose reservations were already released) is made anew."""
+        whose reservations were already released) is made anew. ``reserved``: filename ->
+        etag of the reservations as this publish created them (a reservation nobody changed
+        since is replaced without being read again)."""
         published = FilenameReservation(session_id=sid, state="published")
 
         def publish(held: FilenameReservation) -> FilenameReservation:
             held.state = "published"
             return held
 
+        as_created = FilenameReservation(session_id=sid)
         for filename in filenames:
             key = keys.filename_reservation(project, filename)
+            etag = (reserved or {}).get(filename)
+            known = None if etag is None else Versioned(as_created, etag)
             try:
-                await self._filenames.update(key, publish)
+                await self._filenames.update(key, publish, known)
             except RecordMissing:
                 with contextlib.suppress(RecordExists):
                     await self._filenames.create(key, published)
@@ -150,6 +166,14 @@ class NameRegistry:
                 keys.filename_reservation(project, filename),
                 lambda held: held.session_id == sid and held.state != "published",
             )
+
+
+@dataclass(frozen=True)
+class FilenamesReserved:
+    """The outcome of :meth:`NameRegistry.reserve_filenames`."""
+
+    taken: str | None = None  # the first filename another session holds: none was reserved
+    etags: dict[str, str] = field(default_factory=dict)  # filename -> etag, of those created
 
 
 def _taken(project: str) -> DomainError:

@@ -12,6 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from gateway.logs import log
 from gateway.services.names import NameRegistry
+from gateway.services.quota import OpenSessionCounts
 from gateway.services.uploads import UploadRecords
 from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
@@ -38,7 +39,7 @@ from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing
-from gateway.store.typed import ClaimContention, Records
+from gateway.store.typed import ClaimContention, Records, Versioned
 
 MAX_NAME_LENGTH = 200
 MAX_VERSION_LENGTH = 100
@@ -101,6 +102,7 @@ class SessionService:
         self._blobs = blobs
         self._settings = settings
         self._names = names
+        self._open_sessions = OpenSessionCounts(self._count_open, settings.quota_max_age)
         # Set by the application to the audit journal's (services/audit.py).
         self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
 
@@ -110,6 +112,16 @@ class SessionService:
         """A new session, or (existing, False) when the release already has a live one."""
         name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
+        created = True  # unless it certainly wrote no quota marker (a failure may have)
+        try:
+            session, created = await self._open(name, version, creator, via)
+        finally:
+            self._open_sessions.concluded(creator, marker_written=created)
+        return session, created
+
+    async def _open(
+        self, name: str, version: str, creator: str, via: CreationPath
+    ) -> tuple[PublishingSession, bool]:
         created = clock.now()
         session = PublishingSession(
             id=secrets.token_urlsafe(TOKEN_BYTES),
@@ -149,15 +161,41 @@ class SessionService:
 
     async def _refuse_over_quota(self, creator: str, pointer_key: str) -> None:
         """429 when ``creator`` already holds ``max_open_per_principal`` open sessions, unless
-        the release asked for is one of them (that is the usual 409, not a new session).
+        the release asked for is one of them (that is the usual 409, not a new session); else
+        admit the creation, counted at once against the quota.
 
-        A soft cap: creations racing each other may overshoot it by their number.
+        A soft cap: the count comes from an estimate (``services/quota.py``) that sees every
+        session this process opened but, for ``sessions.quota_max_age`` seconds, none that
+        other replicas opened; it may be overshot by those, and by creations racing each
+        other on different replicas. Reaching the cap, it counts exactly.
         """
         cap = self._settings.max_open_per_principal
-        markers = [key async for key in self._pointers.keys(keys.open_sessions(creator))]
-        if len(markers) < cap:
-            return
-        # A marker outlives its session only after a crash; such markers must not count.
+        if await self._open_sessions.estimate(creator) >= cap:
+            await self._refuse_at_cap(creator, pointer_key, cap)
+        self._open_sessions.admit(creator)  # no wait since the count: racing creates see it
+
+    async def _refuse_at_cap(self, creator: str, pointer_key: str, cap: int) -> None:
+        """The exact count: every marker listed, those left behind by a crash discounted."""
+        listing = self._open_sessions.begin(creator)
+        markers = await self._markers(creator)
+        still_open = len(markers)
+        if listing.estimate(still_open) >= cap:
+            still_open = await self._discount_ended(markers)
+            if await self._is_live(pointer_key):
+                self._open_sessions.counted(listing, still_open)
+                return
+        held = self._open_sessions.counted(listing, still_open)
+        if held >= cap:
+            raise DomainError(
+                Kind.TOO_MANY,
+                "too-many-sessions",
+                f"You hold {held} open sessions, the most allowed: publish or cancel "
+                "one before creating another.",
+            )
+
+    async def _discount_ended(self, markers: list[str]) -> int:
+        """How many of ``markers`` name an open session. A marker outlives its session only
+        after a crash: such markers are dropped, and must not count."""
         still_open = 0
         for key in markers:
             session = await self.find(key.rsplit("/", 1)[1].removesuffix(".json"))
@@ -165,18 +203,20 @@ class SessionService:
                 await self._pointers.delete(key)
             else:
                 still_open += 1
+        return still_open
+
+    async def _is_live(self, pointer_key: str) -> bool:
+        """Whether the release of ``pointer_key`` has a live session."""
         pointer = await self._pointers.load(pointer_key)
-        if pointer is not None:
-            live = await self.find(pointer.session_id)
-            if live is not None and not is_terminal(live.status):
-                return
-        if still_open >= cap:
-            raise DomainError(
-                Kind.TOO_MANY,
-                "too-many-sessions",
-                f"You hold {still_open} open sessions, the most allowed: publish or cancel "
-                "one before creating another.",
-            )
+        live = None if pointer is None else await self.find(pointer.session_id)
+        return live is not None and not is_terminal(live.status)
+
+    async def _markers(self, creator: str) -> list[str]:
+        """The keys of the creator's open-session markers (a listing request per thousand)."""
+        return [key async for key in self._pointers.keys(keys.open_sessions(creator))]
+
+    async def _count_open(self, creator: str) -> int:
+        return len(await self._markers(creator))
 
     async def _count_against_quota(self, session: PublishingSession) -> None:
         with contextlib.suppress(RecordExists):
@@ -190,7 +230,7 @@ class SessionService:
         session = await self._sessions.load(keys.session(sid))
         if session is None:
             return None
-        if is_editable(session.status) and session.expires_at <= clock.now():
+        if _expires_now(session):
             await self.before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
@@ -200,6 +240,14 @@ class SessionService:
         if session is None:
             raise not_found("session")
         return session
+
+    async def get_versioned(self, sid: str) -> tuple[PublishingSession, str | None]:
+        """:meth:`get`, with the etag of the session as read (None when reading it expired
+        it), for a caller that changes it next (:meth:`start_publish`)."""
+        found = await self._sessions.get(keys.session(sid))
+        if found is None or _expires_now(found.value):
+            return await self.get(sid), None  # gone, or expires now: as any read does
+        return found.value, found.etag
 
     async def files(self, sid: str) -> list[FileUpload]:
         """Every file upload of the session, canceled ones included, oldest first: one read
@@ -302,13 +350,20 @@ class SessionService:
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
         return await self.settle(session)
 
-    async def settle(self, session: PublishingSession) -> PublishingSession:
+    async def settle(
+        self, session: PublishingSession, etag: str | None = None, registered: bool = False
+    ) -> PublishingSession:
         """Free what an ended session held: its release, its name reservation, its place in
         its creator's quota, its staged data. Each step is idempotent, and the record only
-        says ``settled`` once all are done, so the sweeper retries after a failure midway."""
+        says ``settled`` once all are done, so the sweeper retries after a failure midway.
+
+        ``etag``: of ``session`` as the caller has just written it (saves reading it again).
+        ``registered``: the caller has just registered the project's name for the session's
+        publish, so no reservation of the name is left to release."""
         assert is_terminal(session.status)
         await self._release(session)
-        await self._names.release(session.name, session.id)
+        if not registered:
+            await self._names.release(session.name, session.id)
         if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
             # Left behind only when a failing publish could not release them (R-P8).
             filenames = [upload.filename for upload in await self.files(session.id)]
@@ -319,7 +374,8 @@ class SessionService:
             current.settled = True
             return current
 
-        return await self._update(session.id, settled)
+        known = None if etag is None else Versioned(session, etag)
+        return (await self._write(session.id, settled, known)).value
 
     async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
         """Drop this session's reservations of ``filenames``, except of those it published."""
@@ -337,8 +393,18 @@ class SessionService:
     async def _update(
         self, sid: str, change: Callable[[PublishingSession], PublishingSession | None]
     ) -> PublishingSession:
+        return (await self._write(sid, change)).value
+
+    async def _write(
+        self,
+        sid: str,
+        change: Callable[[PublishingSession], PublishingSession | None],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
+        """Compare-and-swap of the session record; ``known``: the record as the caller has
+        just read or written it (:meth:`Records.update_versioned`)."""
         try:
-            return await self._sessions.update(keys.session(sid), change)
+            return await self._sessions.update_versioned(keys.session(sid), change, known)
         except RecordMissing:
             raise not_found("session") from None
 
@@ -441,10 +507,15 @@ class SessionService:
     # -- the publish journal: written here, on behalf of the publish worker holding it ----
 
     async def start_publish(
-        self, sid: str, journal: PublishJournal, uploads: list[FileUpload] | None = None
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        journal: PublishJournal,
+        uploads: list[FileUpload] | None = None,
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """Open the journal; ``uploads`` (the file records just read) also bring the summary
-        up to date in the same write, whatever a crash may have left behind."""
+        up to date in the same write, whatever a crash may have left behind. ``known``: the
+        session as the publish request read it."""
 
         def start(session: PublishingSession) -> PublishingSession:
             _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
@@ -455,7 +526,7 @@ class SessionService:
 
         # Visited when the lease would lapse: a publish whose worker died is resumed.
         await self.wake_at(sid, journal.lease_until)
-        return await self._update(sid, start)
+        return await self._write(sid, start, known)
 
     async def defer_publish(self, sid: str, attempt: str) -> PublishingSession:
         """The publish goes on in the background: ``processing``. :class:`RecordChanged` when
@@ -470,16 +541,22 @@ class SessionService:
         return await self._update(sid, defer)
 
     async def update_journal(
-        self, sid: str, attempt: str, holder: str, change: Callable[[PublishJournal], None]
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        attempt: str,
+        holder: str,
+        change: Callable[[PublishJournal], None],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """Change the journal of publish ``attempt``; :class:`RecordChanged` unless ``holder``
-        still holds it (another replica may have taken it over)."""
+        still holds it (another replica may have taken it over). ``known``: the session as
+        ``holder`` last wrote it."""
 
         def update(session: PublishingSession) -> PublishingSession:
             change(_held_journal(session, attempt, holder))
             return session
 
-        return await self._update(sid, update)
+        return await self._write(sid, update, known)
 
     async def take_over_publish(self, sid: str, lease: Lease) -> PublishingSession:
         """Hold a publish whose lease lapsed; :class:`RecordChanged` when it has not."""
@@ -497,10 +574,22 @@ class SessionService:
         return session
 
     async def finish_publish(
-        self, sid: str, attempt: str, holder: str, succeeded: bool, notices: list[str]
-    ) -> PublishingSession:
+        self,
+        sid: str,
+        attempt: str,
+        holder: str,
+        succeeded: bool,
+        notices: list[str],
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
         """End publish ``attempt``: ``published``, or back to where it was for a caller still
-        waiting (R-P7), ``error`` with ``notices`` for one that is not."""
+        waiting (R-P7), ``error`` with ``notices`` for one that is not. ``known``: the
+        session as ``holder`` last wrote it.
+
+        A published session is to be settled at once by the caller. Should it die first, no
+        new entry of the sweep's is needed: the one for the publish lease (written when the
+        publish started or was taken over, and moved on by every visit while the publish ran)
+        comes at the latest when the lease would have lapsed, and its visit settles it."""
 
         def finish(session: PublishingSession) -> PublishingSession:
             _held_journal(session, attempt, holder)
@@ -516,10 +605,7 @@ class SessionService:
                 session.notices.extend(notices)
             return session
 
-        session = await self._update(sid, finish)
-        if is_terminal(session.status):
-            await self.wake_at(sid, clock.now())  # settle, then keep it for its retention
-        return session
+        return await self._write(sid, finish, known)
 
 
 def _summaries_as_read(
@@ -536,6 +622,10 @@ def _summaries_as_read(
                 source="files",
             )
     return read
+
+
+def _expires_now(session: PublishingSession) -> bool:
+    return is_editable(session.status) and session.expires_at <= clock.now()
 
 
 def _journal(session: PublishingSession, attempt: str) -> PublishJournal:

@@ -17,7 +17,7 @@ from gateway.sessions.records import CommittedBytes, FileClaim, FileUpload, Resu
 from gateway.sessions.states import FileEvent, FileState, TransitionRefused, next_file_state
 from gateway.store import keys
 from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
-from gateway.store.typed import ClaimContention, Records
+from gateway.store.typed import ClaimContention, Records, Versioned
 
 FileChange = Callable[[FileUpload], FileUpload | None]
 Summarise = Callable[[FileUpload], Awaitable[None]]
@@ -46,6 +46,10 @@ class UploadRecords:
 
     async def find(self, sid: str, fid: str) -> FileUpload | None:
         return await self._uploads.load(keys.file_upload(sid, fid))
+
+    async def find_versioned(self, sid: str, fid: str) -> Versioned[FileUpload] | None:
+        """:meth:`find`, with the etag read, for a request that changes the upload next."""
+        return await self._uploads.get(keys.file_upload(sid, fid))
 
     async def of_session(self, sid: str) -> list[FileUpload]:
         """Every file upload of the session, canceled ones included, oldest first."""
@@ -89,16 +93,21 @@ class UploadRecords:
 
     # -- changes -------------------------------------------------------------------------
 
-    async def _change(self, sid: str, fid: str, change: FileChange) -> FileUpload:
+    async def _change(
+        self, sid: str, fid: str, change: FileChange, known: Versioned[FileUpload] | None = None
+    ) -> FileUpload:
         """Any change to the record; :class:`DomainError` not-found when it is gone."""
         try:
-            return await self._update(sid, fid, change)
+            return await self._update(sid, fid, change, known)
         except RecordMissing:
             raise not_found("file upload session") from None
 
-    async def _update(self, sid: str, fid: str, change: FileChange) -> FileUpload:
+    async def _update(
+        self, sid: str, fid: str, change: FileChange, known: Versioned[FileUpload] | None = None
+    ) -> FileUpload:
         """Change the record; when its status or notices changed, count a revision and pass
-        the summary on once stored."""
+        the summary on once stored. ``known``: the record as the request has just read it
+        (:meth:`Records.update_versioned`)."""
         shown: list[bool] = [False]
 
         def counted(upload: FileUpload) -> FileUpload | None:
@@ -110,7 +119,7 @@ class UploadRecords:
                 changed.revision += 1
             return changed
 
-        upload = await self._uploads.update(keys.file_upload(sid, fid), counted)
+        upload = await self._uploads.update(keys.file_upload(sid, fid), counted, known)
         if shown[0]:
             await self._summarise(upload)
         return upload
@@ -122,9 +131,11 @@ class UploadRecords:
         event: FileEvent,
         *,
         notices: list[str] | None = None,
+        known: Versioned[FileUpload] | None = None,
         **changes: Any,
     ) -> FileUpload:
-        """Apply ``event`` (and ``changes``) to the stored upload."""
+        """Apply ``event`` (and ``changes``) to the stored upload; ``known``: the upload as
+        the request has just read it."""
 
         def apply(upload: FileUpload) -> FileUpload:
             upload.status = allow(upload, event)
@@ -136,7 +147,7 @@ class UploadRecords:
                 upload.processing_deadline = None
             return upload
 
-        return await self._change(sid, fid, apply)
+        return await self._change(sid, fid, apply, known)
 
     async def commit(
         self, sid: str, fid: str, attempt: str, committed: CommittedBytes

@@ -66,11 +66,28 @@ class Records(Generic[T]):
     async def replace(self, key: str, value: T, etag: str) -> Versioned[T]:
         return Versioned(value, await self._store.replace(key, self._dump(value), etag))
 
-    async def update(self, key: str, change: Callable[[T], T | None]) -> T:
+    async def update(
+        self, key: str, change: Callable[[T], T | None], known: Versioned[T] | None = None
+    ) -> T:
         """Compare-and-swap with retry: ``change`` gets a fresh copy of the record on every
         attempt and returns the new record (it may change its argument and return it), or
         None to keep the record as it is. It may raise to abort; :class:`RecordMissing`
-        when there is no record."""
+        when there is no record. ``known``: see :meth:`update_versioned`."""
+        return (await self.update_versioned(key, change, known)).value
+
+    async def update_versioned(
+        self, key: str, change: Callable[[T], T | None], known: Versioned[T] | None = None
+    ) -> Versioned[T]:
+        """:meth:`update`, with the etag written. ``known`` is the record as the caller has
+        just read or written it: the change is first made to it and written under its etag,
+        without reading the record again (one request instead of two). If anyone wrote
+        meanwhile (412), or if ``change`` keeps or refuses ``known`` (it may be stale: only
+        the current record may decide that), it is the ordinary read, change, write."""
+        if known is not None:
+            changed = _try(change, known.value.model_copy(deep=True))
+            if changed is not None:
+                with contextlib.suppress(RecordChanged):
+                    return await self.replace(key, changed, known.etag)
         result: list[T] = []
 
         def mutate(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -79,8 +96,8 @@ class Records(Generic[T]):
             result[:] = [current if changed is None else changed]
             return None if changed is None else self._dump(changed)
 
-        await self._store.update(key, mutate)
-        return result[0]
+        stored = await self._store.update(key, mutate)
+        return Versioned(result[0], stored.etag)
 
     async def delete(self, key: str, etag: str | None = None) -> None:
         await self._store.delete(key, etag)
@@ -117,3 +134,11 @@ class Records(Generic[T]):
     async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
         async for key in self._store.keys(prefix, delimiter):
             yield key
+
+
+def _try(change: Callable[[T], T | None], draft: T) -> T | None:
+    """``change`` applied to ``draft``; None when it keeps or refuses it."""
+    try:
+        return change(draft)
+    except Exception:  # a refusal of a version that may be stale: the current record decides
+        return None

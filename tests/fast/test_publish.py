@@ -4,7 +4,9 @@ reservations, lease takeover (R-P7, R-P8, R-P9, R-W2, R-W3)."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from gateway.sessions.states import SessionState
 from gateway.store import keys
 from gateway.store.records import RecordChanged
 from gateway.store.typed import Records
-from tests.distributions import build_sdist
+from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, file_request, upload
 
 
@@ -166,3 +168,86 @@ async def test_publishing_needs_every_file_completed(
     with pytest.raises(DomainError) as refused:
         await stack.publisher.publish(session, ALICE)
     assert refused.value.slug == "files-not-completed"
+
+
+async def test_a_publish_that_dies_after_its_last_upload_is_finished_without_a_second(
+    stack: Stack, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R-W2, R-W3
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, build_sdist(tmp_path, project, "1.0"))
+    await upload(stack, session, build_wheel(tmp_path, project, "1.0"))
+
+    async def die(*args: object) -> None:
+        raise ConnectionError("the process died")
+
+    # Both files are on the index; the process dies before the publish's end is written.
+    monkeypatch.setattr(stack.names, "mark_published", die)
+    with pytest.raises(ConnectionError):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    monkeypatch.undo()
+    assert stack.index.uploads == 2
+    journal = (await stack.sessions.get(session.id)).publish
+    assert journal is not None
+    assert len(journal.confirmed) == 1, "the last file has no journal entry of its own"
+    later = journal.lease_until + timedelta(seconds=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    await stack.sweeper.sweep()
+    await stack.settle()
+    published = await stack.sessions.get(session.id)
+    assert (published.status, published.settled) == (SessionState.PUBLISHED, True)
+    assert stack.index.uploads == 2, "the resumed run found both files on the index"
+
+
+async def test_a_worker_whose_publish_was_taken_over_does_not_finish_it(
+    stack: Stack, project: str, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R-W2
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    other = Journals(stack.sessions, 60)  # another replica's
+    put = stack.worker._put_on_backend
+
+    async def stall_then_put(*args: Any) -> None:
+        """The upload outlasts the lease (renewals failing): another replica takes over."""
+        await put(*args)
+        stalled = await stack.sessions.get(session.id)
+        assert stalled.publish is not None
+        later = stalled.publish.lease_until + timedelta(seconds=1)
+        monkeypatch.setattr(clock, "now", lambda: later)
+        assert await other.take_over(stalled) is not None
+
+    monkeypatch.setattr(stack.worker, "_put_on_backend", stall_then_put)
+    with pytest.raises(RecordChanged):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    # Nothing only the holder may do was done: the new holder finishes the publish.
+    held = await reservation(stack, project, wheel.name)
+    assert held is not None
+    assert held.state == "publishing"
+    taken = await stack.sessions.get(session.id)
+    assert taken.publish is not None
+    assert taken.publish.owner == other.holder
+    assert taken.status == SessionState.PROCESSING
+
+
+async def test_a_published_session_whose_settle_died_is_settled_by_the_sweep(
+    stack: Stack, project: str, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+
+    async def die(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the process died")
+
+    monkeypatch.setattr(stack.sessions, "settle", die)
+    with pytest.raises(ConnectionError):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    monkeypatch.undo()
+    ended = await stack.sessions.get(session.id)
+    assert (ended.status, ended.settled) == (SessionState.PUBLISHED, False)
+    # The publish lease's entry comes when the lease would have lapsed, at the latest.
+    later = clock.now() + timedelta(seconds=stack.settings.publish.lease + 1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    await stack.sweeper.sweep()
+    settled = await stack.sessions.get(session.id)
+    assert settled.settled
+    assert await stack.records.get(keys.live_release(project, "1.0")) is None
+    assert await stack.records.get(keys.open_session(ALICE.id, session.id)) is None

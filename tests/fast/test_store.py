@@ -9,7 +9,13 @@ import pytest
 from pydantic import BaseModel
 
 from gateway.store.memory import MemoryRecordStore
-from gateway.store.records import RecordChanged, RecordExists, RecordMissing, UpdateContention
+from gateway.store.records import (
+    RecordChanged,
+    RecordExists,
+    RecordMissing,
+    Stored,
+    UpdateContention,
+)
 from gateway.store.typed import Records
 
 
@@ -117,3 +123,53 @@ async def test_claim_has_one_winner_and_takes_over_a_dead_holder() -> None:
 
     assert await claims.claim("p.json", Counter(n=99), always) is None
     assert await claims.load("p.json") == Counter(n=99)
+
+
+class ReadCounting(MemoryRecordStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key: str) -> Stored | None:
+        self.reads += 1
+        return await super().get(key)
+
+
+async def test_an_update_from_a_known_version_writes_without_reading() -> None:
+    store = ReadCounting()
+    counters = Records(store, Counter)
+    known = await counters.create("c.json", Counter(n=0))
+
+    def increment(counter: Counter) -> Counter:
+        counter.n += 1
+        return counter
+
+    written = await counters.update_versioned("c.json", increment, known)
+    assert (written.value, store.reads) == (Counter(n=1), 0)
+    assert known.value == Counter(n=0), "the caller's copy is left as it was"
+    # Someone wrote since ``known``: the change is made to the current record instead.
+    again = await counters.update_versioned("c.json", increment, known)
+    assert (again.value, store.reads) == (Counter(n=2), 1)
+    assert await counters.load("c.json") == Counter(n=2)
+
+
+async def test_an_update_from_a_stale_version_lets_the_current_record_decide() -> None:
+    store = MemoryRecordStore()
+    counters = Records(store, Counter)
+    stale = await counters.create("c.json", Counter(n=0))
+    await counters.update("c.json", lambda counter: Counter(n=5))
+
+    def only_from_five(counter: Counter) -> Counter:
+        if counter.n != 5:
+            raise ValueError("refused")  # as a state check refuses a transition
+        return Counter(n=6)
+
+    assert (await counters.update_versioned("c.json", only_from_five, stale)).value.n == 6
+
+    # Kept as it is by the stale version's lights, changed by the current one's.
+    def reset(counter: Counter) -> Counter | None:
+        return None if counter.n == 0 else Counter(n=0)
+
+    kept = await counters.update_versioned("c.json", reset, stale)
+    assert kept.value == Counter(n=0)
+    assert await counters.load("c.json") == Counter(n=0)
