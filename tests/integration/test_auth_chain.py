@@ -376,7 +376,7 @@ async def test_no_secret_reaches_logs_problems_or_the_bucket(
     records = api.client.app[SERVICES].sessions._records
     stored = b""
     for prefix in (settings.s3.prefix, oidc_api.client.app[SERVICES].settings.s3.prefix):
-        store = type(records)(records._client, settings.s3.bucket, prefix)
+        store = type(records)(records._client, records._objects, settings.s3.bucket, prefix)
         async for key in store.keys(""):
             blob = await records._client.get_object(Bucket=settings.s3.bucket, Key=prefix + key)
             async with blob["Body"] as body:
