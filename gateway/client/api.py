@@ -831,7 +831,7 @@ class UploadClient:
             allow_redirects=method in ("GET", "HEAD"),
             timeout=self._stream_timeout if streaming else self._json_timeout,
         ) as response:
-            raw = await response.content.read(MAX_RESPONSE_BYTES)
+            raw = await _read_whole(response, MAX_RESPONSE_BYTES)
             return _Answer(
                 status=response.status,
                 reason=response.reason or "",
@@ -840,6 +840,17 @@ class UploadClient:
                 headers=dict(response.headers),
                 url=str(response.url),
             )
+
+
+async def _read_whole(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, up to ``limit`` bytes. (``content.read(n)`` answers what has arrived so
+    far: a session of a few hundred files comes in several pieces.)"""
+    body = bytearray()
+    while chunk := await response.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise ClientError(f"{response.url} answered more than {limit} bytes")
+    return bytes(body)
 
 
 async def _file_chunks(

@@ -3,6 +3,8 @@ aiohttp servers that answer the way a server under stress or a legacy index woul
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -237,3 +239,33 @@ async def test_a_5xx_page_from_a_proxy_is_an_outage_not_a_legacy_index(aiohttp_s
         with pytest.raises(ProblemError, match="502"):
             await client.create_session("foo", "1.0")
     assert calls["n"] == FAST.retries + 1
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
+    # A session of a few hundred files is ~85 KB: it arrives in several pieces, and the client
+    # once parsed only the first of them ("answered invalid JSON").
+    body = session_body()
+    body["notices"] = [f"notice {n:06}" for n in range(20_000)]
+    document = json.dumps(body).encode()
+
+    async def status(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": UPLOAD_V2_JSON})
+        await response.prepare(request)
+        for start in range(0, len(document), 16_384):
+            await response.write(document[start : start + 16_384])
+            await asyncio.sleep(0.001)
+        await response.write_eof()
+        return response
+
+    async def create(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": 409, "title": "Conflict", "detail": "exists"},
+            status=409,
+            content_type="application/problem+json",
+            headers={"Location": "/s"},
+        )
+
+    server = await serve(aiohttp_server, [("POST", "/", create), ("GET", "/s", status)])
+    async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
+        session, _ = await client.create_session("foo", "1.0")
+        assert len(session.notices) == 20_000
