@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing, Stored
+from gateway.store.records import (
+    Document,
+    JsonRecords,
+    RecordChanged,
+    RecordExists,
+    RecordMissing,
+    Stored,
+    encode,
+)
 
 _etags = itertools.count(1)
 
@@ -31,7 +37,7 @@ class MemoryRecordStore(JsonRecords):
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.writes = 0
 
-    async def create(self, key: str, data: dict[str, Any]) -> str:
+    async def create(self, key: str, data: Document) -> str:
         await asyncio.sleep(0)
         if key in self.objects:
             raise RecordExists(key)
@@ -42,9 +48,9 @@ class MemoryRecordStore(JsonRecords):
         found = self.objects.get(key)
         if found is None:
             return None
-        return Stored(json.loads(found[0]), found[1])
+        return Stored(found[0], found[1])
 
-    async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
+    async def replace(self, key: str, data: Document, etag: str) -> str:
         await asyncio.sleep(0)
         found = self.objects.get(key)
         if found is None:
@@ -69,10 +75,10 @@ class MemoryRecordStore(JsonRecords):
             if key.startswith(prefix) and not (delimiter and delimiter in rest):
                 yield key
 
-    def _write(self, key: str, data: dict[str, Any]) -> str:
+    def _write(self, key: str, data: Document) -> str:
         etag = _etag()
         # Stored encoded, as S3 would: a caller keeping the dict cannot change the record.
-        self.objects[key] = (json.dumps(data, sort_keys=True).encode(), etag)
+        self.objects[key] = (encode(data), etag)
         self.writes += 1
         return etag
 

@@ -14,7 +14,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing
+from gateway.store.records import (
+    JsonRecords,
+    RecordChanged,
+    RecordExists,
+    RecordMissing,
+    Stored,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -41,14 +47,20 @@ class Records(Generic[T]):
         self._store = store
         self._model = model
 
-    def _dump(self, value: T) -> dict[str, Any]:
-        return value.model_dump(mode="json")
+    def _dump(self, value: T) -> bytes:
+        # pydantic's own encoder: a third of model_dump + json.dumps for a large session.
+        return value.model_dump_json().encode()
+
+    def _load(self, stored: Stored) -> T:
+        if stored.body is not None:  # straight from the bytes: no dict in between
+            return self._model.model_validate_json(stored.body)
+        return self._model.model_validate(stored.data)
 
     async def get(self, key: str) -> Versioned[T] | None:
         stored = await self._store.get(key)
         if stored is None:
             return None
-        return Versioned(self._model.model_validate(stored.data), stored.etag)
+        return Versioned(self._load(stored), stored.etag)
 
     async def load(self, key: str) -> T | None:
         found = await self.get(key)
@@ -84,13 +96,15 @@ class Records(Generic[T]):
         meanwhile (412), or if ``change`` keeps or refuses ``known`` (it may be stale: only
         the current record may decide that), it is the ordinary read, change, write."""
         if known is not None:
-            changed = _try(change, known.value.model_copy(deep=True))
+            # A copy through JSON: a third of model_copy(deep=True)'s cost for a large session.
+            draft = self._model.model_validate_json(self._dump(known.value))
+            changed = _try(change, draft)
             if changed is not None:
                 with contextlib.suppress(RecordChanged):
                     return await self.replace(key, changed, known.etag)
         result: list[T] = []
 
-        def mutate(data: dict[str, Any]) -> dict[str, Any] | None:
+        def mutate(data: dict[str, Any]) -> bytes | None:
             current = self._model.model_validate(data)
             changed = change(current)
             result[:] = [current if changed is None else changed]
