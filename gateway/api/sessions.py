@@ -10,8 +10,9 @@ from gateway.api.access import authenticate, authorize
 from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
-from gateway.api.render import session_body, upload_json
+from gateway.api.render import session_document
 from gateway.protocol import audit
+from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.sessions import normalize_release
@@ -92,8 +93,8 @@ async def _render(
     svc = services(request)
     if files is None:
         files = await svc.sessions.listed_files(session)
-    body = session_body(session, files, svc.urls, svc.mechanisms)
-    return upload_json(body, status=status, headers=headers)
+    body = session_document(session, files, svc.urls, svc.mechanisms)
+    return web.Response(status=status, body=body, content_type=UPLOAD_V2_JSON, headers=headers)
 
 
 async def publish_session(request: web.Request) -> web.Response:
