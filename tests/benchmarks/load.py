@@ -1,6 +1,6 @@
 """Load figures (issue #10): N concurrent simulated publishers, each running create → upload a
-1 MiB wheel → complete → publish → poll until published, against the real stack; once with
-one gateway, once with two replicas behind alternating clients.
+1 MiB wheel → complete → status → publish → poll until published, against the real stack;
+once with one gateway, once with two replicas behind alternating clients.
 
 Reports p50/p99 latency per call type, releases/s, errors (target 0) and peak gateway RSS.
 """
@@ -73,6 +73,9 @@ async def _publisher(
         http.post(file["links"]["complete"], json={"meta": META}, headers=HEADERS),
         {201, 202},
     )
+    # A publisher looks at its session before publishing it (every file completed?), and
+    # polls it after a 202: the status figure is measured under load either way.
+    await _timed(latencies, "status", http.get(session["links"]["session"], headers=HEADERS), {200})
     body = await _timed(
         latencies,
         "publish",
