@@ -147,19 +147,21 @@ async def test_5xx_and_connection_errors_are_retried_4xx_never(aiohttp_server) -
             await client.create_session("foo", "1.0")
 
 
-async def test_409_reuses_the_live_session(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
-    async def create(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"status": 409, "title": "Conflict", "detail": "exists"},
-            status=409,
-            content_type="application/problem+json",
-            headers={"Location": "/s"},
-        )
+async def session_exists(request: web.Request) -> web.Response:
+    """A create answered 409, with the live session at /s."""
+    return web.json_response(
+        {"status": 409, "title": "Conflict", "detail": "exists"},
+        status=409,
+        content_type="application/problem+json",
+        headers={"Location": "/s"},
+    )
 
+
+async def test_409_reuses_the_live_session(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
     async def status(request: web.Request) -> web.Response:
         return v2(200, session_body())
 
-    server = await serve(aiohttp_server, [("POST", "/", create), ("GET", "/s", status)])
+    server = await serve(aiohttp_server, [("POST", "/", session_exists), ("GET", "/s", status)])
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
         session, created = await client.create_session("foo", "1.0")
         assert not created
@@ -257,15 +259,7 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(aiohttp_server) -> Non
         await response.write_eof()
         return response
 
-    async def create(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"status": 409, "title": "Conflict", "detail": "exists"},
-            status=409,
-            content_type="application/problem+json",
-            headers={"Location": "/s"},
-        )
-
-    server = await serve(aiohttp_server, [("POST", "/", create), ("GET", "/s", status)])
+    server = await serve(aiohttp_server, [("POST", "/", session_exists), ("GET", "/s", status)])
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
         session, _ = await client.create_session("foo", "1.0")
         assert len(session.notices) == 20_000
