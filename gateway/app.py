@@ -125,7 +125,7 @@ def _s3_client(settings: Settings) -> CleanupContext:
         config = settings.s3.store_config()
         async with (
             open_client(config) as client,
-            open_small_objects(config, client, settings.s3.bucket) as objects,
+            open_small_objects(config, client) as objects,
         ):
             await _first_contact_with_s3(client, settings)
             instrument_s3(client)
@@ -187,9 +187,7 @@ async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settin
     bucket = audit_settings.bucket or settings.s3.bucket
     if bucket != settings.s3.bucket:
         await ensure_bucket(client, bucket, settings.s3.create_bucket)
-    store = AuditStore(
-        client, objects.in_bucket(bucket), bucket, settings.s3.prefix, settings.s3.timeout
-    )
+    store = AuditStore(client, objects, bucket, settings.s3.prefix, settings.s3.timeout)
     return AuditTrail(store, audit_settings.retention_days)
 
 

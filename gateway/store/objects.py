@@ -58,14 +58,14 @@ class Answer:
 
 class SmallObjects:
     """``GET``, ``PUT`` (with ``If-Match``/``If-None-Match``) and ``DELETE`` of small objects
-    in one bucket. A ``GET`` answers 200 or 404; any other status, and any failed write or
-    delete (412, 404...), is raised as a ``ClientError`` carrying S3's status and code."""
+    on one S3 endpoint, in any bucket. A ``GET`` answers 200 or 404; any other status, and any
+    failed write or delete (412, 404...), is raised as a ``ClientError`` carrying S3's status
+    and code."""
 
     def __init__(
         self,
         http: aiohttp.ClientSession,
         endpoint_url: str,
-        bucket: str,
         region: str,
         credentials: Credentials,
         *,
@@ -74,43 +74,31 @@ class SmallObjects:
     ):
         self._http = http
         self._endpoint = endpoint_url.rstrip("/")
-        self._base = f"{self._endpoint}/{quote(bucket, safe='')}/"
         self._region = region
         self._credentials = credentials
         self._hop = hop
         self._attempts = max(1, attempts)
 
-    def in_bucket(self, bucket: str) -> SmallObjects:
-        """The same connections and credentials, for another bucket (the audit journal's)."""
-        return SmallObjects(
-            self._http,
-            self._endpoint,
-            bucket,
-            self._region,
-            self._credentials,
-            hop=self._hop,
-            attempts=self._attempts,
-        )
+    async def get(self, bucket: str, key: str) -> Answer:
+        return await self._send("GetObject", "GET", bucket, key, expected=(200, 404))
 
-    async def get(self, key: str) -> Answer:
-        return await self.send("GetObject", "GET", key, expected=(200, 404))
+    async def put(self, bucket: str, key: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return await self._send("PutObject", "PUT", bucket, key, body, headers)
 
-    async def put(self, key: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        return await self.send("PutObject", "PUT", key, body, headers)
+    async def delete(self, bucket: str, key: str, headers: Mapping[str, str]) -> Answer:
+        return await self._send("DeleteObject", "DELETE", bucket, key, None, headers, (200, 204))
 
-    async def delete(self, key: str, headers: Mapping[str, str]) -> Answer:
-        return await self.send("DeleteObject", "DELETE", key, None, headers, (200, 204))
-
-    async def send(
+    async def _send(
         self,
         operation: str,
         method: str,
+        bucket: str,
         key: str,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         expected: tuple[int, ...] = (200,),
     ) -> Answer:
-        url = self._base + quote(key, safe="/~")
+        url = f"{self._endpoint}/{quote(bucket, safe='')}/{quote(key, safe='/~')}"
         with metrics.s3_call(operation):
             for attempt in range(self._attempts):
                 last = attempt == self._attempts - 1

@@ -148,7 +148,7 @@ class RecordStore(JsonRecords):
             raise
 
     async def get(self, key: str) -> Stored | None:
-        answer = await self._objects.get(self._key(key))
+        answer = await self._objects.get(self._bucket, self._key(key))
         if answer.status == 404:
             return None
         return Stored(answer.body, answer.headers["ETag"])
@@ -166,13 +166,13 @@ class RecordStore(JsonRecords):
     async def _put(self, key: str, data: Document, condition: dict[str, str]) -> str:
         """Write the record if S3 finds ``condition`` true; the new etag."""
         headers = {"Content-Type": "application/json", **condition}
-        answer = await self._objects.put(self._key(key), encode(data), headers)
+        answer = await self._objects.put(self._bucket, self._key(key), encode(data), headers)
         return answer.headers["ETag"]
 
     async def delete(self, key: str, etag: str | None = None) -> None:
         conditions = {"If-Match": etag} if etag else {}
         try:
-            await self._objects.delete(self._key(key), conditions)
+            await self._objects.delete(self._bucket, self._key(key), conditions)
         except ClientError as exc:
             if is_precondition_failed(exc):
                 raise RecordChanged(key) from None

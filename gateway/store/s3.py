@@ -76,7 +76,7 @@ async def open_client(config: S3Config) -> AsyncIterator[S3Client]:
 
 @asynccontextmanager
 async def open_small_objects(
-    config: S3Config, client: S3Client, bucket: str, max_connections: int = 64
+    config: S3Config, client: S3Client, max_connections: int = 64
 ) -> AsyncIterator[SmallObjects]:
     """Record requests beside ``client`` (store/objects.py): its endpoint, the same
     credentials, TLS, proxy, timeouts and attempts."""
@@ -93,7 +93,6 @@ async def open_small_objects(
         yield SmallObjects(
             http,
             str(client.meta.endpoint_url),
-            bucket,
             config.region,
             _credentials(config),
             hop=config.hop(),

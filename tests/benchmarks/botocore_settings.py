@@ -135,7 +135,7 @@ async def records_cpu(url: str, times: int = 1000) -> str:
     config = S3Config(url, "us-east-1", access_key_id="bench", secret_access_key="bench-secret")
     document = {"files": "x" * 1500}
     body = json.dumps(document).encode()
-    async with open_client(config) as client, open_small_objects(config, client, BUCKET) as objs:
+    async with open_client(config) as client, open_small_objects(config, client) as objs:
         records = RecordStore(client, objs, BUCKET, "records/")
         key = f"r-{time.monotonic_ns()}.json"
         etag = await records.create(key, document)

@@ -28,7 +28,7 @@ async def s3(settings: Settings) -> AsyncIterator[S3Client]:
 @pytest.fixture
 async def records(s3: S3Client, settings: Settings) -> AsyncIterator[RecordStore]:
     config = settings.s3.store_config()
-    async with open_small_objects(config, s3, settings.s3.bucket) as objects:
+    async with open_small_objects(config, s3) as objects:
         yield RecordStore(s3, objects, settings.s3.bucket, settings.s3.prefix)
 
 
