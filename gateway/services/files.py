@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 
 from gateway import metrics
@@ -18,6 +18,7 @@ from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
 from gateway.services.audit import NO_AUDIT
+from gateway.services.listings import PublishedFiles
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
@@ -37,9 +38,6 @@ from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.records import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
-
-# The index's listing of a project (services/listings.py: shared by a release's creates).
-PublishedFiles = Callable[[str], Awaitable[Mapping[str, str | None]]]
 
 PROCESSING_LEASE = timedelta(minutes=10)
 

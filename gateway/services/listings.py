@@ -17,7 +17,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-Listing = dict[str, str | None]
+# What the index holds for a project: filename -> sha256 (None when the index does not say).
+Listing = Mapping[str, str | None]
+# Where the services ask for it (the backend's ``published_files``, or a RecentListings).
 PublishedFiles = Callable[[str], Awaitable[Listing]]
 
 # Listings kept at once: a bound on memory with many projects, never reached by one release.
@@ -30,7 +32,7 @@ class RecentListings:
         self._max_age = max_age
         self._recent: dict[str, tuple[float, asyncio.Future[Listing]]] = {}
 
-    async def __call__(self, project: str) -> Mapping[str, str | None]:
+    async def __call__(self, project: str) -> Listing:
         """The files the index holds for ``project``, as read at most ``max_age`` ago (read
         only: every caller shares it)."""
         if self._max_age <= 0:

@@ -15,17 +15,15 @@ stay, so no other session and no legacy upload can replace those files.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from gateway.services.listings import PublishedFiles
 from gateway.sessions.errors import DomainError, Kind, Pointer
 from gateway.sessions.records import FilenameReservation, NameRegistration
 from gateway.store import keys
 from gateway.store.records import JsonRecords, RecordExists, RecordMissing
 from gateway.store.typed import Records, Versioned
-
-PublishedFiles = Callable[[str], Awaitable[dict[str, str | None]]]
 
 RESERVED: Final[Literal["reserved"]] = "reserved"
 REGISTERED: Final[Literal["registered"]] = "registered"
