@@ -14,15 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
-from gateway.client.api import (
-    CHUNK_BYTES,
-    USER_AGENT,
-    ClientError,
-    ProblemError,
-    RetryPolicy,
-    TransportError,
-    plain_text,
-)
+from gateway.client._errors import ClientError, ProblemError, TransportError, plain_text
+from gateway.client._transport import CHUNK_BYTES, USER_AGENT, RetryPolicy
 from gateway.client.local import Distribution, LocalCheckError
 from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
