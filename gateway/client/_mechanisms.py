@@ -47,6 +47,24 @@ def choose_mechanism(offered: list[str], size: int, threshold: int = RESUMABLE_A
     return usable[0] if usable else HTTP_POST_BYTES
 
 
+async def send_file(
+    transport: Transport,
+    file: FileUploadView,
+    mechanism: str,
+    path: Path,
+    size: int,
+    progress: ProgressCallback | None = None,
+    on_resume: ResumeCallback | None = None,
+) -> None:
+    """The file's bytes by ``mechanism`` (the one its upload session was created with)."""
+    if mechanism == RESUMABLE:
+        await send_resumable(transport, file, path, size, progress, on_resume)
+    elif mechanism == S3_PRESIGNED:
+        await PresignedParts(transport, file, path, size, progress).send()
+    else:
+        await send_bytes(transport, file, path, size, progress)
+
+
 class _Counter:
     """Bytes sent of one transfer, passed on to ``progress`` (which may go back on a retry)."""
 

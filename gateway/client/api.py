@@ -54,12 +54,13 @@ from gateway.client._mechanisms import (
     ResumeCallback,
     choose_mechanism,
     send_bytes,
+    send_file,
     send_resumable,
 )
 from gateway.client._models import FileUploadView, SessionView
 from gateway.client._transport import Answer, Body, RetryPolicy, Transport, expect, retry_after
 from gateway.protocol.audit import AuditPage
-from gateway.protocol.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
+from gateway.protocol.mechanisms import HTTP_POST_BYTES
 from gateway.protocol.media import API_VERSION, PROBLEM_JSON, UPLOAD_V2_JSON
 
 __all__ = [
@@ -329,29 +330,13 @@ class UploadClient:
         if on_created is not None:
             on_created(file)
         try:
-            await self._send(file, mechanism, path, size, progress, on_resume)
+            await send_file(self._transport, file, mechanism, path, size, progress, on_resume)
             if attestations:
                 await self.upload_attestations(file, attestations)
             return await self.complete_file(file)
         except ClientError:
             await self._discard(file)
             raise
-
-    async def _send(
-        self,
-        file: FileUploadView,
-        mechanism: str,
-        path: Path,
-        size: int,
-        progress: ProgressCallback | None,
-        on_resume: ResumeCallback | None,
-    ) -> None:
-        if mechanism == RESUMABLE:
-            await self.upload_resumable(file, path, size, progress=progress, on_resume=on_resume)
-        elif mechanism == S3_PRESIGNED:
-            await self.upload_presigned(file, path, size, progress=progress)
-        else:
-            await self.upload_bytes(file, path, size, progress=progress)
 
     async def _discard(self, file: FileUploadView) -> None:
         with contextlib.suppress(ClientError, TimeoutError):

@@ -19,7 +19,7 @@ from gateway.client.api import ClientError
 from gateway.client.cli.output import Reporter
 from gateway.client.credentials import (
     CredentialError,
-    Credentials,
+    RepositoryCredentials,
     fetch_oidc_token,
     resolve_credentials,
 )
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, command: Callable[[Context], Awaitable[int]]) 
 
 async def authenticated(
     context: Context, http: aiohttp.ClientSession, **resolve: Any
-) -> Credentials:
+) -> RepositoryCredentials:
     args = context.args
     credentials = resolve_credentials(
         repository_url=resolve.get("repository_url", args.repository_url),

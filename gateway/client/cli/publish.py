@@ -23,7 +23,7 @@ from gateway.client.cli.output import describe_error
 from gateway.client.cli.publish_files import ReleaseUploads
 from gateway.client.cli.publish_legacy import publish_legacy
 from gateway.client.cli.publish_report import Outcome, PublishReport
-from gateway.client.credentials import Credentials
+from gateway.client.credentials import RepositoryCredentials
 from gateway.client.local import (
     LocalCheckError,
     Release,
@@ -64,7 +64,7 @@ class PublishRun:
         self,
         context: Context,
         http: aiohttp.ClientSession,
-        credentials: Credentials,
+        credentials: RepositoryCredentials,
         releases: list[Release],
     ) -> None:
         self.context = context

@@ -8,7 +8,7 @@ import aiohttp
 from gateway.client.api import ClientError, ProblemError, RetryPolicy
 from gateway.client.cli.output import Reporter
 from gateway.client.cli.publish_report import Outcome
-from gateway.client.credentials import Credentials
+from gateway.client.credentials import RepositoryCredentials
 from gateway.client.legacy import form_fields, upload_legacy
 from gateway.client.local import Release
 
@@ -17,7 +17,7 @@ async def publish_legacy(
     release: Release,
     *,
     http: aiohttp.ClientSession,
-    credentials: Credentials,
+    credentials: RepositoryCredentials,
     reporter: Reporter,
     retry: RetryPolicy,
     skip_existing: bool,

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.client.api import SessionView
 from gateway.client.cli.output import Reporter, error_document
-from gateway.client.credentials import Credentials
+from gateway.client.credentials import RepositoryCredentials
 from gateway.client.local import Release
 
 
@@ -61,7 +61,7 @@ class PublishReport:
     """Prints each release's outcome: errors on stderr, results on stdout."""
 
     def __init__(
-        self, args: argparse.Namespace, reporter: Reporter, credentials: Credentials
+        self, args: argparse.Namespace, reporter: Reporter, credentials: RepositoryCredentials
     ) -> None:
         self._args = args
         self._reporter = reporter
