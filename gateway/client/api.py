@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,20 @@ class UploadClient:
             waiting_for="the session to finish processing",
         )
 
+    async def wait_for_files(
+        self, session: SessionView, filenames: list[str], *, max_wait: float | None = None
+    ) -> SessionView:
+        """Poll the session until none of ``filenames`` is ``processing`` any more: the
+        deferred validations of a release's files, waited for once rather than file by file."""
+        return await self._transport.poll(
+            session.url,
+            lambda answer: SessionView.read(answer, 200),
+            functools.partial(_validating, filenames),
+            first_delay=None,
+            max_wait=max_wait,
+            waiting_for=f"the validation of {', '.join(filenames)}",
+        )
+
     # -- file upload sessions ------------------------------------------------------------
 
     async def create_file(
@@ -232,11 +247,8 @@ class UploadClient:
         *,
         progress: ProgressCallback | None = None,
     ) -> FileUploadView:
-        """``http-post-bytes``: stream ``path`` from disk as the body (never whole in memory).
-
-        A retry after a connection error starts the body over (the server keeps the latest
-        complete POST); ``progress`` then receives a negative count to rewind.
-        """
+        """``http-post-bytes``: stream ``path`` from disk as the body (never whole in memory);
+        a retry starts over, and ``progress`` then receives a negative count to rewind."""
         return await send_bytes(self._transport, file, path, size, progress)
 
     async def upload_resumable(
@@ -261,8 +273,7 @@ class UploadClient:
         progress: ProgressCallback | None = None,
         parallel: int = 2,
     ) -> None:
-        """``vnd-uploadgateway-s3-presigned-v1``: PUT each part straight to its presigned S3
-        URL, a few at a time; a failed part is retried, with fresh URLs when they expired."""
+        """``vnd-uploadgateway-s3-presigned-v1``: parts straight to S3, ``parallel`` at once."""
         await PresignedParts(self._transport, file, path, size, progress).send(parallel)
 
     async def upload_attestations(
@@ -316,9 +327,11 @@ class UploadClient:
         progress: ProgressCallback | None = None,
         on_created: Callable[[FileUploadView], None] | None = None,
         on_resume: ResumeCallback | None = None,
+        wait: bool = True,
     ) -> FileUploadView:
         """The whole flow for one file: create, bytes (by :func:`choose_mechanism`),
-        attestations, complete.
+        attestations, complete (without ``wait``, a deferred validation is left
+        ``processing``: :meth:`wait_for_files` waits for several at once).
 
         If anything fails after the file upload session was created, the file is deleted
         (best effort) before the error propagates, as the PEP recommends.
@@ -333,14 +346,15 @@ class UploadClient:
             await send_file(self._transport, file, mechanism, path, size, progress, on_resume)
             if attestations:
                 await self.upload_attestations(file, attestations)
-            return await self.complete_file(file)
+            return await self.complete_file(file, wait=wait)
         except ClientError:
-            await self._discard(file)
+            await self.discard_file(file.url)
             raise
 
-    async def _discard(self, file: FileUploadView) -> None:
+    async def discard_file(self, url: str) -> None:
+        """Delete a file upload session, best effort (after a failure, as the PEP recommends)."""
         with contextlib.suppress(ClientError, TimeoutError):
-            await asyncio.wait_for(self.delete_file(file.url), 15)
+            await asyncio.wait_for(self.delete_file(url), 15)
 
     # -- the audit journal (not Upload 2.0: this gateway's own, docs/audit.md) ----------
 
@@ -372,3 +386,7 @@ class UploadClient:
 
 def _processing(view: SessionView | FileUploadView) -> bool:
     return view.status == "processing"
+
+
+def _validating(filenames: list[str], view: SessionView) -> bool:
+    return any(view.files.get(name, {}).get("status") == "processing" for name in filenames)

@@ -1,14 +1,18 @@
-"""The files of one release into its publishing session: ``--parallel`` at a time, each
-created, sent, completed; ``--skip-existing`` skips what the index or the session already
-has; the first failure stops the others."""
+"""The files of one release into its publishing session, pipelined: up to ``--parallel``
+files at a time, each created, sent and completed, so that the creates, bytes and completes
+of different files overlap. A completion the server defers (``202``) is not waited for file
+by file: the deferred validations of the release are waited for once, on the session, when
+every file is in. ``--skip-existing`` skips what the index or the session already has; the
+first failure stops the others."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
-from gateway.client.api import ProblemError, SessionView, UploadClient
+from gateway.client.api import OperationFailed, ProblemError, SessionView, UploadClient
 from gateway.client.cli.output import Reporter, Transfer
 from gateway.client.local import Distribution, Release
 from gateway.client.state import StateFile
@@ -33,6 +37,7 @@ class ReleaseUploads:
         """Upload the release's files; the names skipped (--skip-existing)."""
         limit = asyncio.Semaphore(self._args.parallel)
         skipped = self._already_completed(session, release, lid)
+        validating: list[Distribution] = []
         with self._reporter.transfer(release.files) as transfer:
 
             async def one(dist: Distribution) -> None:
@@ -40,12 +45,17 @@ class ReleaseUploads:
                     return
                 async with limit:
                     self._reporter.step(f"{dist.filename}: creating the file upload")
-                    if await self._upload_one(session, dist, transfer):
-                        self._state.mark_completed(lid, dist.filename, dist.sha256)
-                    else:
-                        skipped.add(dist.filename)
+                    status = await self._upload_one(session, dist, transfer)
+                if status is None:
+                    skipped.add(dist.filename)
+                elif status == "processing":
+                    validating.append(dist)
+                else:
+                    self._state.mark_completed(lid, dist.filename, dist.sha256)
 
             await _all_or_nothing([one(dist) for dist in release.files])
+        if validating:
+            await self._await_validations(session, validating, lid)
         return skipped
 
     def _already_completed(self, session: SessionView, release: Release, lid: str) -> set[str]:
@@ -64,23 +74,46 @@ class ReleaseUploads:
             self._reporter.info(f"{filename}: already completed in this session; skipped")
         return same
 
+    async def _await_validations(
+        self, session: SessionView, validating: list[Distribution], lid: str
+    ) -> None:
+        """Wait once for the files whose validation the server deferred; a file that failed
+        it is deleted (as a failed upload is) and its failure raised."""
+        names = [dist.filename for dist in validating]
+        self._reporter.step(f"waiting for the server to validate {', '.join(names)}")
+        final = await self._client.wait_for_files(session, names)
+        failed: list[tuple[str, dict[str, Any]]] = []
+        for dist in validating:
+            entry = final.files.get(dist.filename) or {}
+            if entry.get("status") == "completed":
+                self._state.mark_completed(lid, dist.filename, dist.sha256)
+            else:
+                failed.append((dist.filename, entry))
+                if entry.get("link"):
+                    await self._client.discard_file(entry["link"])
+        if failed:
+            name, entry = failed[0]
+            status = str(entry.get("status"))
+            notices = [str(notice) for notice in entry.get("notices") or []]
+            raise OperationFailed(f"{name} ended in {status!r}", status, notices)
+
     async def _upload_one(
         self, session: SessionView, dist: Distribution, transfer: Transfer
-    ) -> bool:
-        """True once uploaded and completed; False when --skip-existing skips it."""
+    ) -> str | None:
+        """The file's status once sent and completed (``completed``, or ``processing`` while
+        the server validates it); None when --skip-existing skips it."""
         try:
-            await self._upload_file(session, dist, transfer)
+            return await self._upload_file(session, dist, transfer)
         except ProblemError as exc:
             if not (self._args.skip_existing and _already_on_index(exc)):
                 raise
             self._reporter.info(f"{dist.filename}: already on the index; skipped")
-            return False
-        return True
+            return None
 
     async def _upload_file(
         self, session: SessionView, dist: Distribution, transfer: Transfer
-    ) -> None:
-        await self._client.upload_file(
+    ) -> str:
+        file = await self._client.upload_file(
             session,
             dist.path,
             size=dist.size,
@@ -94,8 +127,10 @@ class ReleaseUploads:
                 f"{name}: the connection dropped; resuming at byte {offset} "
                 "(the server has everything before it)"
             ),
+            wait=False,
         )
-        self._reporter.step(f"{dist.filename}: completed")
+        self._reporter.step(f"{dist.filename}: {file.status}")
+        return file.status
 
 
 async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
