@@ -372,8 +372,8 @@ class FileStepsInFlight:
             self.now -= 1
 
 
-async def counted_gateway(  # type: ignore[no-untyped-def]
-    aiohttp_server, make_settings, **sections: dict[str, object]
+async def counted_gateway(
+    aiohttp_server: Any, make_settings: Any, **sections: dict[str, object]
 ) -> tuple[str, FileStepsInFlight]:
     """A gateway whose every completion answers 202 (the validation deferred), its file steps
     counted; its API root."""
@@ -391,14 +391,14 @@ async def counted_gateway(  # type: ignore[no-untyped-def]
 
 
 async def test_publish_pipelines_the_files_of_a_release_and_waits_once(
-    aiohttp_server,
-    make_settings,
+    aiohttp_server: Any,
+    make_settings: Any,
     env: dict[str, str],
     project_name: str,
     tmp_path: Path,
     servers_dir: Path,
-) -> None:  # type: ignore[no-untyped-def]
-    """R-W13 (issue #26): the files of a release go up ``--parallel`` at a time, the steps of
+) -> None:
+    """Issue #26: the files of a release go up ``--parallel`` at a time, the steps of
     different files overlapping; validations the server defers are waited for once, on the
     session, not by polling every file."""
     root, steps = await counted_gateway(aiohttp_server, make_settings)
@@ -421,8 +421,8 @@ async def test_publish_pipelines_the_files_of_a_release_and_waits_once(
 
 
 async def test_a_deferred_validation_that_fails_fails_the_release(
-    aiohttp_server, make_settings, env: dict[str, str], project_name: str, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    aiohttp_server: Any, make_settings: Any, env: dict[str, str], project_name: str, tmp_path: Path
+) -> None:
     """A file the server refuses once it has validated it in the background (here: a summary
     PyPI would refuse, which the client does not check) fails the release with the server's
     notice, found when the release's validations are waited for; the session is canceled."""
