@@ -93,10 +93,13 @@ def test_the_import_check_sees_a_server_import(tmp_path: Path) -> None:
 def test_the_client_imports_only_the_protocol_and_distribution_of_the_server() -> None:
     """``gateway/client/`` runs on a publisher's machine: of the gateway's packages it may use
     ``protocol/`` (the wire) and ``distribution/`` (the packaging rules), never the server's
-    domain, services or mechanisms."""
+    domain, services or mechanisms; and those two use nothing else of the gateway."""
+    # What the client imports must not pull the server in behind it either.
+    shared = [PACKAGE / "protocol", PACKAGE / "distribution"]
     foreign = [
         f"{where} imports {name}"
-        for path in sorted(CLIENT.rglob("*.py"))
+        for folder in (CLIENT, *shared)
+        for path in sorted(folder.rglob("*.py"))
         for name, where in gateway_imports(path)
         if outside_the_client(name)
     ]
