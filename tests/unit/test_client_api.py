@@ -262,3 +262,38 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(aiohttp_server) -> Non
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
         session, _ = await client.create_session("foo", "1.0")
         assert len(session.notices) == 20_000
+
+
+async def test_the_validations_of_several_files_are_waited_for_on_the_session(
+    aiohttp_server,
+) -> None:  # type: ignore[no-untyped-def]
+    """One loop polls the session until none of the files named is ``processing``; a file not
+    named may stay ``processing``."""
+    polls = {"n": 0}
+
+    def entry(status: str) -> dict[str, Any]:
+        return {"status": status, "link": "/f", "notices": []}
+
+    async def status(request: web.Request) -> web.Response:
+        polls["n"] += 1
+        body = session_body()
+        body["files"] = {
+            "a.whl": entry("completed"),
+            "b.whl": entry("processing" if polls["n"] < 2 else "completed"),
+            "c.whl": entry("processing" if polls["n"] < 3 else "error"),
+            "other.whl": entry("processing"),
+        }
+        return v2(200, body, **{"Retry-After": "0"})
+
+    server = await serve(aiohttp_server, [("GET", "/s", status)])
+    async with UploadClient(str(server.make_url("/")), retry=FAST, max_poll_interval=0) as client:
+        body = session_body()
+        body["links"] = {k: str(server.make_url(v)) for k, v in body["links"].items()}
+        final = await client.wait_for_files(SessionView.parse(body), ["a.whl", "b.whl", "c.whl"])
+    assert polls["n"] == 3
+    assert {name: entry["status"] for name, entry in final.files.items()} == {
+        "a.whl": "completed",
+        "b.whl": "completed",
+        "c.whl": "error",
+        "other.whl": "processing",
+    }
