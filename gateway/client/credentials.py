@@ -34,7 +34,7 @@ import aiohttp
 __all__ = [
     "DEFAULT_OIDC_AUDIENCE",
     "CredentialError",
-    "Credentials",
+    "RepositoryCredentials",
     "fetch_oidc_token",
     "from_keyring",
     "read_pypirc",
@@ -56,7 +56,7 @@ class CredentialError(Exception):
 
 
 @dataclass(frozen=True)
-class Credentials:
+class RepositoryCredentials:
     repository_url: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -80,8 +80,8 @@ class Credentials:
             return None
         return self.username or TOKEN_USERNAME, self.password
 
-    def with_token(self, token: str) -> Credentials:
-        return Credentials(
+    def with_token(self, token: str) -> RepositoryCredentials:
+        return RepositoryCredentials(
             self.repository_url,
             self.username,
             None,
@@ -134,7 +134,7 @@ def resolve_credentials(
     env: Mapping[str, str],
     fallback_url: str | None = None,
     use_keyring: bool = True,
-) -> Credentials:
+) -> RepositoryCredentials:
     """The repository URL and credentials to use (see the module docstring for the order).
 
     ``fallback_url`` is the URL to use when nothing else names one (a session command uses
@@ -161,11 +161,11 @@ def resolve_credentials(
         user, secret = from_keyring(url, user)
         source = "keyring"
     if secret is not None:
-        return Credentials(url, user, secret, None, source)
+        return RepositoryCredentials(url, user, secret, None, source)
     oidc = bool(
         env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
     )
-    return Credentials(url, user, None, None, "none", oidc_pending=oidc)
+    return RepositoryCredentials(url, user, None, None, "none", oidc_pending=oidc)
 
 
 def _repository(

@@ -14,15 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
-from gateway.client.api import (
-    CHUNK_BYTES,
-    USER_AGENT,
-    ClientError,
-    ProblemError,
-    RetryPolicy,
-    TransportError,
-    plain_text,
-)
+from gateway.client._errors import ClientError, ProblemError, TransportError, plain_text
+from gateway.client._transport import CHUNK_BYTES, CONNECTION_ERRORS, USER_AGENT, RetryPolicy
 from gateway.client.local import Distribution, LocalCheckError
 from gateway.protocol.legacy_upload_form import (
     LegacyFileInfo,
@@ -71,17 +64,11 @@ async def upload_legacy(
     }
     if authorization:
         headers["Authorization"] = authorization
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
     attempt = 0
     while True:
         try:
-            async with http.post(
-                url, data=body.chunks(), headers=headers, allow_redirects=False, timeout=timeout
-            ) as response:
-                text = (await response.content.read(64 * 1024)).decode(errors="replace")
-                status, reason = response.status, response.reason or ""
-                location = response.headers.get("Location")
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            status, reason, location, text = await _post(http, url, body, headers)
+        except CONNECTION_ERRORS as exc:
             if attempt >= policy.retries:
                 raise TransportError(f"POST {url}: {exc or type(exc).__name__}") from exc
         else:
@@ -90,8 +77,20 @@ async def upload_legacy(
             if status not in (502, 503, 504) or attempt >= policy.retries:
                 raise _refusal(url, status, reason, location, text)
         body.rewind()
-        await asyncio.sleep(min(policy.backoff * (2**attempt), policy.max_delay))
+        await asyncio.sleep(policy.delay(attempt))
         attempt += 1
+
+
+async def _post(
+    http: aiohttp.ClientSession, url: str, body: _FormBody, headers: dict[str, str]
+) -> tuple[int, str, str | None, str]:
+    """One POST of the form: the status, reason, ``Location`` and the start of the text."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+    async with http.post(
+        url, data=body.chunks(), headers=headers, allow_redirects=False, timeout=timeout
+    ) as response:
+        text = (await response.content.read(64 * 1024)).decode(errors="replace")
+        return response.status, response.reason or "", response.headers.get("Location"), text
 
 
 class _FormBody:

@@ -21,8 +21,7 @@ from typing import Any
 from packaging.version import Version
 
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
-from gateway.distribution.filenames import parse_filename
-from gateway.sessions.errors import DomainError
+from gateway.distribution.filenames import FilenameError, parse_filename
 
 __all__ = [
     "Distribution",
@@ -160,7 +159,7 @@ async def inspect_distribution(path: Path, *, attestations: bool = False) -> Dis
     """Check one file and describe it; :class:`LocalCheckError` names what is wrong."""
     try:
         parsed = parse_filename(path.name)
-    except DomainError as exc:
+    except FilenameError as exc:
         raise LocalCheckError(f"{path}: {exc.detail}") from None
     try:
         reader = LocalFile(path)

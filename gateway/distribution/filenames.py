@@ -16,9 +16,20 @@ from packaging.utils import (
 from packaging.version import Version
 
 from gateway.protocol.models import WEAK_HASHES
-from gateway.sessions.errors import invalid
 
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class FilenameError(ValueError):
+    """A filename or declared hash the packaging rules refuse. ``slug`` names the rule broken
+    and ``source`` the part of the request at fault, so that a server can answer a problem
+    document and a client can name the file, each in its own words."""
+
+    def __init__(self, slug: str, detail: str, source: str) -> None:
+        super().__init__(detail)
+        self.slug = slug
+        self.detail = detail
+        self.source = source
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class DistributionFilename:
 
 def parse_filename(filename: str) -> DistributionFilename:
     if "/" in filename or "\\" in filename or filename != filename.strip():
-        raise invalid("invalid-filename", f"{filename!r} is not a bare filename", "filename")
+        raise FilenameError("invalid-filename", f"{filename!r} is not a bare filename", "filename")
     try:
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
@@ -39,8 +50,8 @@ def parse_filename(filename: str) -> DistributionFilename:
             name, version = parse_sdist_filename(filename)
             return DistributionFilename(filename, name, version)
     except (InvalidWheelFilename, InvalidSdistFilename) as exc:
-        raise invalid("invalid-filename", str(exc), "filename") from None
-    raise invalid(
+        raise FilenameError("invalid-filename", str(exc), "filename") from None
+    raise FilenameError(
         "invalid-filename",
         f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz)",
         "filename",
@@ -50,13 +61,13 @@ def parse_filename(filename: str) -> DistributionFilename:
 def check_release(parsed: DistributionFilename, name: str, version: str) -> None:
     """The filename must name the session's release (after normalization)."""
     if parsed.name != canonicalize_name(name):
-        raise invalid(
+        raise FilenameError(
             "filename-mismatch",
             f"{parsed.filename} is for project {parsed.name}, this session is for {name}",
             "filename",
         )
     if parsed.version != Version(version):
-        raise invalid(
+        raise FilenameError(
             "filename-mismatch",
             f"{parsed.filename} is for version {parsed.version}, this session is for {version}",
             "filename",
@@ -71,25 +82,27 @@ def normalize_hashes(hashes: dict[str, str]) -> dict[str, str]:
         try:
             hasher = hashlib.new(algorithm.lower())
         except (ValueError, TypeError):
-            raise invalid("invalid-hash", f"unknown hash algorithm {algorithm!r}", source) from None
+            raise FilenameError(
+                "invalid-hash", f"unknown hash algorithm {algorithm!r}", source
+            ) from None
         if hasher.digest_size == 0:  # shake_*: no fixed length to compare against
-            raise invalid("invalid-hash", f"{algorithm} has no fixed digest size", source)
+            raise FilenameError("invalid-hash", f"{algorithm} has no fixed digest size", source)
         digest = digest.lower()
         if len(digest) != 2 * hasher.digest_size or not _HEX.fullmatch(digest):
-            raise invalid(
+            raise FilenameError(
                 "invalid-hash",
                 f"{algorithm} digest must be {2 * hasher.digest_size} hex characters",
                 source,
             )
         if normalized.setdefault(hasher.name, digest) != digest:
             # "SHA256" and "sha256" are one algorithm: two different digests cannot both be valid.
-            raise invalid(
+            raise FilenameError(
                 "invalid-hash", f"two different {hasher.name} digests are declared", source
             )
     if not any(
         name in hashlib.algorithms_guaranteed and name not in WEAK_HASHES for name in normalized
     ):
-        raise invalid(
+        raise FilenameError(
             "invalid-hash",
             "at least one secure hash from hashlib.algorithms_guaranteed is required "
             "(sha256 recommended)",

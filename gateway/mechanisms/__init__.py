@@ -1,13 +1,8 @@
-"""File upload mechanisms: how bytes get from a client into the stage, one module each."""
+"""File upload mechanisms: how bytes get from a client into the stage, one module each.
 
-from typing import Final, Literal, get_args
+The identifiers are the protocol's (:mod:`gateway.protocol.mechanisms`); they are named here
+too so that the server's modules keep one place to import a mechanism from."""
 
-# Server-specific mechanisms (PEP 694: vnd-<operator>-<implementation>), documented in docs/api.md.
-Mechanism = Literal[
-    "http-post-bytes", "vnd-uploadgateway-resumable-v1", "vnd-uploadgateway-s3-presigned-v1"
-]
-HTTP_POST_BYTES: Final = "http-post-bytes"
-RESUMABLE: Final = "vnd-uploadgateway-resumable-v1"
-S3_PRESIGNED: Final = "vnd-uploadgateway-s3-presigned-v1"
+from gateway.protocol.mechanisms import HTTP_POST_BYTES, KNOWN, RESUMABLE, S3_PRESIGNED, Mechanism
 
-KNOWN: tuple[Mechanism, ...] = get_args(Mechanism)
+__all__ = ["HTTP_POST_BYTES", "KNOWN", "RESUMABLE", "S3_PRESIGNED", "Mechanism"]

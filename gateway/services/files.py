@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import datetime, timedelta
 
 from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.checks import index_refusals
-from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
+from gateway.distribution.filenames import (
+    FilenameError,
+    check_release,
+    normalize_hashes,
+    parse_filename,
+)
 from gateway.logs import log
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
@@ -78,9 +84,9 @@ class FileService:
     async def create(self, session: PublishingSession, request: FileCreateRequest) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
         _refuse_other_path(session)
-        parsed = parse_filename(request.filename)
-        check_release(parsed, session.name, session.version)
-        hashes = normalize_hashes(request.hashes)
+        with _refused_as_invalid():
+            check_release(parse_filename(request.filename), session.name, session.version)
+            hashes = normalize_hashes(request.hashes)
         self._refuse_unacceptable(request)
         await self._refuse_published(session, request.filename)
         await self._refuse_too_many(session)
@@ -273,7 +279,8 @@ class FileService:
         no object and no record. The upload does not hold its filename yet: :meth:`claim`
         it once it has completed, so that a bad file never displaces a good one."""
         require(session, SessionEvent.EDIT_FILES)
-        check_release(parse_filename(filename), session.name, session.version)
+        with _refused_as_invalid():
+            check_release(parse_filename(filename), session.name, session.version)
         await self._refuse_published(session, filename)
         await self._refuse_too_many(session)
         fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
@@ -549,6 +556,15 @@ class FileService:
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
         await self._records.add_notice(sid, fid, text)
+
+
+@contextlib.contextmanager
+def _refused_as_invalid() -> Iterator[None]:
+    """The packaging rules' refusal of a filename or hash, as the domain's ``invalid``."""
+    try:
+        yield
+    except FilenameError as exc:
+        raise invalid(exc.slug, exc.detail, exc.source) from None
 
 
 def _refuse_other_path(session: PublishingSession) -> None:

@@ -7,6 +7,7 @@ with ``asyncio.create_subprocess_exec`` (a blocking ``subprocess.run`` would dea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -16,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.api.context import SERVICES
+from gateway.app import create_app
 from gateway.devstack import Server, free_port
 from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel, sha256_of
@@ -333,3 +337,102 @@ async def test_local_checks_fail_before_any_network(
     code, _out, err = await cli.publish(str(tmp_path / "missing-1.0.tar.gz"))
     assert code == 2
     assert "missing-1.0.tar.gz: no such file" in err
+
+
+class FileStepsInFlight:
+    """Counts, at the gateway, the file steps (create, bytes, complete) being served at once.
+
+    Each step is held until another one is in flight too (or a second has passed), so that a
+    client that overlaps the steps of different files is seen doing so whatever the timing,
+    and one that does not is only slowed down, never seen overlapping."""
+
+    STEPS = ("api:create-file", "mech:http-post-bytes", "api:complete-file")
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.served: dict[str, int] = {}
+        self._changed = asyncio.Condition()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = request.match_info.route.name or ""
+        self.served[name] = self.served.get(name, 0) + 1
+        if name not in self.STEPS:
+            return await handler(request)
+        async with self._changed:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self._changed.notify_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.now > 1), 1.0)
+        try:
+            return await handler(request)
+        finally:
+            self.now -= 1
+
+
+async def counted_gateway(
+    aiohttp_server: Any, make_settings: Any, **sections: dict[str, object]
+) -> tuple[str, FileStepsInFlight]:
+    """A gateway whose every completion answers 202 (the validation deferred), its file steps
+    counted; its API root."""
+    port = free_port()
+    settings = make_settings(
+        server={"public_base_url": f"http://127.0.0.1:{port}"},
+        uploads={"defer_validation_above": 0},
+        **sections,
+    )
+    app = create_app(settings, run_sweeper=False)
+    steps = FileStepsInFlight()
+    app.middlewares.insert(0, steps.middleware)
+    await aiohttp_server(app, port=port)
+    return f"http://127.0.0.1:{port}{settings.server.api_root}", steps
+
+
+async def test_publish_pipelines_the_files_of_a_release_and_waits_once(
+    aiohttp_server: Any,
+    make_settings: Any,
+    env: dict[str, str],
+    project_name: str,
+    tmp_path: Path,
+    servers_dir: Path,
+) -> None:
+    """Issue #26: the files of a release go up ``--parallel`` at a time, the steps of
+    different files overlapping; validations the server defers are waited for once, on the
+    session, not by polling every file."""
+    root, steps = await counted_gateway(aiohttp_server, make_settings)
+    cli = Cli(env, root)
+    wheels = [
+        build_wheel(
+            tmp_path, project_name, "1.0", payload=bytes([n]) * 1000, tag=f"py3{n}-none-any"
+        )
+        for n in range(8)
+    ]
+    code, out, err = await cli.publish("--json", "--parallel", "3", *map(str, wheels))
+    assert code == 0, err
+    [result] = json_lines(out)
+    assert result["status"] == "published"
+    assert all(on_index(servers_dir, wheel) for wheel in wheels)
+    assert steps.served["api:complete-file"] == len(wheels)
+    assert 2 <= steps.peak <= 3  # overlapping, and bounded by --parallel
+    assert "api:file" not in steps.served  # no file polled on its own
+    assert steps.served["api:session"] <= 3  # the deferred validations waited for once
+
+
+async def test_a_deferred_validation_that_fails_fails_the_release(
+    aiohttp_server: Any, make_settings: Any, env: dict[str, str], project_name: str, tmp_path: Path
+) -> None:
+    """A file the server refuses once it has validated it in the background (here: a summary
+    PyPI would refuse, which the client does not check) fails the release with the server's
+    notice, found when the release's validations are waited for; the session is canceled."""
+    root, _ = await counted_gateway(aiohttp_server, make_settings, backend={"index_checks": True})
+    cli = Cli(env, root)
+    good = build_wheel(tmp_path, project_name, "1.0", tag="py3-none-any")
+    bad = build_wheel(tmp_path, project_name, "1.0", tag="py2-none-any", summary="x" * 600)
+    code, out, err = await cli.publish("--json", str(good), str(bad))
+    assert code == 1, err
+    [result] = json_lines(out)
+    assert result["status"] == "canceled"
+    assert f"{bad.name} ended in 'error'" in result["error"]["detail"]
+    assert any("summary" in notice for notice in result["error"]["notices"]), result

@@ -10,17 +10,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.client._transport import Answer, retry_after
 from gateway.client.api import (
     ClientError,
     NotUpload2Error,
     OperationFailed,
     ProblemError,
-    PublishingSession,
     RetryPolicy,
+    SessionView,
     TransportError,
     UploadClient,
-    _Answer,
-    _retry_after,
 )
 from gateway.devstack import free_port
 from gateway.protocol.media import UPLOAD_V2_JSON
@@ -28,8 +27,8 @@ from gateway.protocol.media import UPLOAD_V2_JSON
 FAST = RetryPolicy(retries=3, backoff=0.01)
 
 
-def answer(status: int, media: str, body: bytes, reason: str = "") -> _Answer:
-    return _Answer(status, reason, media, body, {}, "http://x/")
+def answer(status: int, media: str, body: bytes, reason: str = "") -> Answer:
+    return Answer(status, reason, media, body, {}, "http://x/")
 
 
 def test_problem_documents_are_parsed() -> None:
@@ -69,25 +68,25 @@ def test_responses_are_read_with_the_protocol_models() -> None:
     clear error, not a KeyError later."""
     minimal = session_body()
     del minimal["links"]["extend"], minimal["notices"]
-    session = PublishingSession.parse(minimal)
+    session = SessionView.parse(minimal)
     assert (session.url, session.stage, session.token, session.notices) == ("/s", None, None, [])
     assert "extend" not in session.links
     full = session_body()
     full["links"]["stage"] = "/stage/t"
     full["session-token"] = "t"
     full["files"] = {"a.whl": {"status": "pending", "link": "/f"}}
-    session = PublishingSession.parse(full)
+    session = SessionView.parse(full)
     assert (session.stage, session.token) == ("/stage/t", "t")
     assert session.files == {"a.whl": {"status": "pending", "link": "/f", "notices": []}}
     with pytest.raises(ClientError, match="status"):
-        PublishingSession.parse({**full, "status": "lost"}, "http://x/")
+        SessionView.parse({**full, "status": "lost"}, "http://x/")
 
 
-def test_retry_after() -> None:
-    assert _retry_after({"Retry-After": "3"}) == 3.0
-    assert _retry_after({}) is None
-    assert _retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert _retry_after({"Retry-After": "soon"}) is None
+def testretry_after() -> None:
+    assert retry_after({"Retry-After": "3"}) == 3.0
+    assert retry_after({}) is None
+    assert retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"Retry-After": "soon"}) is None
 
 
 def v2(status: int, body: dict[str, Any], **headers: str) -> web.Response:
@@ -201,7 +200,7 @@ async def test_a_deferred_publish_is_polled_until_it_resolves(aiohttp_server) ->
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
         body = session_body()
         body["links"] = {k: str(server.make_url(v)) for k, v in body["links"].items()}
-        session = PublishingSession.parse(body)
+        session = SessionView.parse(body)
         published = await client.publish(session)
         assert published.status == "published"
         assert polls["n"] == 3
@@ -263,3 +262,38 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(aiohttp_server) -> Non
     async with UploadClient(str(server.make_url("/")), retry=FAST) as client:
         session, _ = await client.create_session("foo", "1.0")
         assert len(session.notices) == 20_000
+
+
+async def test_the_validations_of_several_files_are_waited_for_on_the_session(
+    aiohttp_server,
+) -> None:  # type: ignore[no-untyped-def]
+    """One loop polls the session until none of the files named is ``processing``; a file not
+    named may stay ``processing``."""
+    polls = {"n": 0}
+
+    def entry(status: str) -> dict[str, Any]:
+        return {"status": status, "link": "/f", "notices": []}
+
+    async def status(request: web.Request) -> web.Response:
+        polls["n"] += 1
+        body = session_body()
+        body["files"] = {
+            "a.whl": entry("completed"),
+            "b.whl": entry("processing" if polls["n"] < 2 else "completed"),
+            "c.whl": entry("processing" if polls["n"] < 3 else "error"),
+            "other.whl": entry("processing"),
+        }
+        return v2(200, body, **{"Retry-After": "0"})
+
+    server = await serve(aiohttp_server, [("GET", "/s", status)])
+    async with UploadClient(str(server.make_url("/")), retry=FAST, max_poll_interval=0) as client:
+        body = session_body()
+        body["links"] = {k: str(server.make_url(v)) for k, v in body["links"].items()}
+        final = await client.wait_for_files(SessionView.parse(body), ["a.whl", "b.whl", "c.whl"])
+    assert polls["n"] == 3
+    assert {name: entry["status"] for name, entry in final.files.items()} == {
+        "a.whl": "completed",
+        "b.whl": "completed",
+        "c.whl": "error",
+        "other.whl": "processing",
+    }

@@ -47,3 +47,60 @@ def test_no_function_in_gateway_is_over_60_lines() -> None:
         if lines > MAX_FUNCTION_LINES
     ]
     assert not too_long, "split by meaning into named steps:\n" + "\n".join(too_long)
+
+
+# -- the client (issue #25): it reuses the protocol and the packaging rules, nothing else ------
+
+CLIENT = PACKAGE / "client"
+CLIENT_MAY_IMPORT = ("gateway.client", "gateway.protocol", "gateway.distribution")
+
+
+def gateway_imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[str, str]]:
+    """(module, "file:line") of every ``gateway.*`` module ``path`` imports, at any depth
+    (an import inside a function counts as much as one at the top)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+        found += [(name, where) for name in names if name.split(".")[0] == "gateway"]
+    return found
+
+
+def outside_the_client(name: str) -> bool:
+    return not any(name == ok or name.startswith(f"{ok}.") for ok in CLIENT_MAY_IMPORT)
+
+
+def test_the_import_check_sees_a_server_import(tmp_path: Path) -> None:
+    module = tmp_path / "gateway" / "client" / "m.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(
+        "import gateway.protocol.media\nimport json\n"
+        "def f() -> None:\n    from gateway.sessions.errors import invalid\n"
+    )
+    imports = gateway_imports(module, tmp_path)
+    assert imports == [
+        ("gateway.protocol.media", "gateway/client/m.py:1"),
+        ("gateway.sessions.errors", "gateway/client/m.py:4"),
+    ]
+    assert [name for name, _ in imports if outside_the_client(name)] == ["gateway.sessions.errors"]
+
+
+def test_the_client_imports_only_the_protocol_and_distribution_of_the_server() -> None:
+    """``gateway/client/`` runs on a publisher's machine: of the gateway's packages it may use
+    ``protocol/`` (the wire) and ``distribution/`` (the packaging rules), never the server's
+    domain, services or mechanisms; and those two use nothing else of the gateway."""
+    # What the client imports must not pull the server in behind it either.
+    shared = [PACKAGE / "protocol", PACKAGE / "distribution"]
+    foreign = [
+        f"{where} imports {name}"
+        for folder in (CLIENT, *shared)
+        for path in sorted(folder.rglob("*.py"))
+        for name, where in gateway_imports(path)
+        if outside_the_client(name)
+    ]
+    assert not foreign, "the client reaches into the server:\n" + "\n".join(foreign)

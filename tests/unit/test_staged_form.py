@@ -92,7 +92,7 @@ def test_a_reason_phrase_is_one_line_of_visible_latin_1() -> None:
 
 
 def test_a_session_command_takes_a_release_as_name_and_version() -> None:
-    from gateway.client.cli import _release_reference
+    from gateway.client.cli.session_commands import _release_reference
     from gateway.client.local import LocalCheckError
 
     assert _release_reference("Example==1.0") == ("Example", "1.0")
