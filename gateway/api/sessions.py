@@ -11,11 +11,11 @@ from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_document
+from gateway.distribution.releases import normalize_release
 from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.services.sessions import normalize_release
 from gateway.sessions.errors import DomainError
 from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
 from gateway.sessions.states import SessionState

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import aiohttp
-
 from gateway.logs import log
 from gateway.publish.backends.base import Backend, BackendUnavailable, Listing
 from gateway.publish.failure import (
@@ -23,10 +21,11 @@ from gateway.publish.failure import (
 from gateway.publish.journal import Journals
 from gateway.publish.worker import Credentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
-from gateway.services.sessions import SessionService, require
+from gateway.services.sessions import SessionService
 from gateway.sessions.errors import Kind
 from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import SessionEvent
+from gateway.sessions.transitions import require
 from gateway.settings import PublishSettings
 from gateway.store.records import RecordChanged
 from gateway.store.typed import Versioned
@@ -58,15 +57,6 @@ class Publisher:
         self._journals = journals
         self._worker = worker
         self._settings = settings
-
-    # The worker's tasks and HTTP client, as tests of the whole application reach them.
-    @property
-    def _workers(self) -> set[asyncio.Task[PublishingSession]]:
-        return self._worker.tasks
-
-    @property
-    def _http(self) -> aiohttp.ClientSession:
-        return self._worker.http
 
     async def publish(
         self, session: PublishingSession, principal: Publishing, etag: str | None = None
@@ -102,7 +92,7 @@ class Publisher:
         )
         known = None if etag is None else Versioned(session, etag)
         try:
-            started = await self._sessions.start_publish(session.id, journal, everything, known)
+            started = await self._journals.start(session.id, journal, everything, known)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)
@@ -145,7 +135,7 @@ class Publisher:
     ) -> PublishingSession:
         """The caller stops waiting: ``processing`` from now on, failures become ``error``."""
         try:
-            return await self._sessions.defer_publish(sid, attempt)
+            return await self._journals.defer(sid, attempt)
         except RecordChanged:  # the worker finished meanwhile
             await asyncio.wait({worker})
             return _outcome(worker)

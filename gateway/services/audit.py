@@ -215,4 +215,4 @@ class AuditTrail:
             log.info("audit.day_expired", day=day)
 
 
-NO_AUDIT = AuditTrail(None)  # until the application wires the real journal in
+NO_AUDIT = AuditTrail(None)  # auditing switched off (the fast tier, tools)

@@ -21,7 +21,6 @@ from gateway.mechanisms.ingest import Received
 from gateway.mechanisms.readback import digest_object
 from gateway.mechanisms.resumable import Appended, Appending, DigestCache
 from gateway.services.files import FileService
-from gateway.services.sessions import require
 from gateway.services.uploads import (
     UploadRecords,
     WriterBusy,
@@ -38,6 +37,7 @@ from gateway.sessions.records import (
     ResumableProgress,
 )
 from gateway.sessions.states import FileEvent, SessionEvent
+from gateway.sessions.transitions import require
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 

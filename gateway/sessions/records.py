@@ -24,6 +24,13 @@ class ReleasePointer(Record):
     session_id: str
 
 
+class DueEntry(Record):
+    """An entry of the sweep's due index (``due/{time}/{sid}``): the session named is to be
+    visited at the time its key carries."""
+
+    session_id: str
+
+
 class FileClaim(Record):
     """Which upload owns a filename in its session (one at a time, R-F7)."""
 
