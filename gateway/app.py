@@ -170,6 +170,7 @@ def _services(
         files=core.files,
         resumable=core.resumable,
         publisher=core.publisher,
+        publish_worker=core.worker,
         names=core.names,
         stage=stage,
         preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
