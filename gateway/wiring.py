@@ -22,7 +22,7 @@ from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
-from gateway.store.records import JsonRecords
+from gateway.store.record_store import JsonRecords
 
 
 @dataclass

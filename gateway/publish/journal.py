@@ -28,7 +28,7 @@ from gateway.sessions.records import FileUpload, PublishingSession, PublishJourn
 from gateway.sessions.states import SessionEvent, SessionState, is_editable, next_session_state
 from gateway.sessions.transitions import next_state
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import Records, Versioned
 
 SessionChange = Callable[[PublishingSession], PublishingSession]

@@ -19,7 +19,7 @@ from gateway.publish.failure import (
     require_completed,
 )
 from gateway.publish.journal import Journals
-from gateway.publish.worker import Credentials, Handed, PublishWorker
+from gateway.publish.worker import BackendCredentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import Kind
@@ -27,7 +27,7 @@ from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import SessionEvent
 from gateway.sessions.transitions import require
 from gateway.settings import PublishSettings
-from gateway.store.records import RecordChanged
+from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Versioned
 
 
@@ -38,7 +38,7 @@ class Publishing(Protocol):
     def id(self) -> str: ...
 
     @property
-    def backend_credentials(self) -> Credentials | None: ...
+    def backend_credentials(self) -> BackendCredentials | None: ...
 
 
 class Publisher:

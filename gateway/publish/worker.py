@@ -40,14 +40,14 @@ from gateway.sessions.states import SessionState
 from gateway.settings import BackendSettings, PublishSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 # Backends known to accept the legacy `attestations` field and silently drop it.
 DROPS_ATTESTATIONS = {"pypiserver", "devpi"}
 
 
-class Credentials(Protocol):
+class BackendCredentials(Protocol):
     """A caller's own credential for the index (pass-through authentication)."""
 
     @property
@@ -94,13 +94,13 @@ class PublishWorker:
         self._audit = audit
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
-        self._caller_credentials: dict[str, Credentials] = {}
+        self._caller_credentials: dict[str, BackendCredentials] = {}
 
     def start(
         self,
         sid: str,
         attempt: str,
-        credentials: Credentials | None = None,
+        credentials: BackendCredentials | None = None,
         handed: Handed | None = None,
     ) -> asyncio.Task[PublishingSession]:
         """Work on publish ``attempt`` in the background (the task's result: the session,

@@ -17,7 +17,7 @@ from gateway.sessions import clock
 from gateway.sessions.records import DueEntry, DueIndexed, PublishingSession
 from gateway.sessions.states import is_terminal
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordExists
+from gateway.store.record_store import JsonRecords, RecordExists
 from gateway.store.typed import Records
 
 

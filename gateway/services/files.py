@@ -38,7 +38,7 @@ from gateway.sessions.transitions import require
 from gateway.settings import UploadSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 PROCESSING_LEASE = timedelta(minutes=10)

@@ -22,7 +22,7 @@ from gateway.services.listings import PublishedFiles
 from gateway.sessions.errors import DomainError, Kind, Pointer
 from gateway.sessions.records import FilenameReservation, NameRegistration
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordExists, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
 from gateway.store.typed import Records, Versioned
 
 RESERVED: Final[Literal["reserved"]] = "reserved"

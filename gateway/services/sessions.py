@@ -27,7 +27,7 @@ from gateway.sessions.transitions import next_state
 from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import JsonRecords, RecordExists, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
 from gateway.store.typed import ClaimContention, Records, Versioned
 
 # Told of a session about to expire, before it does (the audit journal records it).

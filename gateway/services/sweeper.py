@@ -25,7 +25,7 @@ from gateway.sessions.errors import DomainError
 from gateway.sessions.records import PublishingSession, SweepLease
 from gateway.sessions.states import is_terminal
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records
 
 

@@ -16,7 +16,7 @@ from gateway.sessions.lease import RELEASED, Lease
 from gateway.sessions.records import CommittedBytes, FileClaim, FileUpload, ResumableProgress
 from gateway.sessions.states import FileEvent, FileState, TransitionRefused, next_file_state
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records, Versioned
 
 FileChange = Callable[[FileUpload], FileUpload | None]

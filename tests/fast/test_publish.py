@@ -16,7 +16,7 @@ from gateway.sessions.lease import lapsed
 from gateway.sessions.records import FilenameReservation, PublishJournal
 from gateway.sessions.states import SessionState
 from gateway.store import keys
-from gateway.store.records import RecordChanged
+from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Records
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, file_request, upload

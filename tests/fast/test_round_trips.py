@@ -23,7 +23,7 @@ from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.sessions.states import FileState, SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
-from gateway.store.records import Stored
+from gateway.store.record_store import Stored
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, Stack, build_stack, chunks, file_request, upload
 

@@ -21,7 +21,7 @@ from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server, free_port
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
 from tests.conftest import ALICE
 from tests.consistency import check_bucket

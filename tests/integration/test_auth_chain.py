@@ -20,7 +20,7 @@ from gateway.devstack import Server
 from gateway.publish.backends import backend_for
 from gateway.settings import Settings
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, TOKEN
 from tests.distributions import build_wheel, sha256_of
 from tests.integration.conftest import META, Api, problem

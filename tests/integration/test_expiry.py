@@ -10,7 +10,7 @@ from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.sessions import clock
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE
 from tests.integration.conftest import META, Api, problem
 

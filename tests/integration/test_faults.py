@@ -26,7 +26,7 @@ from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.sessions import clock
 from gateway.settings import MiB
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy

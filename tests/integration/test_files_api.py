@@ -21,7 +21,7 @@ from gateway.services.due_index import DueIndex
 from gateway.sessions import clock
 from gateway.settings import Settings
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from gateway.store.s3 import is_not_found
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_sdist, build_wheel

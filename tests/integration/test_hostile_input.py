@@ -11,7 +11,7 @@ from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_wheel
 from tests.integration.conftest import META, Api, problem

@@ -13,7 +13,7 @@ from gateway.devstack import Server, free_port
 from gateway.protocol import multipart
 from gateway.publish.backends.base import basic_authorization
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip

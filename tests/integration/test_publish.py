@@ -17,7 +17,7 @@ from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.publish.backends import backend_for
 from gateway.settings import Settings
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip, problem

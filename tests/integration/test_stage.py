@@ -15,7 +15,7 @@ import pytest
 from gateway.api.context import SERVICES
 from gateway.devstack import Server
 from gateway.store import keys
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip, problem
