@@ -48,7 +48,7 @@ class Journals:
     def lease(self) -> Lease:
         return granted(self.holder, self._duration)
 
-    def open(
+    def new_attempt(
         self,
         order: list[str],
         new_project: bool | None,
@@ -161,7 +161,7 @@ class Journals:
         await self._write(sid, take_over)
         await self._due.wake_at(sid, lease.until or clock.now())
 
-    async def start(
+    async def open_in_session(
         self,
         sid: str,
         journal: PublishJournal,

@@ -84,7 +84,7 @@ class Publisher:
             except PublishFailed as failure:
                 raise failure.error() from None
         reserved = await self._reserve(session, uploads)
-        journal = self._journals.open(
+        journal = self._journals.new_attempt(
             order=[u.id for u in publish_order(uploads)],
             new_project=None if listing is None else not listing,
             published_by=principal.id,
@@ -92,7 +92,7 @@ class Publisher:
         )
         known = None if etag is None else Versioned(session, etag)
         try:
-            started = await self._journals.start(session.id, journal, everything, known)
+            started = await self._journals.open_in_session(session.id, journal, everything, known)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)

@@ -120,7 +120,7 @@ async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
         order=[file.id],
         published_by=ALICE.id,
     )
-    await stack.journals.start(session.id, dead)
+    await stack.journals.open_in_session(session.id, dead)
     await stack.names.reserve_filenames(project, [wheel.name], session.id)
     await stack.sweeper.sweep()
     taken = await stack.sessions.get(session.id)
@@ -136,8 +136,8 @@ async def test_a_live_journal_is_left_to_its_holder(
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     file = await upload(stack, session, wheel)
     other = Journals(stack.records, stack.due, 60)  # another replica's
-    journal = other.open([file.id], None, ALICE.id, "service")
-    await stack.journals.start(session.id, journal)
+    journal = other.new_attempt([file.id], None, ALICE.id, "service")
+    await stack.journals.open_in_session(session.id, journal)
     await stack.sweeper.sweep()
     await stack.settle()
     assert stack.index.uploads == 0
