@@ -12,13 +12,13 @@ from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_document
 from gateway.distribution.releases import normalize_release
+from gateway.domain.errors import DomainError
+from gateway.domain.records import FileSummary, FileUpload, PublishingSession
+from gateway.domain.states import SessionState
 from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.sessions.errors import DomainError
-from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
-from gateway.sessions.states import SessionState
 
 
 async def create_session(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from packaging.version import Version
 
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.filenames import parse_filename
-from gateway.sessions.errors import DomainError
+from gateway.domain.errors import DomainError
 
 __all__ = [
     "Distribution",

@@ -15,8 +15,8 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from gateway.domain.errors import invalid
 from gateway.protocol.models import WEAK_HASHES
-from gateway.sessions.errors import invalid
 
 _HEX = re.compile(r"[0-9a-f]+")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
 from packaging.version import InvalidVersion, Version
 
-from gateway.sessions.errors import invalid
+from gateway.domain.errors import invalid
 
 MAX_NAME_LENGTH = 200
 MAX_VERSION_LENGTH = 100

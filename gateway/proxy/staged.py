@@ -21,9 +21,9 @@ from gateway.api.context import services
 from gateway.api.middleware import problem_response
 from gateway.api.urls import Urls
 from gateway.distribution.releases import normalize_release
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.protocol.problems import ErrorItem, Problem, bad_request
 from gateway.services.legacy_staging import DIGEST_FIELDS, StagedForm
-from gateway.sessions.records import FileUpload, PublishingSession
 
 STAGE_ROUTE = "legacy:stage"
 _TRUE = ("true", "1")

@@ -18,15 +18,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, not_found
+from gateway.domain.lease import Lease, granted, lapsed
+from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
+from gateway.domain.states import SessionEvent, SessionState, is_editable, next_session_state
+from gateway.domain.transitions import next_state
 from gateway.logs import log
 from gateway.services.due_index import DueIndex
 from gateway.services.sessions import summaries_as_read
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, not_found
-from gateway.sessions.lease import Lease, granted, lapsed
-from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
-from gateway.sessions.states import SessionEvent, SessionState, is_editable, next_session_state
-from gateway.sessions.transitions import next_state
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import Records, Versioned

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from gateway.domain.errors import Kind
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import SessionEvent
+from gateway.domain.transitions import require
 from gateway.logs import log
 from gateway.publish.backends.base import Backend, BackendUnavailable, Listing
 from gateway.publish.failure import (
@@ -22,10 +26,6 @@ from gateway.publish.journal import Journals
 from gateway.publish.worker import BackendCredentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
-from gateway.sessions.errors import Kind
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import SessionEvent
-from gateway.sessions.transitions import require
 from gateway.settings import PublishSettings
 from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Versioned

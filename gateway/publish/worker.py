@@ -19,6 +19,9 @@ from typing import Protocol
 import aiohttp
 
 from gateway import metrics
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
+from gateway.domain.states import SessionState
 from gateway.logs import log
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.protocol.legacy_upload_form import (
@@ -34,9 +37,6 @@ from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.audit import GATEWAY, AuditTrail
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
-from gateway.sessions.states import SessionState
 from gateway.settings import BackendSettings, PublishSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore

@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
+from gateway.domain import clock
+from gateway.domain.records import DueEntry, DueIndexed, PublishingSession
+from gateway.domain.states import is_terminal
 from gateway.logs import log
-from gateway.sessions import clock
-from gateway.sessions.records import DueEntry, DueIndexed, PublishingSession
-from gateway.sessions.states import is_terminal
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordExists
 from gateway.store.typed import Records

@@ -12,6 +12,18 @@ from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind, Pointer, conflict, invalid, not_found
+from gateway.domain.lease import granted
+from gateway.domain.records import (
+    CommittedBytes,
+    FileUpload,
+    PublishingSession,
+    ResumableProgress,
+    StoredMetadata,
+)
+from gateway.domain.states import FileEvent, FileState, SessionEvent
+from gateway.domain.transitions import require
 from gateway.logs import log
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
 from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
@@ -23,18 +35,6 @@ from gateway.services.listings import PublishedFiles
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind, Pointer, conflict, invalid, not_found
-from gateway.sessions.lease import granted
-from gateway.sessions.records import (
-    CommittedBytes,
-    FileUpload,
-    PublishingSession,
-    ResumableProgress,
-    StoredMetadata,
-)
-from gateway.sessions.states import FileEvent, FileState, SessionEvent
-from gateway.sessions.transitions import require
 from gateway.settings import UploadSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore

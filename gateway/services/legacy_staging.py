@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.distribution.releases import normalize_release
+from gateway.domain.errors import DomainError, Kind, Pointer
+from gateway.domain.records import CreationPath, FileUpload, PublishingSession
+from gateway.domain.states import SessionEvent
+from gateway.domain.transitions import require
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.records import CreationPath, FileUpload, PublishingSession
-from gateway.sessions.states import SessionEvent
-from gateway.sessions.transitions import require
 
 LEGACY: CreationPath = "legacy"
 

@@ -8,22 +8,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from gateway.distribution.releases import normalize_release
-from gateway.logs import log
-from gateway.services.due_index import DueIndex
-from gateway.services.names import NameRegistry
-from gateway.services.quota import OpenSessionCounts
-from gateway.services.uploads import UploadRecords
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind, conflict, contention, not_found
-from gateway.sessions.records import (
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind, conflict, contention, not_found
+from gateway.domain.records import (
     CreationPath,
     FileSummary,
     FileUpload,
     PublishingSession,
     ReleasePointer,
 )
-from gateway.sessions.states import FileState, SessionEvent, SessionState, is_editable, is_terminal
-from gateway.sessions.transitions import next_state
+from gateway.domain.states import FileState, SessionEvent, SessionState, is_editable, is_terminal
+from gateway.domain.transitions import next_state
+from gateway.logs import log
+from gateway.services.due_index import DueIndex
+from gateway.services.names import NameRegistry
+from gateway.services.quota import OpenSessionCounts
+from gateway.services.uploads import UploadRecords
 from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore

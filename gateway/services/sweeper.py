@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway import metrics
+from gateway.domain import clock
+from gateway.domain.errors import DomainError
+from gateway.domain.records import PublishingSession, SweepLease
+from gateway.domain.states import is_terminal
 from gateway.logs import log
 from gateway.services.audit import AuditTrail
 from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError
-from gateway.sessions.records import PublishingSession, SweepLease
-from gateway.sessions.states import is_terminal
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from packaging.utils import canonicalize_name
 
 from gateway.auth.principals import Principal
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.protocol.models import FileCreateRequest
 from gateway.publish.backends.base import Backend, BackendUnavailable, IndexFile, Listing
 from gateway.publish.journal import Journals
@@ -34,7 +35,6 @@ from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
-from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.settings import Settings, load_settings
 from gateway.store.blobs import BlobStore
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.lease import lapsed
+from gateway.domain.records import FilenameReservation, PublishJournal
+from gateway.domain.states import SessionState
 from gateway.publish.journal import Journals
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.lease import lapsed
-from gateway.sessions.records import FilenameReservation, PublishJournal
-from gateway.sessions.states import SessionState
 from gateway.store import keys
 from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Records

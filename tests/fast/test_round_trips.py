@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from gateway.domain import clock
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState, SessionState
 from gateway.protocol.models import FileCreateRequest
-from gateway.sessions import clock
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState, SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
 from gateway.store.record_store import Stored

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.states import SessionState
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.states import SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryRecordStore
 from tests.fast.conftest import MakeStack, Stack, build_stack

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sessions import clock
-from gateway.sessions.states import FileState, SessionState
+from gateway.domain import clock
+from gateway.domain.states import FileState, SessionState
 from gateway.store import keys
 from tests.fast.conftest import ALICE, Stack, chunks, file_request
 

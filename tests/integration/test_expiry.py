@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
-from gateway.sessions import clock
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE

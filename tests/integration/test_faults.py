@@ -22,8 +22,8 @@ from aiohttp import ClientResponse
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server
+from gateway.domain import clock
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
-from gateway.sessions import clock
 from gateway.settings import MiB
 from gateway.store import keys
 from gateway.store.record_store import RecordStore

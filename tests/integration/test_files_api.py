@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
+from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.services.due_index import DueIndex
-from gateway.sessions import clock
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore

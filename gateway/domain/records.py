@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.sessions.lease import Lease
-from gateway.sessions.states import FileState, SessionState
+from gateway.domain.lease import Lease
+from gateway.domain.states import FileState, SessionState
 
 CreationPath = Literal["upload2", "legacy"]
 

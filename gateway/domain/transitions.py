@@ -3,9 +3,9 @@ that explains to the caller why the event is not allowed now."""
 
 from __future__ import annotations
 
-from gateway.sessions.errors import conflict, not_found
-from gateway.sessions.records import PublishingSession
-from gateway.sessions.states import (
+from gateway.domain.errors import conflict, not_found
+from gateway.domain.records import PublishingSession
+from gateway.domain.states import (
     SessionEvent,
     SessionState,
     TransitionRefused,
