@@ -37,7 +37,8 @@ TOKEN_BYTES = 32  # 256 bits from `secrets`: the session id doubles as the stage
 
 
 class SessionService:
-    """The one writer of session records, live-release pointers and quota markers."""
+    """The one writer of session records (but for the publish journal in them, which
+    ``publish/journal.py`` writes), live-release pointers and quota markers."""
 
     def __init__(
         self,
