@@ -3,8 +3,8 @@
 It costs what is due, not what is kept (R-W9): the due index (``services/due_index.py``)
 keeps an entry under ``due/{time}/{sid}`` for the next moment each session needs a look (its
 expiry, a publish lease or a deferred validation that may lapse, the end of its retention),
-and a sweep lists only the entries whose time has come. One replica sweeps at a time, the one holding the
-sweep lease; every change is still a compare-and-swap, so a replica whose lease lapsed
+and a sweep lists only the entries whose time has come. One replica sweeps at a time, the one
+holding the sweep lease; every change is still a compare-and-swap, so a replica whose lease lapsed
 mid-sweep never conflicts with the next holder.
 """
 
