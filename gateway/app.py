@@ -30,7 +30,7 @@ from gateway.settings import Settings
 from gateway.store.audit import AuditStore
 from gateway.store.blobs import BlobStore
 from gateway.store.objects import SmallObjects
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
 from gateway.wiring import wire
 
@@ -170,6 +170,7 @@ def _services(
         files=core.files,
         resumable=core.resumable,
         publisher=core.publisher,
+        publish_worker=core.worker,
         names=core.names,
         stage=stage,
         preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),

@@ -12,6 +12,7 @@ from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
@@ -21,13 +22,14 @@ from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
-from gateway.store.records import JsonRecords
+from gateway.store.record_store import JsonRecords
 
 
 @dataclass
 class Core:
     names: NameRegistry
     uploads: UploadRecords
+    due: DueIndex
     sessions: SessionService
     files: FileService
     resumable: ResumableUploads
@@ -49,19 +51,25 @@ def wire(
     does not write."""
     names = NameRegistry(records, backend.published_files)
     uploads = UploadRecords(records)
-    sessions = SessionService(records, blobs, settings.sessions, names, uploads)
+    due = DueIndex(records, settings.sessions.retention)
+    # The audit journal records an expiry before it happens.
+    sessions = SessionService(
+        records, blobs, settings.sessions, names, uploads, due, audit.session_expired
+    )
     part_size = settings.s3.part_size
     files = FileService(
         uploads,
         blobs,
         sessions,
+        due,
         names,
         settings.uploads,
         part_size,
         RecentListings(backend.published_files, settings.backend.listing_max_age),
+        audit,
         index_checks=settings.backend.checks_like_pypi,
     )
-    journals = Journals(sessions, settings.publish.lease)
+    journals = Journals(records, due, settings.publish.lease)
     worker = PublishWorker(
         sessions,
         names,
@@ -72,14 +80,15 @@ def wire(
         settings.backend,
         settings.publish,
         files.add_notice,
+        audit,
     )
     publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
-    sessions.before_expiry = audit.session_expired  # recorded before the expiry is
-    sweeper = Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval)
-    files.audit = worker.audit = sweeper.audit = audit
+    interval = settings.sessions.sweep_interval
+    sweeper = Sweeper(sessions, due, files, publisher, records, audit, interval)
     return Core(
         names=names,
         uploads=uploads,
+        due=due,
         sessions=sessions,
         files=files,
         resumable=ResumableUploads(uploads, blobs, files, part_size),

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState
 from gateway.store.s3 import S3Client
 
 

@@ -17,11 +17,11 @@ from gateway.api.bodies import validation_errors
 from gateway.api.context import SERVICES, services
 from gateway.api.middleware import REQUEST_ID_KEY, Handler
 from gateway.auth.config import basic_username
+from gateway.domain.records import PublishingSession
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditFile, AuditQuery
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.services.audit import REQUEST, RequestFacts, refused
-from gateway.sessions.records import PublishingSession
 
 _MAX_HEADER = 512  # of a user agent or forwarded address kept in an event
 

@@ -10,6 +10,7 @@ from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
+from gateway.publish.worker import PublishWorker
 from gateway.services.audit import AuditTrail
 from gateway.services.files import FileService
 from gateway.services.legacy_staging import LegacyStaging
@@ -30,6 +31,7 @@ class Services:
     files: FileService
     resumable: ResumableUploads
     publisher: Publisher
+    publish_worker: PublishWorker  # the publishes running in the background (its tasks)
     stage: StageService
     preview: PreviewService
     names: NameRegistry

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway.domain.errors import DomainError, Kind
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem, retry_soon
 from gateway.publish.backends.base import BackendRefused, BackendUnavailable
-from gateway.sessions.errors import DomainError, Kind
-from gateway.store.records import UpdateContention
+from gateway.store.record_store import UpdateContention
 
 STATUS = {
     Kind.INVALID: 400,

@@ -19,6 +19,8 @@ from gateway.api.bodies import (
 from gateway.api.context import services
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState
 from gateway.protocol import audit
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD
 from gateway.protocol.models import (
@@ -28,8 +30,6 @@ from gateway.protocol.models import (
     FileCreateRequest,
 )
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState
 
 _ATTESTATIONS = TypeAdapter(list[Attestation])
 

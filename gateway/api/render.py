@@ -10,12 +10,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from gateway.api.urls import Urls
+from gateway.domain import clock
+from gateway.domain.records import FileSummary, FileUpload, PublishingSession
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.mechanisms.presigned import PartUrl
 from gateway.protocol import models
 from gateway.protocol.media import UPLOAD_V2_JSON
-from gateway.sessions import clock
-from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
 
 
 def upload_json(

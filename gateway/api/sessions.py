@@ -11,21 +11,22 @@ from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_document
+from gateway.distribution.releases import normalize_release
+from gateway.domain.errors import DomainError, refused_as_invalid
+from gateway.domain.records import FileSummary, FileUpload, PublishingSession
+from gateway.domain.states import SessionState
 from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.services.sessions import normalize_release
-from gateway.sessions.errors import DomainError
-from gateway.sessions.records import FileSummary, FileUpload, PublishingSession
-from gateway.sessions.states import SessionState
 
 
 async def create_session(request: web.Request) -> web.Response:
     svc = services(request)
     principal = await authenticate(request)
     body = await read_request(request, SessionCreateRequest, svc.settings.uploads.max_json_body)
-    name, _ = normalize_release(body.name, body.version)
+    with refused_as_invalid():
+        name, _ = normalize_release(body.name, body.version)
     # 403 before 409, so an unauthorized caller never learns a session exists (R-P3).
     authorize(principal, name)
     first_release = await svc.names.is_first_release(name)

@@ -10,8 +10,8 @@ from aiohttp import web
 from packaging.utils import InvalidName, canonicalize_name
 
 from gateway.api.context import services
+from gateway.domain import clock
 from gateway.protocol.problems import ErrorItem, Problem, not_found
-from gateway.sessions import clock
 from gateway.stage import simple
 from gateway.stage.page import SECURITY_HEADERS
 from gateway.stage.preview import render_page

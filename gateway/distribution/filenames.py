@@ -15,21 +15,14 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from gateway.distribution.errors import RuleBroken
 from gateway.protocol.models import WEAK_HASHES
 
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-class FilenameError(ValueError):
-    """A filename or declared hash the packaging rules refuse. ``slug`` names the rule broken
-    and ``source`` the part of the request at fault, so that a server can answer a problem
-    document and a client can name the file, each in its own words."""
-
-    def __init__(self, slug: str, detail: str, source: str) -> None:
-        super().__init__(detail)
-        self.slug = slug
-        self.detail = detail
-        self.source = source
+class FilenameError(RuleBroken):
+    """A filename or declared hash the packaging rules refuse."""
 
 
 @dataclass(frozen=True)

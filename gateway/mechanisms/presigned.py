@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.records import PresignedUpload
+from gateway.domain.errors import DomainError, Kind, Pointer
+from gateway.domain.records import PresignedUpload
 from gateway.store.blobs import BlobStore
 
 MAX_PARTS = 10_000  # S3's limit

@@ -22,11 +22,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.records import ResumableProgress, StoredPart
 from gateway.mechanisms.digests import Digests
 from gateway.mechanisms.parts import IN_FLIGHT, PartPipeline
 from gateway.protocol.problems import Problem
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.records import ResumableProgress, StoredPart
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 

@@ -30,12 +30,12 @@ from gateway.api.context import services
 from gateway.api.errors import problem_for
 from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.auth.config import basic_username
+from gateway.domain.errors import DomainError
 from gateway.logs import log
 from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
 from gateway.proxy import staged
 from gateway.proxy.upstream import streaming_timeout, unreachable
-from gateway.sessions.errors import DomainError
 
 # Headers of the caller's request that the index needs to see as they were.
 _FORWARDED = ("Authorization", "User-Agent", "Accept")

@@ -20,10 +20,11 @@ from gateway.api.access import authenticate, authorize
 from gateway.api.context import services
 from gateway.api.middleware import problem_response
 from gateway.api.urls import Urls
+from gateway.distribution.releases import normalize_release
+from gateway.domain.errors import refused_as_invalid
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.protocol.problems import ErrorItem, Problem, bad_request
 from gateway.services.legacy_staging import DIGEST_FIELDS, StagedForm
-from gateway.services.sessions import normalize_release
-from gateway.sessions.records import FileUpload, PublishingSession
 
 STAGE_ROUTE = "legacy:stage"
 _TRUE = ("true", "1")
@@ -50,7 +51,8 @@ async def stage_upload(
     svc = services(request)
     principal = await authenticate(request)
     form = staged_form(fields, filename)
-    name, _ = normalize_release(form.name, form.version)
+    with refused_as_invalid():
+        name, _ = normalize_release(form.name, form.version)
     authorize(principal, name)  # on every request: the gateway holds the release now
     session, upload = await svc.legacy_staging.stage(principal.id, form, content)
     body = staged_message(svc.urls, session, upload)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.domain.errors import DomainError, Kind, Pointer
+from gateway.domain.records import FileUpload
+from gateway.domain.states import FileState
 from gateway.publish.backends.base import Listing
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.records import FileUpload
-from gateway.sessions.states import FileState
 
 # Seconds after which a publish refused because the index was not answering may be retried.
 RETRY_AFTER = 2

@@ -1,5 +1,6 @@
-"""The publish journal as its worker sees it: progress and the lease, kept in the session
-record by :class:`gateway.services.sessions.SessionService` (its one writer).
+"""The publish journal: the progress and the lease of a publish, kept in the session record.
+This module is its one writer, and of the status changes a publish makes; every other field
+of the session record is written by :class:`gateway.services.sessions.SessionService`.
 
 Whoever holds the lease works; it renews the lease a few times per lease period, and a
 replica that finds a lapsed lease takes the publish over and resumes from the journal.
@@ -17,21 +18,28 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, not_found
+from gateway.domain.lease import Lease, granted, lapsed
+from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
+from gateway.domain.states import SessionEvent, SessionState, is_editable, next_session_state
+from gateway.domain.transitions import next_state
 from gateway.logs import log
-from gateway.services.sessions import SessionService
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError
-from gateway.sessions.lease import Lease, granted, lapsed
-from gateway.sessions.records import PublishingSession, PublishJournal
-from gateway.store.records import RecordChanged, RecordMissing
-from gateway.store.typed import Versioned
+from gateway.services.due_index import DueIndex
+from gateway.services.sessions import summaries_as_read
+from gateway.store import keys
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.typed import Records, Versioned
+
+SessionChange = Callable[[PublishingSession], PublishingSession]
 
 
 class Journals:
     """The journals this process holds the lease of (``holder`` names the process)."""
 
-    def __init__(self, sessions: SessionService, lease_seconds: float):
-        self._sessions = sessions
+    def __init__(self, records: JsonRecords, due: DueIndex, lease_seconds: float):
+        self._sessions = Records(records, PublishingSession)
+        self._due = due
         self._duration = timedelta(seconds=lease_seconds)
         self.holder = secrets.token_hex(4)
         # By publish attempt this process works on: the session record as it last wrote it.
@@ -40,7 +48,7 @@ class Journals:
     def lease(self) -> Lease:
         return granted(self.holder, self._duration)
 
-    def open(
+    def new_attempt(
         self,
         order: list[str],
         new_project: bool | None,
@@ -83,7 +91,12 @@ class Journals:
     ) -> PublishingSession:
         """Change the journal; :class:`RecordChanged` once another replica took it over."""
         known = self._written.get(attempt)
-        written = await self._sessions.update_journal(sid, attempt, self.holder, change, known)
+
+        def update(session: PublishingSession) -> PublishingSession:
+            change(_held_journal(session, attempt, self.holder))
+            return session
+
+        written = await self._write(sid, update, known)
         if attempt in self._written:
             self._written[attempt] = written
         return written.value
@@ -120,7 +133,7 @@ class Journals:
         expired = lapsed(self.holder)
         try:
             await self.record(sid, attempt, lambda journal: journal.hold(expired))
-            await self._sessions.wake_at(sid, clock.now())  # not when the lease would have run out
+            await self._due.wake_at(sid, clock.now())  # not when the lease would have run out
             log.info("publish.handed_over", session=sid[:8])
         except Exception:  # the lease then simply runs out; nothing is lost
             log.exception("publish.hand_over_failed", session=sid[:8])
@@ -131,14 +144,104 @@ class Journals:
         journal = session.publish
         if journal is None or journal.lease.is_live():
             return None
-        await self._sessions.take_over_publish(session.id, self.lease())
+        await self._take_over(session.id, self.lease())
         return journal
+
+    async def _take_over(self, sid: str, lease: Lease) -> None:
+        """Hold a publish whose lease lapsed; :class:`RecordChanged` when it has not."""
+
+        def take_over(session: PublishingSession) -> PublishingSession:
+            if session.publish is None or session.publish.lease.is_live():
+                raise RecordChanged(sid)
+            session.publish.hold(lease)
+            if is_editable(session.status):  # its caller is gone: report by polling
+                session.status = next_session_state(session.status, SessionEvent.PUBLISH_DEFERRED)
+            return session
+
+        await self._write(sid, take_over)
+        await self._due.wake_at(sid, lease.until or clock.now())
+
+    async def open_in_session(
+        self,
+        sid: str,
+        journal: PublishJournal,
+        uploads: list[FileUpload] | None = None,
+        known: Versioned[PublishingSession] | None = None,
+    ) -> Versioned[PublishingSession]:
+        """Open the journal in the session record; ``uploads`` (the file records just read)
+        also bring the session's summary of its files up to date in the same write, whatever
+        a crash may have left behind. ``known``: the session as the publish request read it."""
+
+        def start(session: PublishingSession) -> PublishingSession:
+            next_state(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
+            session.publish = journal
+            if uploads is not None and session.files is not None:
+                session.files = summaries_as_read(session.files, uploads)
+            return session
+
+        # Visited when the lease would lapse: a publish whose worker died is resumed.
+        await self._due.wake_at(sid, journal.lease_until)
+        return await self._write(sid, start, known)
+
+    async def defer(self, sid: str, attempt: str) -> PublishingSession:
+        """The publish goes on in the background: ``processing``. :class:`RecordChanged` when
+        it ended meanwhile."""
+
+        def defer(session: PublishingSession) -> PublishingSession:
+            _journal(session, attempt)
+            if is_editable(session.status):
+                session.status = next_session_state(session.status, SessionEvent.PUBLISH_DEFERRED)
+            return session
+
+        return (await self._write(sid, defer)).value
 
     async def finish(
         self, sid: str, attempt: str, succeeded: bool, notices: list[str]
     ) -> Versioned[PublishingSession]:
-        """End the publish (:meth:`SessionService.finish_publish`): the session as written."""
+        """End publish ``attempt``: ``published``, or back to where it was for a caller still
+        waiting (R-P7), ``error`` with ``notices`` for one that is not. The session as written.
+
+        A published session is to be settled at once by the caller. Should it die first, no
+        new entry of the sweep's is needed: the one for the publish lease (written when the
+        publish started or was taken over, and moved on by every visit while the publish ran)
+        comes at the latest when the lease would have lapsed, and its visit settles it."""
         known = self._written.pop(attempt, None)
-        return await self._sessions.finish_publish(
-            sid, attempt, self.holder, succeeded, notices, known
-        )
+
+        def finish(session: PublishingSession) -> PublishingSession:
+            _held_journal(session, attempt, self.holder)
+            session.publish = None
+            if succeeded:
+                editable = is_editable(session.status)
+                event = SessionEvent.PUBLISH_NOW if editable else SessionEvent.PUBLISH_SUCCEEDED
+                session.status = next_session_state(session.status, event)
+                session.ended_at = clock.now()
+                session.notices.extend(notices)
+            elif session.status == SessionState.PROCESSING:
+                session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
+                session.notices.extend(notices)
+            return session
+
+        return await self._write(sid, finish, known)
+
+    async def _write(
+        self, sid: str, change: SessionChange, known: Versioned[PublishingSession] | None = None
+    ) -> Versioned[PublishingSession]:
+        """Compare-and-swap of the session record; ``known``: the record as this process has
+        just read or written it (:meth:`Records.update_versioned`)."""
+        try:
+            return await self._sessions.update_versioned(keys.session(sid), change, known)
+        except RecordMissing:
+            raise not_found("session") from None
+
+
+def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
+    if session.publish is None or session.publish.attempt != attempt:
+        raise RecordChanged(session.id)
+    return session.publish
+
+
+def _held_journal(session: PublishingSession, attempt: str, holder: str) -> PublishJournal:
+    journal = _journal(session, attempt)
+    if journal.owner != holder:
+        raise RecordChanged(session.id)  # another replica took the publish over
+    return journal

@@ -18,13 +18,13 @@ from packaging.version import Version
 from gateway.distribution.archive import DistributionError, extract_metadata
 from gateway.distribution.checks import index_refusals
 from gateway.distribution.readme import render_description
+from gateway.domain import clock
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.logs import log
 from gateway.publish.backends import Backend, BackendError
 from gateway.publish.backends.base import IndexFile
 from gateway.publish.backends.remote import open_remote
 from gateway.services.stage import StageService
-from gateway.sessions import clock
-from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.stage.compare import Comparison, compare, differing_fields, latest_release
 from gateway.stage.preview import Preview, PreviewFile
 

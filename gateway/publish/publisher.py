@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import aiohttp
-
+from gateway.domain.errors import Kind
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import SessionEvent
+from gateway.domain.transitions import require
 from gateway.logs import log
 from gateway.publish.backends.base import Backend, BackendUnavailable, Listing
 from gateway.publish.failure import (
@@ -21,14 +23,11 @@ from gateway.publish.failure import (
     require_completed,
 )
 from gateway.publish.journal import Journals
-from gateway.publish.worker import Credentials, Handed, PublishWorker
+from gateway.publish.worker import BackendCredentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
-from gateway.services.sessions import SessionService, require
-from gateway.sessions.errors import Kind
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import SessionEvent
+from gateway.services.sessions import SessionService
 from gateway.settings import PublishSettings
-from gateway.store.records import RecordChanged
+from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Versioned
 
 
@@ -39,7 +38,7 @@ class Publishing(Protocol):
     def id(self) -> str: ...
 
     @property
-    def backend_credentials(self) -> Credentials | None: ...
+    def backend_credentials(self) -> BackendCredentials | None: ...
 
 
 class Publisher:
@@ -58,15 +57,6 @@ class Publisher:
         self._journals = journals
         self._worker = worker
         self._settings = settings
-
-    # The worker's tasks and HTTP client, as tests of the whole application reach them.
-    @property
-    def _workers(self) -> set[asyncio.Task[PublishingSession]]:
-        return self._worker.tasks
-
-    @property
-    def _http(self) -> aiohttp.ClientSession:
-        return self._worker.http
 
     async def publish(
         self, session: PublishingSession, principal: Publishing, etag: str | None = None
@@ -94,7 +84,7 @@ class Publisher:
             except PublishFailed as failure:
                 raise failure.error() from None
         reserved = await self._reserve(session, uploads)
-        journal = self._journals.open(
+        journal = self._journals.new_attempt(
             order=[u.id for u in publish_order(uploads)],
             new_project=None if listing is None else not listing,
             published_by=principal.id,
@@ -102,7 +92,7 @@ class Publisher:
         )
         known = None if etag is None else Versioned(session, etag)
         try:
-            started = await self._sessions.start_publish(session.id, journal, everything, known)
+            started = await self._journals.open_in_session(session.id, journal, everything, known)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)
@@ -145,7 +135,7 @@ class Publisher:
     ) -> PublishingSession:
         """The caller stops waiting: ``processing`` from now on, failures become ``error``."""
         try:
-            return await self._sessions.defer_publish(sid, attempt)
+            return await self._journals.defer(sid, attempt)
         except RecordChanged:  # the worker finished meanwhile
             await asyncio.wait({worker})
             return _outcome(worker)

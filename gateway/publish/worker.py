@@ -19,6 +19,9 @@ from typing import Protocol
 import aiohttp
 
 from gateway import metrics
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
+from gateway.domain.states import SessionState
 from gateway.logs import log
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.protocol.legacy_upload_form import (
@@ -31,23 +34,20 @@ from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavai
 from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha256
 from gateway.publish.journal import Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
-from gateway.services.audit import GATEWAY, NO_AUDIT
+from gateway.services.audit import GATEWAY, AuditTrail
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
-from gateway.sessions.states import SessionState
 from gateway.settings import BackendSettings, PublishSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 # Backends known to accept the legacy `attestations` field and silently drop it.
 DROPS_ATTESTATIONS = {"pypiserver", "devpi"}
 
 
-class Credentials(Protocol):
+class BackendCredentials(Protocol):
     """A caller's own credential for the index (pass-through authentication)."""
 
     @property
@@ -80,26 +80,27 @@ class PublishWorker:
         index: BackendSettings,
         settings: PublishSettings,
         add_file_notice: Callable[[str, str, str], Awaitable[None]],
+        audit: AuditTrail,
     ):
         self._sessions = sessions
         self._names = names
         self._journals = journals
         self._blobs = blobs
         self._backend = backend
-        self.http = http
+        self._http = http
         self._index = index
         self._settings = settings
         self._add_file_notice = add_file_notice
-        self.audit = NO_AUDIT  # the application's journal (wiring.wire)
+        self._audit = audit
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
-        self._caller_credentials: dict[str, Credentials] = {}
+        self._caller_credentials: dict[str, BackendCredentials] = {}
 
     def start(
         self,
         sid: str,
         attempt: str,
-        credentials: Credentials | None = None,
+        credentials: BackendCredentials | None = None,
         handed: Handed | None = None,
     ) -> asyncio.Task[PublishingSession]:
         """Work on publish ``attempt`` in the background (the task's result: the session,
@@ -365,7 +366,7 @@ class PublishWorker:
         log.info("publish.upload", session=sid[:8], filename=upload.filename)
         with metrics.backend_call(backend.kind, "upload"):
             return await post_file(
-                self.http,
+                self._http,
                 backend.upload_url,
                 fields,
                 upload.filename,
@@ -400,9 +401,9 @@ class PublishWorker:
             await self._names.register(session.name, journal.published_by, session.id)
         # Before the session says `published`: a failed write leaves the journal to resume.
         by, digests = journal.published_by, {u.filename: sha256(u) for u in uploads}
-        events = [self.audit.published(session, by, dict(digests))]
+        events = [self._audit.published(session, by, dict(digests))]
         if journal.new_project:
-            events.append(self.audit.name_registered(session, by))
+            events.append(self._audit.name_registered(session, by))
         await asyncio.gather(*events)
         ended = await self._journals.finish(session.id, attempt, True, notices)
         registered = bool(journal.new_project)
@@ -428,7 +429,7 @@ class PublishWorker:
         except (RecordChanged, RecordMissing, DomainError):
             return
         by = asked.published_by if asked is not None else GATEWAY.id
-        await self.audit.publish_failed(session, by, failure.reason)
+        await self._audit.publish_failed(session, by, failure.reason)
         if session.status == SessionState.ERROR and not noted:  # deferred meanwhile
             await self._notice_files(sid, uploads, failure)
         await self._sessions.release_filenames(session.name, list(uploads), sid)

@@ -14,10 +14,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.logs import log
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditEvent, AuditFile, AuditPage, AuditPrincipal
-from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.store import keys
 from gateway.store.audit import AuditStore, day_of, event_id, moment_of
 
@@ -215,4 +215,4 @@ class AuditTrail:
             log.info("audit.day_expired", day=day)
 
 
-NO_AUDIT = AuditTrail(None)  # until the application wires the real journal in
+NO_AUDIT = AuditTrail(None)  # auditing switched off (the fast tier, tools)

@@ -3,46 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 
 from gateway import metrics
 from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
 from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import (
-    FilenameError,
     check_release,
     normalize_hashes,
     parse_filename,
 )
-from gateway.logs import log
-from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
-from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
-from gateway.mechanisms.readback import digest_object
-from gateway.protocol.models import FileCreateRequest
-from gateway.services.audit import NO_AUDIT
-from gateway.services.listings import PublishedFiles
-from gateway.services.names import NameRegistry
-from gateway.services.sessions import SessionService, require
-from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind, Pointer, conflict, invalid, not_found
-from gateway.sessions.lease import granted
-from gateway.sessions.records import (
+from gateway.domain import clock
+from gateway.domain.errors import (
+    DomainError,
+    Kind,
+    Pointer,
+    conflict,
+    invalid,
+    not_found,
+    refused_as_invalid,
+)
+from gateway.domain.lease import granted
+from gateway.domain.records import (
     CommittedBytes,
     FileUpload,
     PublishingSession,
     ResumableProgress,
     StoredMetadata,
 )
-from gateway.sessions.states import FileEvent, FileState, SessionEvent
+from gateway.domain.states import FileEvent, FileState, SessionEvent
+from gateway.domain.transitions import require
+from gateway.logs import log
+from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED, presigned
+from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
+from gateway.mechanisms.readback import digest_object
+from gateway.protocol.models import FileCreateRequest
+from gateway.services.audit import AuditTrail
+from gateway.services.due_index import DueIndex
+from gateway.services.listings import PublishedFiles
+from gateway.services.names import NameRegistry
+from gateway.services.sessions import SessionService
+from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
 from gateway.settings import UploadSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import RecordChanged, RecordMissing
+from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 PROCESSING_LEASE = timedelta(minutes=10)
@@ -62,29 +70,33 @@ class FileService:
         records: UploadRecords,
         blobs: BlobStore,
         sessions: SessionService,
+        due: DueIndex,
         names: NameRegistry,
         settings: UploadSettings,
         part_size: int,
         published_files: PublishedFiles,
+        audit: AuditTrail,
         index_checks: bool = False,
     ):
         self._records = records
         self._blobs = blobs
         self._sessions = sessions
+        self._due = due
         self._names = names
-        self._uploads = settings
+        self._settings = settings
         self._part_size = part_size
         self._checks_like_pypi = index_checks
         self._published_files = published_files
-        self._background: set[asyncio.Task[None]] = set()
-        self.audit = NO_AUDIT  # set by the application
+        self._audit = audit
+        # The validations running in the background (deferred completions), until done.
+        self.validations: set[asyncio.Task[None]] = set()
 
     # -- create ------------------------------------------------------------------------
 
     async def create(self, session: PublishingSession, request: FileCreateRequest) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
         _refuse_other_path(session)
-        with _refused_as_invalid():
+        with refused_as_invalid():
             check_release(parse_filename(request.filename), session.name, session.version)
             hashes = normalize_hashes(request.hashes)
         self._refuse_unacceptable(request)
@@ -117,14 +129,14 @@ class FileService:
         """A size or mechanism this server's configuration does not take."""
         if request.size <= 0:
             raise invalid("invalid-size", "size must be a positive integer", "size")
-        if request.size > self._uploads.max_file_size:
+        if request.size > self._settings.max_file_size:
             raise conflict(
                 "file-too-large",
-                f"{request.size} bytes exceeds the maximum of {self._uploads.max_file_size}",
+                f"{request.size} bytes exceeds the maximum of {self._settings.max_file_size}",
                 "size",
             )
-        if request.mechanism not in self._uploads.mechanisms:
-            offered = ", ".join(self._uploads.mechanisms)
+        if request.mechanism not in self._settings.mechanisms:
+            offered = ", ".join(self._settings.mechanisms)
             raise DomainError(
                 Kind.UNSUPPORTED,
                 "unsupported-mechanism",
@@ -159,10 +171,10 @@ class FileService:
 
     async def _refuse_too_many(self, session: PublishingSession) -> None:
         live = await self._sessions.listed_files(session)
-        if len(live) >= self._uploads.max_files_per_session:
+        if len(live) >= self._settings.max_files_per_session:
             raise conflict(
                 "too-many-files",
-                f"A session holds at most {self._uploads.max_files_per_session} files.",
+                f"A session holds at most {self._settings.max_files_per_session} files.",
                 "filename",
             )
 
@@ -279,13 +291,13 @@ class FileService:
         no object and no record. The upload does not hold its filename yet: :meth:`claim`
         it once it has completed, so that a bad file never displaces a good one."""
         require(session, SessionEvent.EDIT_FILES)
-        with _refused_as_invalid():
+        with refused_as_invalid():
             check_release(parse_filename(filename), session.name, session.version)
         await self._refuse_published(session, filename)
         await self._refuse_too_many(session)
         fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
         key = keys.file_bytes(session.id, fid, attempt)
-        limit = self._uploads.max_file_size
+        limit = self._settings.max_file_size
         metrics.UPLOADS_IN_FLIGHT.inc()
         try:
             received = await ingest(
@@ -347,7 +359,7 @@ class FileService:
         assert upload.presigned is not None
         key = keys.file_bytes(session.id, upload.id, upload.presigned.attempt)
         return await presigned.part_urls(
-            self._blobs, key, upload.presigned, self._uploads.presign_seconds
+            self._blobs, key, upload.presigned, self._settings.presign_seconds
         )
 
     async def _close_transfer(self, session: PublishingSession, upload: FileUpload) -> None:
@@ -410,11 +422,11 @@ class FileService:
         upload = found.value
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
-        if defer and upload.size > self._uploads.defer_validation_above:
+        if defer and upload.size > self._settings.defer_validation_above:
             deadline = granted(None, PROCESSING_LEASE).until
             assert deadline is not None
             # The sweep looks in when the deadline passes, in case this process dies.
-            await self._sessions.wake_at(session.id, deadline)
+            await self._due.wake_at(session.id, deadline)
             upload = await self._records.transition(
                 session.id,
                 fid,
@@ -457,12 +469,12 @@ class FileService:
             await self._records.transition(
                 session.id, upload.id, failed, known=known, notices=notices
             )
-            await self.audit.file_event(session, upload, failure.message)
+            await self._audit.file_event(session, upload, failure.message)
             return upload, failure
         upload = await self._records.transition(
             session.id, upload.id, succeeded, known=known, metadata=metadata
         )
-        await self.audit.file_event(session, upload)
+        await self._audit.file_event(session, upload)
         return upload, None
 
     def _spawn(self, work: Awaitable[None]) -> None:
@@ -476,8 +488,8 @@ class FileService:
                 log.exception("file.validation_failed")
 
         task = asyncio.create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.validations.add(task)
+        task.add_done_callback(self.validations.discard)
 
     async def resume_overdue(self, session: PublishingSession) -> datetime | None:
         """Re-run deferred validations whose worker vanished (crash, restart, scale-down);
@@ -523,7 +535,7 @@ class FileService:
         )
         try:
             extracted = await extract_metadata(
-                reader, upload.filename, max_metadata_bytes=self._uploads.max_metadata_size
+                reader, upload.filename, max_metadata_bytes=self._settings.max_metadata_size
             )
             check_identity(extracted, session.name, session.version)
         except DistributionError as exc:
@@ -556,15 +568,6 @@ class FileService:
 
     async def add_notice(self, sid: str, fid: str, text: str) -> None:
         await self._records.add_notice(sid, fid, text)
-
-
-@contextlib.contextmanager
-def _refused_as_invalid() -> Iterator[None]:
-    """The packaging rules' refusal of a filename or hash, as the domain's ``invalid``."""
-    try:
-        yield
-    except FilenameError as exc:
-        raise invalid(exc.slug, exc.detail, exc.source) from None
 
 
 def _refuse_other_path(session: PublishingSession) -> None:

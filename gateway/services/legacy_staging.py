@@ -15,13 +15,15 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from gateway.distribution.releases import normalize_release
+from gateway.domain.errors import DomainError, Kind, Pointer, refused_as_invalid
+from gateway.domain.records import CreationPath, FileUpload, PublishingSession
+from gateway.domain.states import SessionEvent
+from gateway.domain.transitions import require
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
-from gateway.services.sessions import SessionService, normalize_release, require
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.records import CreationPath, FileUpload, PublishingSession
-from gateway.sessions.states import SessionEvent
+from gateway.services.sessions import SessionService
 
 LEGACY: CreationPath = "legacy"
 
@@ -65,7 +67,8 @@ class LegacyStaging:
     async def session_for(self, name: str, version: str, principal_id: str) -> PublishingSession:
         """The release's legacy-created session, created now if there is none (reserving a
         first release's name as an Upload 2.0 create does, R-P4)."""
-        name, version = normalize_release(name, version)
+        with refused_as_invalid():
+            name, version = normalize_release(name, version)
         first_release = await self._names.is_first_release(name)
         if first_release:
             await self._names.check(name, principal_id)

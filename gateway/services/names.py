@@ -18,11 +18,11 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from gateway.domain.errors import DomainError, Kind, Pointer
+from gateway.domain.records import FilenameReservation, NameRegistration
 from gateway.services.listings import PublishedFiles
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.records import FilenameReservation, NameRegistration
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordExists, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
 from gateway.store.typed import Records, Versioned
 
 RESERVED: Final[Literal["reserved"]] = "reserved"

@@ -16,12 +16,21 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from gateway import metrics
+from gateway.domain.errors import DomainError, Kind, Pointer
+from gateway.domain.lease import Lease, granted
+from gateway.domain.records import (
+    CommittedBytes,
+    FileUpload,
+    PublishingSession,
+    ResumableProgress,
+)
+from gateway.domain.states import FileEvent, SessionEvent
+from gateway.domain.transitions import require
 from gateway.mechanisms import RESUMABLE
 from gateway.mechanisms.ingest import Received
 from gateway.mechanisms.readback import digest_object
 from gateway.mechanisms.resumable import Appended, Appending, DigestCache
 from gateway.services.files import FileService
-from gateway.services.sessions import require
 from gateway.services.uploads import (
     UploadRecords,
     WriterBusy,
@@ -29,15 +38,6 @@ from gateway.services.uploads import (
     require_mechanism,
     too_large,
 )
-from gateway.sessions.errors import DomainError, Kind, Pointer
-from gateway.sessions.lease import Lease, granted
-from gateway.sessions.records import (
-    CommittedBytes,
-    FileUpload,
-    PublishingSession,
-    ResumableProgress,
-)
-from gateway.sessions.states import FileEvent, SessionEvent
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 

@@ -5,84 +5,47 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from packaging.utils import InvalidName, canonicalize_name, is_normalized_name
-from packaging.version import InvalidVersion, Version
-
-from gateway.logs import log
-from gateway.services.names import NameRegistry
-from gateway.services.quota import OpenSessionCounts
-from gateway.services.uploads import UploadRecords
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
-from gateway.sessions.lease import Lease
-from gateway.sessions.records import (
+from gateway.distribution.releases import normalize_release
+from gateway.domain import clock
+from gateway.domain.errors import (
+    DomainError,
+    Kind,
+    conflict,
+    contention,
+    not_found,
+    refused_as_invalid,
+)
+from gateway.domain.records import (
     CreationPath,
-    DueIndexed,
     FileSummary,
     FileUpload,
     PublishingSession,
-    PublishJournal,
     ReleasePointer,
 )
-from gateway.sessions.states import (
-    FileState,
-    SessionEvent,
-    SessionState,
-    TransitionRefused,
-    is_editable,
-    is_terminal,
-    next_session_state,
-)
+from gateway.domain.states import FileState, SessionEvent, SessionState, is_editable, is_terminal
+from gateway.domain.transitions import next_state
+from gateway.logs import log
+from gateway.services.due_index import DueIndex
+from gateway.services.names import NameRegistry
+from gateway.services.quota import OpenSessionCounts
+from gateway.services.uploads import UploadRecords
 from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
-from gateway.store.records import JsonRecords, RecordChanged, RecordExists, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
 from gateway.store.typed import ClaimContention, Records, Versioned
 
-MAX_NAME_LENGTH = 200
-MAX_VERSION_LENGTH = 100
+# Told of a session about to expire, before it does (the audit journal records it).
+BeforeExpiry = Callable[[PublishingSession], Awaitable[None]]
+
 TOKEN_BYTES = 32  # 256 bits from `secrets`: the session id doubles as the stage capability
 
 
-def normalize_release(name: str, version: str) -> tuple[str, str]:
-    """PEP 503-normalized name and PEP 440-normalized version, or the field that is not."""
-    # Both end up in S3 keys (at most 1024 bytes); no real project comes near these bounds.
-    if len(name) > MAX_NAME_LENGTH:
-        raise invalid(
-            "invalid-name",
-            f"a project name has at most {MAX_NAME_LENGTH} characters",
-            source="name",
-        )
-    if len(version) > MAX_VERSION_LENGTH:
-        raise invalid(
-            "invalid-version",
-            f"a version has at most {MAX_VERSION_LENGTH} characters",
-            source="version",
-        )
-    try:
-        normalized = canonicalize_name(name, validate=True)
-    except InvalidName:
-        raise invalid(
-            "invalid-name", f"{name!r} is not a valid project name", source="name"
-        ) from None
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
-        raise invalid(
-            "invalid-version", f"{version!r} is not a valid PEP 440 version", source="version"
-        ) from None
-    assert is_normalized_name(normalized)
-    return normalized, str(parsed)
-
-
-async def _nothing(session: PublishingSession) -> None:
-    return None
-
-
 class SessionService:
-    """The one writer of session records, live-release pointers and quota markers."""
+    """The one writer of session records (but for the publish journal in them, which
+    ``publish/journal.py`` writes), live-release pointers and quota markers."""
 
     def __init__(
         self,
@@ -90,27 +53,27 @@ class SessionService:
         blobs: BlobStore,
         settings: SessionSettings,
         names: NameRegistry,
-        uploads: UploadRecords | None = None,
+        uploads: UploadRecords,
+        due: DueIndex,
+        before_expiry: BeforeExpiry,
     ):
-        self._records = records  # raw, for tests that plant records
         self._sessions = Records(records, PublishingSession)
         self._pointers = Records(records, ReleasePointer)
-        self._uploads = uploads or UploadRecords(records)
+        self._uploads = uploads
         self._uploads.summarise_into(self.note_file)
-        self._due = Records(records, ReleasePointer)
-        self._indexed = Records(records, DueIndexed)
+        self._due = due
         self._blobs = blobs
         self._settings = settings
         self._names = names
         self._open_sessions = OpenSessionCounts(self._count_open, settings.quota_max_age)
-        # Set by the application to the audit journal's (services/audit.py).
-        self.before_expiry: Callable[[PublishingSession], Awaitable[None]] = _nothing
+        self._before_expiry = before_expiry  # the audit journal's (services/audit.py)
 
     async def create(
         self, name: str, version: str, creator: str, via: CreationPath = "upload2"
     ) -> tuple[PublishingSession, bool]:
         """A new session, or (existing, False) when the release already has a live one."""
-        name, version = normalize_release(name, version)
+        with refused_as_invalid():
+            name, version = normalize_release(name, version)
         await self._refuse_over_quota(creator, keys.live_release(name, version))
         created = True  # unless it certainly wrote no quota marker (a failure may have)
         try:
@@ -135,7 +98,7 @@ class SessionService:
             files={},
         )
         # The sweep's entry exists before the record, so no session is ever left unswept.
-        await self.wake_at(session.id, session.expires_at)
+        await self._due.wake_at(session.id, session.expires_at)
         # The record exists before the pointer, so a pointer whose session is missing can only
         # be left over from a crash and may be taken over.
         await self._sessions.create(keys.session(session.id), session)
@@ -231,7 +194,7 @@ class SessionService:
         if session is None:
             return None
         if _expires_now(session):
-            await self.before_expiry(session)  # the audit journal: recorded before it happens
+            await self._before_expiry(session)  # the audit journal: recorded before it happens
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 
@@ -243,7 +206,7 @@ class SessionService:
 
     async def get_versioned(self, sid: str) -> tuple[PublishingSession, str | None]:
         """:meth:`get`, with the etag of the session as read (None when reading it expired
-        it), for a caller that changes it next (:meth:`start_publish`)."""
+        it), for a caller that changes it next (the publish journal opened in it)."""
         found = await self._sessions.get(keys.session(sid))
         if found is None or _expires_now(found.value):
             return await self.get(sid), None  # gone, or expires now: as any read does
@@ -320,7 +283,7 @@ class SessionService:
 
     async def extend(self, sid: str, extend_for: int) -> PublishingSession:
         def extend(session: PublishingSession) -> PublishingSession:
-            _refuse(session, SessionEvent.EXTEND)
+            next_state(session, SessionEvent.EXTEND)
             session.expires_at = clock.extended_expiry(
                 session.expires_at, session.created_at, extend_for, self._settings.max_lifetime
             )
@@ -329,7 +292,7 @@ class SessionService:
         session = await self._update(sid, extend)
         # The entry of the earlier expiry stays until the sweep visits it and finds the
         # session not due: it then keeps only the next visit.
-        await self.wake_at(sid, session.expires_at)
+        await self._due.wake_at(sid, session.expires_at)
         return session
 
     async def cancel(self, sid: str) -> PublishingSession:
@@ -339,14 +302,14 @@ class SessionService:
         def end(session: PublishingSession) -> PublishingSession | None:
             if event is SessionEvent.EXPIRE and session.status == SessionState.CANCELED:
                 return None  # another replica expired it first
-            session.status = _refuse(session, event)
+            session.status = next_state(session, event)
             session.ended_at = clock.now()
             if notice:
                 session.notices.append(notice)
             return session
 
         session = await self._update(sid, end)
-        await self.wake_at(sid, clock.now())  # the sweep purges again, then keeps it retained
+        await self._due.wake_at(sid, clock.now())  # the sweep purges again, then keeps it retained
         log.info("session.ended", session=sid[:8], status=session.status.value, why=event.value)
         return await self.settle(session)
 
@@ -408,81 +371,10 @@ class SessionService:
         except RecordMissing:
             raise not_found("session") from None
 
-    # -- the sweep's index: when each session is next due (``due/{time}/{sid}``) -------------
-
-    async def wake_at(self, sid: str, when: datetime) -> None:
-        """Have the sweep visit the session at ``when`` (an entry more is harmless: a visit
-        that finds nothing due keeps only the session's next one)."""
-        with contextlib.suppress(RecordExists):
-            await self._due.create(keys.due(when, sid), ReleasePointer(session_id=sid))
-
-    async def due(self, now: datetime) -> list[tuple[str, str]]:
-        """(entry key, session id) of every visit due by ``now``, oldest first: one listing
-        request per thousand due entries, none for the sessions that are not due."""
-        found: list[tuple[str, str]] = []
-        async for key in self._due.keys(keys.DUE):
-            parts = keys.due_parts(key)
-            if parts is None:
-                continue
-            if parts[0] > now:
-                break  # the keys sort by time: everything after is later
-            found.append((key, parts[1]))
-        return found
-
-    async def visited(self, key: str, sid: str, following: datetime | None) -> None:
-        """Done with due entry ``key``: schedule the session's ``following`` visit (None: the
-        session is gone), then drop the entry (in this order, so a crash never leaves a
-        session without an entry)."""
-        if following is not None:
-            await self.wake_at(sid, following)
-            if keys.due(following, sid) == key:
-                return
-        await self._due.delete(key)
-
-    def next_visit(
-        self, session: PublishingSession, deadline: datetime | None = None
-    ) -> datetime | None:
-        """When the sweep must next look at ``session``: its expiry, when its publish lease
-        or a validation ``deadline`` runs out, once ended to settle and purge it, and at the
-        end of its retention to forget it."""
-        now = clock.now()
-        if is_terminal(session.status):
-            if not session.settled or session.ended_at is None:
-                return now
-            return session.ended_at + timedelta(seconds=self._settings.retention)
-        moments = [session.expires_at]
-        if session.publish is not None:
-            moments.append(session.publish.lease_until)
-        if deadline is not None:
-            moments.append(deadline)
-        return max(min(moments), now)
-
     async def live_count(self) -> int:
         """Sessions holding their release (open, processing or error): one listing request
         per thousand."""
         return len([key async for key in self._pointers.keys(keys.LIVE)])
-
-    async def is_indexed(self) -> bool:
-        return await self._indexed.load(keys.DUE_INDEXED) is not None
-
-    async def index_all(self, next_visit: Callable[[PublishingSession], datetime | None]) -> int:
-        """Give every session an entry, for sessions written before the index existed; then
-        mark the bucket indexed, so this full scan runs once. The number indexed."""
-        count = 0
-        async for sid in self.session_ids():
-            try:
-                session = await self._sessions.load(keys.session(sid))
-            except ValueError:  # unreadable: its visit logs why, as every sweep used to
-                log.exception("sweep.unreadable_session", session=sid[:8])
-                await self.wake_at(sid, clock.now())
-                continue
-            when = None if session is None else next_visit(session)
-            if when is not None:
-                await self.wake_at(sid, when)
-                count += 1
-        with contextlib.suppress(RecordExists):
-            await self._indexed.create(keys.DUE_INDEXED, DueIndexed(since=clock.now()))
-        return count
 
     async def session_ids(self) -> AsyncIterator[str]:
         async for key in self._sessions.keys(keys.SESSIONS, delimiter="/"):
@@ -504,111 +396,8 @@ class SessionService:
             await self._sessions.delete(keys.session(session.id))
             log.info("session.forgotten", session=session.id[:8])
 
-    # -- the publish journal: written here, on behalf of the publish worker holding it ----
 
-    async def start_publish(
-        self,
-        sid: str,
-        journal: PublishJournal,
-        uploads: list[FileUpload] | None = None,
-        known: Versioned[PublishingSession] | None = None,
-    ) -> Versioned[PublishingSession]:
-        """Open the journal; ``uploads`` (the file records just read) also bring the summary
-        up to date in the same write, whatever a crash may have left behind. ``known``: the
-        session as the publish request read it."""
-
-        def start(session: PublishingSession) -> PublishingSession:
-            _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
-            session.publish = journal
-            if uploads is not None and session.files is not None:
-                session.files = _summaries_as_read(session.files, uploads)
-            return session
-
-        # Visited when the lease would lapse: a publish whose worker died is resumed.
-        await self.wake_at(sid, journal.lease_until)
-        return await self._write(sid, start, known)
-
-    async def defer_publish(self, sid: str, attempt: str) -> PublishingSession:
-        """The publish goes on in the background: ``processing``. :class:`RecordChanged` when
-        it ended meanwhile."""
-
-        def defer(session: PublishingSession) -> PublishingSession:
-            _journal(session, attempt)
-            if is_editable(session.status):
-                session.status = next_session_state(session.status, SessionEvent.PUBLISH_DEFERRED)
-            return session
-
-        return await self._update(sid, defer)
-
-    async def update_journal(
-        self,
-        sid: str,
-        attempt: str,
-        holder: str,
-        change: Callable[[PublishJournal], None],
-        known: Versioned[PublishingSession] | None = None,
-    ) -> Versioned[PublishingSession]:
-        """Change the journal of publish ``attempt``; :class:`RecordChanged` unless ``holder``
-        still holds it (another replica may have taken it over). ``known``: the session as
-        ``holder`` last wrote it."""
-
-        def update(session: PublishingSession) -> PublishingSession:
-            change(_held_journal(session, attempt, holder))
-            return session
-
-        return await self._write(sid, update, known)
-
-    async def take_over_publish(self, sid: str, lease: Lease) -> PublishingSession:
-        """Hold a publish whose lease lapsed; :class:`RecordChanged` when it has not."""
-
-        def take_over(session: PublishingSession) -> PublishingSession:
-            if session.publish is None or session.publish.lease.is_live():
-                raise RecordChanged(sid)
-            session.publish.hold(lease)
-            if is_editable(session.status):  # its caller is gone: report by polling
-                session.status = next_session_state(session.status, SessionEvent.PUBLISH_DEFERRED)
-            return session
-
-        session = await self._update(sid, take_over)
-        await self.wake_at(sid, lease.until or clock.now())
-        return session
-
-    async def finish_publish(
-        self,
-        sid: str,
-        attempt: str,
-        holder: str,
-        succeeded: bool,
-        notices: list[str],
-        known: Versioned[PublishingSession] | None = None,
-    ) -> Versioned[PublishingSession]:
-        """End publish ``attempt``: ``published``, or back to where it was for a caller still
-        waiting (R-P7), ``error`` with ``notices`` for one that is not. ``known``: the
-        session as ``holder`` last wrote it.
-
-        A published session is to be settled at once by the caller. Should it die first, no
-        new entry of the sweep's is needed: the one for the publish lease (written when the
-        publish started or was taken over, and moved on by every visit while the publish ran)
-        comes at the latest when the lease would have lapsed, and its visit settles it."""
-
-        def finish(session: PublishingSession) -> PublishingSession:
-            _held_journal(session, attempt, holder)
-            session.publish = None
-            if succeeded:
-                editable = is_editable(session.status)
-                event = SessionEvent.PUBLISH_NOW if editable else SessionEvent.PUBLISH_SUCCEEDED
-                session.status = next_session_state(session.status, event)
-                session.ended_at = clock.now()
-                session.notices.extend(notices)
-            elif session.status == SessionState.PROCESSING:
-                session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
-                session.notices.extend(notices)
-            return session
-
-        return await self._write(sid, finish, known)
-
-
-def _summaries_as_read(
+def summaries_as_read(
     stored: dict[str, FileSummary], uploads: list[FileUpload]
 ) -> dict[str, FileSummary]:
     """The summaries of ``uploads`` (file records just read); a conflict when the stored
@@ -626,46 +415,3 @@ def _summaries_as_read(
 
 def _expires_now(session: PublishingSession) -> bool:
     return is_editable(session.status) and session.expires_at <= clock.now()
-
-
-def _journal(session: PublishingSession, attempt: str) -> PublishJournal:
-    if session.publish is None or session.publish.attempt != attempt:
-        raise RecordChanged(session.id)
-    return session.publish
-
-
-def _held_journal(session: PublishingSession, attempt: str, holder: str) -> PublishJournal:
-    journal = _journal(session, attempt)
-    if journal.owner != holder:
-        raise RecordChanged(session.id)  # another replica took the publish over
-    return journal
-
-
-def _refuse(session: PublishingSession, event: SessionEvent) -> SessionState:
-    """The next state, or the problem that explains why the event is not allowed now."""
-    if session.status == SessionState.CANCELED:
-        raise not_found("session")
-    if session.publish is not None and event in (
-        SessionEvent.EDIT_FILES,
-        SessionEvent.CANCEL,
-        SessionEvent.PUBLISH_NOW,
-        SessionEvent.PUBLISH_DEFERRED,
-    ):
-        raise conflict(
-            "publish-in-progress",
-            "A publish of this session is under way: wait for it to resolve.",
-            source="status",
-        )
-    try:
-        return next_session_state(session.status, event)
-    except TransitionRefused as exc:
-        raise conflict(
-            "invalid-session-state",
-            f"The session is {session.status.value}: cannot {event.value}.",
-            source="status",
-        ) from exc
-
-
-def require(session: PublishingSession, event: SessionEvent) -> None:
-    """Check, without changing anything, that ``event`` is allowed on ``session`` now."""
-    _refuse(session, event)

@@ -11,10 +11,10 @@ import hmac
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from gateway.domain.errors import not_found
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState, is_terminal
 from gateway.services.sessions import SessionService
-from gateway.sessions.errors import not_found
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState, is_terminal
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.s3 import S3Client

@@ -1,10 +1,10 @@
 """The periodic sweep: expiry, purge, retention, stalled work.
 
-It costs what is due, not what is kept (R-W9): the session owner keeps an entry under
-``due/{time}/{sid}`` for the next moment each session needs a look (its expiry, a publish
-lease or a deferred validation that may lapse, the end of its retention), and a sweep lists
-only the entries whose time has come. One replica sweeps at a time, the one holding the
-sweep lease; every change is still a compare-and-swap, so a replica whose lease lapsed
+It costs what is due, not what is kept (R-W9): the due index (``services/due_index.py``)
+keeps an entry under ``due/{time}/{sid}`` for the next moment each session needs a look (its
+expiry, a publish lease or a deferred validation that may lapse, the end of its retention),
+and a sweep lists only the entries whose time has come. One replica sweeps at a time, the one
+holding the sweep lease; every change is still a compare-and-swap, so a replica whose lease lapsed
 mid-sweep never conflicts with the next holder.
 """
 
@@ -15,16 +15,17 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway import metrics
+from gateway.domain import clock
+from gateway.domain.errors import DomainError
+from gateway.domain.records import PublishingSession, SweepLease
+from gateway.domain.states import is_terminal
 from gateway.logs import log
-from gateway.services.audit import NO_AUDIT
+from gateway.services.audit import AuditTrail
+from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.sessions import SessionService
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError
-from gateway.sessions.records import PublishingSession, SweepLease
-from gateway.sessions.states import is_terminal
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records
 
 
@@ -38,12 +39,15 @@ class Sweeper:
     def __init__(
         self,
         sessions: SessionService,
+        due: DueIndex,
         files: FileService,
         publisher: LapsedPublishes,
         records: JsonRecords,
+        audit: AuditTrail,
         interval: int = 60,
     ):
         self._sessions = sessions
+        self._due = due
         self._files = files
         self._publisher = publisher
         self._lease = Records(records, SweepLease)  # its one writer: the sweepers
@@ -51,7 +55,7 @@ class Sweeper:
         # Held across a few sweeps, renewed by each: another replica takes over only when
         # the holder stopped sweeping.
         self._hold_for = timedelta(seconds=3 * interval)
-        self.audit = NO_AUDIT  # set by the application
+        self._audit = audit
 
     async def sweep(self) -> bool:
         """Visit what is due, if this replica holds the sweep lease (False: another does).
@@ -60,18 +64,18 @@ class Sweeper:
         held = await self._hold()
         if held:
             await self._visit_due()
-            await self.audit.expire()  # audit days past retention
+            await self._audit.expire()  # audit days past retention
         metrics.SESSIONS.labels("open").set(await self._sessions.live_count())
         return held
 
     async def _visit_due(self) -> None:
-        if not await self._sessions.is_indexed():  # one read; a full scan only once
-            count = await self._sessions.index_all(self._sessions.next_visit)
+        if not await self._due.is_indexed():  # one read; a full scan only once
+            count = await self._due.index_all()
             log.info("sweep.indexed", sessions=count)
-        for key, sid in await self._sessions.due(clock.now()):
+        for key, sid in await self._due.due(clock.now()):
             try:
                 following = await self._visit(sid)
-                await self._sessions.visited(key, sid, following)
+                await self._due.visited(key, sid, following)
             except (RecordChanged, RecordMissing, DomainError):
                 continue  # a request got there first; the entry stays for the next sweep
             except Exception:
@@ -102,4 +106,4 @@ class Sweeper:
         else:
             deadline = await self._files.resume_overdue(session)
         session = await self._sessions.find(sid)
-        return None if session is None else self._sessions.next_visit(session, deadline)
+        return None if session is None else self._due.next_visit(session, deadline)

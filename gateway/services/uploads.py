@@ -11,12 +11,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.sessions.errors import DomainError, Kind, Pointer, conflict, contention, not_found
-from gateway.sessions.lease import RELEASED, Lease
-from gateway.sessions.records import CommittedBytes, FileClaim, FileUpload, ResumableProgress
-from gateway.sessions.states import FileEvent, FileState, TransitionRefused, next_file_state
+from gateway.domain.errors import DomainError, Kind, Pointer, conflict, contention, not_found
+from gateway.domain.lease import RELEASED, Lease
+from gateway.domain.records import CommittedBytes, FileClaim, FileUpload, ResumableProgress
+from gateway.domain.states import FileEvent, FileState, TransitionRefused, next_file_state
 from gateway.store import keys
-from gateway.store.records import JsonRecords, RecordChanged, RecordMissing
+from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records, Versioned
 
 FileChange = Callable[[FileUpload], FileUpload | None]

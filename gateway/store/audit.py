@@ -20,7 +20,7 @@ from typing import Any
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.objects import SmallObjects
-from gateway.store.records import RecordExists, RecordStore
+from gateway.store.record_store import RecordExists, RecordStore
 from gateway.store.s3 import S3Client
 
 _DAY_US = 86_400_000_000

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 
-from gateway.store.records import (
+from gateway.store.record_store import (
     Document,
     JsonRecords,
     RecordChanged,

@@ -37,7 +37,8 @@ from yarl import URL
 from gateway import metrics
 from gateway.outbound import Hop
 
-Credentials = Callable[[], Awaitable[ReadOnlyCredentials | None]]
+# The S3 keys, asked for whenever a request is signed (botocore's chain may refresh them).
+S3Credentials = Callable[[], Awaitable[ReadOnlyCredentials | None]]
 
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRIED_CODES = frozenset({"RequestTimeout", "SlowDown", "Throttling", "ThrottlingException"})
@@ -67,7 +68,7 @@ class SmallObjects:
         http: aiohttp.ClientSession,
         endpoint_url: str,
         region: str,
-        credentials: Credentials,
+        credentials: S3Credentials,
         *,
         hop: Hop,
         attempts: int,

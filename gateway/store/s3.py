@@ -14,7 +14,7 @@ from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
 from gateway.outbound import Hop, TlsConfig
-from gateway.store.objects import Credentials, SmallObjects
+from gateway.store.objects import S3Credentials, SmallObjects
 
 S3Client = Any  # aiobotocore generates its client class at run time
 
@@ -100,7 +100,7 @@ async def open_small_objects(
         )
 
 
-def _credentials(config: S3Config) -> Credentials:
+def _credentials(config: S3Config) -> S3Credentials:
     """The keys from the settings, else botocore's default chain (environment, profiles,
     web identity, container and instance roles), refreshed by botocore when they expire."""
     if config.access_key_id and config.secret_access_key:

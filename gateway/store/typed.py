@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from gateway.store.records import (
+from gateway.store.record_store import (
     JsonRecords,
     RecordChanged,
     RecordExists,

@@ -27,7 +27,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from gateway.devstack import start_seaweedfs
-from gateway.store.records import RecordStore
+from gateway.store.record_store import RecordStore
 from gateway.store.s3 import S3Config, client_config, open_client, open_small_objects
 
 SIZE = 512 << 20

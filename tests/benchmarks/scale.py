@@ -29,9 +29,9 @@ from gateway import logs
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
-from gateway.sessions import clock
-from gateway.sessions.records import PublishingSession
-from gateway.sessions.states import SessionState
+from gateway.domain import clock
+from gateway.domain.records import PublishingSession
+from gateway.domain.states import SessionState
 from gateway.settings import load_settings
 from gateway.store import keys
 from tests.benchmarks.stack import (

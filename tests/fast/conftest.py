@@ -23,17 +23,18 @@ from aiohttp.test_utils import TestServer
 from packaging.utils import canonicalize_name
 
 from gateway.auth.principals import Principal
+from gateway.domain.records import FileUpload, PublishingSession
 from gateway.protocol.models import FileCreateRequest
 from gateway.publish.backends.base import Backend, BackendUnavailable, IndexFile, Listing
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
+from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
-from gateway.sessions.records import FileUpload, PublishingSession
 from gateway.settings import Settings, load_settings
 from gateway.store.blobs import BlobStore
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
@@ -52,6 +53,8 @@ class FakeIndex:
     failures: int = 0  # answer this many uploads with 503 first
     down: bool = False  # listings fail as if the index did not answer
     uploads: int = 0
+    # Run once a file is held, before the answer goes out (a test's view of "meanwhile").
+    after_upload: Callable[[], Awaitable[None]] | None = None
 
     async def upload(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -69,6 +72,8 @@ class FakeIndex:
             return web.Response(status=409, reason="File already exists")
         held[content.filename] = digest
         self.uploads += 1
+        if self.after_upload is not None:
+            await self.after_upload()
         return web.Response(text="OK")
 
 
@@ -99,6 +104,7 @@ class Stack:
     blobs: MemoryBlobStore
     index: FakeIndex
     names: NameRegistry
+    due: DueIndex
     sessions: SessionService
     files: FileService
     publisher: Publisher
@@ -106,11 +112,12 @@ class Stack:
     worker: PublishWorker
     sweeper: Sweeper
     uploads: UploadRecords
+    http: aiohttp.ClientSession  # the stack's own, shared with the index's listings
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
         for _ in range(100):
-            pending = [*self.worker.tasks, *self.files._background]
+            pending = [*self.worker.tasks, *self.files.validations]
             if not pending:
                 return
             await asyncio.gather(*pending, return_exceptions=True)
@@ -186,6 +193,7 @@ def build_stack(
         memory_blobs,
         index,
         core.names,
+        core.due,
         core.sessions,
         core.files,
         core.publisher,
@@ -193,6 +201,7 @@ def build_stack(
         core.worker,
         core.sweeper,
         core.uploads,
+        http,
     )
 
 

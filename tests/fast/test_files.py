@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.lease import Lease, granted
+from gateway.domain.states import FileState
 from gateway.services.uploads import WriterBusy
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.lease import Lease, granted
-from gateway.sessions.states import FileState
 from gateway.store import keys
 from tests.distributions import build_wheel
 from tests.fast.conftest import MakeStack, Stack, chunks, file_request, upload

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.sessions import clock
-from gateway.sessions.lease import RELEASED, Lease, granted, lapsed
+from gateway.domain import clock
+from gateway.domain.lease import RELEASED, Lease, granted, lapsed
 
 
 def test_a_granted_lease_is_live_until_it_runs_out() -> None:

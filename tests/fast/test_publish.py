@@ -6,18 +6,17 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.lease import lapsed
+from gateway.domain.records import FilenameReservation, PublishJournal
+from gateway.domain.states import SessionState
 from gateway.publish.journal import Journals
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.lease import lapsed
-from gateway.sessions.records import FilenameReservation, PublishJournal
-from gateway.sessions.states import SessionState
 from gateway.store import keys
-from gateway.store.records import RecordChanged
+from gateway.store.record_store import RecordChanged
 from gateway.store.typed import Records
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, BOB, MakeStack, Stack, file_request, upload
@@ -121,7 +120,7 @@ async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
         order=[file.id],
         published_by=ALICE.id,
     )
-    await stack.sessions.start_publish(session.id, dead)
+    await stack.journals.open_in_session(session.id, dead)
     await stack.names.reserve_filenames(project, [wheel.name], session.id)
     await stack.sweeper.sweep()
     taken = await stack.sessions.get(session.id)
@@ -136,9 +135,9 @@ async def test_a_live_journal_is_left_to_its_holder(
 ) -> None:
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     file = await upload(stack, session, wheel)
-    other = Journals(stack.sessions, 60)  # another replica's
-    journal = other.open([file.id], None, ALICE.id, "service")
-    await stack.sessions.start_publish(session.id, journal)
+    other = Journals(stack.records, stack.due, 60)  # another replica's
+    journal = other.new_attempt([file.id], None, ALICE.id, "service")
+    await stack.journals.open_in_session(session.id, journal)
     await stack.sweeper.sweep()
     await stack.settle()
     assert stack.index.uploads == 0
@@ -203,19 +202,17 @@ async def test_a_worker_whose_publish_was_taken_over_does_not_finish_it(
 ) -> None:  # R-W2
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     await upload(stack, session, wheel)
-    other = Journals(stack.sessions, 60)  # another replica's
-    put = stack.worker._put_on_backend
+    other = Journals(stack.records, stack.due, 60)  # another replica's
 
-    async def stall_then_put(*args: Any) -> None:
+    async def stall_after_put() -> None:
         """The upload outlasts the lease (renewals failing): another replica takes over."""
-        await put(*args)
         stalled = await stack.sessions.get(session.id)
         assert stalled.publish is not None
         later = stalled.publish.lease_until + timedelta(seconds=1)
         monkeypatch.setattr(clock, "now", lambda: later)
         assert await other.take_over(stalled) is not None
 
-    monkeypatch.setattr(stack.worker, "_put_on_backend", stall_then_put)
+    stack.index.after_upload = stall_after_put
     with pytest.raises(RecordChanged):
         await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
     # Nothing only the holder may do was done: the new holder finishes the publish.

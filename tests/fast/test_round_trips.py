@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from gateway.domain import clock
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState, SessionState
 from gateway.protocol.models import FileCreateRequest
-from gateway.sessions import clock
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState, SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
-from gateway.store.records import Stored
+from gateway.store.record_store import Stored
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, Stack, build_stack, chunks, file_request, upload
 
@@ -78,7 +78,7 @@ async def counted(stack: Stack) -> AsyncIterator[Stack]:
     sessions = stack.settings.sessions.model_copy(update={"quota_max_age": 3600})
     settings = stack.settings.model_copy(update={"sessions": sessions})
     counting = build_stack(
-        settings, stack.index, stack.worker.http, CountingRecordStore(), MemoryBlobStore()
+        settings, stack.index, stack.http, CountingRecordStore(), MemoryBlobStore()
     )
     yield counting
     await counting.worker.drain()
@@ -186,7 +186,7 @@ async def test_creates_of_one_principal_share_one_listing_whatever_it_holds(
     for number in range(50):
         await counted.sessions.create(project, f"0.{number}", ALICE.id)
     fresh = build_stack(
-        counted.settings, counted.index, counted.worker.http, store(counted), counted.blobs
+        counted.settings, counted.index, counted.http, store(counted), counted.blobs
     )
     store(counted).reset()
     await asyncio.gather(*(fresh.sessions.create(project, f"1.{n}", ALICE.id) for n in range(20)))
@@ -238,7 +238,7 @@ async def test_a_sweep_with_nothing_due_costs_what_is_due_not_what_is_kept(
 
 
 async def test_one_replica_sweeps_at_a_time(stack: Stack, project: str) -> None:
-    other = build_stack(stack.settings, stack.index, stack.worker.http, stack.records, stack.blobs)
+    other = build_stack(stack.settings, stack.index, stack.http, stack.records, stack.blobs)
     assert await stack.sweeper.sweep()
     assert not await other.sweeper.sweep(), "the lease is held by the first replica"
     assert await stack.sweeper.sweep(), "its holder renews it"
@@ -273,7 +273,7 @@ async def test_sessions_from_before_the_index_are_indexed_once_and_migrated(
     assert migrated.files is not None
     assert created.id in migrated.files
     assert await stack.sweeper.sweep()
-    assert await stack.sessions.is_indexed()
+    assert await stack.due.is_indexed()
     assert [k for k in stack.records.objects if k.startswith(keys.DUE)]
     monkeypatch.setattr(clock, "now", lambda: session.expires_at + timedelta(seconds=1))
     await stack.sweeper.sweep()

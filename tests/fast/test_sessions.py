@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.sessions import clock
-from gateway.sessions.errors import DomainError, Kind
-from gateway.sessions.states import SessionState
+from gateway.domain import clock
+from gateway.domain.errors import DomainError, Kind
+from gateway.domain.states import SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryRecordStore
 from tests.fast.conftest import MakeStack, Stack, build_stack
@@ -131,7 +131,7 @@ async def test_what_other_replicas_opened_counts_once_listed_again(
     make_stack: MakeStack, project: str
 ) -> None:
     stack = await make_stack(sessions={"max_open_per_principal": 2, "quota_max_age": 3600})
-    other = build_stack(stack.settings, stack.index, stack.worker.http, stack.records, stack.blobs)
+    other = build_stack(stack.settings, stack.index, stack.http, stack.records, stack.blobs)
     await stack.sessions.create(project, "1", "config:alice")
     await other.sessions.create(project, "2", "config:alice")  # lists both: at the cap
     # The first replica's count (1) is younger than quota_max_age and does not see the other
@@ -149,7 +149,7 @@ async def test_without_reuse_every_create_counts_afresh(
     make_stack: MakeStack, project: str
 ) -> None:
     stack = await make_stack(sessions={"max_open_per_principal": 2, "quota_max_age": 0})
-    other = build_stack(stack.settings, stack.index, stack.worker.http, stack.records, stack.blobs)
+    other = build_stack(stack.settings, stack.index, stack.http, stack.records, stack.blobs)
     await stack.sessions.create(project, "1", "config:alice")
     await other.sessions.create(project, "2", "config:alice")
     with pytest.raises(DomainError) as refused:
@@ -175,7 +175,7 @@ class FailingListings(MemoryRecordStore):
 
 async def test_a_count_that_failed_is_listed_again(stack: Stack, project: str) -> None:
     records = FailingListings(failures=1)
-    failing = build_stack(stack.settings, stack.index, stack.worker.http, records, stack.blobs)
+    failing = build_stack(stack.settings, stack.index, stack.http, records, stack.blobs)
     results = await asyncio.gather(
         *(failing.sessions.create(project, str(n), "config:alice") for n in range(3)),
         return_exceptions=True,

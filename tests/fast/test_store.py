@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from gateway.store.memory import MemoryRecordStore
-from gateway.store.records import (
+from gateway.store.record_store import (
     RecordChanged,
     RecordExists,
     RecordMissing,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sessions import clock
-from gateway.sessions.states import FileState, SessionState
+from gateway.domain import clock
+from gateway.domain.states import FileState, SessionState
 from gateway.store import keys
 from tests.fast.conftest import ALICE, Stack, chunks, file_request
 
@@ -43,7 +43,7 @@ async def test_a_stalled_validation_is_resumed(
     # As if a replica accepted the completion and died before validating: a deferred
     # completion asks the sweep to look in at its deadline before it marks the file.
     deadline = clock.now() - timedelta(minutes=1)
-    await stack.sessions.wake_at(session.id, deadline)
+    await stack.due.wake_at(session.id, deadline)
     await stack.records.update(
         keys.file_upload(session.id, upload.id),
         lambda d: {**d, "status": "processing", "processing_deadline": clock.rfc3339(deadline)},

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import re
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server, free_port
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
+from gateway.store.record_store import RecordStore
+from gateway.store.s3 import open_client, open_small_objects
 from tests.conftest import ALICE
 from tests.consistency import check_bucket
 
@@ -163,6 +166,15 @@ def api(client: TestClient, settings: Settings) -> Api:
     return Api(client, settings, ALICE.authorization)
 
 
+@pytest.fixture
+async def bucket_records(settings: Settings) -> AsyncIterator[RecordStore]:
+    """The gateway's records under this test's prefix, as S3 holds them, through S3 clients of
+    the test's own: what a test plants or inspects there, it reaches as any S3 client would."""
+    config = settings.s3.store_config()
+    async with open_client(config) as client, open_small_objects(config, client) as objects:
+        yield RecordStore(client, objects, settings.s3.bucket, settings.s3.prefix)
+
+
 async def problem(response: ClientResponse, status: int) -> dict[str, Any]:
     """Assert an RFC 9457 problem document with ``status`` and return it."""
     text = await response.text()
@@ -182,7 +194,7 @@ async def assert_consistent(api: Api) -> None:
     the checker reads the bucket object by object and cannot follow changes under it."""
     services = api.client.app[SERVICES]
     await asyncio.gather(
-        *services.publisher._workers, *services.files._background, return_exceptions=True
+        *services.publish_worker.tasks, *services.files.validations, return_exceptions=True
     )
     settings: Settings = services.settings
     violations = await check_bucket(

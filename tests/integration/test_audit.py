@@ -24,8 +24,8 @@ from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server
+from gateway.domain import clock
 from gateway.hashed_secrets import hash_secret
-from gateway.sessions import clock
 from gateway.settings import Settings
 from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, TOKEN, twine_upload_async

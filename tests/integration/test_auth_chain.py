@@ -15,9 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.devstack import Server
+from gateway.publish.backends import backend_for
 from gateway.settings import Settings
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, TOKEN
 from tests.distributions import build_wheel, sha256_of
 from tests.integration.conftest import META, Api, problem
@@ -80,7 +83,8 @@ async def test_passthrough_credentials_are_checked_and_used_to_publish(
     await api.upload(session, wheel)
     response = await api.post_json(session["links"]["publish"], {"meta": META})
     assert response.status == 201, await response.text()
-    listing = await api.client.app[SERVICES].publisher._backend.published_files(project_name)
+    backend = backend_for(settings.backend, api.client.app[HTTP_CLIENT])
+    listing = await backend.published_files(project_name)
     assert listing == {wheel.name: sha256_of(wheel)}
     # Config principals still work alongside (the chain asks each in turn).
     assert await Api(api.client, settings, ALICE.authorization).status(session["links"]["session"])
@@ -93,6 +97,7 @@ async def test_interrupted_passthrough_publish_asks_to_publish_again(
     devpi: Server,
     project_name: str,
     tmp_path: Path,
+    bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(
         backend=passthrough_backend("pypiserver", pypiserver, devpi),
@@ -102,7 +107,7 @@ async def test_interrupted_passthrough_publish_asks_to_publish_again(
     session = await api.create_session(project_name)
     await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
     # As if a replica accepted the publish with the caller's credential and then died.
-    await api.client.app[SERVICES].sessions._records.update(
+    await bucket_records.update(
         keys.session(session["session-token"]),
         lambda d: {
             **d,
@@ -373,14 +378,17 @@ async def test_no_secret_reaches_logs_problems_or_the_bucket(
         ALICE.authorization.split()[1],
     ]
     captured = capsys.readouterr()
-    records = api.client.app[SERVICES].sessions._records
     stored = b""
+    s3 = api.client.app[S3_CLIENT]
     for prefix in (settings.s3.prefix, oidc_api.client.app[SERVICES].settings.s3.prefix):
-        store = type(records)(records._client, records._objects, settings.s3.bucket, prefix)
-        async for key in store.keys(""):
-            blob = await records._client.get_object(Bucket=settings.s3.bucket, Key=prefix + key)
-            async with blob["Body"] as body:
-                stored += await body.read()
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.s3.bucket, Prefix=prefix
+        )
+        async for page in pages:
+            for item in page.get("Contents", []):
+                blob = await s3.get_object(Bucket=settings.s3.bucket, Key=item["Key"])
+                async with blob["Body"] as body:
+                    stored += await body.read()
     for secret in secrets:
         assert secret not in captured.out + captured.err, secret
         assert secret not in problem_text

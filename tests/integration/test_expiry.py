@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
-from gateway.sessions import clock
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE
 from tests.integration.conftest import META, Api, problem
 
@@ -37,7 +38,11 @@ async def test_expired_session_reads_as_canceled_and_frees_the_release(
 
 
 async def test_sweeper_expires_and_then_forgets(
-    aiohttp_client, make_settings, project_name: str, monkeypatch
+    aiohttp_client,
+    make_settings,
+    project_name: str,
+    monkeypatch,
+    bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     # The clock is steered rather than slept on: timestamps are whole seconds, so real sleeps
     # near a one-second retention decide the outcome by where in the second the test started.
@@ -47,18 +52,17 @@ async def test_sweeper_expires_and_then_forgets(
     api = await make_api(aiohttp_client, settings)
     created = await api.create_session(project_name)
     sid = created["session-token"]
-    records = api.client.app[SERVICES].sessions._records
     sweeper = api.client.app[SERVICES].sweeper
     moment[0] += timedelta(seconds=60)
     # Two replicas sweeping at once must not trip over each other.
     await asyncio.gather(sweeper.sweep(), sweeper.sweep())
-    stored = await records.get(keys.session(sid))
+    stored = await bucket_records.get(keys.session(sid))
     assert stored is not None
     assert stored.data["status"] == "canceled"
-    assert await records.get(keys.live_release(project_name, "1.0")) is None
+    assert await bucket_records.get(keys.live_release(project_name, "1.0")) is None
     moment[0] += timedelta(seconds=599)
     await sweeper.sweep()
-    assert await records.get(keys.session(sid)) is not None, "forgotten before its retention"
+    assert await bucket_records.get(keys.session(sid)) is not None, "forgotten before its retention"
     moment[0] += timedelta(seconds=1)
     await sweeper.sweep()
     await problem(await api.get(created["links"]["session"]), 404)

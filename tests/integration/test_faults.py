@@ -22,10 +22,11 @@ from aiohttp import ClientResponse
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server
+from gateway.domain import clock
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
-from gateway.sessions import clock
 from gateway.settings import MiB
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy
@@ -222,7 +223,11 @@ async def test_index_failing_in_the_middle_of_a_publish(
 
 
 async def test_s3_failing_at_every_step_of_the_expiry_sweep(
-    api: Api, s3_fault: FaultProxy, project_name: str, monkeypatch: pytest.MonkeyPatch
+    api: Api,
+    s3_fault: FaultProxy,
+    project_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    bucket_records: RecordStore,
 ) -> None:
     """The fault strikes after 0, 1, 2... requests' worth of bytes: whatever the sweep had done
     by then, the bucket is consistent and the next sweep finishes the job."""
@@ -231,7 +236,6 @@ async def test_s3_failing_at_every_step_of_the_expiry_sweep(
     sweeper = api.client.app[SERVICES].sweeper
     session = await api.create_session(project_name)  # a first release: it reserves the name
     moment[0] += timedelta(days=8)
-    records = api.client.app[SERVICES].sessions._records
     budget = 0
     while True:
         s3_fault.cut_after(budget)
@@ -240,7 +244,7 @@ async def test_s3_failing_at_every_step_of_the_expiry_sweep(
         s3_fault.heal()
         await assert_consistent(api)
         # Read the record itself: reading the session through the API would expire it.
-        stored = await records.get(keys.session(session["session-token"]))
+        stored = await bucket_records.get(keys.session(session["session-token"]))
         if stored is not None and stored.data.get("settled"):
             break
         budget += 300  # less than any S3 request: every request gets its turn to fail

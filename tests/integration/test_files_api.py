@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.app_keys import S3_CLIENT
+from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
-from gateway.sessions import clock
+from gateway.services.due_index import DueIndex
 from gateway.settings import Settings
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
+from gateway.store.s3 import is_not_found
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_sdist, build_wheel
 from tests.integration.conftest import META, Api, problem
@@ -41,13 +46,32 @@ def sdist(tmp_path: Path, project_name: str) -> Path:
 
 
 async def s3_keys(api: Api, prefix: str) -> list[str]:
-    records = api.client.app[SERVICES].sessions._records
-    return [key async for key in records.keys(prefix)]
+    """The keys under ``prefix`` of the gateway's, as the gateway's S3 client lists them."""
+    settings: Settings = api.client.app[SERVICES].settings
+    paginator = api.client.app[S3_CLIENT].get_paginator("list_objects_v2")
+    start = settings.s3.prefix + prefix
+    found: list[str] = []
+    async for page in paginator.paginate(Bucket=settings.s3.bucket, Prefix=start):
+        found += [item["Key"][len(settings.s3.prefix) :] for item in page.get("Contents", [])]
+    return found
+
+
+async def s3_object(api: Api, key: str) -> bytes | None:
+    """The object ``key`` of the gateway's, as the gateway's S3 client reads it (None: none)."""
+    settings: Settings = api.client.app[SERVICES].settings
+    s3 = api.client.app[S3_CLIENT]
+    try:
+        response = await s3.get_object(Bucket=settings.s3.bucket, Key=settings.s3.prefix + key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    async with response["Body"] as body:
+        data: bytes = await body.read()
+    return data
 
 
 async def multipart_uploads(api: Api, settings: Settings, prefix: str) -> list[str]:
-    from gateway.app_keys import S3_CLIENT
-
     response = await api.client.app[S3_CLIENT].list_multipart_uploads(
         Bucket=settings.s3.bucket, Prefix=settings.s3.prefix + prefix
     )
@@ -406,9 +430,7 @@ async def test_attestations(api: Api, session: dict, wheel: Path) -> None:  # R-
     response = await api.client.post(url, json=[ATTESTATION], headers=headers)
     assert response.status == 200, await response.text()
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
-    stored = await api.client.app[SERVICES].files._blobs.get(
-        keys.attestations(session["session-token"], fid)
-    )
+    stored = await s3_object(api, keys.attestations(session["session-token"], fid))
     assert stored is not None
     await api.send_bytes(file, data)
     assert (await api.complete(file)).status == 201
@@ -428,11 +450,12 @@ async def test_delete_file(api: Api, settings: Settings, session: dict, wheel: P
     assert (await api.delete(pending["links"]["file-upload-session"])).status == 204
 
 
-async def test_delete_refused_while_processing(api: Api, session: dict, wheel: Path) -> None:
+async def test_delete_refused_while_processing(
+    api: Api, session: dict, wheel: Path, bucket_records: RecordStore
+) -> None:
     file = await api.create_file(session, wheel.name, wheel.read_bytes())
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
-    records = api.client.app[SERVICES].sessions._records
-    await records.update(
+    await bucket_records.update(
         keys.file_upload(session["session-token"], fid), lambda d: {**d, "status": "processing"}
     )
     await problem(await api.delete(file["links"]["file-upload-session"]), 409)
@@ -473,7 +496,7 @@ async def test_deferred_completion(
 
 
 async def test_stalled_deferred_completion_is_resumed_by_the_sweeper(
-    api: Api, session: dict, wheel: Path
+    api: Api, settings: Settings, session: dict, wheel: Path, bucket_records: RecordStore
 ) -> None:
     data = wheel.read_bytes()
     file = await api.create_file(session, wheel.name, data)
@@ -481,9 +504,9 @@ async def test_stalled_deferred_completion_is_resumed_by_the_sweeper(
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
     # As if a replica accepted the completion and died before validating: a deferred
     # completion asks the sweep to look in at its deadline before it marks the file.
-    sessions = api.client.app[SERVICES].sessions
-    await sessions.wake_at(session["session-token"], clock.now() - timedelta(minutes=1))
-    await sessions._records.update(
+    due = DueIndex(bucket_records, settings.sessions.retention)
+    await due.wake_at(session["session-token"], clock.now() - timedelta(minutes=1))
+    await bucket_records.update(
         keys.file_upload(session["session-token"], fid),
         lambda d: {**d, "status": "processing", "processing_deadline": "2000-01-01T00:00:00Z"},
     )

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_wheel
 from tests.integration.conftest import META, Api, problem
@@ -96,23 +96,25 @@ async def test_open_sessions_per_principal_are_capped(
 
 
 async def test_a_marker_left_by_a_crash_does_not_hold_the_quota(
-    aiohttp_client, make_settings, project_name: str
+    aiohttp_client,
+    make_settings,
+    project_name: str,
+    bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(sessions={"max_open_per_principal": 1})
     api = Api(
         await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
     )
-    records = api.client.app[SERVICES].sessions._records
     crashed = await api.create_session(project_name, "1.0")
     session_key = keys.session(crashed["session-token"])
 
     def end_without_cleanup(data: dict) -> dict:  # as if the process died right after
         return {**data, "status": "canceled", "ended_at": data["created_at"]}
 
-    stored = await records.update(session_key, end_without_cleanup)
+    stored = await bucket_records.update(session_key, end_without_cleanup)
     creator = stored.data["created_by"]
     fresh = await api.create_session(project_name, "2.0")
-    markers = [key async for key in records.keys(keys.open_sessions(creator))]
+    markers = [key async for key in bucket_records.keys(keys.open_sessions(creator))]
     assert markers == [keys.open_session(creator, fresh["session-token"])]
 
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from gateway.devstack import Server, executable
-from gateway.sessions import clock
+from gateway.domain import clock
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, distribution_stem, sha256_of
 from tests.integration.conftest import META, Api, pip, problem

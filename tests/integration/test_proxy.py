@@ -8,12 +8,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, free_port
 from gateway.protocol import multipart
 from gateway.publish.backends.base import basic_authorization
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip
@@ -73,11 +73,14 @@ async def test_the_index_s_refusal_is_relayed_with_what_it_said(
 
 
 async def test_filename_reserved_by_a_publish_is_409(
-    front: Api, project_name: str, tmp_path: Path
+    front: Api,
+    project_name: str,
+    tmp_path: Path,
+    bucket_records: RecordStore,
 ) -> None:  # R-P8
     wheel = build_wheel(tmp_path, project_name, "1.0")
     # The reservation an in-flight publish holds (see the publisher), planted directly.
-    await front.client.app[SERVICES].sessions._records.create(
+    await bucket_records.create(
         keys.filename_reservation(project_name, wheel.name),
         {"session_id": "in-flight", "state": "publishing"},
     )

@@ -11,11 +11,13 @@ import pytest
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.app_keys import HTTP_CLIENT
 from gateway.devstack import Server, start_pypiserver
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.publish.backends import backend_for
 from gateway.settings import Settings
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip, problem
@@ -40,7 +42,7 @@ def devpi_backend(devpi: Server) -> dict[str, str]:
 
 async def listing(api: Api, project: str) -> dict[str, str | None]:
     app = api.client.app
-    backend = backend_for(app[SERVICES].settings.backend, app[SERVICES].publisher._http)
+    backend = backend_for(app[SERVICES].settings.backend, app[HTTP_CLIENT])
     return await backend.published_files(project)
 
 
@@ -116,7 +118,11 @@ async def test_publish_refuses_unfinished_files(
 
 
 async def test_conflict_with_other_bytes_on_the_index(
-    api: Api, pypiserver: Server, project_name: str, tmp_path: Path
+    api: Api,
+    pypiserver: Server,
+    project_name: str,
+    tmp_path: Path,
+    bucket_records: RecordStore,
 ) -> None:  # R-P9
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"staged")
     session = await api.create_session(project_name)
@@ -128,8 +134,7 @@ async def test_conflict_with_other_bytes_on_the_index(
     assert wheel.name in document["detail"]
     status = await api.status(session["links"]["session"])
     assert status["status"] == "open"  # a synchronous failure changes nothing
-    records = api.client.app[SERVICES].sessions._records
-    assert await records.get(keys.filename_reservation(project_name, wheel.name)) is None
+    assert await bucket_records.get(keys.filename_reservation(project_name, wheel.name)) is None
 
 
 async def test_same_bytes_already_on_the_index_count_as_done(
@@ -178,12 +183,13 @@ async def test_deferred_publish(
     assert status["status"] == "published"
 
 
-async def test_empty_session_registers_the_name(api: Api, project_name: str) -> None:  # R-P12
+async def test_empty_session_registers_the_name(
+    api: Api, project_name: str, bucket_records: RecordStore
+) -> None:  # R-P12
     session = await api.create_session(project_name)
     response = await publish(api, session)
     assert response.status == 201
-    records = api.client.app[SERVICES].sessions._records
-    registration = await records.get(keys.name_registration(project_name))
+    registration = await bucket_records.get(keys.name_registration(project_name))
     assert registration is not None
     assert registration.data["principal"] == "config:alice"
     assert registration.data["state"] == "registered"
@@ -211,7 +217,12 @@ async def test_attestations_dropped_by_the_index_are_reported(
 
 
 async def test_index_down_then_up_again(
-    aiohttp_client, make_settings, project_name: str, tmp_path: Path, servers_dir: Path
+    aiohttp_client,
+    make_settings,
+    project_name: str,
+    tmp_path: Path,
+    servers_dir: Path,
+    bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     """Backend down at publish → error with a notice → back up → publish again → published,
     each file once."""
@@ -237,8 +248,7 @@ async def test_index_down_then_up_again(
     status = await wait_resolved(api, session)
     assert status["status"] == "error"
     assert any("not answering" in notice for notice in status["notices"]), status
-    records = api.client.app[SERVICES].sessions._records
-    assert await records.get(keys.filename_reservation(project_name, wheel.name)) is None
+    assert await bucket_records.get(keys.filename_reservation(project_name, wheel.name)) is None
     # `error` is editable: the session can still be extended, edited, published again.
     extend = await api.post_json(session["links"]["extend"], {"meta": META, "extend-for": 60})
     assert extend.status == 200
@@ -292,7 +302,10 @@ async def test_deferred_conflict_ends_in_error_naming_the_file(
 
 
 async def test_publishing_again_takes_over_a_journal_nobody_renews(
-    api: Api, project_name: str, tmp_path: Path
+    api: Api,
+    project_name: str,
+    tmp_path: Path,
+    bucket_records: RecordStore,
 ) -> None:  # R-W2
     """A publish that stopped without clearing its journal (its process died, or S3 failed as
     it gave up) does not block the session until a sweep: the next publish request goes on
@@ -300,7 +313,6 @@ async def test_publishing_again_takes_over_a_journal_nobody_renews(
     wheel = build_wheel(tmp_path, project_name, "1.0")
     session = await api.create_session(project_name)
     file = await api.upload(session, wheel)
-    records = api.client.app[SERVICES].sessions._records
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
 
     def abandoned_publish(data: dict[str, Any]) -> dict[str, Any]:
@@ -313,7 +325,7 @@ async def test_publishing_again_takes_over_a_journal_nobody_renews(
         }
         return {**data, "publish": journal}
 
-    await records.update(keys.session(session["session-token"]), abandoned_publish)
+    await bucket_records.update(keys.session(session["session-token"]), abandoned_publish)
     response = await publish(api, session)
     assert response.status in (201, 202), await response.text()
     assert (await wait_resolved(api, session))["status"] == "published"

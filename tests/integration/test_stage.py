@@ -15,6 +15,7 @@ import pytest
 from gateway.api.context import SERVICES
 from gateway.devstack import Server
 from gateway.store import keys
+from gateway.store.record_store import RecordStore
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, pip, problem
@@ -182,14 +183,17 @@ async def test_only_completed_files_are_listed(
 
 
 async def test_hostile_requires_python_is_escaped(
-    live: Api, project_name: str, tmp_path: Path
+    live: Api,
+    project_name: str,
+    tmp_path: Path,
+    bucket_records: RecordStore,
 ) -> None:
     session, wheel = await staged_release(live, project_name, tmp_path)
     fid = session_file_id(await live.status(session["links"]["session"]), wheel.name)
     # METADATA validation would refuse such a value; plant it in the record to prove the
     # page escapes whatever it is given.
     hostile = '>=3.8"><script>alert(1)</script>'
-    await live.client.app[SERVICES].sessions._records.update(
+    await bucket_records.update(
         keys.file_upload(session["session-token"], fid),
         lambda d: {**d, "metadata": {**d["metadata"], "requires_python": hostile}},
     )

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from gateway.api.context import SERVICES
+from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server, executable
 from gateway.protocol import multipart
 from gateway.store import keys
@@ -147,7 +148,7 @@ async def staged_objects(api: Api, session: dict[str, Any]) -> list[str]:
     services = api.client.app[SERVICES]
     sid = session["links"]["session"].rsplit("/", 1)[1]
     prefix = f"{services.settings.s3.prefix}/{keys.session_data(sid)}"
-    s3 = services.stage._client  # the gateway's own S3 client
+    s3 = api.client.app[S3_CLIENT]  # the gateway's own S3 client
     listing = await s3.list_objects_v2(Bucket=services.settings.s3.bucket, Prefix=prefix)
     return [item["Key"] for item in listing.get("Contents", [])]
 
@@ -438,7 +439,7 @@ async def until(condition: Any, api: Api) -> None:
     ``condition``."""
     services = api.client.app[SERVICES]
     for _ in range(100):
-        listing = await services.stage._client.list_multipart_uploads(
+        listing = await api.client.app[S3_CLIENT].list_multipart_uploads(
             Bucket=services.settings.s3.bucket, Prefix=services.settings.s3.prefix
         )
         if condition(listing.get("Uploads", [])):

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.settings import Settings
 from gateway.store.blobs import SEND_SLICE, BlobStore, PartBuffer
-from gateway.store.records import RecordChanged, RecordExists, RecordStore
+from gateway.store.record_store import RecordChanged, RecordExists, RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
 
 

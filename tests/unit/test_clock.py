@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.sessions.clock import extended_expiry, now, rfc3339
+from gateway.domain.clock import extended_expiry, now, rfc3339
 
 T0 = datetime(2030, 8, 1, 12, 0, 0, tzinfo=UTC)
 

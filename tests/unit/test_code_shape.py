@@ -80,14 +80,14 @@ def test_the_import_check_sees_a_server_import(tmp_path: Path) -> None:
     module.parent.mkdir(parents=True)
     module.write_text(
         "import gateway.protocol.media\nimport json\n"
-        "def f() -> None:\n    from gateway.sessions.errors import invalid\n"
+        "def f() -> None:\n    from gateway.domain.errors import invalid\n"
     )
     imports = gateway_imports(module, tmp_path)
     assert imports == [
         ("gateway.protocol.media", "gateway/client/m.py:1"),
-        ("gateway.sessions.errors", "gateway/client/m.py:4"),
+        ("gateway.domain.errors", "gateway/client/m.py:4"),
     ]
-    assert [name for name, _ in imports if outside_the_client(name)] == ["gateway.sessions.errors"]
+    assert [name for name, _ in imports if outside_the_client(name)] == ["gateway.domain.errors"]
 
 
 def test_the_client_imports_only_the_protocol_and_distribution_of_the_server() -> None:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.api.render import session_body, session_document
 from gateway.api.urls import Urls
+from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.states import FileState, SessionState
 from gateway.protocol.models import SessionResponse
-from gateway.sessions.records import FileUpload, PublishingSession
-from gateway.sessions.states import FileState, SessionState
 
 URLS = Urls("https://upload.example", "/upload/2.0/")
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from gateway.sessions.states import (
+from gateway.domain.states import (
     FILE_TRANSITIONS,
     SESSION_TRANSITIONS,
     FileEvent,

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.sessions.lease import Lease
-from gateway.sessions.states import FileState, SessionState
+from gateway.domain.lease import Lease
+from gateway.domain.states import FileState, SessionState
 
 CreationPath = Literal["upload2", "legacy"]
 
@@ -20,6 +20,13 @@ class Record(BaseModel):
 
 class ReleasePointer(Record):
     """Names a session: the live session of a release, or one of a principal's open ones."""
+
+    session_id: str
+
+
+class DueEntry(Record):
+    """An entry of the sweep's due index (``due/{time}/{sid}``): the session named is to be
+    visited at the time its key carries."""
 
     session_id: str
 

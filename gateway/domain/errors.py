@@ -4,8 +4,12 @@ services stay independent of HTTP."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+
+from gateway.distribution.errors import RuleBroken
 
 
 class Kind(Enum):
@@ -43,6 +47,15 @@ class DomainError(Exception):
 
 def invalid(slug: str, detail: str, source: str = "body") -> DomainError:
     return DomainError(Kind.INVALID, slug, detail, [Pointer(source, detail)])
+
+
+@contextlib.contextmanager
+def refused_as_invalid() -> Iterator[None]:
+    """A packaging rule's refusal (``gateway.distribution``) as the domain's ``invalid``."""
+    try:
+        yield
+    except RuleBroken as exc:
+        raise invalid(exc.slug, exc.detail, exc.source) from None
 
 
 def conflict(slug: str, detail: str, source: str = "body") -> DomainError:

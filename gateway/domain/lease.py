@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gateway.sessions import clock
+from gateway.domain import clock
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,15 @@
+"""What the packaging rules refuse, in their own terms: the server answers it as a problem,
+the client names the file in its own words."""
+
+from __future__ import annotations
+
+
+class RuleBroken(ValueError):
+    """A name, version, filename or declared hash the packaging rules refuse. ``slug`` names
+    the rule broken and ``source`` the part of the request at fault."""
+
+    def __init__(self, slug: str, detail: str, source: str) -> None:
+        super().__init__(detail)
+        self.slug = slug
+        self.detail = detail
+        self.source = source
