@@ -16,6 +16,7 @@ from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
@@ -28,6 +29,7 @@ from gateway.store.records import JsonRecords
 class Core:
     names: NameRegistry
     uploads: UploadRecords
+    session_files: SessionFiles
     sessions: SessionService
     files: FileService
     resumable: ResumableUploads
@@ -49,7 +51,8 @@ def wire(
     does not write."""
     names = NameRegistry(records, backend.published_files)
     uploads = UploadRecords(records)
-    sessions = SessionService(records, blobs, settings.sessions, names, uploads)
+    session_files = SessionFiles(records, uploads, settings.uploads.max_files_per_session)
+    sessions = SessionService(records, blobs, settings.sessions, names, session_files)
     part_size = settings.s3.part_size
     files = FileService(
         uploads,
@@ -59,11 +62,13 @@ def wire(
         settings.uploads,
         part_size,
         RecentListings(backend.published_files, settings.backend.listing_max_age),
+        session_files,
         index_checks=settings.backend.checks_like_pypi,
     )
     journals = Journals(sessions, settings.publish.lease)
     worker = PublishWorker(
         sessions,
+        session_files,
         names,
         journals,
         blobs,
@@ -73,13 +78,16 @@ def wire(
         settings.publish,
         files.add_notice,
     )
-    publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
+    publisher = Publisher(
+        sessions, session_files, names, backend, journals, worker, settings.publish
+    )
     sessions.before_expiry = audit.session_expired  # recorded before the expiry is
     sweeper = Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval)
     files.audit = worker.audit = sweeper.audit = audit
     return Core(
         names=names,
         uploads=uploads,
+        session_files=session_files,
         sessions=sessions,
         files=files,
         resumable=ResumableUploads(uploads, blobs, files, part_size),

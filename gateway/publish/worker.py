@@ -33,6 +33,7 @@ from gateway.publish.journal import Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.audit import GATEWAY, NO_AUDIT
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError, Kind
 from gateway.sessions.records import FileUpload, PublishingSession, PublishJournal
@@ -72,6 +73,7 @@ class PublishWorker:
     def __init__(
         self,
         sessions: SessionService,
+        files: SessionFiles,
         names: NameRegistry,
         journals: Journals,
         blobs: BlobStore,
@@ -82,6 +84,7 @@ class PublishWorker:
         add_file_notice: Callable[[str, str, str], Awaitable[None]],
     ):
         self._sessions = sessions
+        self._files = files
         self._names = names
         self._journals = journals
         self._blobs = blobs
@@ -164,7 +167,7 @@ class PublishWorker:
         journal = _journal(session, attempt)
         # The publish request's own reads when it starts the run (nothing can change a file
         # once the journal is open), fresh ones when a run resumes.
-        known = handed.uploads if handed is not None else await self._sessions.files(sid)
+        known = handed.uploads if handed is not None else await self._files.records(sid)
         uploads = {u.id: u for u in known}
         ordered = [uploads[fid] for fid in journal.order]
         # One listing per run, not per file (pypiserver re-hashes every file of the project on
@@ -415,7 +418,7 @@ class PublishWorker:
         for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
 
         notice = f"Publishing failed: {failure.reason}"
-        uploads = self._sessions.visible_files(await self._sessions.files(sid))
+        uploads = self._files.visible(await self._files.records(sid))
         # A deferred publish ends in `error`: its files say why before the session does, so
         # whoever sees `error` in the status sees the files' notices with it.
         current = await self._sessions.find(sid)

@@ -20,6 +20,7 @@ from gateway.protocol.models import FileCreateRequest
 from gateway.services.audit import NO_AUDIT
 from gateway.services.listings import PublishedFiles
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService, require
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
 from gateway.sessions import clock
@@ -60,9 +61,11 @@ class FileService:
         settings: UploadSettings,
         part_size: int,
         published_files: PublishedFiles,
+        session_files: SessionFiles,
         index_checks: bool = False,
     ):
         self._records = records
+        self._session_files = session_files
         self._blobs = blobs
         self._sessions = sessions
         self._names = names
@@ -83,7 +86,7 @@ class FileService:
         hashes = normalize_hashes(request.hashes)
         self._refuse_unacceptable(request)
         await self._refuse_published(session, request.filename)
-        await self._refuse_too_many(session)
+        await self._session_files.refuse_too_many(session)
         upload = FileUpload(
             id=secrets.token_urlsafe(16),
             session_id=session.id,
@@ -151,15 +154,6 @@ class FileService:
                 "filename",
             )
 
-    async def _refuse_too_many(self, session: PublishingSession) -> None:
-        live = await self._sessions.listed_files(session)
-        if len(live) >= self._uploads.max_files_per_session:
-            raise conflict(
-                "too-many-files",
-                f"A session holds at most {self._uploads.max_files_per_session} files.",
-                "filename",
-            )
-
     async def _claim_filename(self, session: PublishingSession, upload: FileUpload) -> None:
         """One upload owns a filename at a time: pending/processing/error ones block a new
         upload (R-F7), a completed one is replaced by it."""
@@ -168,8 +162,8 @@ class FileService:
 
         async def may_replace(holder: str) -> bool:
             previous = await self.find(sid, holder)
-            if previous is not None:
-                await self._sessions.check_summary(session, previous)
+            if previous is not None:  # the retry of a create that died before its summary?
+                await self._session_files.repair(previous)
             if previous is not None and previous.status in (
                 FileState.PENDING,
                 FileState.PROCESSING,
@@ -206,14 +200,23 @@ class FileService:
     async def _current_versioned(
         self, session: PublishingSession, fid: str
     ) -> Versioned[FileUpload]:
-        """The upload as read, its summary in ``session`` repaired if a crash left it behind.
-        Its etag lets the request's first change of it skip reading it again."""
+        """The upload as read; its etag lets the request's first change of it skip reading
+        it again."""
         found = await self._records.find_versioned(session.id, fid)
         if found is None:
-            await self._sessions.forget_file(session, fid)
+            await self._session_files.forget(session.id, fid)
             raise not_found("file upload session")
-        await self._sessions.check_summary(session, found.value)
         return found
+
+    async def _allow(self, upload: FileUpload, event: FileEvent) -> None:
+        """Refuse ``event`` as :func:`allow` does, first writing the file's summary: a request
+        its file's state refuses may retry one that died between the record and its summary
+        (a changed upload shows its previous state until then)."""
+        try:
+            allow(upload, event)
+        except DomainError:
+            await self._session_files.repair(upload)
+            raise
 
     # -- bytes -------------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class FileService:
         found = await self._current_versioned(session, fid)
         upload = found.value
         require_mechanism(upload, HTTP_POST_BYTES)
-        allow(upload, FileEvent.SEND_BYTES)
+        await self._allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
             raise too_large(upload.size)
         if content_length is not None and content_length < upload.size:
@@ -275,7 +278,7 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         check_release(parse_filename(filename), session.name, session.version)
         await self._refuse_published(session, filename)
-        await self._refuse_too_many(session)
+        await self._session_files.refuse_too_many(session)
         fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
         key = keys.file_bytes(session.id, fid, attempt)
         limit = self._uploads.max_file_size
@@ -383,7 +386,7 @@ class FileService:
         self, session: PublishingSession, fid: str, document: bytes
     ) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
-        allow(await self._current(session, fid), FileEvent.ATTACH_ATTESTATIONS)
+        await self._allow(await self._current(session, fid), FileEvent.ATTACH_ATTESTATIONS)
         await self._blobs.put(
             keys.attestations(session.id, fid), document, content_type="application/json"
         )
@@ -401,7 +404,7 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         found = await self._current_versioned(session, fid)
         upload = found.value
-        allow(upload, FileEvent.COMPLETE_NOW)
+        await self._allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._uploads.defer_validation_above:
             deadline = granted(None, PROCESSING_LEASE).until
@@ -476,7 +479,7 @@ class FileService:
         """Re-run deferred validations whose worker vanished (crash, restart, scale-down);
         the earliest deadline of those still under way (when to look again)."""
         deadlines: list[datetime] = []
-        for upload in await self._sessions.files(session.id):
+        for upload in await self._session_files.records(session.id):
             if upload.status != FileState.PROCESSING:
                 continue
             lease = granted(None, PROCESSING_LEASE)

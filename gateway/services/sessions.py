@@ -13,21 +13,18 @@ from packaging.version import InvalidVersion, Version
 from gateway.logs import log
 from gateway.services.names import NameRegistry
 from gateway.services.quota import OpenSessionCounts
-from gateway.services.uploads import UploadRecords
+from gateway.services.session_files import SessionFiles, fold
 from gateway.sessions import clock
 from gateway.sessions.errors import DomainError, Kind, conflict, contention, invalid, not_found
 from gateway.sessions.lease import Lease
 from gateway.sessions.records import (
     CreationPath,
     DueIndexed,
-    FileSummary,
-    FileUpload,
     PublishingSession,
     PublishJournal,
     ReleasePointer,
 )
 from gateway.sessions.states import (
-    FileState,
     SessionEvent,
     SessionState,
     TransitionRefused,
@@ -90,13 +87,12 @@ class SessionService:
         blobs: BlobStore,
         settings: SessionSettings,
         names: NameRegistry,
-        uploads: UploadRecords | None = None,
+        files: SessionFiles,
     ):
         self._records = records  # raw, for tests that plant records
         self._sessions = Records(records, PublishingSession)
         self._pointers = Records(records, ReleasePointer)
-        self._uploads = uploads or UploadRecords(records)
-        self._uploads.summarise_into(self.note_file)
+        self._files = files  # the summaries folded into the record when it ends
         self._due = Records(records, ReleasePointer)
         self._indexed = Records(records, DueIndexed)
         self._blobs = blobs
@@ -249,75 +245,6 @@ class SessionService:
             return await self.get(sid), None  # gone, or expires now: as any read does
         return found.value, found.etag
 
-    async def files(self, sid: str) -> list[FileUpload]:
-        """Every file upload of the session, canceled ones included, oldest first: one read
-        per file, for the work that handles every file anyway (publish, settle, stage)."""
-        return await self._uploads.of_session(sid)
-
-    async def listed_files(self, session: PublishingSession) -> dict[str, FileSummary]:
-        """The session's ``files`` mapping from its summary: no read per file (R-W9)."""
-        summaries = session.files
-        if summaries is None:
-            summaries = await self._summarise_all(session.id)
-        ordered = sorted(summaries.values(), key=lambda summary: summary.created_at)
-        return {s.filename: s for s in ordered if s.status != FileState.CANCELED}
-
-    async def _summarise_all(self, sid: str) -> dict[str, FileSummary]:
-        """Migrate a record written before summaries: summarise its file records, once."""
-        summaries = {u.id: u.summary() for u in await self.files(sid)}
-
-        def fill(session: PublishingSession) -> PublishingSession | None:
-            if session.files is not None:
-                return None  # filled meanwhile
-            session.files = summaries
-            return session
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(sid), fill)
-        return summaries
-
-    async def note_file(self, upload: FileUpload) -> None:
-        """Keep the session's summary of ``upload`` up to date; a summary older than the
-        one stored is dropped (changes of one file may be summarised out of order)."""
-
-        def note(session: PublishingSession) -> PublishingSession | None:
-            if session.files is None:
-                return None  # not summarised yet: the first read summarises the file records
-            stored = session.files.get(upload.id)
-            if stored is not None and stored.revision >= upload.revision:
-                return None
-            session.files[upload.id] = upload.summary()
-            return session
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(upload.session_id), note)
-
-    async def forget_file(self, session: PublishingSession, fid: str) -> None:
-        """Drop the summary of a file whose record is gone (a create that failed after it
-        was summarised): found when a request on it meets no record."""
-        if session.files is None or fid not in session.files:
-            return
-
-        def forget(current: PublishingSession) -> PublishingSession | None:
-            if current.files is None or current.files.pop(fid, None) is None:
-                return None
-            return current
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(session.id), forget)
-
-    async def check_summary(self, session: PublishingSession, upload: FileUpload) -> None:
-        """Repair the summary of ``upload`` when a crash between writing the file record and
-        its summary left it behind (the request that finds it converges it)."""
-        stored = None if session.files is None else session.files.get(upload.id)
-        if session.files is not None and (stored is None or stored.revision < upload.revision):
-            await self.note_file(upload)
-
-    @staticmethod
-    def visible_files(uploads: list[FileUpload]) -> dict[str, FileUpload]:
-        """The session's ``files`` mapping: canceled uploads never appear (R-F14)."""
-        return {u.filename: u for u in uploads if u.status != FileState.CANCELED}
-
     async def extend(self, sid: str, extend_for: int) -> PublishingSession:
         def extend(session: PublishingSession) -> PublishingSession:
             _refuse(session, SessionEvent.EXTEND)
@@ -336,11 +263,14 @@ class SessionService:
         return await self._end(sid, SessionEvent.CANCEL, None)
 
     async def _end(self, sid: str, event: SessionEvent, notice: str | None) -> PublishingSession:
+        shown = await self._files.entries(sid)
+
         def end(session: PublishingSession) -> PublishingSession | None:
             if event is SessionEvent.EXPIRE and session.status == SessionState.CANCELED:
                 return None  # another replica expired it first
             session.status = _refuse(session, event)
             session.ended_at = clock.now()
+            session.files = fold(session.files or {}, shown)  # its data is purged next
             if notice:
                 session.notices.append(notice)
             return session
@@ -366,7 +296,7 @@ class SessionService:
             await self._names.release(session.name, session.id)
         if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
             # Left behind only when a failing publish could not release them (R-P8).
-            filenames = [upload.filename for upload in await self.files(session.id)]
+            filenames = [upload.filename for upload in await self._files.records(session.id)]
             await self.release_filenames(session.name, filenames, session.id)
         await self._blobs.purge(keys.session_data(session.id))
 
@@ -510,18 +440,13 @@ class SessionService:
         self,
         sid: str,
         journal: PublishJournal,
-        uploads: list[FileUpload] | None = None,
         known: Versioned[PublishingSession] | None = None,
     ) -> Versioned[PublishingSession]:
-        """Open the journal; ``uploads`` (the file records just read) also bring the summary
-        up to date in the same write, whatever a crash may have left behind. ``known``: the
-        session as the publish request read it."""
+        """Open the journal. ``known``: the session as the publish request read it."""
 
         def start(session: PublishingSession) -> PublishingSession:
             _refuse(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
             session.publish = journal
-            if uploads is not None and session.files is not None:
-                session.files = _summaries_as_read(session.files, uploads)
             return session
 
         # Visited when the lease would lapse: a publish whose worker died is resumed.
@@ -591,6 +516,9 @@ class SessionService:
         publish started or was taken over, and moved on by every visit while the publish ran)
         comes at the latest when the lease would have lapsed, and its visit settles it."""
 
+        # Once published, the record keeps the summaries: the session's data is purged next.
+        shown = await self._files.entries(sid) if succeeded else []
+
         def finish(session: PublishingSession) -> PublishingSession:
             _held_journal(session, attempt, holder)
             session.publish = None
@@ -600,28 +528,13 @@ class SessionService:
                 session.status = next_session_state(session.status, event)
                 session.ended_at = clock.now()
                 session.notices.extend(notices)
+                session.files = fold(session.files or {}, shown)
             elif session.status == SessionState.PROCESSING:
                 session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
                 session.notices.extend(notices)
             return session
 
         return await self._write(sid, finish, known)
-
-
-def _summaries_as_read(
-    stored: dict[str, FileSummary], uploads: list[FileUpload]
-) -> dict[str, FileSummary]:
-    """The summaries of ``uploads`` (file records just read); a conflict when the stored
-    summary knows of a change made since they were read (a file added, deleted, completed)."""
-    read = {upload.id: upload.summary() for upload in uploads}
-    for fid, summary in stored.items():
-        if fid not in read or summary.revision > read[fid].revision:
-            raise conflict(
-                "files-changed",
-                "A file of the session changed while the publish started: publish again.",
-                source="files",
-            )
-    return read
 
 
 def _expires_now(session: PublishingSession) -> bool:

@@ -30,6 +30,7 @@ from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
@@ -106,6 +107,7 @@ class Stack:
     worker: PublishWorker
     sweeper: Sweeper
     uploads: UploadRecords
+    session_files: SessionFiles
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
@@ -193,6 +195,7 @@ def build_stack(
         core.worker,
         core.sweeper,
         core.uploads,
+        core.session_files,
     )
 
 

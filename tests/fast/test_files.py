@@ -74,7 +74,7 @@ async def test_one_upload_per_filename_until_completed(
     await stack.files.complete(session, pending.id)
     replacement = await stack.files.create(session, file_request(wheel))
     assert (await stack.files.get(session.id, pending.id)).status == FileState.CANCELED
-    visible = stack.sessions.visible_files(await stack.sessions.files(session.id))
+    visible = stack.session_files.visible(await stack.session_files.records(session.id))
     assert visible[wheel.name].id == replacement.id
 
 
@@ -89,7 +89,7 @@ async def test_racing_creates_of_one_filename_leave_one_upload(
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1
     assert all(isinstance(r, DomainError) for r in results if r not in winners)
-    assert len(await stack.sessions.files(session.id)) == 1, "losers' records are removed"
+    assert len(await stack.session_files.records(session.id)) == 1, "losers' records are removed"
 
 
 async def test_files_of_another_release_are_refused(

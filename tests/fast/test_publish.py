@@ -104,7 +104,7 @@ async def test_a_deferred_publish_fails_into_error(
     failed = await stack.sessions.get(session.id)
     assert failed.status == SessionState.ERROR
     assert failed.notices[-1].startswith("Publishing failed: ")
-    [file] = await stack.sessions.files(session.id)
+    [file] = await stack.session_files.records(session.id)
     assert file.notices, "the file the index refused says why"
 
 
