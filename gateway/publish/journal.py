@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
@@ -88,12 +89,12 @@ class Journals:
             self._written[attempt] = written
         return written.value
 
-    async def confirm(self, sid: str, attempt: str, filename: str) -> PublishJournal:
-        """``filename`` is on the index; the lease is renewed with it."""
+    async def confirm(self, sid: str, attempt: str, filenames: list[str]) -> PublishJournal:
+        """``filenames`` are on the index; the lease is renewed with them."""
         lease = self.lease()
 
         def confirm(journal: PublishJournal) -> None:
-            journal.confirmed.append(filename)
+            journal.confirmed.extend(filenames)
             journal.hold(lease)
 
         session = await self.record(sid, attempt, confirm)
@@ -142,3 +143,51 @@ class Journals:
         return await self._sessions.finish_publish(
             sid, attempt, self.holder, succeeded, notices, known
         )
+
+
+# A journal entry waits for this many seconds since the last, and for this share of the
+# run's files: a run writes its session record (which grows with the release) a bounded
+# number of times, whatever the number of files.
+CONFIRM_INTERVAL = 1.0
+MOST_ENTRIES = 16
+
+
+class Confirmations:
+    """Files of one run confirmed on the index, journaled in batches: one write at a time, at
+    most one per ``CONFIRM_INTERVAL`` and ``MOST_ENTRIES`` per run, each with every file
+    confirmed since the last, so a release of hundreds of files writes its session record a
+    few times, not once per file.
+    A crash that loses entries costs nothing: the resumed run lists the index and counts a
+    file there with the same sha256 as done. Files confirmed after the last write get none:
+    the publish's end says more."""
+
+    def __init__(self, journals: Journals, sid: str, attempt: str, files: int):
+        self._journals = journals
+        self._batch = max(1, files // MOST_ENTRIES)
+        self._sid = sid
+        self._attempt = attempt
+        self._pending: list[str] = []
+        self._since = time.monotonic()
+        self._writing: asyncio.Task[PublishJournal] | None = None
+
+    async def add(self, filename: str) -> None:
+        """Note ``filename``; raises what the last write raised (the publish was taken over)."""
+        self._pending.append(filename)
+        if self._writing is not None:
+            if not self._writing.done():
+                return
+            writing, self._writing = self._writing, None
+            await writing
+        due = time.monotonic() - self._since >= CONFIRM_INTERVAL
+        if due and len(self._pending) >= self._batch:
+            batch, self._pending = self._pending, []
+            self._since = time.monotonic()
+            self._writing = asyncio.create_task(
+                self._journals.confirm(self._sid, self._attempt, batch)
+            )
+
+    async def close(self) -> None:
+        """Wait for the write under way; its failure is raised (the run stops on it)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing

@@ -145,8 +145,8 @@ async def test_a_live_journal_is_left_to_its_holder(
     assert (await stack.sessions.get(session.id)).publish == journal
     # Whoever does not hold the lease cannot write the journal.
     with pytest.raises(RecordChanged):
-        await stack.journals.confirm(session.id, journal.attempt, wheel.name)
-    await other.confirm(session.id, journal.attempt, wheel.name)
+        await stack.journals.confirm(session.id, journal.attempt, [wheel.name])
+    await other.confirm(session.id, journal.attempt, [wheel.name])
 
 
 async def test_a_first_release_registers_the_name(stack: Stack, project: str, wheel: Path) -> None:
@@ -188,7 +188,9 @@ async def test_a_publish_that_dies_after_its_last_upload_is_finished_without_a_s
     assert stack.index.uploads == 2
     journal = (await stack.sessions.get(session.id)).publish
     assert journal is not None
-    assert len(journal.confirmed) == 1, "the last file has no journal entry of its own"
+    # Entries come in batches, at most one a second (a quick run writes none): a lost entry
+    # costs nothing, since the resumed run finds the file on the index with its sha256.
+    assert journal.confirmed == []
     later = journal.lease_until + timedelta(seconds=1)
     monkeypatch.setattr(clock, "now", lambda: later)
     await stack.sweeper.sweep()
