@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 
 from gateway import metrics
-from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
+from gateway.distribution.archive import (
+    DistributionError,
+    ExtractedMetadata,
+    check_identity,
+    extract_metadata,
+    parsed,
+    seen,
+)
 from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import check_release, normalize_hashes, parse_filename
 from gateway.logs import log
@@ -41,6 +49,9 @@ from gateway.store.records import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 PROCESSING_LEASE = timedelta(minutes=10)
+# The largest core metadata file a file record carries from the bytes path to completion;
+# a larger one (a long description) is read back from the stored archive instead.
+MAX_CARRIED_METADATA = 64 * 1024
 
 
 class ValidationFailed(Exception):
@@ -260,7 +271,8 @@ class FileService:
             raise too_large(upload.size) from None
         finally:
             metrics.UPLOADS_IN_FLIGHT.dec()
-        return await self._commit(session.id, fid, attempt, received, key)
+        committed = await self._committed(upload.filename, attempt, received)
+        return await self._commit(session.id, fid, committed, key)
 
     async def receive_unsized(
         self,
@@ -300,7 +312,7 @@ class FileService:
             mechanism=HTTP_POST_BYTES,
             status=FileState.PENDING,
             created_at=clock.now(),
-            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+            committed=await self._committed(filename, attempt, received),
         )
         await self._record_received(session.id, upload, key)
         log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
@@ -321,10 +333,19 @@ class FileService:
         await self._claim_filename(session, upload)
         await self._records.announce(upload)
 
-    async def _commit(
-        self, sid: str, fid: str, attempt: str, received: Received, key: str
-    ) -> FileUpload:
+    async def _committed(self, filename: str, attempt: str, received: Received) -> CommittedBytes:
+        """What the bytes path saw of a body: its size and digests and, for a body that
+        fitted in memory, the archive's core metadata, so that completing it reads nothing
+        back from S3."""
         committed = CommittedBytes(attempt=attempt, size=received.size, digests=received.digests)
+        limit = min(self._uploads.max_metadata_size, MAX_CARRIED_METADATA)
+        if received.body is not None and (found := await seen(received.body, filename, limit)):
+            committed.metadata = base64.b64encode(found.raw).decode()
+            committed.metadata_member = found.member
+        return committed
+
+    async def _commit(self, sid: str, fid: str, committed: CommittedBytes, key: str) -> FileUpload:
+        attempt = committed.attempt
         try:
             upload, replaced = await self._records.commit(sid, fid, attempt, committed)
         except BaseException:
@@ -514,13 +535,8 @@ class FileService:
                     f"The {algorithm} digest of the received bytes does not match the declared "
                     "one.",
                 )
-        reader = self._blobs.range_reader(
-            keys.file_bytes(session.id, upload.id, committed.attempt), committed.size
-        )
         try:
-            extracted = await extract_metadata(
-                reader, upload.filename, max_metadata_bytes=self._uploads.max_metadata_size
-            )
+            extracted = await self._extracted(session.id, upload, committed)
             check_identity(extracted, session.name, session.version)
         except DistributionError as exc:
             raise ValidationFailed("invalid-distribution", exc.source, str(exc)) from None
@@ -535,6 +551,20 @@ class FileService:
             sha256=hashlib.sha256(extracted.raw).hexdigest(),
             metadata_version=str(metadata.metadata_version),
             requires_python=str(metadata.requires_python) if metadata.requires_python else None,
+        )
+
+    async def _extracted(
+        self, sid: str, upload: FileUpload, committed: CommittedBytes
+    ) -> ExtractedMetadata:
+        """The archive's core metadata: as the bytes path read it, else read back."""
+        if committed.metadata is not None and committed.metadata_member is not None:
+            raw = base64.b64decode(committed.metadata)
+            return parsed(raw, upload.filename, committed.metadata_member)
+        reader = self._blobs.range_reader(
+            keys.file_bytes(sid, upload.id, committed.attempt), committed.size
+        )
+        return await extract_metadata(
+            reader, upload.filename, max_metadata_bytes=self._uploads.max_metadata_size
         )
 
     # -- delete / extend ---------------------------------------------------------------

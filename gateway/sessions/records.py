@@ -139,6 +139,12 @@ class CommittedBytes(Record):
     attempt: str
     size: int
     digests: dict[str, str] = Field(description="Algorithm name → hex digest, as computed.")
+    metadata: str | None = Field(
+        None,
+        description="Base64 of the archive's core metadata file, read by the bytes path from "
+        "a body that fitted in memory (completion then reads nothing back); None otherwise.",
+    )
+    metadata_member: str | None = Field(None, description="The archive member it came from.")
 
 
 class StoredPart(Record):
