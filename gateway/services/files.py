@@ -253,7 +253,7 @@ class FileService:
                 "Content-Length",
             )
         attempt = secrets.token_hex(8)
-        await self._records.transition(
+        began = await self._records.transition_versioned(
             session.id, fid, FileEvent.SEND_BYTES, known=found, current_attempt=attempt
         )
         key = keys.file_bytes(session.id, fid, attempt)
@@ -272,7 +272,7 @@ class FileService:
         finally:
             metrics.UPLOADS_IN_FLIGHT.dec()
         committed = await self._committed(upload.filename, attempt, received)
-        return await self._commit(session.id, fid, committed, key)
+        return await self._commit(session.id, fid, committed, key, began)
 
     async def receive_unsized(
         self,
@@ -344,10 +344,13 @@ class FileService:
             committed.metadata_member = found.member
         return committed
 
-    async def _commit(self, sid: str, fid: str, committed: CommittedBytes, key: str) -> FileUpload:
-        attempt = committed.attempt
+    async def _commit(
+        self, sid: str, fid: str, committed: CommittedBytes, key: str, known: Versioned[FileUpload]
+    ) -> FileUpload:
         try:
-            upload, replaced = await self._records.commit(sid, fid, attempt, committed)
+            upload, replaced = await self._records.commit(
+                sid, fid, committed.attempt, committed, known
+            )
         except BaseException:
             await self._blobs.delete(key)
             raise
