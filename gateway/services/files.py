@@ -330,8 +330,7 @@ class FileService:
     async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
         """Make ``upload`` the one holding its filename in the session, replacing a completed
         upload of that name (409 while another is pending, processing or in error)."""
-        await self._claim_filename(session, upload)
-        await self._records.announce(upload)
+        await self._claim_filename(session, upload)  # its completion wrote its summary
 
     async def _committed(self, filename: str, attempt: str, received: Received) -> CommittedBytes:
         """What the bytes path saw of a body: its size and digests and, for a body that
