@@ -158,7 +158,7 @@ def _services(
 ) -> Services:
     s3 = settings.s3
     records = RecordStore(client, objects, s3.bucket, s3.prefix)
-    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
+    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3, objects)
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
     stage = StageService(core.sessions, core.session_files, blobs, client, s3.bucket, s3.prefix)
