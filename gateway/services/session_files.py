@@ -137,7 +137,7 @@ class SessionFiles:
             count = len(await self.listed(session))
             self._remember(session.id, now, count)
         if count >= self._max_files:
-            raise too_many(self._max_files)
+            raise _too_many(self._max_files)
         at, counted = self._counts.get(session.id, (now, count))
         self._counts[session.id] = (at, counted + 1)  # admitted: racing creates see it
 
@@ -159,7 +159,7 @@ def fold(base: Mapping[str, FileSummary], entries: list[FileSummary]) -> dict[st
     return folded
 
 
-def too_many(cap: int) -> DomainError:
+def _too_many(cap: int) -> DomainError:
     return conflict("too-many-files", f"A session holds at most {cap} files.", "filename")
 
 
