@@ -158,15 +158,16 @@ def _services(
 ) -> Services:
     s3 = settings.s3
     records = RecordStore(client, objects, s3.bucket, s3.prefix)
-    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3)
+    blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3, objects)
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
-    stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
+    stage = StageService(core.sessions, core.session_files, blobs, client, s3.bucket, s3.prefix)
     return Services(
         settings=settings,
         urls=Urls(settings.server.public_base_url, settings.server.api_root),
         authenticators=build_chain(settings, http, hops),
         sessions=core.sessions,
+        session_files=core.session_files,
         files=core.files,
         resumable=core.resumable,
         publisher=core.publisher,

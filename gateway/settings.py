@@ -275,6 +275,12 @@ class PublishSettings(Section):
         60, description="A publish whose worker stops renewing this long is resumed elsewhere."
     )
     retries: int = Field(4, ge=0, description="Attempts per file when the index fails (5xx).")
+    parallel: int = Field(
+        1,
+        ge=1,
+        description="Wheels uploaded to the index at once (at most backend.max_connections); "
+        "the sdist always goes last, alone.",
+    )
 
 
 class StageSettings(Section):

@@ -17,6 +17,7 @@ from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
@@ -30,6 +31,7 @@ class Core:
     names: NameRegistry
     uploads: UploadRecords
     due: DueIndex
+    session_files: SessionFiles
     sessions: SessionService
     files: FileService
     resumable: ResumableUploads
@@ -52,26 +54,18 @@ def wire(
     names = NameRegistry(records, backend.published_files)
     uploads = UploadRecords(records)
     due = DueIndex(records, settings.sessions.retention)
+    session_files = SessionFiles(records, uploads, settings.uploads.max_files_per_session)
     # The audit journal records an expiry before it happens.
     sessions = SessionService(
-        records, blobs, settings.sessions, names, uploads, due, audit.session_expired
+        records, blobs, settings.sessions, names, session_files, due, audit.session_expired
     )
-    part_size = settings.s3.part_size
-    files = FileService(
-        uploads,
-        blobs,
-        sessions,
-        due,
-        names,
-        settings.uploads,
-        part_size,
-        RecentListings(backend.published_files, settings.backend.listing_max_age),
-        audit,
-        index_checks=settings.backend.checks_like_pypi,
+    files = _file_service(
+        settings, uploads, session_files, blobs, sessions, due, names, backend, audit
     )
-    journals = Journals(records, due, settings.publish.lease)
+    journals = Journals(records, due, session_files, settings.publish.lease)
     worker = PublishWorker(
         sessions,
+        session_files,
         names,
         journals,
         blobs,
@@ -82,18 +76,47 @@ def wire(
         files.add_notice,
         audit,
     )
-    publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
+    publisher = Publisher(
+        sessions, session_files, names, backend, journals, worker, settings.publish
+    )
     interval = settings.sessions.sweep_interval
     sweeper = Sweeper(sessions, due, files, publisher, records, audit, interval)
     return Core(
         names=names,
         uploads=uploads,
         due=due,
+        session_files=session_files,
         sessions=sessions,
         files=files,
-        resumable=ResumableUploads(uploads, blobs, files, part_size),
+        resumable=ResumableUploads(uploads, blobs, files, settings.s3.part_size),
         journals=journals,
         worker=worker,
         publisher=publisher,
         sweeper=sweeper,
+    )
+
+
+def _file_service(
+    settings: Settings,
+    uploads: UploadRecords,
+    session_files: SessionFiles,
+    blobs: BlobStore,
+    sessions: SessionService,
+    due: DueIndex,
+    names: NameRegistry,
+    backend: Backend,
+    audit: AuditTrail,
+) -> FileService:
+    return FileService(
+        uploads,
+        blobs,
+        sessions,
+        due,
+        names,
+        settings.uploads,
+        settings.s3.part_size,
+        RecentListings(backend.published_files, settings.backend.listing_max_age),
+        audit,
+        session_files,
+        index_checks=settings.backend.checks_like_pypi,
     )

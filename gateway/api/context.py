@@ -16,6 +16,7 @@ from gateway.services.files import FileService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -28,6 +29,7 @@ class Services:
     urls: Urls
     authenticators: list[Authenticator]
     sessions: SessionService
+    session_files: SessionFiles
     files: FileService
     resumable: ResumableUploads
     publisher: Publisher

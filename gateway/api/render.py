@@ -73,7 +73,7 @@ def _listed(
     per file: a 400-file session's answer is built in half the time."""
     head, _, tail = urls.file(sid, _FILE_ID).partition(_FILE_ID)
     listed = {
-        # The listing never holds a canceled file (SessionService leaves them out).
+        # The listing never holds a canceled file (SessionFiles leaves them out).
         filename: {
             "status": upload.status.value,
             "link": head + upload.id + tail,

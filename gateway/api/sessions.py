@@ -93,7 +93,7 @@ async def _render(
     """The session's document; its files are listed unless the caller already knows them."""
     svc = services(request)
     if files is None:
-        files = await svc.sessions.listed_files(session)
+        files = await svc.session_files.listed(session)
     body = session_document(session, files, svc.urls, svc.mechanisms)
     return web.Response(status=status, body=body, content_type=UPLOAD_V2_JSON, headers=headers)
 

@@ -25,9 +25,12 @@ __all__ = [
     "MAX_CENTRAL_DIRECTORY_BYTES",
     "DistributionError",
     "ExtractedMetadata",
+    "InMemory",
     "RangeReader",
     "check_identity",
     "extract_metadata",
+    "parsed",
+    "seen",
 ]
 
 DEFAULT_MAX_METADATA_BYTES = 1 << 20
@@ -48,6 +51,20 @@ class RangeReader(Protocol):
     async def read_range(self, start: int, length: int) -> bytes:
         """Return exactly ``min(length, size - start)`` bytes starting at ``start``."""
         ...
+
+
+class InMemory:
+    """A :class:`RangeReader` over bytes already in memory (a small body as it arrived)."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self._data = memoryview(data)
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    async def read_range(self, start: int, length: int) -> bytes:
+        return bytes(self._data[start : start + length])
 
 
 class DistributionError(Exception):
@@ -94,6 +111,22 @@ async def extract_metadata(
         raise DistributionError(
             "content", f"{filename!r} is neither a wheel (.whl) nor an sdist (.tar.gz)."
         )
+    return ExtractedMetadata(raw=raw, metadata=_parse_metadata(raw, source, member), member=member)
+
+
+async def seen(data: bytes | bytearray, filename: str, limit: int) -> ExtractedMetadata | None:
+    """The metadata of a distribution held in memory, None when it has none this module
+    can read within ``limit`` (whoever validates it reads it again and says why)."""
+    try:
+        return await extract_metadata(InMemory(data), filename, max_metadata_bytes=limit)
+    except DistributionError:
+        return None
+
+
+def parsed(raw: bytes, filename: str, member: str) -> ExtractedMetadata:
+    """The metadata ``raw`` that :func:`extract_metadata` read earlier from ``member`` of
+    the distribution ``filename``, parsed and validated again."""
+    source = "METADATA" if filename.endswith(".whl") else "PKG-INFO"
     return ExtractedMetadata(raw=raw, metadata=_parse_metadata(raw, source, member), member=member)
 
 

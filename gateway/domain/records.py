@@ -82,9 +82,10 @@ class PublishJournal(Record):
 
 
 class FileSummary(Record):
-    """What a session's status shows of one file upload, kept in the session record so a
-    status read costs one GET whatever the number of files (R-W9). The file record stays the
-    truth: ``revision`` orders the summaries of its changes, so a late one never wins."""
+    """What a session's status shows of one file upload: an entry of its own per change while
+    the session is live (``services/session_files.py``, R-W13), folded into the session
+    record when it ends. The file record stays the truth: ``revision`` orders the summaries
+    of its changes, so a late one never wins."""
 
     id: str
     filename: str
@@ -135,8 +136,9 @@ class PublishingSession(Record):
     publish: PublishJournal | None = None
     files: dict[str, FileSummary] | None = Field(
         None,
-        description="File id -> summary, oldest first, canceled ones kept as tombstones. None "
-        "in a record written before summaries existed: filled from the file records on read.",
+        description="File id -> summary, canceled ones kept as tombstones: written when the "
+        "session ends (a live one's are entries of their own, services/session_files.py). "
+        "None in a record written before summaries existed: read from the file records.",
     )
 
 
@@ -146,6 +148,12 @@ class CommittedBytes(Record):
     attempt: str
     size: int
     digests: dict[str, str] = Field(description="Algorithm name → hex digest, as computed.")
+    metadata: str | None = Field(
+        None,
+        description="Base64 of the archive's core metadata file, read by the bytes path from "
+        "a body that fitted in memory (completion then reads nothing back); None otherwise.",
+    )
+    metadata_member: str | None = Field(None, description="The archive member it came from.")
 
 
 class StoredPart(Record):

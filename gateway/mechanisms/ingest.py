@@ -21,6 +21,7 @@ class BodyTooLarge(Exception):
 class Received:
     size: int
     digests: dict[str, str]
+    body: bytes | bytearray | None = None  # a body short of one part, as it was stored
 
 
 async def ingest(
@@ -38,6 +39,7 @@ async def ingest(
     writer = blobs.multipart(key, max_in_flight=IN_FLIGHT)
     parts = PartPipeline(writer, digests, part_size=part_size, capacity=limit)
     received = 0
+    body: bytes | bytearray | None = None
     try:
         with contextlib.closing(parts):
             async for chunk in chunks:
@@ -51,8 +53,9 @@ async def ingest(
             else:
                 # Small bodies: one PutObject instead of a three-call multipart upload.
                 await parts.drain()
-                await blobs.put(key, parts.rest())
+                body = parts.rest()
+                await blobs.put(key, body)
     except BaseException:
         await asyncio.shield(writer.abort())
         raise
-    return Received(received, digests.hexdigests())
+    return Received(received, digests.hexdigests(), body)

@@ -46,7 +46,11 @@ def sha256(upload: FileUpload) -> str:
 def publish_order(uploads: list[FileUpload]) -> list[FileUpload]:
     """Wheels first, the sdist last (R-W3): installers never see a source-only release that
     later gains wheels mid-publish."""
-    return sorted(uploads, key=lambda u: (u.filename.endswith(".tar.gz"), u.filename))
+    return sorted(uploads, key=lambda u: (is_sdist(u), u.filename))
+
+
+def is_sdist(upload: FileUpload) -> bool:
+    return upload.filename.endswith(".tar.gz")
 
 
 def require_completed(uploads: list[FileUpload]) -> None:

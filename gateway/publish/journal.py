@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
@@ -21,12 +22,12 @@ from typing import Literal
 from gateway.domain import clock
 from gateway.domain.errors import DomainError, not_found
 from gateway.domain.lease import Lease, granted, lapsed
-from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
+from gateway.domain.records import PublishingSession, PublishJournal
 from gateway.domain.states import SessionEvent, SessionState, is_editable, next_session_state
 from gateway.domain.transitions import next_state
 from gateway.logs import log
 from gateway.services.due_index import DueIndex
-from gateway.services.sessions import summaries_as_read
+from gateway.services.session_files import SessionFiles, fold
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import Records, Versioned
@@ -37,9 +38,12 @@ SessionChange = Callable[[PublishingSession], PublishingSession]
 class Journals:
     """The journals this process holds the lease of (``holder`` names the process)."""
 
-    def __init__(self, records: JsonRecords, due: DueIndex, lease_seconds: float):
+    def __init__(
+        self, records: JsonRecords, due: DueIndex, files: SessionFiles, lease_seconds: float
+    ):
         self._sessions = Records(records, PublishingSession)
         self._due = due
+        self._files = files  # a published session's record keeps its files' summaries
         self._duration = timedelta(seconds=lease_seconds)
         self.holder = secrets.token_hex(4)
         # By publish attempt this process works on: the session record as it last wrote it.
@@ -101,12 +105,12 @@ class Journals:
             self._written[attempt] = written
         return written.value
 
-    async def confirm(self, sid: str, attempt: str, filename: str) -> PublishJournal:
-        """``filename`` is on the index; the lease is renewed with it."""
+    async def confirm(self, sid: str, attempt: str, filenames: list[str]) -> PublishJournal:
+        """``filenames`` are on the index; the lease is renewed with them."""
         lease = self.lease()
 
         def confirm(journal: PublishJournal) -> None:
-            journal.confirmed.append(filename)
+            journal.confirmed.extend(filenames)
             journal.hold(lease)
 
         session = await self.record(sid, attempt, confirm)
@@ -165,18 +169,14 @@ class Journals:
         self,
         sid: str,
         journal: PublishJournal,
-        uploads: list[FileUpload] | None = None,
         known: Versioned[PublishingSession] | None = None,
     ) -> Versioned[PublishingSession]:
-        """Open the journal in the session record; ``uploads`` (the file records just read)
-        also bring the session's summary of its files up to date in the same write, whatever
-        a crash may have left behind. ``known``: the session as the publish request read it."""
+        """Open the journal in the session record. ``known``: the session as the publish
+        request read it."""
 
         def start(session: PublishingSession) -> PublishingSession:
             next_state(session, SessionEvent.PUBLISH_NOW)  # also refuses a publish under way
             session.publish = journal
-            if uploads is not None and session.files is not None:
-                session.files = summaries_as_read(session.files, uploads)
             return session
 
         # Visited when the lease would lapse: a publish whose worker died is resumed.
@@ -206,6 +206,8 @@ class Journals:
         publish started or was taken over, and moved on by every visit while the publish ran)
         comes at the latest when the lease would have lapsed, and its visit settles it."""
         known = self._written.pop(attempt, None)
+        # Once published, the record keeps the summaries: the session's data is purged next.
+        shown = await self._files.entries(sid) if succeeded else []
 
         def finish(session: PublishingSession) -> PublishingSession:
             _held_journal(session, attempt, self.holder)
@@ -216,6 +218,7 @@ class Journals:
                 session.status = next_session_state(session.status, event)
                 session.ended_at = clock.now()
                 session.notices.extend(notices)
+                session.files = fold(session.files or {}, shown)
             elif session.status == SessionState.PROCESSING:
                 session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
                 session.notices.extend(notices)
@@ -245,3 +248,51 @@ def _held_journal(session: PublishingSession, attempt: str, holder: str) -> Publ
     if journal.owner != holder:
         raise RecordChanged(session.id)  # another replica took the publish over
     return journal
+
+
+# A journal entry waits for this many seconds since the last, and for this share of the
+# run's files: a run writes its session record (which grows with the release) a bounded
+# number of times, whatever the number of files.
+CONFIRM_INTERVAL = 1.0
+MOST_ENTRIES = 16
+
+
+class Confirmations:
+    """Files of one run confirmed on the index, journaled in batches: one write at a time, at
+    most one per ``CONFIRM_INTERVAL`` and ``MOST_ENTRIES`` per run, each with every file
+    confirmed since the last, so a release of hundreds of files writes its session record a
+    few times, not once per file.
+    A crash that loses entries costs nothing: the resumed run lists the index and counts a
+    file there with the same sha256 as done. Files confirmed after the last write get none:
+    the publish's end says more."""
+
+    def __init__(self, journals: Journals, sid: str, attempt: str, files: int):
+        self._journals = journals
+        self._batch = max(1, files // MOST_ENTRIES)
+        self._sid = sid
+        self._attempt = attempt
+        self._pending: list[str] = []
+        self._since = time.monotonic()
+        self._writing: asyncio.Task[PublishJournal] | None = None
+
+    async def add(self, filename: str) -> None:
+        """Note ``filename``; raises what the last write raised (the publish was taken over)."""
+        self._pending.append(filename)
+        if self._writing is not None:
+            if not self._writing.done():
+                return
+            writing, self._writing = self._writing, None
+            await writing
+        due = time.monotonic() - self._since >= CONFIRM_INTERVAL
+        if due and len(self._pending) >= self._batch:
+            batch, self._pending = self._pending, []
+            self._since = time.monotonic()
+            self._writing = asyncio.create_task(
+                self._journals.confirm(self._sid, self._attempt, batch)
+            )
+
+    async def close(self) -> None:
+        """Wait for the write under way; its failure is raised (the run stops on it)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing

@@ -25,6 +25,7 @@ from gateway.publish.failure import (
 from gateway.publish.journal import Journals
 from gateway.publish.worker import BackendCredentials, Handed, PublishWorker
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.settings import PublishSettings
 from gateway.store.record_store import RecordChanged
@@ -45,6 +46,7 @@ class Publisher:
     def __init__(
         self,
         sessions: SessionService,
+        files: SessionFiles,
         names: NameRegistry,
         backend: Backend,
         journals: Journals,
@@ -52,6 +54,7 @@ class Publisher:
         settings: PublishSettings,
     ):
         self._sessions = sessions
+        self._files = files
         self._names = names
         self._backend = backend
         self._journals = journals
@@ -74,8 +77,8 @@ class Publisher:
             await self.resume_lapsed(session)
             return await self._sessions.get(session.id)
         require(session, SessionEvent.PUBLISH_NOW)
-        everything = await self._sessions.files(session.id)
-        uploads = list(self._sessions.visible_files(everything).values())
+        everything = await self._files.records(session.id)
+        uploads = list(self._files.visible(everything).values())
         require_completed(uploads)
         listing = await self._listing_if_up(session.name)
         if listing is not None:
@@ -92,7 +95,10 @@ class Publisher:
         )
         known = None if etag is None else Versioned(session, etag)
         try:
-            started = await self._journals.open_in_session(session.id, journal, everything, known)
+            # Summaries a crash left behind are written; one that knows of a change made
+            # since the records were read refuses the publish (it would not publish that).
+            await self._files.check_as_read(session, everything)
+            started = await self._journals.open_in_session(session.id, journal, known)
         except BaseException:
             filenames = [u.filename for u in uploads]
             await self._names.release_filenames(session.name, filenames, session.id)

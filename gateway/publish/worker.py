@@ -31,11 +31,12 @@ from gateway.protocol.legacy_upload_form import (
     legacy_form_fields,
 )
 from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
-from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha256
-from gateway.publish.journal import Journals
+from gateway.publish.failure import PublishFailed, backoff, check_conflicts, is_sdist, sha256
+from gateway.publish.journal import Confirmations, Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.audit import GATEWAY, AuditTrail
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.settings import BackendSettings, PublishSettings
 from gateway.store import keys
@@ -72,6 +73,7 @@ class PublishWorker:
     def __init__(
         self,
         sessions: SessionService,
+        files: SessionFiles,
         names: NameRegistry,
         journals: Journals,
         blobs: BlobStore,
@@ -83,6 +85,7 @@ class PublishWorker:
         audit: AuditTrail,
     ):
         self._sessions = sessions
+        self._files = files
         self._names = names
         self._journals = journals
         self._blobs = blobs
@@ -165,7 +168,7 @@ class PublishWorker:
         journal = _journal(session, attempt)
         # The publish request's own reads when it starts the run (nothing can change a file
         # once the journal is open), fresh ones when a run resumes.
-        known = handed.uploads if handed is not None else await self._sessions.files(sid)
+        known = handed.uploads if handed is not None else await self._files.records(sid)
         uploads = {u.id: u for u in known}
         ordered = [uploads[fid] for fid in journal.order]
         # One listing per run, not per file (pypiserver re-hashes every file of the project on
@@ -225,28 +228,50 @@ class PublishWorker:
         listing: Listing,
         confirmed: list[str],
     ) -> None:
-        """Upload in ``ordered`` order (wheels first, the sdist last), one at a time. Each
-        file's journal entry is written while the next one uploads: a crash that loses an
-        entry costs nothing, since a resumed run finds that file on the index with its
-        sha256 and counts it as done. So the last file gets none: the publish's end, written
-        next, says more."""
-        journaling: asyncio.Task[PublishJournal] | None = None
+        """Upload the wheels, ``publish.parallel`` at a time, then the sdist last (R-W3):
+        installers never see a source-only release that gains wheels mid-publish. Files on
+        the index are journaled in batches (:class:`Confirmations`)."""
         todo = [upload for upload in ordered if upload.filename not in confirmed]
+        wheels = [upload for upload in todo if not is_sdist(upload)]
+        journal = Confirmations(self._journals, session.id, attempt, len(todo))
         try:
-            for upload in todo:
-                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
-                if journaling is not None:
-                    await journaling  # one journal write at a time, in order
-                    journaling = None
-                if upload is not todo[-1]:
-                    journaling = asyncio.create_task(
-                        self._journals.confirm(session.id, attempt, upload.filename)
-                    )
+            await self._put_bounded(session, attempt, wheels, listing, journal)
+            for sdist in (upload for upload in todo if is_sdist(upload)):
+                await self._put_on_backend(session, sdist, listing.get(sdist.filename), attempt)
         except BaseException:
-            if journaling is not None:
-                with contextlib.suppress(Exception):
-                    await journaling
+            with contextlib.suppress(Exception):  # the failure that stopped the run says more
+                await journal.close()
             raise
+        await journal.close()
+
+    async def _put_bounded(
+        self,
+        session: PublishingSession,
+        attempt: str,
+        uploads: list[FileUpload],
+        listing: Listing,
+        journal: Confirmations,
+    ) -> None:
+        """Upload ``uploads`` with at most ``publish.parallel`` under way; the first failure
+        stops the rest."""
+        slots = asyncio.Semaphore(min(self._settings.parallel, self._index.max_connections))
+
+        async def put(upload: FileUpload) -> None:
+            async with slots:
+                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
+            await journal.add(upload.filename)
+
+        tasks = [asyncio.create_task(put(upload)) for upload in uploads]
+        if not tasks:
+            return
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # the first failure, raised
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _list_patiently(self, project: str) -> Listing:
         retries = self._settings.retries
@@ -416,7 +441,7 @@ class PublishWorker:
         for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
 
         notice = f"Publishing failed: {failure.reason}"
-        uploads = self._sessions.visible_files(await self._sessions.files(sid))
+        uploads = self._files.visible(await self._files.records(sid))
         # A deferred publish ends in `error`: its files say why before the session does, so
         # whoever sees `error` in the status sees the files' notices with it.
         current = await self._sessions.find(sid)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime, timedelta
 
 from gateway import metrics
-from gateway.distribution.archive import DistributionError, check_identity, extract_metadata
+from gateway.distribution.archive import (
+    DistributionError,
+    ExtractedMetadata,
+    check_identity,
+    extract_metadata,
+    parsed,
+    seen,
+)
 from gateway.distribution.checks import index_refusals
 from gateway.distribution.filenames import (
     check_release,
@@ -45,6 +53,7 @@ from gateway.services.audit import AuditTrail
 from gateway.services.due_index import DueIndex
 from gateway.services.listings import PublishedFiles
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.uploads import UploadRecords, allow, require_mechanism, too_large
 from gateway.settings import UploadSettings
@@ -54,6 +63,9 @@ from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 PROCESSING_LEASE = timedelta(minutes=10)
+# The largest core metadata file a file record carries from the bytes path to completion;
+# a larger one (a long description) is read back from the stored archive instead.
+MAX_CARRIED_METADATA = 64 * 1024
 
 
 class ValidationFailed(Exception):
@@ -76,9 +88,11 @@ class FileService:
         part_size: int,
         published_files: PublishedFiles,
         audit: AuditTrail,
+        session_files: SessionFiles,
         index_checks: bool = False,
     ):
         self._records = records
+        self._session_files = session_files
         self._blobs = blobs
         self._sessions = sessions
         self._due = due
@@ -101,7 +115,7 @@ class FileService:
             hashes = normalize_hashes(request.hashes)
         self._refuse_unacceptable(request)
         await self._refuse_published(session, request.filename)
-        await self._refuse_too_many(session)
+        await self._session_files.refuse_too_many(session)
         upload = FileUpload(
             id=secrets.token_urlsafe(16),
             session_id=session.id,
@@ -169,15 +183,6 @@ class FileService:
                 "filename",
             )
 
-    async def _refuse_too_many(self, session: PublishingSession) -> None:
-        live = await self._sessions.listed_files(session)
-        if len(live) >= self._settings.max_files_per_session:
-            raise conflict(
-                "too-many-files",
-                f"A session holds at most {self._settings.max_files_per_session} files.",
-                "filename",
-            )
-
     async def _claim_filename(self, session: PublishingSession, upload: FileUpload) -> None:
         """One upload owns a filename at a time: pending/processing/error ones block a new
         upload (R-F7), a completed one is replaced by it."""
@@ -186,8 +191,8 @@ class FileService:
 
         async def may_replace(holder: str) -> bool:
             previous = await self.find(sid, holder)
-            if previous is not None:
-                await self._sessions.check_summary(session, previous)
+            if previous is not None:  # the retry of a create that died before its summary?
+                await self._session_files.repair(previous)
             if previous is not None and previous.status in (
                 FileState.PENDING,
                 FileState.PROCESSING,
@@ -224,14 +229,23 @@ class FileService:
     async def _current_versioned(
         self, session: PublishingSession, fid: str
     ) -> Versioned[FileUpload]:
-        """The upload as read, its summary in ``session`` repaired if a crash left it behind.
-        Its etag lets the request's first change of it skip reading it again."""
+        """The upload as read; its etag lets the request's first change of it skip reading
+        it again."""
         found = await self._records.find_versioned(session.id, fid)
         if found is None:
-            await self._sessions.forget_file(session, fid)
+            await self._session_files.forget(session.id, fid)
             raise not_found("file upload session")
-        await self._sessions.check_summary(session, found.value)
         return found
+
+    async def _allow(self, upload: FileUpload, event: FileEvent) -> None:
+        """Refuse ``event`` as :func:`allow` does, first writing the file's summary: a request
+        its file's state refuses may retry one that died between the record and its summary
+        (a changed upload shows its previous state until then)."""
+        try:
+            allow(upload, event)
+        except DomainError:
+            await self._session_files.repair(upload)
+            raise
 
     # -- bytes -------------------------------------------------------------------------
 
@@ -247,7 +261,7 @@ class FileService:
         found = await self._current_versioned(session, fid)
         upload = found.value
         require_mechanism(upload, HTTP_POST_BYTES)
-        allow(upload, FileEvent.SEND_BYTES)
+        await self._allow(upload, FileEvent.SEND_BYTES)
         if content_length is not None and content_length > upload.size:
             raise too_large(upload.size)
         if content_length is not None and content_length < upload.size:
@@ -257,7 +271,7 @@ class FileService:
                 "Content-Length",
             )
         attempt = secrets.token_hex(8)
-        await self._records.transition(
+        began = await self._records.transition_versioned(
             session.id, fid, FileEvent.SEND_BYTES, known=found, current_attempt=attempt
         )
         key = keys.file_bytes(session.id, fid, attempt)
@@ -275,7 +289,8 @@ class FileService:
             raise too_large(upload.size) from None
         finally:
             metrics.UPLOADS_IN_FLIGHT.dec()
-        return await self._commit(session.id, fid, attempt, received, key)
+        committed = await self._committed(upload.filename, attempt, received)
+        return await self._commit(session.id, fid, committed, key, began)
 
     async def receive_unsized(
         self,
@@ -294,7 +309,7 @@ class FileService:
         with refused_as_invalid():
             check_release(parse_filename(filename), session.name, session.version)
         await self._refuse_published(session, filename)
-        await self._refuse_too_many(session)
+        await self._session_files.refuse_too_many(session)
         fid, attempt = secrets.token_urlsafe(16), secrets.token_hex(8)
         key = keys.file_bytes(session.id, fid, attempt)
         limit = self._settings.max_file_size
@@ -316,7 +331,7 @@ class FileService:
             mechanism=HTTP_POST_BYTES,
             status=FileState.PENDING,
             created_at=clock.now(),
-            committed=CommittedBytes(attempt=attempt, size=received.size, digests=received.digests),
+            committed=await self._committed(filename, attempt, received),
         )
         await self._record_received(session.id, upload, key)
         log.info("file.received", session=session.id[:8], filename=filename, size=received.size)
@@ -334,15 +349,26 @@ class FileService:
     async def claim(self, session: PublishingSession, upload: FileUpload) -> None:
         """Make ``upload`` the one holding its filename in the session, replacing a completed
         upload of that name (409 while another is pending, processing or in error)."""
-        await self._claim_filename(session, upload)
-        await self._records.announce(upload)
+        await self._claim_filename(session, upload)  # its completion wrote its summary
+
+    async def _committed(self, filename: str, attempt: str, received: Received) -> CommittedBytes:
+        """What the bytes path saw of a body: its size and digests and, for a body that
+        fitted in memory, the archive's core metadata, so that completing it reads nothing
+        back from S3."""
+        committed = CommittedBytes(attempt=attempt, size=received.size, digests=received.digests)
+        limit = min(self._settings.max_metadata_size, MAX_CARRIED_METADATA)
+        if received.body is not None and (found := await seen(received.body, filename, limit)):
+            committed.metadata = base64.b64encode(found.raw).decode()
+            committed.metadata_member = found.member
+        return committed
 
     async def _commit(
-        self, sid: str, fid: str, attempt: str, received: Received, key: str
+        self, sid: str, fid: str, committed: CommittedBytes, key: str, known: Versioned[FileUpload]
     ) -> FileUpload:
-        committed = CommittedBytes(attempt=attempt, size=received.size, digests=received.digests)
         try:
-            upload, replaced = await self._records.commit(sid, fid, attempt, committed)
+            upload, replaced = await self._records.commit(
+                sid, fid, committed.attempt, committed, known
+            )
         except BaseException:
             await self._blobs.delete(key)
             raise
@@ -402,7 +428,7 @@ class FileService:
         self, session: PublishingSession, fid: str, document: bytes
     ) -> FileUpload:
         require(session, SessionEvent.EDIT_FILES)
-        allow(await self._current(session, fid), FileEvent.ATTACH_ATTESTATIONS)
+        await self._allow(await self._current(session, fid), FileEvent.ATTACH_ATTESTATIONS)
         await self._blobs.put(
             keys.attestations(session.id, fid), document, content_type="application/json"
         )
@@ -420,7 +446,7 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         found = await self._current_versioned(session, fid)
         upload = found.value
-        allow(upload, FileEvent.COMPLETE_NOW)
+        await self._allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._settings.defer_validation_above:
             deadline = granted(None, PROCESSING_LEASE).until
@@ -495,7 +521,7 @@ class FileService:
         """Re-run deferred validations whose worker vanished (crash, restart, scale-down);
         the earliest deadline of those still under way (when to look again)."""
         deadlines: list[datetime] = []
-        for upload in await self._sessions.files(session.id):
+        for upload in await self._session_files.records(session.id):
             if upload.status != FileState.PROCESSING:
                 continue
             lease = granted(None, PROCESSING_LEASE)
@@ -530,13 +556,8 @@ class FileService:
                     f"The {algorithm} digest of the received bytes does not match the declared "
                     "one.",
                 )
-        reader = self._blobs.range_reader(
-            keys.file_bytes(session.id, upload.id, committed.attempt), committed.size
-        )
         try:
-            extracted = await extract_metadata(
-                reader, upload.filename, max_metadata_bytes=self._settings.max_metadata_size
-            )
+            extracted = await self._extracted(session.id, upload, committed)
             check_identity(extracted, session.name, session.version)
         except DistributionError as exc:
             raise ValidationFailed("invalid-distribution", exc.source, str(exc)) from None
@@ -551,6 +572,20 @@ class FileService:
             sha256=hashlib.sha256(extracted.raw).hexdigest(),
             metadata_version=str(metadata.metadata_version),
             requires_python=str(metadata.requires_python) if metadata.requires_python else None,
+        )
+
+    async def _extracted(
+        self, sid: str, upload: FileUpload, committed: CommittedBytes
+    ) -> ExtractedMetadata:
+        """The archive's core metadata: as the bytes path read it, else read back."""
+        if committed.metadata is not None and committed.metadata_member is not None:
+            raw = base64.b64decode(committed.metadata)
+            return parsed(raw, upload.filename, committed.metadata_member)
+        reader = self._blobs.range_reader(
+            keys.file_bytes(sid, upload.id, committed.attempt), committed.size
+        )
+        return await extract_metadata(
+            reader, upload.filename, max_metadata_bytes=self._settings.max_metadata_size
         )
 
     # -- delete / extend ---------------------------------------------------------------

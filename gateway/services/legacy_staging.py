@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, Kind, Pointer, refused_as_invalid
 from gateway.domain.records import CreationPath, FileUpload, PublishingSession
-from gateway.domain.states import SessionEvent
+from gateway.domain.states import SessionEvent, is_editable
 from gateway.domain.transitions import require
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
@@ -26,6 +26,9 @@ from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 
 LEGACY: CreationPath = "legacy"
+
+# Releases whose session this process remembers (a bound on memory, never reached by one).
+MAX_REMEMBERED = 1024
 
 # Legacy form field → the algorithm name the ingest pipeline computes it under.
 DIGEST_FIELDS = {"sha256_digest": "sha256", "blake2_256_digest": BLAKE2B_256, "md5_digest": "md5"}
@@ -46,6 +49,8 @@ class LegacyStaging:
         self._sessions = sessions
         self._files = files
         self._names = names
+        # (project, version, principal) -> the session its last staged upload went into.
+        self._joined: dict[tuple[str, str, str], str] = {}
 
     async def stage(
         self, principal_id: str, form: StagedForm, chunks: AsyncIterator[bytes | memoryview]
@@ -62,13 +67,38 @@ class LegacyStaging:
             with contextlib.suppress(DomainError):
                 await self._files.delete(await self._sessions.get(session.id), upload.id)
             raise
-        return await self._sessions.get(session.id), upload
+        return session, upload  # its id, name and version: all the answer says of it
 
     async def session_for(self, name: str, version: str, principal_id: str) -> PublishingSession:
         """The release's legacy-created session, created now if there is none (reserving a
         first release's name as an Upload 2.0 create does, R-P4)."""
         with refused_as_invalid():
             name, version = normalize_release(name, version)
+        remembered = await self._remembered(name, version, principal_id)
+        if remembered is not None:
+            return remembered
+        session = await self._open(name, version, principal_id)
+        if len(self._joined) >= MAX_REMEMBERED:
+            self._joined.clear()
+        self._joined[name, version, principal_id] = session.id
+        return session
+
+    async def _remembered(
+        self, name: str, version: str, principal_id: str
+    ) -> PublishingSession | None:
+        """The session this principal's last staged upload of the release went into, while
+        it is editable: one read, where finding it anew costs a session created and dropped
+        and a listing of the index. Only the same principal's: another's goes through the
+        name checks of :meth:`_open`."""
+        sid = self._joined.get((name, version, principal_id))
+        session = None if sid is None else await self._sessions.find(sid)
+        if session is None or session.created_via != LEGACY or not is_editable(session.status):
+            self._joined.pop((name, version, principal_id), None)
+            return None
+        require(session, SessionEvent.EDIT_FILES)  # a publish under way: 409, as ever
+        return session
+
+    async def _open(self, name: str, version: str, principal_id: str) -> PublishingSession:
         first_release = await self._names.is_first_release(name)
         if first_release:
             await self._names.check(name, principal_id)

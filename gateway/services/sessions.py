@@ -12,25 +12,22 @@ from gateway.domain import clock
 from gateway.domain.errors import (
     DomainError,
     Kind,
-    conflict,
     contention,
     not_found,
     refused_as_invalid,
 )
 from gateway.domain.records import (
     CreationPath,
-    FileSummary,
-    FileUpload,
     PublishingSession,
     ReleasePointer,
 )
-from gateway.domain.states import FileState, SessionEvent, SessionState, is_editable, is_terminal
+from gateway.domain.states import SessionEvent, SessionState, is_editable, is_terminal
 from gateway.domain.transitions import next_state
 from gateway.logs import log
 from gateway.services.due_index import DueIndex
 from gateway.services.names import NameRegistry
 from gateway.services.quota import OpenSessionCounts
-from gateway.services.uploads import UploadRecords
+from gateway.services.session_files import SessionFiles, fold
 from gateway.settings import SessionSettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -53,14 +50,13 @@ class SessionService:
         blobs: BlobStore,
         settings: SessionSettings,
         names: NameRegistry,
-        uploads: UploadRecords,
+        files: SessionFiles,
         due: DueIndex,
         before_expiry: BeforeExpiry,
     ):
         self._sessions = Records(records, PublishingSession)
         self._pointers = Records(records, ReleasePointer)
-        self._uploads = uploads
-        self._uploads.summarise_into(self.note_file)
+        self._files = files  # the summaries folded into the record when it ends
         self._due = due
         self._blobs = blobs
         self._settings = settings
@@ -212,75 +208,6 @@ class SessionService:
             return await self.get(sid), None  # gone, or expires now: as any read does
         return found.value, found.etag
 
-    async def files(self, sid: str) -> list[FileUpload]:
-        """Every file upload of the session, canceled ones included, oldest first: one read
-        per file, for the work that handles every file anyway (publish, settle, stage)."""
-        return await self._uploads.of_session(sid)
-
-    async def listed_files(self, session: PublishingSession) -> dict[str, FileSummary]:
-        """The session's ``files`` mapping from its summary: no read per file (R-W9)."""
-        summaries = session.files
-        if summaries is None:
-            summaries = await self._summarise_all(session.id)
-        ordered = sorted(summaries.values(), key=lambda summary: summary.created_at)
-        return {s.filename: s for s in ordered if s.status != FileState.CANCELED}
-
-    async def _summarise_all(self, sid: str) -> dict[str, FileSummary]:
-        """Migrate a record written before summaries: summarise its file records, once."""
-        summaries = {u.id: u.summary() for u in await self.files(sid)}
-
-        def fill(session: PublishingSession) -> PublishingSession | None:
-            if session.files is not None:
-                return None  # filled meanwhile
-            session.files = summaries
-            return session
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(sid), fill)
-        return summaries
-
-    async def note_file(self, upload: FileUpload) -> None:
-        """Keep the session's summary of ``upload`` up to date; a summary older than the
-        one stored is dropped (changes of one file may be summarised out of order)."""
-
-        def note(session: PublishingSession) -> PublishingSession | None:
-            if session.files is None:
-                return None  # not summarised yet: the first read summarises the file records
-            stored = session.files.get(upload.id)
-            if stored is not None and stored.revision >= upload.revision:
-                return None
-            session.files[upload.id] = upload.summary()
-            return session
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(upload.session_id), note)
-
-    async def forget_file(self, session: PublishingSession, fid: str) -> None:
-        """Drop the summary of a file whose record is gone (a create that failed after it
-        was summarised): found when a request on it meets no record."""
-        if session.files is None or fid not in session.files:
-            return
-
-        def forget(current: PublishingSession) -> PublishingSession | None:
-            if current.files is None or current.files.pop(fid, None) is None:
-                return None
-            return current
-
-        with contextlib.suppress(RecordMissing):
-            await self._sessions.update(keys.session(session.id), forget)
-
-    async def check_summary(self, session: PublishingSession, upload: FileUpload) -> None:
-        """Repair the summary of ``upload`` when a crash between writing the file record and
-        its summary left it behind (the request that finds it converges it)."""
-        stored = None if session.files is None else session.files.get(upload.id)
-        if session.files is not None and (stored is None or stored.revision < upload.revision):
-            await self.note_file(upload)
-
-    @staticmethod
-    def visible_files(uploads: list[FileUpload]) -> dict[str, FileUpload]:
-        """The session's ``files`` mapping: canceled uploads never appear (R-F14)."""
-        return {u.filename: u for u in uploads if u.status != FileState.CANCELED}
-
     async def extend(self, sid: str, extend_for: int) -> PublishingSession:
         def extend(session: PublishingSession) -> PublishingSession:
             next_state(session, SessionEvent.EXTEND)
@@ -299,11 +226,14 @@ class SessionService:
         return await self._end(sid, SessionEvent.CANCEL, None)
 
     async def _end(self, sid: str, event: SessionEvent, notice: str | None) -> PublishingSession:
+        shown = await self._files.entries(sid)
+
         def end(session: PublishingSession) -> PublishingSession | None:
             if event is SessionEvent.EXPIRE and session.status == SessionState.CANCELED:
                 return None  # another replica expired it first
             session.status = next_state(session, event)
             session.ended_at = clock.now()
+            session.files = fold(session.files or {}, shown)  # its data is purged next
             if notice:
                 session.notices.append(notice)
             return session
@@ -329,7 +259,7 @@ class SessionService:
             await self._names.release(session.name, session.id)
         if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
             # Left behind only when a failing publish could not release them (R-P8).
-            filenames = [upload.filename for upload in await self.files(session.id)]
+            filenames = [upload.filename for upload in await self._files.records(session.id)]
             await self.release_filenames(session.name, filenames, session.id)
         await self._blobs.purge(keys.session_data(session.id))
 
@@ -395,22 +325,6 @@ class SessionService:
         if session.ended_at and session.ended_at + retention <= clock.now():
             await self._sessions.delete(keys.session(session.id))
             log.info("session.forgotten", session=session.id[:8])
-
-
-def summaries_as_read(
-    stored: dict[str, FileSummary], uploads: list[FileUpload]
-) -> dict[str, FileSummary]:
-    """The summaries of ``uploads`` (file records just read); a conflict when the stored
-    summary knows of a change made since they were read (a file added, deleted, completed)."""
-    read = {upload.id: upload.summary() for upload in uploads}
-    for fid, summary in stored.items():
-        if fid not in read or summary.revision > read[fid].revision:
-            raise conflict(
-                "files-changed",
-                "A file of the session changed while the publish started: publish again.",
-                source="files",
-            )
-    return read
 
 
 def _expires_now(session: PublishingSession) -> bool:

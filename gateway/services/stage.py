@@ -14,6 +14,7 @@ from datetime import timedelta
 from gateway.domain.errors import not_found
 from gateway.domain.records import FileUpload, PublishingSession
 from gateway.domain.states import FileState, is_terminal
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -22,9 +23,16 @@ from gateway.store.s3 import S3Client
 
 class StageService:
     def __init__(
-        self, sessions: SessionService, blobs: BlobStore, client: S3Client, bucket: str, prefix: str
+        self,
+        sessions: SessionService,
+        files: SessionFiles,
+        blobs: BlobStore,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
     ):
         self._sessions = sessions
+        self._files = files
         self._blobs = blobs
         self._client = client
         self._bucket = bucket
@@ -37,7 +45,7 @@ class StageService:
             raise not_found("stage")
         if is_terminal(session.status):
             raise not_found("stage")
-        uploads = await self._sessions.files(session.id)
+        uploads = await self._files.records(session.id)
         completed = [u for u in uploads if u.status == FileState.COMPLETED]
         return session, completed
 

@@ -97,6 +97,12 @@ class UploadRecords:
         self, sid: str, fid: str, change: FileChange, known: Versioned[FileUpload] | None = None
     ) -> FileUpload:
         """Any change to the record; :class:`DomainError` not-found when it is gone."""
+        return (await self._change_versioned(sid, fid, change, known)).value
+
+    async def _change_versioned(
+        self, sid: str, fid: str, change: FileChange, known: Versioned[FileUpload] | None = None
+    ) -> Versioned[FileUpload]:
+        """:meth:`_change`, with the etag written."""
         try:
             return await self._update(sid, fid, change, known)
         except RecordMissing:
@@ -104,7 +110,7 @@ class UploadRecords:
 
     async def _update(
         self, sid: str, fid: str, change: FileChange, known: Versioned[FileUpload] | None = None
-    ) -> FileUpload:
+    ) -> Versioned[FileUpload]:
         """Change the record; when its status or notices changed, count a revision and pass
         the summary on once stored. ``known``: the record as the request has just read it
         (:meth:`Records.update_versioned`)."""
@@ -119,10 +125,10 @@ class UploadRecords:
                 changed.revision += 1
             return changed
 
-        upload = await self._uploads.update(keys.file_upload(sid, fid), counted, known)
+        written = await self._uploads.update_versioned(keys.file_upload(sid, fid), counted, known)
         if shown[0]:
-            await self._summarise(upload)
-        return upload
+            await self._summarise(written.value)
+        return written
 
     async def transition(
         self,
@@ -136,6 +142,22 @@ class UploadRecords:
     ) -> FileUpload:
         """Apply ``event`` (and ``changes``) to the stored upload; ``known``: the upload as
         the request has just read it."""
+        written = await self.transition_versioned(
+            sid, fid, event, notices=notices, known=known, **changes
+        )
+        return written.value
+
+    async def transition_versioned(
+        self,
+        sid: str,
+        fid: str,
+        event: FileEvent,
+        *,
+        notices: list[str] | None = None,
+        known: Versioned[FileUpload] | None = None,
+        **changes: Any,
+    ) -> Versioned[FileUpload]:
+        """:meth:`transition`, with the etag written (for the request's next change)."""
 
         def apply(upload: FileUpload) -> FileUpload:
             upload.status = allow(upload, event)
@@ -147,13 +169,19 @@ class UploadRecords:
                 upload.processing_deadline = None
             return upload
 
-        return await self._change(sid, fid, apply, known)
+        return await self._change_versioned(sid, fid, apply, known)
 
     async def commit(
-        self, sid: str, fid: str, attempt: str, committed: CommittedBytes
+        self,
+        sid: str,
+        fid: str,
+        attempt: str,
+        committed: CommittedBytes,
+        known: Versioned[FileUpload] | None = None,
     ) -> tuple[FileUpload, str | None]:
         """Record the bytes of ``attempt`` unless a later request superseded it; the upload and
-        the attempt whose bytes these replace."""
+        the attempt whose bytes these replace. ``known``: the upload as the request wrote it
+        when the bytes began (a write meanwhile makes this the ordinary read, change, write)."""
         replaced: list[str | None] = [None]
 
         def commit(upload: FileUpload) -> FileUpload:
@@ -168,7 +196,7 @@ class UploadRecords:
             upload.current_attempt = None
             return upload
 
-        return await self._change(sid, fid, commit), replaced[0]
+        return await self._change(sid, fid, commit, known), replaced[0]
 
     async def read_back(self, sid: str, fid: str, committed: CommittedBytes) -> FileUpload:
         def record(upload: FileUpload) -> FileUpload:

@@ -14,6 +14,7 @@ from aiohttp.payload import BytesPayload, register_payload
 from botocore.exceptions import ClientError
 
 from gateway.outbound import Hop
+from gateway.store.objects import SmallObjects
 from gateway.store.s3 import S3Client, is_not_found
 
 # How much of a part is handed to the socket at a time (see ``_PartPayload``).
@@ -194,6 +195,11 @@ READ_THROUGH_URL_SECONDS = 300  # only needs to outlive the start of the GET
 READ_THROUGHS_AT_ONCE = 2
 
 
+# Objects up to this size are written through SmallObjects (signed with their payload's
+# sha256, which costs nothing at this size).
+SMALL_OBJECT = 256 << 10
+
+
 class BlobStore:
     def __init__(
         self,
@@ -202,9 +208,12 @@ class BlobStore:
         prefix: str,
         timeout: float = 60,
         hop: Hop | None = None,
+        objects: SmallObjects | None = None,
     ):
-        """``hop``: the TLS context and proxy of the S3 hop, for the presigned read-back."""
+        """``hop``: the TLS context and proxy of the S3 hop, for the presigned read-back.
+        ``objects``: where small objects are written without botocore's request pipeline."""
         self._client = client
+        self._objects = objects
         self._bucket = bucket
         self._prefix = prefix
         self._timeout = timeout
@@ -223,6 +232,12 @@ class BlobStore:
         )
 
     async def put(self, key: str, data: bytes | bytearray, content_type: str | None = None) -> None:
+        if self._objects is not None and len(data) <= SMALL_OBJECT:
+            # A small file's bytes, its METADATA: botocore's per-call work (user agent, event
+            # hooks, endpoint rules) cost more than the request itself (store/objects.py).
+            headers = {"Content-Type": content_type} if content_type else {}
+            await self._objects.put(self._bucket, self._prefix + key, bytes(data), headers)
+            return
         extra = {"ContentType": content_type} if content_type else {}
         await self._client.put_object(
             Bucket=self._bucket, Key=self._prefix + key, Body=data, **extra

@@ -50,6 +50,37 @@ def core_metadata(session_id: str, file_id: str) -> str:
     return f"sessions/{session_id}/files/{file_id}/METADATA"
 
 
+def file_summaries(session_id: str) -> str:
+    return f"sessions/{session_id}/shown/"
+
+
+def file_summaries_of(session_id: str, file_id: str) -> str:
+    return f"{file_summaries(session_id)}{file_id}."
+
+
+SummaryFields = tuple[str, int, int, str, int, str]
+
+
+def file_summary(session_id: str, fields: SummaryFields) -> str:
+    """One summary of a file, its fields in the key so that the status folds a listing
+    without reading each (R-W9, R-W13): (file id, revision, creation time in microseconds,
+    status, number of notices, filename). A file id has no dot; the filename comes last."""
+    fid, revision, created_us, status, notices, filename = fields
+    rest = f"{revision:06d}.{created_us}.{status}.{notices}.{filename}"
+    return f"{file_summaries_of(session_id, fid)}{rest}"
+
+
+def file_summary_fields(key: str) -> SummaryFields | None:
+    """The fields of a :func:`file_summary` key, None for anything else."""
+    parts = key.rpartition("/shown/")[2].split(".", 5)
+    if len(parts) != 6 or not all(parts[1:5]):
+        return None
+    fid, revision, created_us, status, notices, filename = parts
+    if not (revision.isdigit() and created_us.isdigit() and notices.isdigit()):
+        return None
+    return fid, int(revision), int(created_us), status, int(notices), filename
+
+
 def file_claim(session_id: str, filename: str) -> str:
     """Which upload currently owns a filename in a session (one at a time, R-F7)."""
     return f"sessions/{session_id}/names/{filename}.json"

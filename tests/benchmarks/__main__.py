@@ -14,6 +14,7 @@ from tests.benchmarks import (
     load,
     mechanisms,
     publish,
+    release,
     release400,
     scale,
     staged,
@@ -30,7 +31,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
         "--only",
-        choices=["upload", "mechanisms", "control", "scale", "publish", "legacy", "staged", "load"],
+        choices=[
+            "upload",
+            "mechanisms",
+            "control",
+            "scale",
+            "release",
+            "publish",
+            "legacy",
+            "staged",
+            "load",
+        ],
         help="run one group only",
     )
     parser.add_argument(
@@ -56,6 +67,9 @@ def main() -> None:
             results |= asyncio.run(scale.measure(stack, args.retained))
             print("scale: a 400-file release, the bundled client vs twine", flush=True)
             results |= release400.measure(stack)
+        if args.only in (None, "release"):
+            print("release: 51 and 401 files, publish and stage, vs twine", flush=True)
+            results |= release.measure(stack)
         if args.only in (None, "publish"):
             print(f"publish: 200 MiB wheel, 10 x 20 MiB release, {args.rounds} rounds", flush=True)
             results |= publish.measure(stack, args.rounds)

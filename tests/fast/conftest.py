@@ -32,6 +32,7 @@ from gateway.publish.worker import PublishWorker
 from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
+from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
@@ -113,6 +114,7 @@ class Stack:
     sweeper: Sweeper
     uploads: UploadRecords
     http: aiohttp.ClientSession  # the stack's own, shared with the index's listings
+    session_files: SessionFiles
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
@@ -202,6 +204,7 @@ def build_stack(
         core.sweeper,
         core.uploads,
         http,
+        core.session_files,
     )
 
 

@@ -74,7 +74,7 @@ async def test_one_upload_per_filename_until_completed(
     await stack.files.complete(session, pending.id)
     replacement = await stack.files.create(session, file_request(wheel))
     assert (await stack.files.get(session.id, pending.id)).status == FileState.CANCELED
-    visible = stack.sessions.visible_files(await stack.sessions.files(session.id))
+    visible = stack.session_files.visible(await stack.session_files.records(session.id))
     assert visible[wheel.name].id == replacement.id
 
 
@@ -89,7 +89,7 @@ async def test_racing_creates_of_one_filename_leave_one_upload(
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1
     assert all(isinstance(r, DomainError) for r in results if r not in winners)
-    assert len(await stack.sessions.files(session.id)) == 1, "losers' records are removed"
+    assert len(await stack.session_files.records(session.id)) == 1, "losers' records are removed"
 
 
 async def test_files_of_another_release_are_refused(
@@ -154,3 +154,40 @@ async def test_one_resumable_writer_at_a_time(stack: Stack, project: str, wheel:
     released = await stack.files.get(session.id, created.id)
     assert released.resumable is not None
     assert released.resumable.writer is None
+
+
+async def test_completing_a_small_file_reads_nothing_back(
+    stack: Stack, project: str, wheel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R-W13: the bytes path read the metadata of a body that fitted in memory
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    received = await stack.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    assert received.committed is not None
+    assert (
+        received.committed.metadata_member == f"{project.replace('-', '_')}-1.0.dist-info/METADATA"
+    )
+
+    def no_reads(*args: object) -> None:
+        raise AssertionError("completion read the stored archive back")
+
+    monkeypatch.setattr(stack.blobs, "range_reader", no_reads)
+    completed, done = await stack.files.complete(session, created.id)
+    assert done
+    assert completed.metadata is not None
+    assert completed.metadata.requires_python == ">=3.8"
+
+
+async def test_a_small_file_naming_another_project_is_refused_at_completion(
+    stack: Stack, project: str, tmp_path: Path
+) -> None:  # R-F10, checked from the metadata the bytes path read
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    impostor = build_wheel(tmp_path, project + "-other", "1.0")
+    renamed = impostor.with_name(
+        impostor.name.replace(impostor.name.split("-")[0], project.replace("-", "_"), 1)
+    )
+    impostor.rename(renamed)
+    created = await stack.files.create(session, file_request(renamed))
+    await stack.files.receive(session, created.id, chunks(renamed.read_bytes()), None)
+    with pytest.raises(DomainError) as refused:
+        await stack.files.complete(session, created.id)
+    assert (refused.value.kind, refused.value.slug) == (Kind.INVALID, "invalid-distribution")

@@ -184,7 +184,7 @@ async def test_attestations_are_uploaded_with_the_file(
     )
     assert code == 0, err
     [session] = await sessions_of(live, project_name)
-    [upload] = await live.client.server.app[SERVICES].sessions.files(session.id)
+    [upload] = await live.client.server.app[SERVICES].session_files.records(session.id)
     assert upload.has_attestations
     assert upload.status == "completed"
 
@@ -279,7 +279,7 @@ async def test_ctrl_c_cancels_the_session_it_created(
             if line.startswith(f"uploading {wheel.name}"):
                 break
     [session] = await sessions_of(live, project_name)
-    files = await live.client.server.app[SERVICES].sessions.files(session.id)
+    files = await live.client.server.app[SERVICES].session_files.records(session.id)
     assert [upload.status for upload in files] == ["pending"]
 
     process.send_signal(signal.SIGINT)
