@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -20,10 +21,14 @@ from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
+from gateway.proxy.index_reader import IndexReader
+from gateway.proxy.pages import NoProvenance, SimplePages
+from gateway.proxy.simple_api import ReadPath
 from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
 from gateway.publish.preview import PreviewService
 from gateway.services.audit import AuditTrail
+from gateway.services.file_facts import FileFactsService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.stage import StageService
 from gateway.settings import Settings
@@ -177,7 +182,20 @@ def _services(
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
+        reads=_read_path(settings, core.file_facts, http, hops),
     )
+
+
+def _read_path(
+    settings: Settings, facts: FileFactsService, http: aiohttp.ClientSession, hops: Hops
+) -> ReadPath | None:
+    if not settings.proxy.read_proxy:
+        return None
+    upstream = reads.upstream_url(settings)
+    reader = IndexReader(http, hops.upstream, settings.backend.timeout)
+    # PEP 740: the attestations work plugs its provenance links in here.
+    pages = SimplePages(reader, facts, upstream, NoProvenance())
+    return ReadPath(pages, facts, urlsplit(settings.backend.simple_url).path)
 
 
 async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settings) -> AuditTrail:

@@ -12,6 +12,7 @@ from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
@@ -35,6 +36,7 @@ class Core:
     worker: PublishWorker
     publisher: Publisher
     sweeper: Sweeper
+    file_facts: FileFactsService
 
 
 def wire(
@@ -87,4 +89,5 @@ def wire(
         worker=worker,
         publisher=publisher,
         sweeper=sweeper,
+        file_facts=FileFactsService(records),
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.proxy.simple_api import ReadPath
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
 from gateway.services.audit import AuditTrail
@@ -37,6 +38,7 @@ class Services:
     mechanisms: list[str]
     legacy_staging: LegacyStaging
     audit: AuditTrail
+    reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
 
 
 SERVICES = web.AppKey("services", Services)

@@ -129,3 +129,8 @@ def audit_scope(day: str, project: str | None) -> str:
 
 def audit_event(day: str, project: str | None, event_id: str) -> str:
     return f"{audit_scope(day, project)}{event_id}.json"
+
+
+def file_facts(sha256: str) -> str:
+    """What the read path knows about one file's content (R-W10): never stale, never rewritten."""
+    return f"files/{sha256}.json"

@@ -1,0 +1,245 @@
+"""The read path's simple pages (R-W10): the index's listing joined with what the gateway
+knows about each file, rendered by the same code as a stage's pages.
+
+Pages are cached in memory, per replica, and revalidated against the index on every request
+(a conditional GET with the index's ``ETag``/``Last-Modified``, or the body's hash when it gives
+neither). Memory, not S3: the index has to be asked on every request anyway (it is the source
+of truth for which files exist), an S3 read would cost as much as that question, and all a
+restart loses is a re-render from facts that are themselves in S3. A publish through the gateway
+changes the index's listing, so the next request sees it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from gateway.distribution.archive import DistributionError
+from gateway.logs import log
+from gateway.proxy.index_reader import IndexAnswer, IndexReader, Page, TooLarge
+from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
+from gateway.services.file_facts import FileFacts, FileFactsService
+from gateway.stage import simple
+
+# Pages kept per replica; a page is a few KiB to a few hundred.
+MAX_PAGES = 2048
+# A file that could not be read is tried again after this long (it may have been a blip).
+RETRY_UNREADABLE_SECONDS = 300.0
+# Files of one page read at once from the index on a first visit.
+LEARN_CONCURRENCY = 8
+
+
+class ProvenanceLinks(Protocol):
+    """PEP 740: where a file's provenance object is served, when the gateway holds one."""
+
+    def url_for(self, project: str, version: str, filename: str) -> str | None: ...
+
+
+class NoProvenance:
+    def url_for(self, project: str, version: str, filename: str) -> str | None:
+        return None
+
+
+@dataclass
+class _Cached:
+    page: Page
+    body_hash: str
+    files: list[ListedFile]
+    complete: bool = False  # every file with a hash had its facts when last rendered
+    rendered: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the handler sends: a rendered page, and the files it lists."""
+
+    body: str
+    files: list[simple.StagedFile]
+
+
+class SimplePages:
+    def __init__(
+        self,
+        reader: IndexReader,
+        facts: FileFactsService,
+        upstream: str,
+        provenance: ProvenanceLinks,
+    ) -> None:
+        self._reader = reader
+        self._facts = facts
+        self._upstream = upstream.rstrip("/")
+        self._provenance = provenance
+        self._pages: OrderedDict[tuple[str, str | None], _Cached] = OrderedDict()
+        self._unreadable: dict[str, float] = {}
+        self._learning = asyncio.Semaphore(LEARN_CONCURRENCY)
+
+    def forget(self, project_path: str) -> None:
+        """Drop the cached page at ``project_path`` (a yank changed it)."""
+        for key in [k for k in self._pages if k[0] == project_path]:
+            del self._pages[key]
+
+    async def project(
+        self, path: str, project: str, content_type: str, authorization: str | None
+    ) -> Served:
+        """The project page at the read path ``path`` (e.g. /simple/name/)."""
+        cached = await self._revalidate(path, authorization)
+        files = await self._files(project, cached)
+        rendered = cached.rendered.get(content_type)
+        if rendered is None:
+            rendered = simple.project_page(project, _versions(files), files, content_type)
+            if cached.complete:
+                cached.rendered[content_type] = rendered
+        return Served(rendered, files)
+
+    async def root(self, path: str, content_type: str, authorization: str | None) -> str:
+        cached = await self._revalidate(path, authorization, root=True)
+        rendered = cached.rendered.get(content_type)
+        if rendered is None:
+            names = parse_root(cached.page.body, cached.page.charset, cached.page.content_type)
+            rendered = simple.index_root_page(
+                [(n, f"{path}{_canonical(n)}/") for n in names], content_type
+            )
+            cached.rendered[content_type] = rendered
+        return rendered
+
+    async def _revalidate(
+        self, path: str, authorization: str | None, root: bool = False
+    ) -> _Cached:
+        key = (path, _credential_key(authorization))
+        cached = self._pages.get(key)
+        page = await self._reader.page(
+            self._upstream + path, INDEX_ACCEPT, authorization, cached.page if cached else None
+        )
+        if page.status == 304 and cached is not None:
+            return cached
+        body_hash = hashlib.sha256(page.body).hexdigest()
+        if cached is not None and cached.body_hash == body_hash:
+            return cached
+        if root:
+            parse_root(page.body, page.charset, page.content_type)  # refuse garbage now
+            files: list[ListedFile] = []
+        else:
+            files = parse_project(page.body, page.charset, page.content_type, self._upstream + path)
+        fresh = _Cached(page, body_hash, files)
+        self._pages[key] = fresh
+        self._pages.move_to_end(key)
+        while len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+        return fresh
+
+    async def _files(self, project: str, cached: _Cached) -> list[simple.StagedFile]:
+        known = await asyncio.gather(*(self._facts_of(f) for f in cached.files))
+        cached.complete = all(
+            k is not None or f.sha256 is None for f, k in zip(cached.files, known, strict=True)
+        )
+        return [
+            self._staged(project, listed, facts)
+            for listed, facts in zip(cached.files, known, strict=True)
+        ]
+
+    async def _facts_of(self, listed: ListedFile) -> FileFacts | None:
+        if listed.sha256 is None:
+            return None
+        known = await self._facts.get(listed.sha256)
+        if known is not None:
+            return known
+        if time.monotonic() - self._unreadable.get(listed.sha256, -1e9) < RETRY_UNREADABLE_SECONDS:
+            return None
+        async with self._learning:
+            return await self._learn(listed, listed.sha256)
+
+    async def _learn(self, listed: ListedFile, sha256: str) -> FileFacts | None:
+        try:
+            remote = await self._reader.open_file(listed.url, listed.filename, None)
+            facts = await self._facts.learn(
+                remote,
+                sha256=sha256,
+                filename=listed.filename,
+                upload_time=_rfc3339(remote.last_modified),
+            )
+        except (DistributionError, TooLarge, IndexAnswer, aiohttp.ClientError, OSError) as exc:
+            # Listed as the index lists it; tried again later.
+            self._unreadable[sha256] = time.monotonic()
+            log.warning(
+                "reads.file_unreadable",
+                filename=listed.filename,
+                error=str(exc) or type(exc).__name__,
+            )
+            return None
+        log.info("reads.file_learned", filename=listed.filename, bytes_fetched=remote.fetched)
+        return facts
+
+    def _staged(
+        self, project: str, listed: ListedFile, facts: FileFacts | None
+    ) -> simple.StagedFile:
+        """The index's facts win where it has them (devpi); ours fill the gaps."""
+        url = self._public(listed.url)
+        return simple.StagedFile(
+            filename=listed.filename,
+            url=url,
+            sha256=listed.sha256,
+            size=listed.size if listed.size is not None else (facts.size if facts else None),
+            requires_python=listed.requires_python or (facts.requires_python if facts else None),
+            metadata_sha256=(facts.metadata_sha256 if facts else None) or listed.metadata_sha256,
+            upload_time=listed.upload_time or (facts.upload_time if facts else None),
+            yanked=listed.yanked,
+        )
+
+    def _public(self, url: str) -> str:
+        """The index's own address becomes a path on the gateway (which serves it)."""
+        if url.startswith(self._upstream + "/"):
+            parts = urlsplit(url)
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+        return url
+
+
+def _versions(files: list[simple.StagedFile]) -> list[str]:
+    """PEP 700: every version with a file, as the filenames say (unparsable names add none)."""
+    versions: dict[str, None] = {}
+    for file in files:
+        version = _version_of(file.filename)
+        if version is not None:
+            versions[version] = None
+    return list(versions)
+
+
+def _version_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def _canonical(name: str) -> str:
+    return canonicalize_name(name)
+
+
+def _credential_key(authorization: str | None) -> str | None:
+    # Pages read with different credentials may differ; the header itself is not kept.
+    return hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
+
+
+def _rfc3339(http_date: str | None) -> str | None:
+    if not http_date:
+        return None
+    try:
+        return parsedate_to_datetime(http_date).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,224 @@
+"""The read path as a modern index (R-W10): real pip and uv installing through the gateway in
+front of pypiserver, which serves bare PEP 503 HTML, with releases put on the index directly
+by twine (so the gateway learns of them only by reading them)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.devstack import Server
+from tests.conftest import twine_upload_async
+from tests.distributions import build_wheel
+from tests.integration.conftest import Api
+
+UV = str(Path(sys.executable).with_name("uv"))
+JSON_V1 = "application/vnd.pypi.simple.v1+json"
+
+
+class Recorder:
+    """A reverse proxy that records every path asked of ``target``: what an installer
+    fetched, whether it talks to the index or to the gateway."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.paths: list[str] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.paths.append(request.path)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as http,
+            http.get(self.target + request.path_qs, headers=headers, allow_redirects=False) as up,
+        ):
+            body = await up.read()
+            keep = {k: v for k, v in up.headers.items() if k.lower() not in _HOP}
+            return web.Response(status=up.status, body=body, headers=keep)
+
+    def files(self, version: str) -> list[str]:
+        return [p for p in self.paths if f"-{version}-" in p or f"-{version}.tar" in p]
+
+
+_HOP = {"transfer-encoding", "connection", "content-length", "keep-alive"}
+
+
+@pytest.fixture
+async def recorder(aiohttp_server):  # type: ignore[no-untyped-def]
+    async def start(target: str) -> tuple[Recorder, str]:
+        recorder = Recorder(target)
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", recorder.handle)
+        server = await aiohttp_server(app)
+        return recorder, str(server.make_url("")).rstrip("/")
+
+    return start
+
+
+@pytest.fixture
+async def two_releases(pypiserver: Server, project_name: str, tmp_path: Path) -> dict[str, Path]:
+    """1.0 for Python >= 3.8 and 2.0 for >= 3.99, uploaded straight to the index."""
+    old = build_wheel(tmp_path, project_name, "1.0", requires_python=">=3.8")
+    new = build_wheel(tmp_path, project_name, "2.0", requires_python=">=3.99")
+    code, output = await twine_upload_async(pypiserver.url + "/", old, new)
+    assert code == 0, output
+    return {"1.0": old, "2.0": new}
+
+
+@pytest.fixture
+async def front(live_gateway) -> Api:  # type: ignore[no-untyped-def]
+    return await live_gateway(proxy={"read_proxy": True})
+
+
+async def run(*command: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def pip_install(index: str, requirement: str, target: Path) -> str:
+    return await run(
+        sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir",
+        "install", "--no-deps", "--target", str(target), "--index-url", index, requirement,
+    )  # fmt: skip
+
+
+async def uv_install(index: str, requirement: str, target: Path) -> str:
+    return await run(
+        UV, "pip", "install", "--no-cache", "--no-deps", "--python", sys.executable,
+        "--target", str(target), "--index-url", index, requirement,
+    )  # fmt: skip
+
+
+def installed_version(target: Path) -> str:
+    [metadata] = target.glob("*.dist-info/METADATA")
+    [version] = [line for line in metadata.read_text().splitlines() if line.startswith("Version:")]
+    return version.split(":", 1)[1].strip()
+
+
+@pytest.mark.parametrize("installer", [pip_install, uv_install], ids=["pip", "uv"])
+async def test_installers_skip_a_release_for_another_python_without_fetching_it(
+    installer, front: Api, pypiserver: Server, two_releases: dict[str, Path], recorder,
+    project_name: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Through the gateway, Requires-Python is on the page, so 2.0 is never fetched; straight
+    from pypiserver the installer downloads 2.0 first (R-W10)."""
+    through, through_url = await recorder(front.base)
+    await installer(through_url + "/simple/", project_name, tmp_path / "via-gateway")
+    assert installed_version(tmp_path / "via-gateway") == "1.0"
+    assert through.files("2.0") == []
+    # The wheel once, and (pip) its PEP 658 metadata file before it.
+    assert [p for p in through.files("1.0") if p.endswith(".whl")] == [
+        f"/packages/{two_releases['1.0'].name}"
+    ]
+
+    direct, direct_url = await recorder(pypiserver.url)
+    await installer(direct_url + "/simple/", project_name, tmp_path / "direct")
+    assert direct.files("2.0"), direct.paths
+    if installer is pip_install:
+        # pip backtracks to 1.0 once it has read 2.0's METADATA. uv (0.9 here) installs 2.0
+        # into --target without that check, worse still for the user on Python 3.11.
+        assert installed_version(tmp_path / "direct") == "1.0"
+
+
+async def test_json_and_html_list_the_same_files_with_the_same_facts(
+    front: Api, two_releases: dict[str, Path], project_name: str
+) -> None:
+    page_url = front.base + f"/simple/{project_name}/"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(page_url, headers={"Accept": JSON_V1}) as response:
+            assert response.status == 200
+            assert response.content_type == JSON_V1
+            page = json.loads(await response.read())
+        async with http.get(page_url + "?format=html") as response:
+            assert response.content_type == "application/vnd.pypi.simple.v1+html"
+            html = await response.text()
+    assert page["meta"]["api-version"] == "1.1"
+    assert sorted(page["versions"]) == ["1.0", "2.0"]
+    for entry in page["files"]:
+        wheel = two_releases[entry["filename"].split("-")[1]]
+        assert entry["size"] == wheel.stat().st_size
+        assert entry["hashes"]["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+        assert entry["requires-python"] in html.replace("&gt;", ">")
+        assert f'data-core-metadata="sha256={entry["core-metadata"]["sha256"]}"' in html
+        assert entry["dist-info-metadata"] == entry["core-metadata"]
+        assert entry["upload-time"].endswith("Z")
+    assert {e["requires-python"] for e in page["files"]} == {">=3.8", ">=3.99"}
+
+
+async def test_metadata_file_is_the_wheel_s_metadata(
+    front: Api, two_releases: dict[str, Path], project_name: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            front.base + f"/simple/{project_name}/", headers={"Accept": JSON_V1}
+        ) as response:
+            page = json.loads(await response.read())
+        for entry in page["files"]:
+            async with http.get(front.base + entry["url"] + ".metadata") as response:
+                assert response.status == 200
+                served = await response.read()
+            wheel = two_releases[entry["filename"].split("-")[1]]
+            with zipfile.ZipFile(wheel) as archive:
+                [member] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+                assert served == archive.read(member)
+            assert hashlib.sha256(served).hexdigest() == entry["core-metadata"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "status", "content_type"),
+    [
+        ({"Accept": JSON_V1}, "", 200, JSON_V1),
+        ({"Accept": "application/vnd.pypi.simple.latest+json"}, "", 200, JSON_V1),
+        ({"Accept": "text/html"}, "", 200, "text/html"),
+        ({}, "", 200, "text/html"),
+        ({"Accept": "text/html"}, "?format=json", 200, JSON_V1),
+        ({"Accept": "image/png"}, "", 406, "application/problem+json"),
+        ({}, "?format=xml", 406, "application/problem+json"),
+    ],
+)
+async def test_negotiation(
+    front: Api, two_releases: dict[str, Path], project_name: str,
+    headers: dict[str, str], query: str, status: int, content_type: str,
+) -> None:  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        for path in (f"/simple/{project_name}/", "/simple/"):
+            async with http.get(front.base + path + query, headers=headers) as response:
+                assert response.status == status, await response.text()
+                assert response.content_type == content_type
+
+
+async def test_root_index_as_json(
+    front: Api, two_releases: dict[str, Path], project_name: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(front.base + "/simple/", headers={"Accept": JSON_V1}) as response,
+    ):
+        page = json.loads(await response.read())
+    assert {"name": project_name} in page["projects"]
+
+
+async def test_odd_names_and_unknown_projects(
+    front: Api, two_releases: dict[str, Path], project_name: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        spelled = project_name.upper().replace("-", "_")
+        async with http.get(front.base + f"/simple/{spelled}/", allow_redirects=False) as r:
+            assert r.status == 301
+            assert r.headers["Location"] == f"/simple/{project_name}/"
+        async with http.get(front.base + "/simple/-not-a-name-/") as r:
+            assert r.status == 404
+            assert r.content_type == "application/problem+json"
+        async with http.get(front.base + "/elsewhere/x.whl.metadata") as r:
+            assert r.status == 404
