@@ -79,6 +79,7 @@ def wire(
     sessions.before_expiry = audit.session_expired  # recorded before the expiry is
     sweeper = Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval)
     files.audit = worker.audit = sweeper.audit = audit
+    worker.file_facts = file_facts = FileFactsService(records)
     return Core(
         names=names,
         uploads=uploads,
@@ -89,5 +90,5 @@ def wire(
         worker=worker,
         publisher=publisher,
         sweeper=sweeper,
-        file_facts=FileFactsService(records),
+        file_facts=file_facts,
     )

@@ -32,6 +32,7 @@ from gateway.publish.failure import PublishFailed, backoff, check_conflicts, sha
 from gateway.publish.journal import Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.audit import GATEWAY, NO_AUDIT
+from gateway.services.file_facts import FileFactsService
 from gateway.services.names import NameRegistry
 from gateway.services.sessions import SessionService
 from gateway.sessions.errors import DomainError, Kind
@@ -91,6 +92,7 @@ class PublishWorker:
         self._settings = settings
         self._add_file_notice = add_file_notice
         self.audit = NO_AUDIT  # the application's journal (wiring.wire)
+        self.file_facts: FileFactsService | None = None  # the read path's records (R-W10)
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, Credentials] = {}
@@ -332,6 +334,8 @@ class PublishWorker:
         assert upload.committed is not None
         sid, fid = session.id, upload.id
         raw = await self._blobs.get(keys.core_metadata(sid, fid))
+        if self.file_facts is not None:
+            await self.file_facts.published(upload, raw)
         attestations = (
             (await self._blobs.get(keys.attestations(sid, fid)) or b"").decode() or None
             if upload.has_attestations

@@ -18,6 +18,9 @@ from collections import OrderedDict
 from pydantic import BaseModel, ConfigDict
 
 from gateway.distribution.archive import ExtractedMetadata, RangeReader, extract_metadata
+from gateway.logs import log
+from gateway.sessions import clock
+from gateway.sessions.records import FileUpload
 from gateway.store import keys
 from gateway.store.records import JsonRecords, RecordExists
 
@@ -97,6 +100,28 @@ class FileFactsService:
         with contextlib.suppress(RecordExists):
             await self._records.create(keys.file_facts(facts.sha256), body)
         return self._remember(facts)
+
+    async def published(self, upload: FileUpload, metadata: bytes | None) -> None:
+        """The publish path's hook: a file the gateway is putting on the index, with the
+        METADATA it parsed at completion. A failure here never fails the publish (the read path
+        learns the file from the index instead), so it is only logged."""
+        if upload.committed is None or upload.metadata is None:
+            return
+        wheel = upload.filename.endswith(".whl") and metadata is not None
+        facts = StoredFacts(
+            sha256=upload.committed.digests["sha256"],
+            filename=upload.filename,
+            size=upload.committed.size,
+            requires_python=upload.metadata.requires_python,
+            metadata_sha256=upload.metadata.sha256 if wheel else None,
+            upload_time=clock.rfc3339(clock.now()),
+            learned_from="publish",
+            metadata=base64.b64encode(metadata).decode("ascii") if wheel and metadata else None,
+        )
+        try:
+            await self.record(facts)
+        except Exception as exc:  # S3 trouble: the read path will learn the file itself
+            log.warning("reads.facts_not_recorded", filename=upload.filename, error=repr(exc))
 
     async def learn(
         self,

@@ -212,11 +212,12 @@ async def test_publish_costs_a_constant_per_file(
         assert published.status == SessionState.PUBLISHED
         costs.append(store(counted).total)
     # Per file: its record read, its reservation created then marked published, its journal
-    # entry (none for the last: the publish's end says it). Once: the handler's read, the
+    # entry (none for the last: the publish's end says it), its read-path facts record
+    # (R-W10, created once per content). Once: the handler's read, the
     # listing of the file records, the lease's due entry, the journal opened, the name
     # registered, the session ended, the quota marker and the live pointer (read + delete)
     # dropped, the session settled.
-    assert costs == [9 + 4 * 2, 9 + 4 * 4]
+    assert costs == [9 + 5 * 2, 9 + 5 * 4]
 
 
 async def test_a_sweep_with_nothing_due_costs_what_is_due_not_what_is_kept(
