@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.api.context import SERVICES
 from gateway.devstack import Server
 from tests.conftest import twine_upload_async
-from tests.distributions import build_wheel
+from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import Api
+from tests.integration.test_publish import publish, wait_resolved
 
 UV = str(Path(sys.executable).with_name("uv"))
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -31,9 +33,14 @@ class Recorder:
     def __init__(self, target: str) -> None:
         self.target = target
         self.paths: list[str] = []
+        # path -> (status, content type, body): the index misbehaving for that path.
+        self.answers: dict[str, tuple[int, str, bytes]] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.paths.append(request.path)
+        if request.path in self.answers:
+            status, content_type, body = self.answers[request.path]
+            return web.Response(status=status, body=body, content_type=content_type)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
         async with (
             aiohttp.ClientSession(auto_decompress=False) as http,
@@ -222,3 +229,76 @@ async def test_odd_names_and_unknown_projects(
             assert r.content_type == "application/problem+json"
         async with http.get(front.base + "/elsewhere/x.whl.metadata") as r:
             assert r.status == 404
+
+
+async def get_page(url: str, accept: str = JSON_V1) -> tuple[int, str, bytes]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(url, headers={"Accept": accept}) as response,
+    ):
+        return response.status, response.content_type, await response.read()
+
+
+async def test_an_index_that_fails_or_answers_garbage(
+    live_gateway, pypiserver: Server, two_releases: dict[str, Path], recorder,
+    project_name: str,
+) -> None:  # fmt: skip
+    """The index's own status for its errors, a problem for what is not a page, and nothing
+    kept from either: the next good answer is served whole."""
+    index, index_url = await recorder(pypiserver.url)
+    front = await live_gateway(proxy={"read_proxy": True, "upstream": index_url})
+    page = f"/simple/{project_name}/"
+    index.answers[page] = (500, "text/plain", b"boom")
+    assert (await get_page(front.base + page))[0] == 500
+    index.answers[page] = (200, "text/plain", b"not a page")
+    status, content_type, body = await get_page(front.base + page)
+    assert (status, content_type) == (502, "application/problem+json")
+    assert json.loads(body)["type"].endswith("index-invalid-page")
+    del index.answers[page]
+    status, _, body = await get_page(front.base + page)
+    assert status == 200
+    assert len(json.loads(body)["files"]) == 2
+
+
+async def test_a_file_the_gateway_cannot_read_is_listed_as_the_index_lists_it(
+    live_gateway, pypiserver: Server, recorder, project_name: str
+) -> None:
+    index, index_url = await recorder(pypiserver.url)
+    front = await live_gateway(proxy={"read_proxy": True, "upstream": index_url})
+    gone = f"{project_name.replace('-', '_')}-1.0-py3-none-any.whl"
+    listing = f'<a href="/packages/{gone}#sha256={"ab" * 32}" data-requires-python="&gt;=3.9">x</a>'
+    index.answers[f"/simple/{project_name}/"] = (200, "text/html", listing.encode())
+    status, _, body = await get_page(front.base + f"/simple/{project_name}/")
+    assert status == 200
+    page = json.loads(body)
+    assert page["meta"]["api-version"] == "1.0"  # no size known: PEP 700 cannot be claimed
+    assert page["files"] == [
+        {
+            "filename": gone,
+            "url": f"/packages/{gone}",
+            "hashes": {"sha256": "ab" * 32},
+            "requires-python": ">=3.9",
+        }
+    ]
+
+
+async def test_a_release_published_through_the_gateway_is_known_at_once(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", requires_python=">=3.10")
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    session = await front.create_session(project_name)
+    await front.upload(session, wheel)
+    await front.upload(session, sdist)
+    assert (await publish(front, session)).status in (201, 202)
+    assert (await wait_resolved(front, session))["status"] == "published"
+    facts = front.client.app[SERVICES].reads.facts
+    for path in (wheel, sdist):
+        record = await facts.get(sha256_of(path))
+        assert record is not None
+        assert record.learned_from == "publish"
+    _, _, body = await get_page(front.base + f"/simple/{project_name}/")
+    entries = {e["filename"]: e for e in json.loads(body)["files"]}
+    assert entries[wheel.name]["requires-python"] == ">=3.10"
+    assert "core-metadata" in entries[wheel.name]
+    assert "core-metadata" not in entries[sdist.name]
