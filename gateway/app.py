@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from gateway.api import audit, files, health, sessions, stage
+from gateway.api import audit, files, health, sessions, stage, yanks
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -28,7 +28,6 @@ from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
 from gateway.publish.preview import PreviewService
 from gateway.services.audit import AuditTrail
-from gateway.services.file_facts import FileFactsService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.stage import StageService
 from gateway.settings import Settings
@@ -37,7 +36,7 @@ from gateway.store.blobs import BlobStore
 from gateway.store.objects import SmallObjects
 from gateway.store.records import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
-from gateway.wiring import wire
+from gateway.wiring import Core, wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What ``app.cleanup_ctx`` runs: set up to the ``yield``, clean up after it.
@@ -99,6 +98,8 @@ HANDLERS: dict[str, Handler] = {
     "metrics": health.metrics_page,
     "openapi": health.openapi,
     "audit:journal": audit.read_journal,
+    "yank:yank": yanks.yank,
+    "yank:unyank": yanks.unyank,
 }
 
 
@@ -182,20 +183,21 @@ def _services(
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
-        reads=_read_path(settings, core.file_facts, http, hops),
+        yanks=core.yanks,
+        reads=_read_path(settings, core, http, hops),
     )
 
 
 def _read_path(
-    settings: Settings, facts: FileFactsService, http: aiohttp.ClientSession, hops: Hops
+    settings: Settings, core: Core, http: aiohttp.ClientSession, hops: Hops
 ) -> ReadPath | None:
     if not settings.proxy.read_proxy:
         return None
     upstream = reads.upstream_url(settings)
     reader = IndexReader(http, hops.upstream, settings.backend.timeout)
     # PEP 740: the attestations work plugs its provenance links in here.
-    pages = SimplePages(reader, facts, upstream, NoProvenance())
-    return ReadPath(pages, facts, urlsplit(settings.backend.simple_url).path)
+    pages = SimplePages(reader, core.file_facts, upstream, core.yanks, NoProvenance())
+    return ReadPath(pages, core.file_facts, urlsplit(settings.backend.simple_url).path)
 
 
 async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settings) -> AuditTrail:

@@ -320,6 +320,10 @@ class PrincipalSettings(Section):
     token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     projects: list[str] = Field(default_factory=lambda: ["*"])
     audit: bool = Field(False, description="May read the audit journal (GET {api_root}audit).")
+    yank: list[str] = Field(
+        default_factory=list,
+        description="Projects (globs) whose releases it may yank and unyank (PEP 592).",
+    )
 
     @field_validator("password_hash", "token_hash")
     @classmethod

@@ -20,6 +20,7 @@ from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
+from gateway.services.yanks import YankService
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.records import JsonRecords
@@ -37,6 +38,7 @@ class Core:
     publisher: Publisher
     sweeper: Sweeper
     file_facts: FileFactsService
+    yanks: YankService
 
 
 def wire(
@@ -91,4 +93,5 @@ def wire(
         publisher=publisher,
         sweeper=sweeper,
         file_facts=file_facts,
+        yanks=YankService(records, backend.published_files, audit),
     )

@@ -19,6 +19,7 @@ from gateway.services.resumable import ResumableUploads
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
+from gateway.services.yanks import YankService
 from gateway.settings import Settings
 
 
@@ -38,6 +39,7 @@ class Services:
     mechanisms: list[str]
     legacy_staging: LegacyStaging
     audit: AuditTrail
+    yanks: YankService | None = None  # PEP 592 for any index (R-W10)
     reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
 
 

@@ -22,18 +22,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
 
 from gateway.distribution.archive import DistributionError
+from gateway.distribution.filenames import version_of
 from gateway.logs import log
 from gateway.proxy.index_reader import IndexAnswer, IndexReader, Page, TooLarge
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
 from gateway.services.file_facts import FileFacts, FileFactsService
+from gateway.services.yanks import ProjectYanks
 from gateway.stage import simple
 
 # Pages kept per replica; a page is a few KiB to a few hundred.
@@ -48,6 +46,10 @@ class ProvenanceLinks(Protocol):
     """PEP 740: where a file's provenance object is served, when the gateway holds one."""
 
     def url_for(self, project: str, version: str, filename: str) -> str | None: ...
+
+
+class YankLookup(Protocol):
+    async def yanks(self, project: str) -> ProjectYanks: ...
 
 
 class NoProvenance:
@@ -78,32 +80,32 @@ class SimplePages:
         reader: IndexReader,
         facts: FileFactsService,
         upstream: str,
+        yanks: YankLookup,
         provenance: ProvenanceLinks,
     ) -> None:
         self._reader = reader
         self._facts = facts
         self._upstream = upstream.rstrip("/")
+        self._yanks = yanks
         self._provenance = provenance
         self._pages: OrderedDict[tuple[str, str | None], _Cached] = OrderedDict()
         self._unreadable: dict[str, float] = {}
         self._learning = asyncio.Semaphore(LEARN_CONCURRENCY)
-
-    def forget(self, project_path: str) -> None:
-        """Drop the cached page at ``project_path`` (a yank changed it)."""
-        for key in [k for k in self._pages if k[0] == project_path]:
-            del self._pages[key]
 
     async def project(
         self, path: str, project: str, content_type: str, authorization: str | None
     ) -> Served:
         """The project page at the read path ``path`` (e.g. /simple/name/)."""
         cached = await self._revalidate(path, authorization)
-        files = await self._files(project, cached)
-        rendered = cached.rendered.get(content_type)
+        yanks = await self._yanks.yanks(project)
+        files = await self._files(project, cached, yanks, authorization)
+        # A yank or unyank changes the page without the index's listing changing.
+        key = f"{content_type} {sorted(yanks.reasons.items())}"
+        rendered = cached.rendered.get(key)
         if rendered is None:
             rendered = simple.project_page(project, _versions(files), files, content_type)
             if cached.complete:
-                cached.rendered[content_type] = rendered
+                cached.rendered = {key: rendered, **cached.rendered}
         return Served(rendered, files)
 
     async def root(self, path: str, content_type: str, authorization: str | None) -> str:
@@ -142,17 +144,19 @@ class SimplePages:
             self._pages.popitem(last=False)
         return fresh
 
-    async def _files(self, project: str, cached: _Cached) -> list[simple.StagedFile]:
-        known = await asyncio.gather(*(self._facts_of(f) for f in cached.files))
+    async def _files(
+        self, project: str, cached: _Cached, yanks: ProjectYanks, authorization: str | None
+    ) -> list[simple.StagedFile]:
+        known = await asyncio.gather(*(self._facts_of(f, authorization) for f in cached.files))
         cached.complete = all(
             k is not None or f.sha256 is None for f, k in zip(cached.files, known, strict=True)
         )
         return [
-            self._staged(project, listed, facts)
+            self._staged(project, listed, facts, yanks)
             for listed, facts in zip(cached.files, known, strict=True)
         ]
 
-    async def _facts_of(self, listed: ListedFile) -> FileFacts | None:
+    async def _facts_of(self, listed: ListedFile, authorization: str | None) -> FileFacts | None:
         if listed.sha256 is None:
             return None
         known = await self._facts.get(listed.sha256)
@@ -161,11 +165,13 @@ class SimplePages:
         if time.monotonic() - self._unreadable.get(listed.sha256, -1e9) < RETRY_UNREADABLE_SECONDS:
             return None
         async with self._learning:
-            return await self._learn(listed, listed.sha256)
+            return await self._learn(listed, listed.sha256, authorization)
 
-    async def _learn(self, listed: ListedFile, sha256: str) -> FileFacts | None:
+    async def _learn(
+        self, listed: ListedFile, sha256: str, authorization: str | None
+    ) -> FileFacts | None:
         try:
-            remote = await self._reader.open_file(listed.url, listed.filename, None)
+            remote = await self._reader.open_file(listed.url, listed.filename, authorization)
             facts = await self._facts.learn(
                 remote,
                 sha256=sha256,
@@ -174,6 +180,8 @@ class SimplePages:
             )
         except (DistributionError, TooLarge, IndexAnswer, aiohttp.ClientError, OSError) as exc:
             # Listed as the index lists it; tried again later.
+            if len(self._unreadable) >= MAX_PAGES:
+                self._unreadable.clear()
             self._unreadable[sha256] = time.monotonic()
             log.warning(
                 "reads.file_unreadable",
@@ -185,10 +193,13 @@ class SimplePages:
         return facts
 
     def _staged(
-        self, project: str, listed: ListedFile, facts: FileFacts | None
+        self, project: str, listed: ListedFile, facts: FileFacts | None, yanks: ProjectYanks
     ) -> simple.StagedFile:
-        """The index's facts win where it has them (devpi); ours fill the gaps."""
+        """The index's facts win where it has them (devpi), except a yank made through the
+        gateway; ours fill the gaps."""
         url = self._public(listed.url)
+        version = version_of(listed.filename)
+        reason = yanks.reason_for(version) if version else None
         return simple.StagedFile(
             filename=listed.filename,
             url=url,
@@ -197,7 +208,10 @@ class SimplePages:
             requires_python=listed.requires_python or (facts.requires_python if facts else None),
             metadata_sha256=(facts.metadata_sha256 if facts else None) or listed.metadata_sha256,
             upload_time=listed.upload_time or (facts.upload_time if facts else None),
-            yanked=listed.yanked,
+            yanked=(reason or True) if reason is not None else listed.yanked,
+            provenance=self._provenance.url_for(project, version, listed.filename)
+            if version
+            else None,
         )
 
     def _public(self, url: str) -> str:
@@ -212,19 +226,10 @@ def _versions(files: list[simple.StagedFile]) -> list[str]:
     """PEP 700: every version with a file, as the filenames say (unparsable names add none)."""
     versions: dict[str, None] = {}
     for file in files:
-        version = _version_of(file.filename)
+        version = version_of(file.filename)
         if version is not None:
             versions[version] = None
     return list(versions)
-
-
-def _version_of(filename: str) -> str | None:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1])
-        return str(parse_sdist_filename(filename)[1])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 def _canonical(name: str) -> str:

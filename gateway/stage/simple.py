@@ -47,6 +47,7 @@ class StagedFile:
     metadata_sha256: str | None
     upload_time: str | None
     yanked: bool | str = False  # PEP 592: a reason, or True without one
+    provenance: str | None = None  # PEP 740: where the file's provenance object is
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -138,6 +139,8 @@ def _json_file(file: StagedFile) -> dict[str, object]:
         entry["upload-time"] = file.upload_time
     if file.yanked:
         entry["yanked"] = file.yanked
+    if file.provenance:
+        entry["provenance"] = file.provenance
     if file.requires_python:
         entry["requires-python"] = file.requires_python
     if file.metadata_sha256:
@@ -159,6 +162,8 @@ def _html_link(file: StagedFile) -> str:
     if file.yanked:
         reason = file.yanked if isinstance(file.yanked, str) else ""
         attributes.append(f'data-yanked="{escape(reason)}"')
+    if file.provenance:
+        attributes.append(f'data-provenance="{escape(file.provenance)}"')
     return f"<a {' '.join(attributes)}>{escape(file.filename)}</a><br/>"
 
 
