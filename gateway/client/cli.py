@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway.client import yank
 from gateway.client.api import (
     ClientError,
     NotUpload2Error,
@@ -230,6 +231,7 @@ def _add_session(
     listing = actions.add_parser("list", parents=[common], help="the sessions this machine knows")
     listing.set_defaults(client_main=_session_entry)
     _register_audit(commands, common)
+    yank.register(commands, common, _run, _authenticated)
 
 
 def _register_audit(

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway.api.context import SERVICES
 from gateway.devstack import Server
-from tests.conftest import twine_upload_async
+from tests.conftest import ALICE, BOB, User, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import Api
 from tests.integration.test_publish import publish, wait_resolved
@@ -302,3 +302,65 @@ async def test_a_release_published_through_the_gateway_is_known_at_once(
     assert entries[wheel.name]["requires-python"] == ">=3.10"
     assert "core-metadata" in entries[wheel.name]
     assert "core-metadata" not in entries[sdist.name]
+
+
+@pytest.fixture
+async def yanker(live_gateway, principal_settings) -> Api:  # type: ignore[no-untyped-def]
+    """The read path, with alice allowed to yank anything and bob nothing."""
+    principals = [
+        {**p, "yank": ["*"]} if p["name"] == ALICE.name else p for p in principal_settings
+    ]
+    return await live_gateway(
+        proxy={"read_proxy": True}, auth={"principals": principals}, audit={"enabled": True}
+    )
+
+
+async def cli(api: Api, *args: str, user: User = ALICE) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, "--no-keyring", "--repository-url",
+        api.base + api.root, "-u", user.name, "-p", user.password,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, output.decode()
+
+
+@pytest.mark.parametrize("installer", [pip_install, uv_install], ids=["pip", "uv"])
+async def test_yank_skips_a_release_unless_pinned_and_unyank_restores_it(
+    installer, yanker: Api, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:  # R-W10, PEP 592
+    old = build_wheel(tmp_path, project_name, "1.0")
+    new = build_wheel(tmp_path, project_name, "1.1")
+    code, output = await twine_upload_async(pypiserver.url + "/", old, new)
+    assert code == 0, output
+    simple = yanker.base + "/simple/"
+    code, output = await cli(yanker, "yank", f"{project_name}==1.1", "--reason", "broken import")
+    assert code == 0, output
+    assert f"yanked {project_name} 1.1 (broken import)" in output
+    _, _, body = await get_page(yanker.base + f"/simple/{project_name}/")
+    yanked = {e["filename"]: e.get("yanked") for e in json.loads(body)["files"]}
+    assert yanked == {old.name: None, new.name: "broken import"}
+    await installer(simple, project_name, tmp_path / "unpinned")
+    assert installed_version(tmp_path / "unpinned") == "1.0"
+    await installer(simple, f"{project_name}==1.1", tmp_path / "pinned")
+    assert installed_version(tmp_path / "pinned") == "1.1"
+    code, output = await cli(yanker, "unyank", f"{project_name}==1.1")
+    assert code == 0, output
+    await installer(simple, project_name, tmp_path / "restored")
+    assert installed_version(tmp_path / "restored") == "1.1"
+    events = await yanker.client.app[SERVICES].audit.read(project_name, None, None, 10)
+    actions = [e.action for e in events.events]
+    assert actions[:2] == ["release.unyanked", "release.yanked"]
+
+
+async def test_yank_needs_the_permission_and_a_release_the_index_holds(
+    yanker: Api, two_releases: dict[str, Path], project_name: str
+) -> None:
+    code, output = await cli(yanker, "yank", f"{project_name}==2.0", user=BOB)
+    assert code == 1
+    assert "403" in output
+    code, output = await cli(yanker, "yank", f"{project_name}==3.0")
+    assert code == 1
+    assert "404" in output
+    code, output = await cli(yanker, "yank", "not a name==1")
+    assert code == 2
