@@ -20,7 +20,7 @@ from gateway.devstack import Server
 from tests.conftest import ALICE, BOB, User, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import Api
-from tests.integration.test_publish import publish, wait_resolved
+from tests.integration.test_publish import devpi_backend, publish, wait_resolved
 
 UV = str(Path(sys.executable).with_name("uv"))
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -364,3 +364,44 @@ async def test_yank_needs_the_permission_and_a_release_the_index_holds(
     assert "404" in output
     code, output = await cli(yanker, "yank", "not a name==1")
     assert code == 2
+
+
+@pytest.fixture
+async def devpi_front(live_gateway, devpi: Server) -> tuple[Api, str]:  # type: ignore[no-untyped-def]
+    """The read path in front of devpi, which serves PEP 691 JSON and Requires-Python itself."""
+    index = devpi.extra["index_url"]
+    index_path = index.removeprefix(devpi.url)
+    api = await live_gateway(
+        backend=devpi_backend(devpi),
+        proxy={"read_proxy": True, "read_prefixes": [index_path]},
+    )
+    return api, index_path
+
+
+@pytest.mark.parametrize("installer", [pip_install, uv_install], ids=["pip", "uv"])
+async def test_devpi_through_the_gateway_agrees_with_devpi(
+    installer, devpi_front: tuple[Api, str], devpi: Server, recorder, project_name: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    api, index_path = devpi_front
+    old = build_wheel(tmp_path, project_name, "1.0", requires_python=">=3.8")
+    new = build_wheel(tmp_path, project_name, "2.0", requires_python=">=3.99")
+    code, output = await twine_upload_async(devpi.extra["index_url"], old, new)
+    assert code == 0, output
+    page = f"{index_path}+simple/{project_name}/"
+    _, _, ours = await get_page(api.base + page)
+    _, content_type, theirs = await get_page(devpi.url + page)
+    assert content_type == JSON_V1
+    theirs_by_name = {e["filename"]: e for e in json.loads(theirs)["files"]}
+    for entry in json.loads(ours)["files"]:
+        index_entry = theirs_by_name[entry["filename"]]
+        # Every fact devpi gives, the gateway gives the same.
+        assert entry["hashes"]["sha256"] == index_entry["hashes"]["sha256"]
+        assert entry["requires-python"] == index_entry["requires-python"]
+        assert entry.get("yanked", False) == index_entry.get("yanked", False)
+        assert entry["size"] == (old if "-1.0-" in entry["filename"] else new).stat().st_size
+        assert entry["url"].startswith(index_path)
+    through, through_url = await recorder(api.base)
+    await installer(through_url + f"{index_path}+simple/", project_name, tmp_path / "site")
+    assert installed_version(tmp_path / "site") == "1.0"
+    assert through.files("2.0") == []
