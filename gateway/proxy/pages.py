@@ -16,19 +16,16 @@ import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 from packaging.utils import (
     canonicalize_name,
 )
 
-from gateway.distribution.archive import DistributionError
 from gateway.distribution.filenames import version_of
-from gateway.logs import log
-from gateway.proxy.index_reader import IndexAnswer, IndexReader, Page, TooLarge
+from gateway.proxy.index_reader import IndexReader, Page
+from gateway.proxy.learn import Learner
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
 from gateway.services.file_facts import FileFacts, FileFactsService
 from gateway.services.yanks import ProjectYanks
@@ -84,6 +81,7 @@ class SimplePages:
         provenance: ProvenanceLinks,
     ) -> None:
         self._reader = reader
+        self._learner = Learner(reader, facts)
         self._facts = facts
         self._upstream = upstream.rstrip("/")
         self._yanks = yanks
@@ -170,27 +168,12 @@ class SimplePages:
     async def _learn(
         self, listed: ListedFile, sha256: str, authorization: str | None
     ) -> FileFacts | None:
-        try:
-            remote = await self._reader.open_file(listed.url, listed.filename, authorization)
-            facts = await self._facts.learn(
-                remote,
-                sha256=sha256,
-                filename=listed.filename,
-                upload_time=_rfc3339(remote.last_modified),
-            )
-        except (DistributionError, TooLarge, IndexAnswer, aiohttp.ClientError, OSError) as exc:
-            # Listed as the index lists it; tried again later.
+        learned = await self._learner.learn(listed, sha256, authorization)
+        if learned.facts is None:  # listed as the index lists it; tried again later
             if len(self._unreadable) >= MAX_PAGES:
                 self._unreadable.clear()
             self._unreadable[sha256] = time.monotonic()
-            log.warning(
-                "reads.file_unreadable",
-                filename=listed.filename,
-                error=str(exc) or type(exc).__name__,
-            )
-            return None
-        log.info("reads.file_learned", filename=listed.filename, bytes_fetched=remote.fetched)
-        return facts
+        return learned.facts
 
     def _staged(
         self, project: str, listed: ListedFile, facts: FileFacts | None, yanks: ProjectYanks
@@ -239,12 +222,3 @@ def _canonical(name: str) -> str:
 def _credential_key(authorization: str | None) -> str | None:
     # Pages read with different credentials may differ; the header itself is not kept.
     return hashlib.sha256(authorization.encode()).hexdigest() if authorization else None
-
-
-def _rfc3339(http_date: str | None) -> str | None:
-    if not http_date:
-        return None
-    try:
-        return parsedate_to_datetime(http_date).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (TypeError, ValueError):
-        return None
