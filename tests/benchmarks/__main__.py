@@ -14,6 +14,7 @@ from tests.benchmarks import (
     load,
     mechanisms,
     publish,
+    reads,
     release400,
     scale,
     staged,
@@ -30,7 +31,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200, help="simulated publishers (load)")
     parser.add_argument(
         "--only",
-        choices=["upload", "mechanisms", "control", "scale", "publish", "legacy", "staged", "load"],
+        choices=[
+            "upload",
+            "mechanisms",
+            "control",
+            "scale",
+            "publish",
+            "legacy",
+            "staged",
+            "load",
+            "reads",
+        ],
         help="run one group only",
     )
     parser.add_argument(
@@ -67,6 +78,9 @@ def main() -> None:
                 f"staged: 200 MiB wheel, twine to /legacy/+stage/, {args.rounds} rounds", flush=True
             )
             results |= staged.measure(stack, args.rounds)
+        if args.only in (None, "reads"):
+            print(f"reads: uv resolving 105 MiB of wheels, {args.rounds} rounds", flush=True)
+            results |= reads.measure(stack, args.rounds)
         if args.only in (None, "load"):
             print(f"load: {args.clients} concurrent publishers, 1 then 2 replicas", flush=True)
             results |= load.measure(stack, args.clients)
