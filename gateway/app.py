@@ -196,7 +196,9 @@ def _read_path(
     upstream = reads.upstream_url(settings)
     reader = IndexReader(http, hops.upstream, settings.backend.timeout)
     # PEP 740: the attestations work plugs its provenance links in here.
-    pages = SimplePages(reader, core.file_facts, upstream, core.yanks, NoProvenance())
+    pages = SimplePages(
+        reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age
+    )
     return ReadPath(pages, core.file_facts, urlsplit(settings.backend.simple_url).path)
 
 

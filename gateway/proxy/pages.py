@@ -59,8 +59,11 @@ class _Cached:
     page: Page
     body_hash: str
     files: list[ListedFile]
+    checked_at: float  # when the index last confirmed it (time.monotonic)
     complete: bool = False  # every file with a hash had its facts when last rendered
     rendered: dict[str, str] = field(default_factory=dict)
+    staged: list[simple.StagedFile] | None = None  # the files as last rendered, when complete
+    yanks: str | None = None  # the yank state they were rendered with
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,16 @@ class SimplePages:
         upstream: str,
         yanks: YankLookup,
         provenance: ProvenanceLinks,
+        max_age: float = 0.0,
     ) -> None:
+        """``max_age``: seconds a page the index confirmed is served without asking it again
+        (0: every request revalidates, so the index's changes show at once)."""
         self._reader = reader
         self._learner = Learner(reader, facts)
         self._facts = facts
         self._upstream = upstream.rstrip("/")
         self._yanks = yanks
+        self._max_age = max_age
         self._provenance = provenance
         self._pages: OrderedDict[tuple[str, str | None], _Cached] = OrderedDict()
         self._unreadable: dict[str, float] = {}
@@ -96,14 +103,17 @@ class SimplePages:
         """The project page at the read path ``path`` (e.g. /simple/name/)."""
         cached = await self._revalidate(path, authorization)
         yanks = await self._yanks.yanks(project)
-        files = await self._files(project, cached, yanks, authorization)
         # A yank or unyank changes the page without the index's listing changing.
-        key = f"{content_type} {sorted(yanks.reasons.items())}"
-        rendered = cached.rendered.get(key)
+        snapshot = str(sorted(yanks.reasons.items()))
+        if cached.yanks != snapshot:
+            cached.rendered, cached.staged, cached.yanks = {}, None, snapshot
+        files = cached.staged or await self._files(project, cached, yanks, authorization)
+        rendered = cached.rendered.get(content_type)
         if rendered is None:
             rendered = simple.project_page(project, _versions(files), files, content_type)
-            if cached.complete:
-                cached.rendered = {key: rendered, **cached.rendered}
+        if cached.complete:  # final until the listing or the yanks change
+            cached.staged = files
+            cached.rendered[content_type] = rendered
         return Served(rendered, files)
 
     async def root(self, path: str, content_type: str, authorization: str | None) -> str:
@@ -122,20 +132,22 @@ class SimplePages:
     ) -> _Cached:
         key = (path, _credential_key(authorization))
         cached = self._pages.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < self._max_age:
+            return cached
         page = await self._reader.page(
             self._upstream + path, INDEX_ACCEPT, authorization, cached.page if cached else None
         )
-        if page.status == 304 and cached is not None:
-            return cached
         body_hash = hashlib.sha256(page.body).hexdigest()
-        if cached is not None and cached.body_hash == body_hash:
+        if cached is not None and (page.status == 304 or cached.body_hash == body_hash):
+            cached.checked_at = now
             return cached
         if root:
             parse_root(page.body, page.charset, page.content_type)  # refuse garbage now
             files: list[ListedFile] = []
         else:
             files = parse_project(page.body, page.charset, page.content_type, self._upstream + path)
-        fresh = _Cached(page, body_hash, files)
+        fresh = _Cached(page, body_hash, files, now)
         self._pages[key] = fresh
         self._pages.move_to_end(key)
         while len(self._pages) > MAX_PAGES:
