@@ -199,7 +199,8 @@ def _read_path(
     pages = SimplePages(
         reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age
     )
-    return ReadPath(pages, core.file_facts, urlsplit(settings.backend.simple_url).path)
+    simple_path = urlsplit(settings.backend.simple_url).path
+    return ReadPath(pages, core.file_facts, simple_path, settings.server.public_base_url)
 
 
 async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settings) -> AuditTrail:

@@ -35,6 +35,7 @@ class ReadPath:
     pages: SimplePages
     facts: FileFactsService
     simple_path: str
+    public_base: str  # redirects name the gateway's public address
 
 
 class PassThrough(Exception):
@@ -78,7 +79,7 @@ async def _project(request: web.Request, reads: ReadPath, segment: str) -> web.R
         raise not_found("project") from None
     if unquote(segment) != project:
         # As PyPI does: one URL per project, so caches and installers agree.
-        location = reads.simple_path + project + "/"
+        location = reads.public_base + reads.simple_path + project + "/"
         raise web.HTTPMovedPermanently(
             location + (f"?{request.query_string}" if request.query_string else "")
         )

@@ -223,7 +223,7 @@ async def test_odd_names_and_unknown_projects(
         spelled = project_name.upper().replace("-", "_")
         async with http.get(front.base + f"/simple/{spelled}/", allow_redirects=False) as r:
             assert r.status == 301
-            assert r.headers["Location"] == f"/simple/{project_name}/"
+            assert r.headers["Location"] == front.base + f"/simple/{project_name}/"
         async with http.get(front.base + "/simple/-not-a-name-/") as r:
             assert r.status == 404
             assert r.content_type == "application/problem+json"
