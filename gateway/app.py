@@ -199,6 +199,7 @@ def _read_path(
     pages = SimplePages(
         reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age
     )
+    core.file_facts.publishing.append(pages.publishing)
     simple_path = urlsplit(settings.backend.simple_url).path
     return ReadPath(pages, core.file_facts, simple_path, settings.server.public_base_url)
 

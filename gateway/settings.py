@@ -301,10 +301,11 @@ class ProxySettings(OutboundSettings):
         None, description="The index's base URL for reads; default: the origin of simple_url."
     )
     page_max_age: float = Field(
-        0.0,
+        1.0,
         ge=0,
         description="Seconds a simple page the index confirmed is served without asking it "
-        "again (0: revalidate on every request; docs/reads.md).",
+        "again (0: revalidate on every request; publishes through this replica always "
+        "revalidate; docs/reads.md).",
     )
     max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
     legacy_uploads: Literal["pass-through", "staged"] = Field(

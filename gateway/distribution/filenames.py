@@ -107,3 +107,13 @@ def version_of(filename: str) -> str | None:
         return str(parse_sdist_filename(filename)[1])
     except (InvalidWheelFilename, InvalidSdistFilename):
         return None
+
+
+def project_of(filename: str) -> str | None:
+    """The normalized project a distribution's filename names, or None."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None

@@ -23,7 +23,7 @@ from packaging.utils import (
     canonicalize_name,
 )
 
-from gateway.distribution.filenames import version_of
+from gateway.distribution.filenames import project_of, version_of
 from gateway.proxy.index_reader import IndexReader, Page
 from gateway.proxy.learn import Learner
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
@@ -35,6 +35,9 @@ from gateway.stage import simple
 MAX_PAGES = 2048
 # A file that could not be read is tried again after this long (it may have been a blip).
 RETRY_UNREADABLE_SECONDS = 300.0
+# How long after a publish through this replica starts its project's page is always
+# revalidated: a publish onto the index takes seconds to minutes.
+PUBLISH_WINDOW_SECONDS = 600.0
 # Files of one page read at once from the index on a first visit.
 LEARN_CONCURRENCY = 8
 
@@ -92,6 +95,7 @@ class SimplePages:
         self._upstream = upstream.rstrip("/")
         self._yanks = yanks
         self._max_age = max_age
+        self._publishing: dict[str, float] = {}  # project -> until when it is revalidated
         self._provenance = provenance
         self._pages: OrderedDict[tuple[str, str | None], _Cached] = OrderedDict()
         self._unreadable: dict[str, float] = {}
@@ -101,7 +105,7 @@ class SimplePages:
         self, path: str, project: str, content_type: str, authorization: str | None
     ) -> Served:
         """The project page at the read path ``path`` (e.g. /simple/name/)."""
-        cached = await self._revalidate(path, authorization)
+        cached = await self._revalidate(path, authorization, project=project)
         yanks = await self._yanks.yanks(project)
         # A yank or unyank changes the page without the index's listing changing.
         snapshot = str(sorted(yanks.reasons.items()))
@@ -127,13 +131,21 @@ class SimplePages:
             cached.rendered[content_type] = rendered
         return rendered
 
+    def publishing(self, filename: str) -> None:
+        """A file of this project is being published through the gateway: its page is asked
+        of the index on every request for a while, whatever ``max_age`` says."""
+        project = project_of(filename)
+        if project is not None:
+            self._publishing[project] = time.monotonic() + PUBLISH_WINDOW_SECONDS
+
     async def _revalidate(
-        self, path: str, authorization: str | None, root: bool = False
+        self, path: str, authorization: str | None, root: bool = False, project: str = ""
     ) -> _Cached:
         key = (path, _credential_key(authorization))
         cached = self._pages.get(key)
         now = time.monotonic()
-        if cached is not None and now - cached.checked_at < self._max_age:
+        publishing = self._publishing.get(project, 0.0) > now
+        if cached is not None and now - cached.checked_at < self._max_age and not publishing:
             return cached
         page = await self._reader.page(
             self._upstream + path, INDEX_ACCEPT, authorization, cached.page if cached else None

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -76,6 +77,9 @@ class FileFactsService:
         self._records = records
         self._max = max_remembered
         self._known: OrderedDict[str, FileFacts] = OrderedDict()
+        # Told the project of each file the gateway starts publishing (the read path's pages
+        # stop serving their cached copy of it).
+        self.publishing: list[Callable[[str], None]] = []
 
     async def get(self, sha256: str) -> FileFacts | None:
         known = self._known.get(sha256)
@@ -105,6 +109,8 @@ class FileFactsService:
         """The publish path's hook: a file the gateway is putting on the index, with the
         METADATA it parsed at completion. A failure here never fails the publish (the read path
         learns the file from the index instead), so it is only logged."""
+        for listener in self.publishing:
+            listener(upload.filename)
         if upload.committed is None or upload.metadata is None:
             return
         wheel = upload.filename.endswith(".whl") and metadata is not None

@@ -405,3 +405,26 @@ async def test_devpi_through_the_gateway_agrees_with_devpi(
     await installer(through_url + f"{index_path}+simple/", project_name, tmp_path / "site")
     assert installed_version(tmp_path / "site") == "1.0"
     assert through.files("2.0") == []
+
+
+async def test_a_publish_through_the_gateway_shows_at_once_despite_the_page_cache(
+    live_gateway, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    front = await live_gateway(proxy={"read_proxy": True, "page_max_age": 600})
+    page = front.base + f"/simple/{project_name}/"
+    first = build_wheel(tmp_path, project_name, "1.0")
+    code, output = await twine_upload_async(pypiserver.url + "/", first)
+    assert code == 0, output
+    assert len(json.loads((await get_page(page))[2])["files"]) == 1
+    # Straight onto the index: the cached page is served for page_max_age.
+    around = build_wheel(tmp_path, project_name, "1.1")
+    code, output = await twine_upload_async(pypiserver.url + "/", around)
+    assert code == 0, output
+    assert len(json.loads((await get_page(page))[2])["files"]) == 1
+    # Through the gateway: its page is asked of the index again at once.
+    session = await front.create_session(project_name, "1.2")
+    await front.upload(session, build_wheel(tmp_path, project_name, "1.2"))
+    assert (await publish(front, session)).status in (201, 202)
+    assert (await wait_resolved(front, session))["status"] == "published"
+    versions = json.loads((await get_page(page))[2])["versions"]
+    assert sorted(versions) == ["1.0", "1.1", "1.2"]
