@@ -194,7 +194,7 @@ def _read_path(
     if not settings.proxy.read_proxy:
         return None
     upstream = reads.upstream_url(settings)
-    reader = IndexReader(http, hops.upstream, settings.backend.timeout)
+    reader = IndexReader(http, hops.upstream, settings.backend.timeout, upstream)
     # PEP 740: the attestations work plugs its provenance links in here.
     pages = SimplePages(
         reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age

@@ -63,7 +63,8 @@ async def backfill(settings: Settings, projects: list[str], progress: Progress) 
         records = RecordStore(client, objects, settings.s3.bucket, settings.s3.prefix)
         facts = FileFactsService(records)
         hop = Hop("backend", settings.backend.tls(), settings.backend.outbound_proxy)
-        walk = _Walk(settings, IndexReader(http, hop, settings.backend.timeout), facts)
+        reader = IndexReader(http, hop, settings.backend.timeout, upstream_url(settings))
+        walk = _Walk(settings, reader, facts)
         return await walk.run(projects, progress)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -51,10 +52,20 @@ class Page:
 
 
 class IndexReader:
-    def __init__(self, http: aiohttp.ClientSession, hop: Hop, timeout: float) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, hop: Hop, timeout: float, index_origin: str
+    ) -> None:
+        """``index_origin``: the only scheme://host:port credentials are ever sent to (a
+        listing may link files anywhere)."""
         self._http = http
         self._hop = hop
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+        self._origin = _origin(index_origin)
+
+    def _credentials(self, url: str, authorization: str | None) -> dict[str, str]:
+        if authorization and _origin(url) == self._origin:
+            return {"Authorization": authorization}
+        return {}
 
     async def page(
         self, url: str, accept: str, authorization: str | None, validators: Page | None
@@ -62,8 +73,7 @@ class IndexReader:
         """The listing at ``url``; 304 when ``validators`` (the last answer) still hold.
         Raises IndexAnswer for any other status, aiohttp/timeout errors when unreachable."""
         headers = {"Accept": accept, "Accept-Encoding": "identity"}
-        if authorization:
-            headers["Authorization"] = authorization
+        headers.update(self._credentials(url, authorization))
         if validators is not None and validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators is not None and validators.last_modified:
@@ -100,8 +110,7 @@ class IndexReader:
         self, url: str, authorization: str | None, byte_range: str
     ) -> tuple[int, bytes, str | None, str | None]:
         headers = {"Range": byte_range, "Accept-Encoding": "identity"}
-        if authorization:
-            headers["Authorization"] = authorization
+        headers.update(self._credentials(url, authorization))
         async with self._http.get(
             url, headers=headers, timeout=self._timeout, **self._hop.options(url)
         ) as answer:
@@ -156,6 +165,11 @@ class RemoteFile:
             return body[start : start + length]
         self._blocks[start] = body
         return body[:length]
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower().rpartition("@")[2]
 
 
 async def _bounded(answer: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -128,23 +128,27 @@ def _anchors(text: str) -> list[tuple[dict[str, str | None], str]]:
 
 
 class _Anchors(HTMLParser):
-    """Every anchor's attributes (names lowercased, values unescaped) and text."""
+    """Every anchor's attributes (names lowercased, values unescaped) and text; an anchor
+    never closed still counts."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.anchors: list[tuple[dict[str, str | None], str]] = []
-        self._open: dict[str, str | None] | None = None
-        self._text: list[str] = []
+        self._found: list[tuple[dict[str, str | None], list[str]]] = []
+        self._open: list[str] | None = None
+
+    @property
+    def anchors(self) -> list[tuple[dict[str, str | None], str]]:
+        return [(attributes, "".join(text)) for attributes, text in self._found]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
-            self._open, self._text = dict(attrs), []
+            self._open = []
+            self._found.append((dict(attrs), self._open))
 
     def handle_data(self, data: str) -> None:
         if self._open is not None:
-            self._text.append(data)
+            self._open.append(data)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open is not None:
-            self.anchors.append((self._open, "".join(self._text)))
+        if tag == "a":
             self._open = None

@@ -35,9 +35,11 @@ class Recorder:
         self.paths: list[str] = []
         # path -> (status, content type, body): the index misbehaving for that path.
         self.answers: dict[str, tuple[int, str, bytes]] = {}
+        self.authorizations: list[str | None] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.paths.append(request.path)
+        self.authorizations.append(request.headers.get("Authorization"))
         if request.path in self.answers:
             status, content_type, body = self.answers[request.path]
             return web.Response(status=status, body=body, content_type=content_type)
@@ -428,3 +430,26 @@ async def test_a_publish_through_the_gateway_shows_at_once_despite_the_page_cach
     assert (await wait_resolved(front, session))["status"] == "published"
     versions = json.loads((await get_page(page))[2])["versions"]
     assert sorted(versions) == ["1.0", "1.1", "1.2"]
+
+
+async def test_credentials_never_follow_a_link_to_another_host(
+    live_gateway, pypiserver: Server, two_releases: dict[str, Path], recorder, project_name: str
+) -> None:
+    index, index_url = await recorder(pypiserver.url)
+    elsewhere, elsewhere_url = await recorder(pypiserver.url)
+    front = await live_gateway(proxy={"read_proxy": True, "upstream": index_url})
+    wheel = two_releases["1.0"].name
+    link = f'<a href="{elsewhere_url}/packages/{wheel}#sha256={sha256_of(two_releases["1.0"])}">'
+    index.answers[f"/simple/{project_name}/"] = (200, "text/html", link.encode())
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            front.base + f"/simple/{project_name}/",
+            headers={"Accept": JSON_V1, "Authorization": "Basic c2VjcmV0OnNlY3JldA=="},
+        ) as response,
+    ):
+        [entry] = json.loads(await response.read())["files"]
+    assert entry["url"] == f"{elsewhere_url}/packages/{wheel}"  # not the index's: kept as is
+    assert entry["requires-python"] == ">=3.8"  # learned from the other host...
+    assert elsewhere.authorizations == [None]  # ...without the caller's credentials
+    assert index.authorizations == ["Basic c2VjcmV0OnNlY3JldA=="]
