@@ -63,9 +63,11 @@ async def _request(request: web.Request) -> YankRequest:
     if len(raw) > _MAX_BODY:
         raise Problem(413, "body-too-large", f"A yank request is at most {_MAX_BODY} bytes.")
     try:
-        return YankRequest.model_validate(json.loads(raw) if raw.strip() else {})
-    except json.JSONDecodeError as exc:
+        document = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:  # JSON syntax, and bytes that are not UTF-8
         raise Problem(400, "invalid-json", f"The body is not JSON: {exc}") from None
+    try:
+        return YankRequest.model_validate(document)
     except ValidationError as exc:
         raise Problem(
             400, "invalid-request", "The yank request is not valid.", validation_errors(exc)
