@@ -453,3 +453,36 @@ async def test_credentials_never_follow_a_link_to_another_host(
     assert entry["requires-python"] == ">=3.8"  # learned from the other host...
     assert elsewhere.authorizations == [None]  # ...without the caller's credentials
     assert index.authorizations == ["Basic c2VjcmV0OnNlY3JldA=="]
+
+
+async def test_an_index_s_own_yank_stands_unless_the_gateway_yanked(
+    live_gateway, principal_settings, pypiserver: Server, two_releases: dict[str, Path],
+    recorder, project_name: str,
+) -> None:  # fmt: skip
+    """devpi 6 yanks only on mirror stages, so an index that marks 1.0 yanked itself is
+    played by the recorder in front of pypiserver; the gateway's yank wins while it is set."""
+    index, index_url = await recorder(pypiserver.url)
+    principals = [{**p, "yank": ["*"]} for p in principal_settings]
+    front = await live_gateway(
+        proxy={"read_proxy": True, "upstream": index_url, "page_max_age": 0},
+        auth={"principals": principals},
+    )
+    links = "".join(
+        f'<a href="/packages/{w.name}#sha256={sha256_of(w)}"'
+        + (' data-yanked="the index says so"' if version == "1.0" else "")
+        + f">{w.name}</a>"
+        for version, w in two_releases.items()
+    )
+    index.answers[f"/simple/{project_name}/"] = (200, "text/html", links.encode())
+
+    async def yanked() -> dict[str, object]:
+        _, _, body = await get_page(front.base + f"/simple/{project_name}/")
+        return {e["filename"].split("-")[1]: e.get("yanked") for e in json.loads(body)["files"]}
+
+    assert await yanked() == {"1.0": "the index says so", "2.0": None}
+    code, output = await cli(front, "yank", f"{project_name}==1.0", "--reason", "ours")
+    assert code == 0, output
+    assert await yanked() == {"1.0": "ours", "2.0": None}
+    code, output = await cli(front, "unyank", f"{project_name}==1.0")
+    assert code == 0, output
+    assert await yanked() == {"1.0": "the index says so", "2.0": None}
