@@ -135,8 +135,12 @@ class SimplePages:
         """A file of this project is being published through the gateway: its page is asked
         of the index on every request for a while, whatever ``max_age`` says."""
         project = project_of(filename)
-        if project is not None:
-            self._publishing[project] = time.monotonic() + PUBLISH_WINDOW_SECONDS
+        if project is None:
+            return
+        now = time.monotonic()
+        if len(self._publishing) >= MAX_PAGES:  # bounded: forget the windows that are over
+            self._publishing = {p: t for p, t in self._publishing.items() if t > now}
+        self._publishing[project] = now + PUBLISH_WINDOW_SECONDS
 
     async def _revalidate(
         self, path: str, authorization: str | None, root: bool = False, project: str = ""
