@@ -28,6 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     hashing.add_argument("--stdin", action="store_true", help="read the secret from stdin")
 
+    index = commands.add_parser("index", help="operator commands about the backing index")
+    index_commands = index.add_subparsers(dest="index_command", required=True)
+    backfill = index_commands.add_parser(
+        "backfill", help="learn every file's facts for the read path ahead of a cut-over"
+    )
+    backfill.add_argument("--config", type=Path, help="TOML configuration file")
+    backfill.add_argument(
+        "--project", action="append", default=[], help="only this project (repeatable)"
+    )
+
     from gateway.client.cli import register
 
     register(commands)  # publish, session: the Upload 2.0 client
@@ -42,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             from gateway.dev import run_dev_stack
 
             return run_dev_stack(args.state_dir, args.port)
+        if args.command == "index":
+            from gateway.backfill import run_backfill
+
+            return run_backfill(load_settings(args.config), args.project)
         if args.command == "hash-password":
             return _hash_password(args.stdin)
     except ConfigurationError as exc:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from gateway.api import audit, files, health, sessions, stage
+from gateway.api import audit, files, health, sessions, stage, yanks
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -20,6 +21,9 @@ from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
+from gateway.proxy.index_reader import IndexReader
+from gateway.proxy.pages import NoProvenance, SimplePages
+from gateway.proxy.simple_api import ReadPath
 from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
 from gateway.publish.preview import PreviewService
@@ -32,7 +36,7 @@ from gateway.store.blobs import BlobStore
 from gateway.store.objects import SmallObjects
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
-from gateway.wiring import wire
+from gateway.wiring import Core, wire
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # What ``app.cleanup_ctx`` runs: set up to the ``yield``, clean up after it.
@@ -94,6 +98,8 @@ HANDLERS: dict[str, Handler] = {
     "metrics": health.metrics_page,
     "openapi": health.openapi,
     "audit:journal": audit.read_journal,
+    "yank:yank": yanks.yank,
+    "yank:unyank": yanks.unyank,
 }
 
 
@@ -179,7 +185,25 @@ def _services(
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
+        yanks=core.yanks,
+        reads=_read_path(settings, core, http, hops),
     )
+
+
+def _read_path(
+    settings: Settings, core: Core, http: aiohttp.ClientSession, hops: Hops
+) -> ReadPath | None:
+    if not settings.proxy.read_proxy:
+        return None
+    upstream = reads.upstream_url(settings)
+    reader = IndexReader(http, hops.upstream, settings.backend.timeout, upstream)
+    # PEP 740: the attestations work plugs its provenance links in here.
+    pages = SimplePages(
+        reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age
+    )
+    core.file_facts.publishing.append(pages.publishing)
+    simple_path = urlsplit(settings.backend.simple_url).path
+    return ReadPath(pages, core.file_facts, simple_path, settings.server.public_base_url)
 
 
 async def _audit_trail(client: S3Client, objects: SmallObjects, settings: Settings) -> AuditTrail:

@@ -57,14 +57,17 @@ def dev_settings(
         },
         auth={
             "principals": [
-                # May read the audit journal too, so that `make run` users can try it.
+                # May read the audit journal and yank too, so that `make run` users can try them.
                 {
                     "name": credentials["username"],
                     "password_hash": hashes_path.read_text(),
                     "audit": True,
+                    "yank": ["*"],
                 }
             ]
         },
+        # The simple API in front of the index (docs/reads.md).
+        proxy={"read_proxy": True},
         logging={"json": True},
     )
 
@@ -117,6 +120,8 @@ def _describe(
         # Staged legacy uploads (R-W6): `twine upload --repository-url` this, publish later.
         "legacy_stage": settings.server.public_base_url + settings.proxy.legacy_path + "+stage/",
         "simple": index.url + "/simple/",
+        # The same index read through the gateway: PEP 691, Requires-Python, metadata, yank.
+        "proxy_simple": settings.server.public_base_url + "/simple/",
         "authorization": "Basic " + basic.decode(),
         "username": credentials["username"],
         "password": credentials["password"],
@@ -144,6 +149,7 @@ upload-gateway dev stack is up (Ctrl+C stops everything).
   legacy upload    {stack["legacy"]}
   staged legacy    {stack["legacy_stage"]}
   simple index     {stack["simple"]}
+  through gateway  {stack["proxy_simple"]}
   S3 (SeaweedFS)   {stack["s3_endpoint"]}
   credentials      {stack["username"]} / {stack["password"]}
 

@@ -306,6 +306,13 @@ class ProxySettings(OutboundSettings):
     upstream: str | None = Field(
         None, description="The index's base URL for reads; default: the origin of simple_url."
     )
+    page_max_age: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds a simple page the index confirmed is served without asking it "
+        "again (0: revalidate on every request; publishes through this replica always "
+        "revalidate; docs/reads.md).",
+    )
     max_form_fields_bytes: int = Field(1024 * 1024, gt=0)
     legacy_uploads: Literal["pass-through", "staged"] = Field(
         "pass-through",
@@ -326,6 +333,10 @@ class PrincipalSettings(Section):
     token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     projects: list[str] = Field(default_factory=lambda: ["*"])
     audit: bool = Field(False, description="May read the audit journal (GET {api_root}audit).")
+    yank: list[str] = Field(
+        default_factory=list,
+        description="Projects (globs) whose releases it may yank and unyank (PEP 592).",
+    )
 
     @field_validator("password_hash", "token_hash")
     @classmethod

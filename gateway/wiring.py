@@ -13,6 +13,7 @@ from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import NO_AUDIT, AuditTrail
 from gateway.services.due_index import DueIndex
+from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
@@ -21,6 +22,7 @@ from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
+from gateway.services.yanks import YankService
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.record_store import JsonRecords
@@ -39,6 +41,8 @@ class Core:
     worker: PublishWorker
     publisher: Publisher
     sweeper: Sweeper
+    file_facts: FileFactsService
+    yanks: YankService
 
 
 def wire(
@@ -62,6 +66,7 @@ def wire(
     files = _file_service(
         settings, uploads, session_files, blobs, sessions, due, names, backend, audit
     )
+    file_facts = FileFactsService(records)
     journals = Journals(records, due, session_files, settings.publish.lease)
     worker = PublishWorker(
         sessions,
@@ -75,6 +80,7 @@ def wire(
         settings.publish,
         files.add_notice,
         audit,
+        file_facts,
     )
     publisher = Publisher(
         sessions, session_files, names, backend, journals, worker, settings.publish
@@ -93,6 +99,8 @@ def wire(
         worker=worker,
         publisher=publisher,
         sweeper=sweeper,
+        file_facts=file_facts,
+        yanks=YankService(records, backend.published_files, audit),
     )
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.proxy.simple_api import ReadPath
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
@@ -20,6 +21,7 @@ from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
+from gateway.services.yanks import YankService
 from gateway.settings import Settings
 
 
@@ -41,6 +43,8 @@ class Services:
     mechanisms: list[str]
     legacy_staging: LegacyStaging
     audit: AuditTrail
+    yanks: YankService | None = None  # PEP 592 for any index (R-W10)
+    reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
 
 
 SERVICES = web.AppKey("services", Services)

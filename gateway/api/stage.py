@@ -86,7 +86,7 @@ async def project(request: web.Request) -> web.Response:
         for u in uploads
         if u.committed is not None
     ]
-    body = simple.project_page(session.name, session.version, files, content_type)
+    body = simple.project_page(session.name, [session.version], files, content_type)
     return _page(body, content_type)
 
 

@@ -23,6 +23,7 @@ class Principal:
     project_patterns: tuple[str, ...]
     backend_credentials: BackendCredentials | None = field(default=None, repr=False)
     audit: bool = False  # may read the audit journal
+    yank_patterns: tuple[str, ...] = ()  # projects whose releases it may yank (PEP 592)
     # What the audit journal records of an OIDC identity: the issuer and the claims that the
     # trust policies look at (never the token).
     claims: tuple[tuple[str, str], ...] = ()
@@ -44,8 +45,17 @@ class InvalidCredentials(Exception):
 
 def may_upload(principal: Principal, project: str) -> bool:
     """Whether ``principal`` may upload to ``project`` right now (checked on every request)."""
+    return _matches(principal.project_patterns, project)
+
+
+def may_yank(principal: Principal, project: str) -> bool:
+    """Whether ``principal`` may yank and unyank releases of ``project`` (R-W10)."""
+    return _matches(principal.yank_patterns, project)
+
+
+def _matches(patterns: tuple[str, ...], project: str) -> bool:
     name = canonicalize_name(project)
     return any(
         fnmatch.fnmatchcase(name, canonicalize_name(pattern) if pattern != "*" else "*")
-        for pattern in principal.project_patterns
+        for pattern in patterns
     )

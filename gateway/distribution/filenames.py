@@ -102,3 +102,24 @@ def normalize_hashes(hashes: dict[str, str]) -> dict[str, str]:
             "hashes",
         )
     return normalized
+
+
+def version_of(filename: str) -> str | None:
+    """The version a distribution's filename names, or None for a name that is not one (an
+    index may list anything: the read path lists it without a version)."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def project_of(filename: str) -> str | None:
+    """The normalized project a distribution's filename names, or None."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None

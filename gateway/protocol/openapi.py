@@ -17,14 +17,21 @@ from gateway.protocol import models
 from gateway.protocol.audit import AuditPage, AuditQuery
 from gateway.protocol.media import OCTET_STREAM, PARTIAL_UPLOAD, PROBLEM_JSON, UPLOAD_V2_JSON
 from gateway.protocol.routes import ROUTES, Route
+from gateway.protocol.yanks import YankRequest, YankState
 
 _REQUESTS: list[type[BaseModel]] = [
     models.SessionCreateRequest,
     models.FileCreateRequest,
     models.ExtendRequest,
     models.EmptyRequest,
+    YankRequest,
 ]
-_RESPONSES: list[type[BaseModel]] = [models.SessionResponse, models.FileResponse, AuditPage]
+_RESPONSES: list[type[BaseModel]] = [
+    models.SessionResponse,
+    models.FileResponse,
+    AuditPage,
+    YankState,
+]
 
 _PROBLEM = {
     "type": "object",
@@ -229,6 +236,10 @@ def _schema(name: str) -> dict[str, Any]:
     return {"schema": _ref(name)}
 
 
+def _yank_state(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": _schema("YankState")}}
+
+
 def _audit_operation() -> dict[str, Any]:
     """The audit journal's reader (docs/audit.md); plain JSON, not an Upload 2.0 document."""
     operation = _operation(
@@ -396,6 +407,27 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             "openapi", "This document", {"200": {"description": "OpenAPI 3.1"}}, secured=False
         ),
         _audit_operation(),
+        _operation(
+            "yankRelease",
+            "Yank a release the index holds (PEP 592; principals with the yank permission)",
+            {
+                "200": {
+                    "description": "Yanked",
+                    "content": {"application/json": _schema("YankState")},
+                }
+            },
+            {"required": False, "content": {"application/json": _schema("YankRequest")}},
+        ),
+        _operation(
+            "unyankRelease",
+            "Unyank a release (principals with the yank permission)",
+            {
+                "200": {
+                    "description": "Unyanked",
+                    "content": {"application/json": _schema("YankState")},
+                }
+            },
+        ),
     ]
 }
 

@@ -73,6 +73,8 @@ ROUTES: tuple[Route, ...] = (
     _site("metrics", "GET", "/metrics", "metrics"),
     _api("openapi", "GET", "openapi.json", "openapi"),
     _api("audit:journal", "GET", "audit", "readAudit"),
+    _api("yank:yank", "PUT", "yanks/{project}/{version}", "yankRelease"),
+    _api("yank:unyank", "DELETE", "yanks/{project}/{version}", "unyankRelease"),
 )
 
 BY_NAME: dict[str, Route] = {route.name: route for route in ROUTES}

@@ -1,10 +1,11 @@
 """Read traffic (simple index, file downloads, JSON API) proxied to the backing index.
 
-Bodies stream both ways; hop-by-hop headers stay on their hop; the index learns who asked
-through ``X-Forwarded-*``; redirects that point at the index are rewritten to the gateway's
-public base, so clients never see the index's own address. Only configured path prefixes
-are forwarded. A project that is only reserved (not yet published) is not on the index, so
-it never shows up here (R-P4).
+The simple API's pages and PEP 658 metadata files are answered by ``simple_api`` (R-W10);
+everything else is passed through. Bodies stream both ways; hop-by-hop headers stay on their
+hop; the index learns who asked through ``X-Forwarded-*``; redirects that point at the index
+are rewritten to the gateway's public base, so clients never see the index's own address.
+Only configured path prefixes are forwarded. A project that is only reserved (not yet
+published) is not on the index, so it never shows up here (R-P4).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from aiohttp import web
 from gateway.api.context import services
 from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.protocol.problems import not_found
+from gateway.proxy import simple_api
 from gateway.proxy.upstream import streaming_timeout, unreachable
+from gateway.settings import Settings
 
 # RFC 9110 §7.6.1, plus Host (ours) and the framing headers aiohttp sets itself.
 _HOP_BY_HOP = {
@@ -36,7 +39,10 @@ _CHUNK = 256 * 1024
 
 
 def upstream_base(request: web.Request) -> str:
-    settings = services(request).settings
+    return upstream_url(services(request).settings)
+
+
+def upstream_url(settings: Settings) -> str:
     if settings.proxy.upstream:
         return settings.proxy.upstream.rstrip("/")
     parts = urlsplit(settings.backend.simple_url)
@@ -47,6 +53,16 @@ async def proxy_read(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     if not any(request.path.startswith(prefix) for prefix in svc.settings.proxy.read_prefixes):
         raise not_found("path")
+    if svc.reads is not None:
+        try:
+            return await simple_api.answer(request, svc.reads)
+        except simple_api.PassThrough:
+            pass
+    return await _pass_through(request)
+
+
+async def _pass_through(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
     upstream = upstream_base(request)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
     headers["X-Forwarded-For"] = ", ".join(

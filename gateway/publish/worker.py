@@ -35,6 +35,7 @@ from gateway.publish.failure import PublishFailed, backoff, check_conflicts, is_
 from gateway.publish.journal import Confirmations, Journals
 from gateway.publish.legacy_upload import UploadAnswer, post_file
 from gateway.services.audit import GATEWAY, AuditTrail
+from gateway.services.file_facts import FileFactsService
 from gateway.services.names import NameRegistry
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
@@ -83,6 +84,7 @@ class PublishWorker:
         settings: PublishSettings,
         add_file_notice: Callable[[str, str, str], Awaitable[None]],
         audit: AuditTrail,
+        file_facts: FileFactsService,
     ):
         self._sessions = sessions
         self._files = files
@@ -95,6 +97,7 @@ class PublishWorker:
         self._settings = settings
         self._add_file_notice = add_file_notice
         self._audit = audit
+        self._file_facts = file_facts  # the read path's records (R-W10)
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
         # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
         self._caller_credentials: dict[str, BackendCredentials] = {}
@@ -358,6 +361,7 @@ class PublishWorker:
         assert upload.committed is not None
         sid, fid = session.id, upload.id
         raw = await self._blobs.get(keys.core_metadata(sid, fid))
+        await self._file_facts.published(upload, raw)
         attestations = (
             (await self._blobs.get(keys.attestations(sid, fid)) or b"").decode() or None
             if upload.has_attestations

@@ -160,3 +160,13 @@ def audit_scope(day: str, project: str | None) -> str:
 
 def audit_event(day: str, project: str | None, event_id: str) -> str:
     return f"{audit_scope(day, project)}{event_id}.json"
+
+
+def file_facts(sha256: str) -> str:
+    """What the read path knows about one file's content (R-W10): never stale, never rewritten."""
+    return f"files/{sha256}.json"
+
+
+def yanks(project: str) -> str:
+    """The releases of ``project`` yanked through the gateway (PEP 592, R-W10)."""
+    return f"yanks/{project}.json"

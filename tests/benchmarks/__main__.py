@@ -14,6 +14,7 @@ from tests.benchmarks import (
     load,
     mechanisms,
     publish,
+    reads,
     release,
     release400,
     scale,
@@ -41,6 +42,7 @@ def main() -> None:
             "legacy",
             "staged",
             "load",
+            "reads",
         ],
         help="run one group only",
     )
@@ -81,6 +83,9 @@ def main() -> None:
                 f"staged: 200 MiB wheel, twine to /legacy/+stage/, {args.rounds} rounds", flush=True
             )
             results |= staged.measure(stack, args.rounds)
+        if args.only in (None, "reads"):
+            print(f"reads: uv resolving 105 MiB of wheels, {args.rounds} rounds", flush=True)
+            results |= reads.measure(stack, args.rounds)
         if args.only in (None, "load"):
             print(f"load: {args.clients} concurrent publishers, 1 then 2 replicas", flush=True)
             results |= load.measure(stack, args.clients)

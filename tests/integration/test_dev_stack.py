@@ -50,6 +50,7 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
             "legacy",
             "legacy_stage",
             "simple",
+            "proxy_simple",
             "authorization",
             "s3_endpoint",
         }
@@ -82,6 +83,12 @@ def test_dev_stack_serves_and_stops_cleanly(tmp_path: Path) -> None:
             stack["legacy_stage"], data=b"", headers={"Authorization": stack["authorization"]}
         )
         assert _status(stage_probe) == 400  # served: an empty body is no legacy form
+        # The read path is on: the index's root as PEP 691 JSON (R-W10).
+        root = urllib.request.Request(
+            stack["proxy_simple"], headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
+        with urllib.request.urlopen(root, timeout=10) as response:
+            assert json.loads(response.read())["meta"]["api-version"] == "1.1"
         assert processes_mentioning(str(state))  # SeaweedFS and pypiserver are running
     finally:
         process.send_signal(signal.SIGTERM)

@@ -52,7 +52,7 @@ def test_negotiate(accept: str | None, chosen: str | None) -> None:
 
 
 def test_json_project_page() -> None:
-    page = json.loads(project_page("demo", "1.0", [FILE], JSON_V1))
+    page = json.loads(project_page("demo", ["1.0"], [FILE], JSON_V1))
     assert page["meta"] == {"api-version": "1.1"}
     assert page["versions"] == ["1.0"]
     [entry] = page["files"]
@@ -66,7 +66,7 @@ def test_html_project_page_escapes_everything() -> None:
     hostile = StagedFile(
         **{**FILE.__dict__, "requires_python": '">&<script>', "filename": "<b>.whl"}
     )
-    html = project_page("demo", "1.0", [hostile], HTML_LEGACY)
+    html = project_page("demo", ["1.0"], [hostile], HTML_LEGACY)
     assert "<script>" not in html
     assert "<b>" not in html
     assert 'data-requires-python="&quot;&gt;&amp;&lt;script&gt;"' in html

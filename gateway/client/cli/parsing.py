@@ -1,4 +1,4 @@
-"""The client commands' arguments: ``publish``, ``session ACTION`` and ``audit``, with the
+"""The client commands' arguments: ``publish``, ``session ACTION``, ``audit`` and ``yank``, with the
 options they share (repository and credentials like twine, TLS, output)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from gateway.client.cli.audit_command import audit_command
 from gateway.client.cli.context import EXTEND_BY, run
 from gateway.client.cli.publish import publish_command
 from gateway.client.cli.session_commands import session_command
+from gateway.client.cli.yank_commands import register as register_yank
 from gateway.client.credentials import DEFAULT_OIDC_AUDIENCE
 
 
@@ -166,6 +167,7 @@ def _add_session(
     listing = actions.add_parser("list", parents=[common], help="the sessions this machine knows")
     listing.set_defaults(client_main=lambda args: run(args, session_command))
     _register_audit(commands, common)
+    register_yank(commands, common)
 
 
 def _register_audit(
