@@ -175,12 +175,15 @@ class FileService:
                 FileState.PROCESSING,
                 FileState.ERROR,
             ):
-                raise conflict(
+                refused = conflict(
                     "file-in-progress",
                     f"{upload.filename} already has a {previous.status.value} upload in this "
                     "session; delete it first",
                     "filename",
                 )
+                if _same_declaration(previous, upload):
+                    refused.existing = previous.id
+                raise refused
             replaced[:] = [] if previous is None else [previous]
             return True
 
@@ -561,3 +564,15 @@ def _refuse_other_path(session: PublishingSession) -> None:
             "upload its files there, or publish or cancel that session first.",
             "filename",
         )
+
+
+def _same_declaration(previous: FileUpload, upload: FileUpload) -> bool:
+    """Whether ``upload`` declares what the pending ``previous`` did: then the create is most
+    likely a retry whose first answer was lost (R-W12), and the caller may carry on with
+    ``previous`` (the API points at it with ``Location``) instead of deleting it."""
+    return (
+        previous.status == FileState.PENDING
+        and previous.size == upload.size
+        and previous.hashes == upload.hashes
+        and previous.mechanism == upload.mechanism
+    )

@@ -70,6 +70,8 @@ async def test_one_upload_per_filename_until_completed(
     with pytest.raises(DomainError) as refused:
         await stack.files.create(session, file_request(wheel))
     assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "file-in-progress")
+    # Declared just as the pending one: a retry whose answer was lost may carry on with it.
+    assert refused.value.existing == pending.id
     await stack.files.receive(session, pending.id, chunks(wheel.read_bytes()), None)
     await stack.files.complete(session, pending.id)
     replacement = await stack.files.create(session, file_request(wheel))
