@@ -356,6 +356,7 @@ class UploadClient:
         request_timeout: float = 120.0,
         read_timeout: float = 600.0,
         resumable_above: int = RESUMABLE_ABOVE,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.api_url = api_url
         self._authorization = authorization
@@ -365,6 +366,8 @@ class UploadClient:
         self.retry = retry or RetryPolicy()
         self.max_poll_interval = max_poll_interval
         self.resumable_above = resumable_above
+        # Told, in a sentence, each request retried and why (the CLI prints it).
+        self.on_retry = on_retry or (lambda _: None)
         self._json_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=30, sock_read=read_timeout
@@ -437,10 +440,12 @@ class UploadClient:
         answer = await self._request(
             "POST", session.response.links.publish, json_body={"meta": META}
         )
-        result = self._session(answer, 201, 202)
-        if answer.status == 201 or not wait:
+        result, url = await self._published_already(answer, session)
+        if result is None:
+            result = self._session(answer, 201, 202)
+            url = urljoin(answer.url, answer.headers.get("Location") or result.url)
+        if result.status == "published" or not wait:
             return result
-        url = urljoin(answer.url, answer.headers.get("Location") or result.url)
         final = await self.wait_session(
             url, first_delay=_retry_after(answer.headers), max_wait=max_wait
         )
@@ -449,6 +454,19 @@ class UploadClient:
                 f"publishing ended in {final.status!r}", final.status, final.notices
             )
         return final
+
+    async def _published_already(
+        self, answer: _Answer, session: PublishingSession
+    ) -> tuple[PublishingSession | None, str]:
+        """A publish refused with ``409`` because an earlier attempt, whose answer was lost,
+        went through: the session, then ``processing`` or ``published``, shows it."""
+        if answer.status != 409:
+            return None, session.url
+        current = await self.get_session(session.url)
+        if current.status not in ("processing", "published"):
+            return None, session.url
+        self.on_retry(f"publish: an earlier attempt went through; the session is {current.status}")
+        return current, current.url
 
     async def wait_session(
         self,
@@ -489,6 +507,12 @@ class UploadClient:
             "mechanism": mechanism,
         }
         answer = await self._request("POST", session.response.links.upload, json_body=body)
+        location = answer.headers.get("Location")
+        if answer.status == 409 and location:
+            # The server points at a pending upload declared just like this one: this
+            # create's own first attempt, whose answer was lost. Carry on with it.
+            self.on_retry(f"{filename}: the create had gone through; continuing that upload")
+            return await self.get_file(urljoin(answer.url, location), filename)
         return self._file(answer, filename, 202)
 
     async def get_file(self, url: str, filename: str = "") -> FileUpload:
@@ -813,11 +837,14 @@ class UploadClient:
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
                 if attempt >= policy.retries:
                     raise TransportError(f"{method} {url}: {_describe(exc)}") from exc
+                cause = _describe(exc)
             else:
                 if answer.status < 500 or answer.status == 501 or attempt >= policy.retries:
                     return answer
                 delay = min(_retry_after(answer.headers) or delay, policy.max_delay)
+                cause = f"HTTP {answer.status}"
             attempt += 1
+            self.on_retry(f"retrying {method} {url} in {delay:.1f}s ({cause})")
             if body is not None and body.on_retry is not None:
                 body.on_retry()
             await asyncio.sleep(delay)
