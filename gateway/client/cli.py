@@ -562,7 +562,10 @@ class PublishRun:
         self.releases = releases
         self.protocol: str = self.args.protocol
         self.client = UploadClient(
-            credentials.repository_url, authorization=credentials.authorization, http=http
+            credentials.repository_url,
+            authorization=credentials.authorization,
+            http=http,
+            on_retry=self.reporter.warn,
         )
         self.state = context.state
         # Sessions this command created and has not yet published: canceled on Ctrl+C.
@@ -1001,6 +1004,7 @@ async def session_command(context: Context) -> int:
             record.repository_url if record is not None else session_url,
             authorization=credentials.authorization,
             http=http,
+            on_retry=context.reporter.warn,
         )
         lid = record.id if record is not None else local_id(session_url)
         try:
