@@ -404,6 +404,10 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         found = await self._current_versioned(session, fid)
         upload = found.value
+        if upload.status in (FileState.COMPLETED, FileState.PROCESSING):
+            # Completed already: a retry whose first answer was lost, maybe sent through
+            # another replica (R-W12), is answered with what the first attempt did.
+            return upload, upload.status == FileState.COMPLETED
         allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._uploads.defer_validation_above:

@@ -156,3 +156,15 @@ async def test_one_resumable_writer_at_a_time(stack: Stack, project: str, wheel:
     released = await stack.files.get(session.id, created.id)
     assert released.resumable is not None
     assert released.resumable.writer is None
+
+
+async def test_a_complete_retried_after_its_answer_was_lost_answers_the_same(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-W12
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    upload = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, upload.id, chunks(wheel.read_bytes()), None)
+    first, done = await stack.files.complete(session, upload.id)
+    again, done_again = await stack.files.complete(session, upload.id)
+    assert (done, done_again) == (True, True)
+    assert again.status == first.status == FileState.COMPLETED
