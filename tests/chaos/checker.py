@@ -104,7 +104,8 @@ async def _failed_say_why(
 
 
 async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
-    async with http.get(url, auth=aiohttp.BasicAuth(USER, PASSWORD)) as response:
+    authorization = aiohttp.encode_basic_auth(USER, PASSWORD)
+    async with http.get(url, headers={"Authorization": authorization}) as response:
         if response.status != 200:
             return None
         document: dict[str, Any] = json.loads(await response.read())

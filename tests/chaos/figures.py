@@ -51,6 +51,7 @@ def _percentiles(attempts: list[Attempt]) -> dict[str, float | int]:
 
 def _cause(retry: str) -> str:
     """A retry's cause without the URL or numbers that make each one unique."""
+    retry = re.sub(r"^[\w.-]+\.(whl|tar\.gz): ", "FILE: ", retry)
     return re.sub(r"\d+(\.\d+)?s", "Ns", re.sub(r"https?://\S+", "URL", retry))[:100]
 
 
