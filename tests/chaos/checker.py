@@ -28,14 +28,29 @@ class Verdict:
     files_lost: int = 0
     files_duplicated: int = 0
     files_foreign: int = 0
-    sessions_seen: int = 0
+    sessions_seen: int = 0  # session records when the leases were checked
+    objects_seen: int = 0  # objects under the prefix when the bucket was checked
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": not self.violations}
 
 
-async def check(cluster: Cluster, history: list[Attempt], retention: float) -> Verdict:
-    verdict = Verdict()
+async def check_leases(cluster: Cluster, verdict: Verdict) -> None:
+    """Once leases had time to lapse and be taken over, before the retention purges the
+    ended sessions: no session is stuck in ``processing`` past its publish lease."""
+    async with _s3(cluster) as client:
+        sessions, _ = await _sessions(client, cluster.prefix + "/")
+    verdict.sessions_seen = len(sessions)
+    now = datetime.now(UTC)
+    for sid, session in sessions.items():
+        lease = session.publish.lease_until if session.publish else None
+        if session.status.value == "processing" and lease is not None and lease < now:
+            verdict.violations.append(f"session {sid[:8]} stuck in processing since {lease}")
+
+
+async def check(
+    cluster: Cluster, history: list[Attempt], retention: float, verdict: Verdict
+) -> Verdict:
     async with aiohttp.ClientSession() as http:
         await _index(http, cluster, history, verdict)
         await _failed_say_why(http, cluster, history, verdict)
@@ -140,25 +155,24 @@ async def _audit(
             )
 
 
-async def _bucket(cluster: Cluster, retention: float, verdict: Verdict) -> None:
-    """No session stuck in ``processing`` past its lease; no staged object whose session ended
-    longer ago than the retention (and a sweep); the bucket checker finds nothing."""
-    prefix = cluster.prefix + "/"
-    async with get_session().create_client(
+def _s3(cluster: Cluster) -> Any:
+    return get_session().create_client(
         "s3",
         endpoint_url=cluster.seaweed.s3_url,
         region_name="us-east-1",
         aws_access_key_id="cluster",
         aws_secret_access_key="cluster-secret",
-    ) as client:
+    )
+
+
+async def _bucket(cluster: Cluster, retention: float, verdict: Verdict) -> None:
+    """No staged object whose session ended longer ago than the retention (and a sweep);
+    the bucket checker finds nothing."""
+    prefix = cluster.prefix + "/"
+    async with _s3(cluster) as client:
         sessions, data = await _sessions(client, prefix)
-        verdict.sessions_seen = len(sessions)
-        now = datetime.now(UTC)
-        for sid, session in sessions.items():
-            lease = session.publish.lease_until if session.publish else None
-            if session.status.value == "processing" and lease is not None and lease < now:
-                verdict.violations.append(f"session {sid[:8]} stuck in processing since {lease}")
-        horizon = now - timedelta(seconds=retention)
+        verdict.objects_seen = await _count(client, prefix)
+        horizon = datetime.now(UTC) - timedelta(seconds=retention)
         for sid in sorted(data):
             session = sessions.get(sid)
             ended = session.ended_at if session else None
@@ -186,3 +200,12 @@ async def _sessions(client: Any, prefix: str) -> tuple[dict[str, PublishingSessi
             elif "/" in rest:
                 data[rest.split("/", 1)[0]] += 1
     return sessions, data
+
+
+async def _count(client: Any, prefix: str) -> int:
+    count = 0
+    async for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=BUCKET, Prefix=prefix
+    ):
+        count += len(page.get("Contents", []))
+    return count

@@ -11,6 +11,7 @@ from typing import Any
 from tests.chaos.nemesis import Event
 from tests.chaos.workload import Attempt
 
+RESTARTS = ("rolling-restart", "kill-replica")
 AFTERMATH = 10.0  # seconds after an event still counted as "during" it (leases, back-off)
 ACCESS = re.compile(r'^(?P<at>[\d.]+) \S+ "(?P<request>[^"]*)" (?P<status>\d{3}) ')
 
@@ -19,6 +20,8 @@ def figures(history: list[Attempt], events: list[Event], access_log: Path) -> di
     published = [a for a in history if a.status == "published"]
     during = [a for a in published if _disrupted(a, events)]
     calm = [a for a in published if not _disrupted(a, events)]
+    restarts = [e for e in events if e.kind in RESTARTS]
+    restarted = [a for a in published if _disrupted(a, restarts)]
     answers = _access(access_log)
     return {
         "releases_attempted": len(history),
@@ -29,6 +32,10 @@ def figures(history: list[Attempt], events: list[Event], access_log: Path) -> di
         "client_5xx_after_retries": sum(1 for a in history if _status(a) >= 500),
         "publish_seconds_calm": _percentiles(calm),
         "publish_seconds_during_faults": _percentiles(during),
+        "publish_seconds_during_restarts": _percentiles(restarted),
+        "publish_seconds_without_restarts": _percentiles(
+            [a for a in published if a not in restarted]
+        ),
         "pip_installs_from_stage": dict(Counter(a.pip for a in history if a.pip)),
         "lb_answers_by_status": dict(sorted(Counter(s for _, s in answers).items())),
         "volume_loss": [

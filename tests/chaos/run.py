@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.checker import check
+from tests.chaos.checker import Verdict, check, check_leases
 from tests.chaos.figures import figures
 from tests.chaos.nemesis import KINDS, Nemesis
 from tests.chaos.workload import Workload
@@ -66,10 +66,13 @@ async def run_chaos(config: ChaosConfig) -> Report:
         finally:
             events = await faults
         loaded = time.monotonic()
-        # Leases lapse and are taken over, then the sweep frees what ended sessions held once
-        # their retention is over.
-        await asyncio.sleep(config.retention + 3 * 2 + 5)
-        verdict = await check(cluster, history, config.retention + 10)
+        # Leases lapse (5 s) and are taken over by a sweep (every 2 s); then the sweep frees
+        # what ended sessions held once their retention is over.
+        verdict = Verdict()
+        await asyncio.sleep(5 + 3 * 2)
+        await check_leases(cluster, verdict)
+        await asyncio.sleep(config.retention)
+        await check(cluster, history, config.retention + 10, verdict)
         return Report(
             config={**config.__dict__, "workdir": str(config.workdir), "drain": DRAIN_TIMEOUT},
             history=[a.as_dict() for a in history],

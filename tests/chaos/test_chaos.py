@@ -29,6 +29,7 @@ async def test_nothing_is_lost_through_a_rolling_restart_and_a_kill(tmp_path: Pa
     kinds = sorted(event["kind"] for event in report.events)
     assert {"kill-replica", "rolling-restart"} <= set(kinds), kinds
     assert report.verdict["violations"] == [], json.dumps(report.verdict, indent=2)
+    assert report.verdict["objects_seen"] > 0, "the bucket checks looked at nothing"
     assert report.figures["releases_failed"] == 0, [
         (a["project"], a["version"], a["error"], a["stderr"][-1500:])
         for a in report.history
