@@ -61,17 +61,18 @@ async def run_chaos(config: ChaosConfig) -> Report:
             cluster.api, USER, PASSWORD, config.workdir, config.publishers, config.seed
         )
         faults = asyncio.create_task(asyncio.to_thread(nemesis.run, until))
+        verdict = Verdict()
         try:
             history = await workload.run(until)
+            # Leases lapse (5 s) and are taken over by a sweep (every 2 s); checked before
+            # the retention purges the sessions the last releases ended.
+            await asyncio.sleep(5 + 3 * 2)
+            await check_leases(cluster, verdict)
         finally:
             events = await faults
         loaded = time.monotonic()
-        # Leases lapse (5 s) and are taken over by a sweep (every 2 s); then the sweep frees
-        # what ended sessions held once their retention is over.
-        verdict = Verdict()
-        await asyncio.sleep(5 + 3 * 2)
-        await check_leases(cluster, verdict)
-        await asyncio.sleep(config.retention)
+        # The sweep frees what ended sessions held once their retention is over.
+        await asyncio.sleep(config.retention + 5)
         await check(cluster, history, config.retention + 10, verdict)
         return Report(
             config={**config.__dict__, "workdir": str(config.workdir), "drain": DRAIN_TIMEOUT},

@@ -22,7 +22,7 @@ async def test_nothing_is_lost_through_a_rolling_restart_and_a_kill(tmp_path: Pa
         seed=27,
         kinds=("rolling-restart", "kill-replica"),
         gap=(8.0, 8.0),
-        retention=5,
+        retention=15,  # the lease check, 11 s after the last release, still sees its session
     )
     report = await run_chaos(config)
     report.write(tmp_path / "report.json")
@@ -30,6 +30,7 @@ async def test_nothing_is_lost_through_a_rolling_restart_and_a_kill(tmp_path: Pa
     assert {"kill-replica", "rolling-restart"} <= set(kinds), kinds
     assert report.verdict["violations"] == [], json.dumps(report.verdict, indent=2)
     assert report.verdict["objects_seen"] > 0, "the bucket checks looked at nothing"
+    assert report.verdict["sessions_seen"] > 0, "the lease check looked at nothing"
     assert report.figures["releases_failed"] == 0, [
         (a["project"], a["version"], a["error"], a["stderr"][-1500:])
         for a in report.history
