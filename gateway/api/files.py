@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
@@ -17,8 +18,10 @@ from gateway.api.bodies import (
     validation_errors,
 )
 from gateway.api.context import services
+from gateway.api.errors import problem_for
 from gateway.api.render import file_body, upload_json
 from gateway.api.sessions import load_authorized_session
+from gateway.domain.errors import DomainError
 from gateway.domain.records import FileUpload, PublishingSession
 from gateway.domain.states import FileState
 from gateway.protocol import audit
@@ -60,7 +63,17 @@ async def create_file(request: web.Request) -> web.Response:
     svc = services(request)
     session = await load_authorized_session(request)
     body = await read_request(request, FileCreateRequest, svc.settings.uploads.max_json_body)
-    upload = await svc.files.create(session, body)
+    try:
+        upload = await svc.files.create(session, body)
+    except DomainError as refused:
+        if refused.existing is None:
+            raise
+        # The same file declared again while its upload is pending: a retry whose first
+        # answer was lost, possibly through another replica. Location names the upload to
+        # carry on with, as a session create's 409 does (R-W12).
+        problem = problem_for(refused)
+        location = svc.urls.file(session.id, refused.existing)
+        raise replace(problem, headers={**problem.headers, "Location": location}) from None
     return await _render(request, upload, session, status=202, location=True)
 
 

@@ -87,8 +87,11 @@ class Transport:
         max_poll_interval: float,
         request_timeout: float,
         read_timeout: float,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self._authorization = authorization
+        # Told, in a sentence, each request retried and why (the CLI prints it).
+        self.on_retry = on_retry or (lambda _: None)
         self._origin = URL(api_url).origin()
         self._http = http
         self._owns_http = http is None
@@ -123,11 +126,14 @@ class Transport:
             except CONNECTION_ERRORS as exc:
                 if attempt >= self.retry.retries:
                     raise TransportError(f"{method} {url}: {describe(exc)}") from exc
+                cause = describe(exc)
             else:
                 if answer.status < 500 or answer.status == 501 or attempt >= self.retry.retries:
                     return answer
                 delay = min(retry_after(answer.headers) or delay, self.retry.max_delay)
+                cause = f"HTTP {answer.status}"
             attempt += 1
+            self.on_retry(f"retrying {method} {url} in {delay:.1f}s ({cause})")
             if body is not None and body.on_retry is not None:
                 body.on_retry()
             await asyncio.sleep(delay)

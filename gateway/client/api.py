@@ -102,6 +102,7 @@ class UploadClient:
         request_timeout: float = 120.0,
         read_timeout: float = 600.0,
         resumable_above: int = RESUMABLE_ABOVE,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.api_url = api_url
         self.resumable_above = resumable_above
@@ -113,6 +114,7 @@ class UploadClient:
             max_poll_interval=max_poll_interval,
             request_timeout=request_timeout,
             read_timeout=read_timeout,
+            on_retry=on_retry,
         )
 
     async def __aenter__(self) -> UploadClient:
@@ -176,10 +178,12 @@ class UploadClient:
         raises :class:`OperationFailed` when the publish resolves to ``error``.
         """
         answer = await self._post(session.response.links.publish, {})
-        result = SessionView.read(answer, 201, 202)
-        if answer.status == 201 or not wait:
+        result, url = await self._published_already(answer, session)
+        if result is None:
+            result = SessionView.read(answer, 201, 202)
+            url = urljoin(answer.url, answer.headers.get("Location") or result.url)
+        if result.status == "published" or not wait:
             return result
-        url = urljoin(answer.url, answer.headers.get("Location") or result.url)
         final = await self.wait_session(
             url, first_delay=retry_after(answer.headers), max_wait=max_wait
         )
@@ -188,6 +192,21 @@ class UploadClient:
                 f"publishing ended in {final.status!r}", final.status, final.notices
             )
         return final
+
+    async def _published_already(
+        self, answer: Answer, session: SessionView
+    ) -> tuple[SessionView | None, str]:
+        """A publish refused with ``409`` because an earlier attempt, whose answer was lost,
+        went through (R-W12): the session, then ``processing`` or ``published``, shows it."""
+        if answer.status != 409:
+            return None, session.url
+        current = await self.get_session(session.url)
+        if current.status not in ("processing", "published"):
+            return None, session.url
+        self._transport.on_retry(
+            f"publish: an earlier attempt went through; the session is {current.status}"
+        )
+        return current, current.url
 
     async def wait_session(
         self, url: str, *, first_delay: float | None = None, max_wait: float | None = None
@@ -231,6 +250,12 @@ class UploadClient:
         answer = await self._post(
             session.response.links.upload, {**document, "mechanism": mechanism}
         )
+        location = answer.headers.get("Location")
+        if answer.status == 409 and location:
+            # The server points at a pending upload declared just like this one: this
+            # create's own first attempt, whose answer was lost (R-W12). Carry on with it.
+            self._transport.on_retry(f"{filename}: the create had gone through; continuing")
+            return await self.get_file(urljoin(answer.url, location), filename)
         return FileUploadView.read(answer, filename, 202)
 
     async def get_file(self, url: str, filename: str = "") -> FileUploadView:

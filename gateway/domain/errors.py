@@ -40,6 +40,9 @@ class DomainError(Exception):
     errors: list[Pointer] = field(default_factory=list)
     retry_after: int | None = None  # seconds after which the same request may succeed
     offset: int | None = None  # a resumable upload's durable offset, to resume from
+    # The id of the existing resource a conflict is about, when the caller may use it
+    # instead (a retried create whose first answer was lost: the API answers its Location).
+    existing: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)

@@ -198,12 +198,15 @@ class FileService:
                 FileState.PROCESSING,
                 FileState.ERROR,
             ):
-                raise conflict(
+                refused = conflict(
                     "file-in-progress",
                     f"{upload.filename} already has a {previous.status.value} upload in this "
                     "session; delete it first",
                     "filename",
                 )
+                if _same_declaration(previous, upload):
+                    refused.existing = previous.id
+                raise refused
             replaced[:] = [] if previous is None else [previous]
             return True
 
@@ -446,6 +449,12 @@ class FileService:
         require(session, SessionEvent.EDIT_FILES)
         found = await self._current_versioned(session, fid)
         upload = found.value
+        if upload.status in (FileState.COMPLETED, FileState.PROCESSING):
+            # Completed already: a retry whose first answer was lost, maybe sent through
+            # another replica (R-W12), is answered with what the first attempt did. It may
+            # also retry one that died between the record and its summary entry.
+            await self._session_files.repair(upload)
+            return upload, upload.status == FileState.COMPLETED
         await self._allow(upload, FileEvent.COMPLETE_NOW)
         await self._close_transfer(session, upload)
         if defer and upload.size > self._settings.defer_validation_above:
@@ -615,3 +624,15 @@ def _refuse_other_path(session: PublishingSession) -> None:
             "upload its files there, or publish or cancel that session first.",
             "filename",
         )
+
+
+def _same_declaration(previous: FileUpload, upload: FileUpload) -> bool:
+    """Whether ``upload`` declares what the pending ``previous`` did: then the create is most
+    likely a retry whose first answer was lost (R-W12), and the caller may carry on with
+    ``previous`` (the API points at it with ``Location``) instead of deleting it."""
+    return (
+        previous.status == FileState.PENDING
+        and previous.size == upload.size
+        and previous.hashes == upload.hashes
+        and previous.mechanism == upload.mechanism
+    )

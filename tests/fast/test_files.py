@@ -70,6 +70,8 @@ async def test_one_upload_per_filename_until_completed(
     with pytest.raises(DomainError) as refused:
         await stack.files.create(session, file_request(wheel))
     assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "file-in-progress")
+    # Declared just as the pending one: a retry whose answer was lost may carry on with it.
+    assert refused.value.existing == pending.id
     await stack.files.receive(session, pending.id, chunks(wheel.read_bytes()), None)
     await stack.files.complete(session, pending.id)
     replacement = await stack.files.create(session, file_request(wheel))
@@ -191,3 +193,15 @@ async def test_a_small_file_naming_another_project_is_refused_at_completion(
     with pytest.raises(DomainError) as refused:
         await stack.files.complete(session, created.id)
     assert (refused.value.kind, refused.value.slug) == (Kind.INVALID, "invalid-distribution")
+
+
+async def test_a_complete_retried_after_its_answer_was_lost_answers_the_same(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-W12
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    upload = await stack.files.create(session, file_request(wheel))
+    await stack.files.receive(session, upload.id, chunks(wheel.read_bytes()), None)
+    first, done = await stack.files.complete(session, upload.id)
+    again, done_again = await stack.files.complete(session, upload.id)
+    assert (done, done_again) == (True, True)
+    assert again.status == first.status == FileState.COMPLETED

@@ -56,6 +56,14 @@ def test_standalone_is_highly_available() -> None:
     docs = {d["kind"]: d for d in documents(DEPLOY / "kubernetes" / "standalone")}
     assert docs["Deployment"]["spec"]["replicas"] >= 2
     assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+    # R-W12: the pod keeps serving while load balancers forget it, then drains within grace.
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    gateway = next(c for c in pod["containers"] if c["name"] == "gateway")
+    pre_stop = gateway["lifecycle"]["preStop"]["sleep"]["seconds"]
+    config = tomllib.loads(docs["ConfigMap"]["data"]["gateway.toml"])
+    drain = Settings(**config).server.drain_timeout
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + 5
+    assert docs["Deployment"]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_dockerfile_passes_hadolint() -> None:

@@ -75,7 +75,10 @@ class PublishRun:
         self.releases = releases
         self.protocol: str = self.args.protocol
         self.client = UploadClient(
-            credentials.repository_url, authorization=credentials.authorization, http=http
+            credentials.repository_url,
+            authorization=credentials.authorization,
+            http=http,
+            on_retry=self.reporter.warn,  # every retry said, as a warning
         )
         self.state = context.state
         self.output = PublishReport(self.args, self.reporter, credentials)

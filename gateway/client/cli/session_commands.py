@@ -36,6 +36,7 @@ async def session_command(context: Context) -> int:
             record.repository_url if record is not None else session_url,
             authorization=credentials.authorization,
             http=http,
+            on_retry=context.reporter.warn,
         )
         lid = record.id if record is not None else local_id(session_url)
         try:
