@@ -15,6 +15,7 @@ from gateway.api.middleware import draining, negotiation, problems, request_cont
 from gateway.api.urls import Urls
 from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
+from gateway.gates.wiring import attestation_gate
 from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
@@ -162,6 +163,7 @@ def _services(
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
     stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
+    gates = attestation_gate(settings.policy, journal)
     return Services(
         settings=settings,
         urls=Urls(settings.server.public_base_url, settings.server.api_root),
@@ -173,10 +175,11 @@ def _services(
         names=core.names,
         stage=stage,
         preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
-        legacy_staging=LegacyStaging(core.sessions, core.files, core.names),
+        legacy_staging=LegacyStaging(core.sessions, core.files, core.names, gates),
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
+        gates=gates,
     )
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.gates.service import AttestationGate
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
 from gateway.services.audit import AuditTrail
@@ -37,6 +38,7 @@ class Services:
     mechanisms: list[str]
     legacy_staging: LegacyStaging
     audit: AuditTrail
+    gates: AttestationGate
 
 
 SERVICES = web.AppKey("services", Services)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
@@ -126,8 +127,12 @@ async def attach_attestations(request: web.Request) -> web.Response:
         ) from None
     if not attestations:
         raise Problem(400, "invalid-attestation", "At least one attestation is required.")
+    fid = request.match_info["fid"]
+    target = await svc.files.get(session.id, fid)
+    sha256 = target.hashes.get("sha256")
+    await svc.gates.check(session, target.filename, sha256, cast(list[Any], payload))
     document = json.dumps(payload, separators=(",", ":")).encode()
-    upload = await svc.files.attach_attestations(session, request.match_info["fid"], document)
+    upload = await svc.files.attach_attestations(session, fid, document)
     return await _render(request, upload, session)
 
 

@@ -12,14 +12,18 @@ body cut short leaves nothing behind. Answers are for legacy clients: ``200`` wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.access import authenticate, authorize
 from gateway.api.context import services
 from gateway.api.middleware import problem_response
 from gateway.api.urls import Urls
+from gateway.protocol.models import Attestation
 from gateway.protocol.problems import ErrorItem, Problem, bad_request
 from gateway.services.legacy_staging import DIGEST_FIELDS, StagedForm
 from gateway.services.sessions import normalize_release
@@ -27,6 +31,7 @@ from gateway.sessions.records import FileUpload, PublishingSession
 
 STAGE_ROUTE = "legacy:stage"
 _TRUE = ("true", "1")
+_ATTESTATIONS = TypeAdapter(list[Attestation])
 _REASON_CHARS = 300  # a status line is no place for an essay
 
 
@@ -71,7 +76,32 @@ def staged_form(fields: dict[str, str], filename: str | None) -> StagedForm:
         for field, algorithm in DIGEST_FIELDS.items()
         if fields.get(field, "").strip()
     }
-    return StagedForm(fields["name"].strip(), fields["version"].strip(), filename, hashes)
+    return StagedForm(
+        fields["name"].strip(),
+        fields["version"].strip(),
+        filename,
+        hashes,
+        _attestations(fields.get("attestations")),
+    )
+
+
+def _attestations(field: str | None) -> list[Any] | None:
+    """The form's ``attestations``: a JSON array of PEP 740 attestations, checked for shape
+    here and verified against the file by the attestation gate."""
+    if field is None or not field.strip():
+        return None
+    try:
+        parsed = json.loads(field)
+        _ATTESTATIONS.validate_python(parsed)
+    except (ValueError, ValidationError):
+        raise bad_request(
+            "invalid-attestation",
+            "The form's attestations field is not a JSON array of PEP 740 attestations.",
+            "attestations",
+        ) from None
+    if not parsed:
+        return None
+    return cast(list[Any], parsed)
 
 
 def staged_message(urls: Urls, session: PublishingSession, upload: FileUpload) -> str:

@@ -12,9 +12,12 @@ never joined (409): a release is assembled by one path only.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
+from gateway.gates.service import AttestationGate
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
@@ -37,13 +40,21 @@ class StagedForm:
     version: str
     filename: str
     hashes: dict[str, str]  # ingest algorithm name → lowercase hex digest, as declared
+    attestations: list[Any] | None = None  # the form's PEP 740 ``attestations``, parsed
 
 
 class LegacyStaging:
-    def __init__(self, sessions: SessionService, files: FileService, names: NameRegistry):
+    def __init__(
+        self,
+        sessions: SessionService,
+        files: FileService,
+        names: NameRegistry,
+        gate: AttestationGate,
+    ):
         self._sessions = sessions
         self._files = files
         self._names = names
+        self._gate = gate
 
     async def stage(
         self, principal_id: str, form: StagedForm, chunks: AsyncIterator[bytes | memoryview]
@@ -54,6 +65,7 @@ class LegacyStaging:
         session = await self.session_for(form.name, form.version, principal_id)
         upload = await self._files.receive_unsized(session, form.filename, form.hashes, chunks)
         try:
+            await self._attach(session, upload, form)
             upload, _ = await self._files.complete(session, upload.id, defer=False)
             await self._files.claim(session, upload)  # only now: replaces an earlier one
         except BaseException:
@@ -61,6 +73,16 @@ class LegacyStaging:
                 await self._files.delete(await self._sessions.get(session.id), upload.id)
             raise
         return await self._sessions.get(session.id), upload
+
+    async def _attach(
+        self, session: PublishingSession, upload: FileUpload, form: StagedForm
+    ) -> None:
+        """Verified against the declared sha256 before completion checks the bytes have it."""
+        if form.attestations is None:
+            return
+        await self._gate.check(session, form.filename, form.hashes.get("sha256"), form.attestations)
+        document = json.dumps(form.attestations, separators=(",", ":")).encode()
+        await self._files.attach_attestations(session, upload.id, document)
 
     async def session_for(self, name: str, version: str, principal_id: str) -> PublishingSession:
         """The release's legacy-created session, created now if there is none (reserving a
