@@ -1,0 +1,186 @@
+"""Release gates (R-W11) against real SeaweedFS and pypiserver, with real PEP 740
+attestations (tests/assets/attestations) verified offline: a good attestation is kept, a bad
+one is refused with its reason and nothing of it is stored, through Upload 2.0 and through a
+staged legacy upload by uv."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.api.context import SERVICES
+from gateway.app import create_app
+from gateway.protocol.legacy_upload_form import encode_attestations
+from gateway.settings import Settings
+from gateway.store import keys
+from tests.attestation_assets import (
+    OTHER_FILE,
+    PROJECT,
+    REPOSITORY,
+    SDIST,
+    VERSION,
+    WORKFLOW,
+    attestation,
+)
+from tests.conftest import ALICE
+from tests.integration.conftest import Api, problem
+from tests.integration.test_staged_legacy import legacy_form, post_form, stage_url
+
+GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
+
+
+def policy(**publisher: str) -> dict[str, object]:
+    """A policy for pypi-attestations accepting one publisher (the real one by default)."""
+    return {
+        "projects": [
+            {
+                "match": PROJECT,
+                "require_attestations": True,
+                "publishers": [{**GOOD_PUBLISHER, **publisher}],
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def gated(aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
+    async def start(**publisher: str) -> Api:
+        settings: Settings = make_settings(policy=policy(**publisher))
+        client: TestClient = await aiohttp_client(create_app(settings, run_sweeper=False))
+        return Api(client, settings, ALICE.authorization)
+
+    return start
+
+
+async def attach(api: Api, data: bytes, documents: list[Any]) -> tuple[dict[str, Any], Any]:
+    session = await api.create_session(PROJECT, VERSION)
+    file = await api.create_file(session, SDIST.name, data)
+    response = await api.client.post(
+        api.path(file["mechanism"]["attestations_url"]),
+        json=documents,
+        headers=api.headers(**{"Content-Type": "application/json"}),
+    )
+    return file, response
+
+
+async def stored_attestations(api: Api, file: dict[str, Any]) -> bytes | None:
+    return await api.client.app[SERVICES].files._blobs.get(keys.attestations(*_ids(file)))
+
+
+def _ids(file: dict[str, Any]) -> tuple[str, str]:
+    sid, fid = file["links"]["file-upload-session"].rsplit("/", 3)[1::2]
+    return sid, fid
+
+
+async def test_the_real_attestation_is_verified_and_kept(gated) -> None:  # type: ignore[no-untyped-def]
+    api = await gated()
+    data = SDIST.read_bytes()
+    file, response = await attach(api, data, [attestation()])
+    assert response.status == 200, await response.text()
+    assert await stored_attestations(api, file) is not None
+    upload = await api.client.app[SERVICES].files.get(*_ids(file))
+    assert upload.has_attestations
+    assert (await api.send_bytes(file, data)).status == 200
+    response = await api.complete(file)
+    assert response.status == 201, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("publisher", "fragment"),
+    [
+        ({"repository": "acme/widgets"}, "accepts only: GitHub acme/widgets workflow release.yml"),
+        ({"workflow": "ci.yml"}, f"accepts only: GitHub {REPOSITORY} workflow ci.yml"),
+    ],
+)
+async def test_another_publisher_in_the_policy_is_refused(  # type: ignore[no-untyped-def]
+    gated, publisher: dict[str, str], fragment: str
+) -> None:
+    api = await gated(**publisher)
+    file, response = await attach(api, SDIST.read_bytes(), [attestation()])
+    document = await problem(response, 400)
+    assert document["type"].endswith("invalid-attestation")
+    assert f"publisher: signed by GitHub {REPOSITORY} workflow {WORKFLOW}" in document["detail"]
+    assert fragment in document["detail"]
+    assert document["errors"][0]["source"] == "attestations[0]"
+    assert await stored_attestations(api, file) is None
+
+
+async def test_a_tampered_file_is_refused_by_digest(gated) -> None:  # type: ignore[no-untyped-def]
+    api = await gated()
+    tampered = bytearray(SDIST.read_bytes())
+    tampered[-1] ^= 1
+    file, response = await attach(api, bytes(tampered), [attestation()])
+    document = await problem(response, 400)
+    assert "refused: digest: the attested sha256 is not the file's" in document["detail"]
+    assert await stored_attestations(api, file) is None
+
+
+async def test_another_files_attestation_is_refused_by_subject_name(gated) -> None:  # type: ignore[no-untyped-def]
+    api = await gated()
+    file, response = await attach(api, SDIST.read_bytes(), [attestation(OTHER_FILE)])
+    document = await problem(response, 400)
+    assert f"refused: subject name: the attestation is for '{OTHER_FILE}'" in document["detail"]
+    assert await stored_attestations(api, file) is None
+
+
+async def test_an_attestation_needs_the_declared_sha256(gated) -> None:  # type: ignore[no-untyped-def]
+    api = await gated()
+    data = SDIST.read_bytes()
+    session = await api.create_session(PROJECT, VERSION)
+    file = await api.create_file(
+        session, SDIST.name, data, hashes={"sha512": hashlib.sha512(data).hexdigest()}
+    )
+    response = await api.client.post(
+        api.path(file["mechanism"]["attestations_url"]),
+        json=[attestation()],
+        headers=api.headers(**{"Content-Type": "application/json"}),
+    )
+    document = await problem(response, 400)
+    assert document["errors"][0]["source"] == "hashes.sha256"
+
+
+async def stage_with_attestation(live: Api) -> Any:
+    """A staged legacy upload framed as twine frames it with ``--attestations`` (the
+    ``attestations`` field before the file). uv 0.13 sends no attestations to a custom
+    index, and twine refuses ``--attestations`` for one (twine#1099)."""
+    fields = legacy_form(PROJECT, VERSION, SDIST)
+    fields.append(("attestations", encode_attestations([attestation()])))
+    return await post_form(stage_url(live), fields, SDIST)
+
+
+async def test_a_staged_legacy_upload_keeps_its_verified_attestation(live) -> None:  # type: ignore[no-untyped-def]
+    response = await stage_with_attestation(live)
+    assert response.status == 200, response.reason
+    services = live.client.server.app[SERVICES]
+    [session] = [s async for s in _sessions(services, PROJECT)]
+    [upload] = await services.sessions.files(session.id)
+    assert upload.has_attestations
+    assert upload.status == "completed"
+
+
+async def test_a_staged_legacy_upload_with_a_bad_attestation_is_refused(  # type: ignore[no-untyped-def]
+    live_gateway,
+) -> None:
+    live: Api = await live_gateway(policy=policy(repository="acme/widgets"))
+    response = await stage_with_attestation(live)
+    assert response.status == 400
+    assert "The attestation for pypi_attestations-0.0.19.tar.gz was refused: publisher" in (
+        response.reason or ""
+    )
+    services = live.client.server.app[SERVICES]
+    for session in [s async for s in _sessions(services, PROJECT)]:
+        for upload in await services.sessions.files(session.id):
+            assert upload.status == "canceled"  # the refused file is discarded
+            assert not upload.has_attestations
+            stored = await services.files._blobs.get(keys.attestations(session.id, upload.id))
+            assert stored is None
+
+
+async def _sessions(services: Any, project: str) -> Any:
+    async for sid in services.sessions.session_ids():
+        session = await services.sessions.find(sid)
+        if session is not None and session.name == project:
+            yield session
