@@ -15,7 +15,6 @@ from gateway.api.middleware import draining, negotiation, problems, request_cont
 from gateway.api.urls import Urls
 from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
-from gateway.gates.wiring import attestation_gate
 from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
@@ -163,7 +162,7 @@ def _services(
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
     stage = StageService(core.sessions, blobs, client, s3.bucket, s3.prefix)
-    gates = attestation_gate(settings.policy, journal)
+    gates = core.gates.attestations
     return Services(
         settings=settings,
         urls=Urls(settings.server.public_base_url, settings.server.api_root),

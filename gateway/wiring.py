@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.gates.wiring import Gates, build_gates
 from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
@@ -35,6 +36,7 @@ class Core:
     worker: PublishWorker
     publisher: Publisher
     sweeper: Sweeper
+    gates: Gates
 
 
 def wire(
@@ -73,7 +75,10 @@ def wire(
         settings.publish,
         files.add_notice,
     )
-    publisher = Publisher(sessions, names, backend, journals, worker, settings.publish)
+    gates = build_gates(settings.policy, blobs, audit)
+    publisher = Publisher(
+        sessions, names, backend, journals, worker, settings.publish, gates.publish
+    )
     sessions.before_expiry = audit.session_expired  # recorded before the expiry is
     sweeper = Sweeper(sessions, files, publisher, records, settings.sessions.sweep_interval)
     files.audit = worker.audit = sweeper.audit = audit
@@ -87,4 +92,5 @@ def wire(
         worker=worker,
         publisher=publisher,
         sweeper=sweeper,
+        gates=gates,
     )

@@ -8,6 +8,7 @@ from typing import Any, cast
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.api.access import authenticate, authorize
 from gateway.api.audit import recorded
 from gateway.api.bodies import (
     body_chunks,
@@ -110,9 +111,11 @@ async def receive_bytes(request: web.Request) -> web.Response:
 
 
 async def attach_attestations(request: web.Request) -> web.Response:
-    """PEP 740 attestations for the file, before completion (R-F9)."""
+    """PEP 740 attestations for the file, before completion (R-F9), verified (R-W11)."""
     svc = services(request)
-    session = await load_authorized_session(request)
+    principal = await authenticate(request)  # its OIDC claims, if any, must match (R-W11)
+    session = await svc.sessions.get(request.match_info["sid"])
+    authorize(principal, session.name)
     require_content_type(request, "application/json")
     raw = await read_bounded(request, svc.settings.uploads.max_attestations_body)
     payload = parse_json(raw)
@@ -130,7 +133,8 @@ async def attach_attestations(request: web.Request) -> web.Response:
     fid = request.match_info["fid"]
     target = await svc.files.get(session.id, fid)
     sha256 = target.hashes.get("sha256")
-    await svc.gates.check(session, target.filename, sha256, cast(list[Any], payload))
+    documents = cast(list[Any], payload)
+    await svc.gates.check(session, target.filename, sha256, documents, dict(principal.claims))
     document = json.dumps(payload, separators=(",", ":")).encode()
     upload = await svc.files.attach_attestations(session, fid, document)
     return await _render(request, upload, session)

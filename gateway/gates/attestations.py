@@ -42,6 +42,7 @@ class Reason(StrEnum):
     SUBJECT_NAME = "subject name"
     DIGEST = "digest"
     PREDICATE_TYPE = "predicate type"
+    TOKEN_IDENTITY = "token identity"
 
 
 class AttestationRefused(Exception):

@@ -7,6 +7,8 @@ import fnmatch
 
 from packaging.utils import canonicalize_name
 
+from gateway.gates.attestations import AttestationRefused, Reason, Verified
+from gateway.gates.publishers import describe, matches
 from gateway.settings import PolicySettings, ProjectPolicySettings
 
 
@@ -21,3 +23,19 @@ class ProjectPolicies:
             if fnmatch.fnmatchcase(normalized, pattern):
                 return policy
         return None
+
+
+def refuse_unlisted(
+    project: str, policy: ProjectPolicySettings | None, verified: list[Verified]
+) -> None:
+    """Every attestation must come from a publisher the project's policy lists (if any)."""
+    if policy is None or not policy.publishers:
+        return
+    for index, one in enumerate(verified):
+        if not any(matches(one.publisher, wanted) for wanted in policy.publishers):
+            allowed = "; ".join(describe(wanted) for wanted in policy.publishers)
+            raise AttestationRefused(
+                index,
+                Reason.PUBLISHER,
+                f"signed by {describe(one.publisher)}, but {project} accepts only: {allowed}",
+            )

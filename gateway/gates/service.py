@@ -4,11 +4,13 @@ nothing stored (R-W11). Each decision is an audit event."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.gates.attestations import AttestationRefused, AttestationVerifier, Reason, Verified
-from gateway.gates.policy import ProjectPolicies
-from gateway.gates.publishers import describe, matches
+from gateway.gates.identity import environment_mismatch, token_mismatch
+from gateway.gates.policy import ProjectPolicies, refuse_unlisted
+from gateway.gates.publishers import describe
 from gateway.protocol.audit import AuditFile
 from gateway.services.audit import NO_AUDIT, AuditTrail
 from gateway.sessions.errors import DomainError, Kind, Pointer
@@ -35,9 +37,12 @@ class AttestationGate:
         filename: str,
         sha256: str | None,
         documents: list[Any],
+        claims: Mapping[str, str] | None = None,
     ) -> list[Verified]:
         """The attestations verified for the file and allowed by the project's policy, or a
-        400 ``invalid-attestation`` saying why (the file's sha256 must be known)."""
+        400 ``invalid-attestation`` saying why (the file's sha256 must be known). ``claims``:
+        the uploader's OIDC token claims, when it used trusted publishing."""
+        claims = claims or {}
         if sha256 is None:
             raise DomainError(
                 Kind.INVALID,
@@ -48,7 +53,7 @@ class AttestationGate:
             )
         try:
             verified = await asyncio.to_thread(self._verifier.verify, documents, filename, sha256)
-            self._check_publishers(session.name, verified)
+            self._check_identity(session.name, verified, claims)
         except AttestationRefused as refused:
             await self._record(session, filename, sha256, refused.reason.value, str(refused))
             raise _problem(filename, refused) from None
@@ -56,18 +61,18 @@ class AttestationGate:
         await self._record(session, filename, sha256, None, f"publisher: {publishers}")
         return verified
 
-    def _check_publishers(self, project: str, verified: list[Verified]) -> None:
+    def _check_identity(
+        self, project: str, verified: list[Verified], claims: Mapping[str, str]
+    ) -> None:
         policy = self._policies.for_project(project)
-        if policy is None or not policy.publishers:
-            return
+        refuse_unlisted(project, policy, verified)
         for index, one in enumerate(verified):
-            if not any(matches(one.publisher, wanted) for wanted in policy.publishers):
-                allowed = "; ".join(describe(wanted) for wanted in policy.publishers)
-                raise AttestationRefused(
-                    index,
-                    Reason.PUBLISHER,
-                    f"signed by {describe(one.publisher)}, but {project} accepts only: {allowed}",
-                )
+            mismatch = token_mismatch(one.publisher, claims)
+            if mismatch is not None:
+                raise AttestationRefused(index, Reason.TOKEN_IDENTITY, mismatch)
+        environment = environment_mismatch(policy, claims)
+        if environment is not None:
+            raise AttestationRefused(0, Reason.TOKEN_IDENTITY, environment)
 
     async def _record(
         self,

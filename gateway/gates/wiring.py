@@ -1,14 +1,28 @@
-"""The gates built from ``[policy]``."""
+"""The gates built from ``[policy]``, sharing one Sigstore verifier."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gateway.gates.attestations import AttestationVerifier, sigstore_verifier
 from gateway.gates.policy import ProjectPolicies
+from gateway.gates.publish import PublishGate
 from gateway.gates.service import AttestationGate
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.settings import PolicySettings
+from gateway.store.blobs import BlobStore
 
 
-def attestation_gate(settings: PolicySettings, audit: AuditTrail = NO_AUDIT) -> AttestationGate:
+@dataclass
+class Gates:
+    attestations: AttestationGate  # when an attestation is attached
+    publish: PublishGate  # when the release is published
+
+
+def build_gates(settings: PolicySettings, blobs: BlobStore, audit: AuditTrail) -> Gates:
     verifier = AttestationVerifier(sigstore_verifier(settings))
-    return AttestationGate(verifier, ProjectPolicies(settings), audit)
+    policies = ProjectPolicies(settings)
+    return Gates(
+        attestations=AttestationGate(verifier, policies, audit),
+        publish=PublishGate(verifier, policies, blobs, audit),
+    )

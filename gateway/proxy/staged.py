@@ -57,7 +57,8 @@ async def stage_upload(
     form = staged_form(fields, filename)
     name, _ = normalize_release(form.name, form.version)
     authorize(principal, name)  # on every request: the gateway holds the release now
-    session, upload = await svc.legacy_staging.stage(principal.id, form, content)
+    claims = dict(principal.claims)
+    session, upload = await svc.legacy_staging.stage(principal.id, form, content, claims)
     body = staged_message(svc.urls, session, upload)
     return web.Response(status=200, text=body, content_type="text/plain")
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import aiohttp
 
+from gateway.gates.publish import PublishGate
 from gateway.logs import log
 from gateway.publish.backends.base import Backend, BackendUnavailable, Listing
 from gateway.publish.failure import (
@@ -51,6 +52,7 @@ class Publisher:
         journals: Journals,
         worker: PublishWorker,
         settings: PublishSettings,
+        gate: PublishGate,
     ):
         self._sessions = sessions
         self._names = names
@@ -58,6 +60,7 @@ class Publisher:
         self._journals = journals
         self._worker = worker
         self._settings = settings
+        self._gate = gate  # release gates (R-W11)
 
     # The worker's tasks and HTTP client, as tests of the whole application reach them.
     @property
@@ -87,6 +90,7 @@ class Publisher:
         everything = await self._sessions.files(session.id)
         uploads = list(self._sessions.visible_files(everything).values())
         require_completed(uploads)
+        await self._gate.check(session, uploads)
         listing = await self._listing_if_up(session.name)
         if listing is not None:
             try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,15 +57,19 @@ class LegacyStaging:
         self._gate = gate
 
     async def stage(
-        self, principal_id: str, form: StagedForm, chunks: AsyncIterator[bytes | memoryview]
+        self,
+        principal_id: str,
+        form: StagedForm,
+        chunks: AsyncIterator[bytes | memoryview],
+        claims: Mapping[str, str] | None = None,
     ) -> tuple[PublishingSession, FileUpload]:
         """Receive the file into its release's session and complete it, or refuse it and
         leave nothing of it staged. The caller has authorized ``principal_id`` for the
-        project already."""
+        project already; ``claims`` are its OIDC token's, if it used one."""
         session = await self.session_for(form.name, form.version, principal_id)
         upload = await self._files.receive_unsized(session, form.filename, form.hashes, chunks)
         try:
-            await self._attach(session, upload, form)
+            await self._attach(session, upload, form, claims)
             upload, _ = await self._files.complete(session, upload.id, defer=False)
             await self._files.claim(session, upload)  # only now: replaces an earlier one
         except BaseException:
@@ -75,12 +79,17 @@ class LegacyStaging:
         return await self._sessions.get(session.id), upload
 
     async def _attach(
-        self, session: PublishingSession, upload: FileUpload, form: StagedForm
+        self,
+        session: PublishingSession,
+        upload: FileUpload,
+        form: StagedForm,
+        claims: Mapping[str, str] | None,
     ) -> None:
         """Verified against the declared sha256 before completion checks the bytes have it."""
         if form.attestations is None:
             return
-        await self._gate.check(session, form.filename, form.hashes.get("sha256"), form.attestations)
+        sha256 = form.hashes.get("sha256")
+        await self._gate.check(session, form.filename, sha256, form.attestations, claims)
         document = json.dumps(form.attestations, separators=(",", ":")).encode()
         await self._files.attach_attestations(session, upload.id, document)
 

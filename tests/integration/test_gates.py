@@ -1,18 +1,24 @@
 """Release gates (R-W11) against real SeaweedFS and pypiserver, with real PEP 740
 attestations (tests/assets/attestations) verified offline: a good attestation is kept, a bad
 one is refused with its reason and nothing of it is stored, through Upload 2.0 and through a
-staged legacy upload by uv."""
+staged legacy upload; publish of a covered project needs them; an OIDC token's identity
+must be the attestation's."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.devstack import Server, start_pypiserver, write_htpasswd
 from gateway.protocol.legacy_upload_form import encode_attestations
 from gateway.settings import Settings
 from gateway.store import keys
@@ -21,12 +27,14 @@ from tests.attestation_assets import (
     PROJECT,
     REPOSITORY,
     SDIST,
+    SDIST_SHA256,
     VERSION,
     WORKFLOW,
     attestation,
 )
-from tests.conftest import ALICE
-from tests.integration.conftest import Api, problem
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
+from tests.integration.conftest import META, Api, index_files, problem
+from tests.integration.test_auth_chain import Issuer
 from tests.integration.test_staged_legacy import legacy_form, post_form, stage_url
 
 GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
@@ -184,3 +192,153 @@ async def _sessions(services: Any, project: str) -> Any:
         session = await services.sessions.find(sid)
         if session is not None and session.name == project:
             yield session
+
+
+# -- at publish: every file of a covered project needs a verified, allowed attestation ------
+
+
+async def upload_sdist(api: Api, attested: bool) -> dict[str, Any]:
+    session = await api.create_session(PROJECT, VERSION)
+    data = SDIST.read_bytes()
+    file = await api.create_file(session, SDIST.name, data)
+    if attested:
+        response = await api.client.post(
+            api.path(file["mechanism"]["attestations_url"]),
+            json=[attestation()],
+            headers=api.headers(**{"Content-Type": "application/json"}),
+        )
+        assert response.status == 200, await response.text()
+    assert (await api.send_bytes(file, data)).status == 200
+    response = await api.complete(file)
+    assert response.status == 201, await response.text()
+    return session
+
+
+async def publish(api: Api, session: dict[str, Any]) -> Any:
+    return await api.post_json(session["links"]["publish"], {"meta": META})
+
+
+async def test_a_required_attestation_missing_refuses_publish_naming_the_file(gated) -> None:  # type: ignore[no-untyped-def]
+    api = await gated()
+    session = await upload_sdist(api, attested=False)
+    document = await problem(await publish(api, session), 409)
+    assert document["type"].endswith("release-gates-unmet")
+    assert f"{SDIST.name}: no attestation (the policy requires one)" in document["detail"]
+    assert document["errors"] == [
+        {"source": f"files.{SDIST.name}", "message": "no attestation (the policy requires one)"}
+    ]
+    assert (await api.status(session["links"]["session"]))["status"] == "open"
+
+
+async def test_a_policy_changed_since_the_attestation_was_attached_holds_at_publish(  # type: ignore[no-untyped-def]
+    aiohttp_client, make_settings
+) -> None:
+    before: Settings = make_settings(policy=policy())
+    first = Api(
+        await aiohttp_client(create_app(before, run_sweeper=False)), before, ALICE.authorization
+    )
+    session = await upload_sdist(first, attested=True)
+    # The same bucket and prefix, after the operator narrowed the project's publishers.
+    after: Settings = make_settings(policy=policy(repository="acme/widgets"))
+    second = Api(
+        await aiohttp_client(create_app(after, run_sweeper=False)), after, ALICE.authorization
+    )
+    document = await problem(await publish(second, session), 409)
+    assert f"{SDIST.name}: publisher: signed by GitHub {REPOSITORY}" in document["detail"]
+
+
+@pytest.fixture
+def own_index(tmp_path: Path) -> Iterator[Server]:
+    """A pypiserver of this test's own: the real pypi-attestations 0.0.19 published on the
+    shared one would make every later upload of that file a 409."""
+    htpasswd = tmp_path / "htpasswd"
+    write_htpasswd(htpasswd, {INDEX_USER: INDEX_PASSWORD})
+    server = start_pypiserver(tmp_path / "packages", htpasswd, tmp_path / "pypiserver.log")
+    yield server
+    server.stop()
+
+
+async def test_a_release_with_its_verified_attestation_publishes(  # type: ignore[no-untyped-def]
+    aiohttp_client, make_settings, own_index: Server
+) -> None:
+    backend = {"upload_url": own_index.url + "/", "simple_url": own_index.url + "/simple/"}
+    settings: Settings = make_settings(policy=policy(), backend=backend)
+    client = await aiohttp_client(create_app(settings, run_sweeper=False))
+    api = Api(client, settings, ALICE.authorization)
+    session = await upload_sdist(api, attested=True)
+    response = await publish(api, session)
+    assert response.status in (201, 202), await response.text()
+    for _ in range(100):
+        if (await api.status(session["links"]["session"]))["status"] == "published":
+            break
+        await asyncio.sleep(0.1)
+    assert await index_files(own_index, PROJECT) == {SDIST.name: SDIST_SHA256}
+
+
+# -- OIDC trusted publishing: the attestation must come from the token's identity ----------
+
+GITHUB = "https://token.actions.githubusercontent.com"
+
+
+@pytest.fixture
+async def github_oidc(aiohttp_server, aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
+    """A gateway trusting a local stand-in for GitHub's OIDC issuer (its own keys, served
+    from loopback), with the pypi-attestations policy naming environment ``pypi``."""
+    issuer = Issuer()
+    app = web.Application()
+
+    async def jwks(_: web.Request) -> web.Response:
+        return web.json_response(issuer.jwks())
+
+    app.router.add_get("/jwks", jwks)
+    server = await aiohttp_server(app)
+    oidc = {
+        "issuers": [
+            {"issuer": GITHUB, "audience": "gw", "jwks_url": str(server.make_url("/jwks"))}
+        ],
+        "policies": [
+            {"issuer": GITHUB, "claims": {"repository": "trailofbits/*"}, "projects": [PROJECT]}
+        ],
+    }
+    settings = make_settings(auth={"oidc": oidc}, policy=policy(environment="pypi"))
+    client = await aiohttp_client(create_app(settings, run_sweeper=False))
+
+    def api_for(**claims: str) -> Api:
+        identity = {
+            "iss": GITHUB,
+            "aud": "gw",
+            "repository": REPOSITORY,
+            "workflow_ref": f"{REPOSITORY}/.github/workflows/{WORKFLOW}@refs/tags/v0.0.19",
+            "environment": "pypi",
+        }
+        token = issuer.token(**{**identity, **claims})
+        return Api(client, settings, f"Bearer {token}")
+
+    return api_for
+
+
+async def test_an_attestation_from_the_tokens_identity_is_kept(github_oidc) -> None:  # type: ignore[no-untyped-def]
+    api = github_oidc()
+    _, response = await attach(api, SDIST.read_bytes(), [attestation()])
+    assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize(
+    ("claims", "fragment"),
+    [
+        (
+            {"workflow_ref": f"{REPOSITORY}/.github/workflows/ci.yml@refs/heads/main"},
+            f"token is for GitHub {REPOSITORY} workflow ci.yml",
+        ),
+        ({"environment": "staging"}, "token's environment is 'staging', the policy requires pypi"),
+    ],
+)
+async def test_an_attestation_not_from_the_tokens_identity_is_refused(  # type: ignore[no-untyped-def]
+    github_oidc, claims: dict[str, str], fragment: str
+) -> None:
+    api = github_oidc(**claims)
+    file, response = await attach(api, SDIST.read_bytes(), [attestation()])
+    document = await problem(response, 400)
+    assert "refused: token identity: " in document["detail"]
+    assert fragment in document["detail"]
+    assert await stored_attestations(api, file) is None

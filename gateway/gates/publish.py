@@ -1,0 +1,82 @@
+"""The publish gate (R-W11): a covered project's release publishes only when every file has
+an attestation that verifies for it and comes from a publisher the policy lists. Publish is
+refused with one problem naming each file and what it lacks; the check reads each file's
+stored attestations once (flat per file) and re-verifies them offline, so a policy
+changed since they were attached still holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from gateway.gates.attestations import AttestationRefused, AttestationVerifier
+from gateway.gates.policy import ProjectPolicies, refuse_unlisted
+from gateway.protocol import audit
+from gateway.protocol.audit import AuditFile
+from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.sessions.errors import DomainError, Kind, Pointer
+from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.settings import ProjectPolicySettings
+from gateway.store import keys
+from gateway.store.blobs import BlobStore
+
+GATES_UNMET = "session.gates-unmet"
+
+
+class PublishGate:
+    def __init__(
+        self,
+        verifier: AttestationVerifier,
+        policies: ProjectPolicies,
+        blobs: BlobStore,
+        audit: AuditTrail = NO_AUDIT,
+    ):
+        self._verifier = verifier
+        self._policies = policies
+        self._blobs = blobs
+        self.audit = audit
+
+    async def check(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
+        """Nothing, or a 409 ``release-gates-unmet`` listing every file's unmet gate."""
+        policy = self._policies.for_project(session.name)
+        if policy is None or not (policy.require_attestations or policy.publishers):
+            return
+        found = await asyncio.gather(*(self._unmet(session, u, policy) for u in uploads))
+        unmet = {u.filename: why for u, why in zip(uploads, found, strict=True) if why}
+        if not unmet:
+            return
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(unmet.items()))
+        await self.audit.record(
+            GATES_UNMET,
+            session=session,
+            files=[AuditFile(filename=name) for name in sorted(unmet)],
+            outcome=audit.REFUSED,
+            detail=listed,
+        )
+        raise DomainError(
+            Kind.CONFLICT,
+            "release-gates-unmet",
+            f"{session.name} {session.version} cannot be published yet: {listed}",
+            [Pointer(f"files.{name}", why) for name, why in sorted(unmet.items())],
+        )
+
+    async def _unmet(
+        self, session: PublishingSession, upload: FileUpload, policy: ProjectPolicySettings
+    ) -> str | None:
+        if not upload.has_attestations:
+            return (
+                "no attestation (the policy requires one)" if policy.require_attestations else None
+            )
+        stored = await self._blobs.get(keys.attestations(session.id, upload.id))
+        if stored is None:
+            return "its attestations are not in storage"
+        assert upload.committed is not None  # publish checked every file is completed
+        sha256 = upload.committed.digests["sha256"]
+        try:
+            verified = await asyncio.to_thread(
+                self._verifier.verify, json.loads(stored), upload.filename, sha256
+            )
+            refuse_unlisted(session.name, policy, verified)
+        except AttestationRefused as refused:
+            return f"{refused.reason.value}: {refused.message}"
+        return None
