@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from gateway.api import audit, files, health, sessions, stage
+from gateway.api import audit, files, health, integrity, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -89,6 +89,7 @@ HANDLERS: dict[str, Handler] = {
     "stage:file": stage.download,
     "stage:preview": stage.preview,
     "stage:project": stage.project,
+    "integrity:provenance": integrity.provenance,
     "healthz": health.healthz,
     "readyz": health.readyz,
     "metrics": health.metrics_page,
@@ -179,6 +180,7 @@ def _services(
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
         gates=gates,
+        provenance=core.gates.provenance,
     )
 
 

@@ -75,7 +75,7 @@ def wire(
         settings.publish,
         files.add_notice,
     )
-    gates = build_gates(settings.policy, blobs, audit)
+    gates = build_gates(settings.policy, blobs, audit, settings.server.public_base_url)
     publisher = Publisher(
         sessions, names, backend, journals, worker, settings.publish, gates.publish
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.gates.provenance import ProvenanceStore
 from gateway.gates.service import AttestationGate
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
@@ -39,6 +40,7 @@ class Services:
     legacy_staging: LegacyStaging
     audit: AuditTrail
     gates: AttestationGate
+    provenance: ProvenanceStore
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,16 +1,18 @@
 """The publish gate (R-W11): a covered project's release publishes only when every file has
 an attestation that verifies for it and comes from a publisher the policy lists. Publish is
-refused with one problem naming each file and what it lacks; the check reads each file's
-stored attestations once (flat per file) and re-verifies them offline, so a policy
-changed since they were attached still holds."""
+refused with one problem naming each file and what it lacks; the check reads each attested
+file's stored attestations once (flat per file) and re-verifies them offline, so a policy
+changed since they were attached still holds. A release that passes has each file's PEP 740
+provenance kept (:mod:`gateway.gates.provenance`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
-from gateway.gates.attestations import AttestationRefused, AttestationVerifier
+from gateway.gates.attestations import AttestationRefused, AttestationVerifier, Verified
 from gateway.gates.policy import ProjectPolicies, refuse_unlisted
+from gateway.gates.provenance import ProvenanceStore
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditFile
 from gateway.services.audit import NO_AUDIT, AuditTrail
@@ -29,22 +31,33 @@ class PublishGate:
         verifier: AttestationVerifier,
         policies: ProjectPolicies,
         blobs: BlobStore,
+        provenance: ProvenanceStore,
         audit: AuditTrail = NO_AUDIT,
     ):
         self._verifier = verifier
         self._policies = policies
         self._blobs = blobs
+        self._provenance = provenance
         self.audit = audit
 
     async def check(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
-        """Nothing, or a 409 ``release-gates-unmet`` listing every file's unmet gate."""
+        """Nothing (and each file's provenance kept), or a 409 ``release-gates-unmet``
+        listing every file's unmet gate."""
         policy = self._policies.for_project(session.name)
-        if policy is None or not (policy.require_attestations or policy.publishers):
-            return
-        found = await asyncio.gather(*(self._unmet(session, u, policy) for u in uploads))
-        unmet = {u.filename: why for u, why in zip(uploads, found, strict=True) if why}
-        if not unmet:
-            return
+        found = await asyncio.gather(*(self._attested(session, u, policy) for u in uploads))
+        unmet = {u.filename: why for u, (why, _) in zip(uploads, found, strict=True) if why}
+        if unmet:
+            await self._refuse(session, unmet)
+        await asyncio.gather(
+            *(
+                self._provenance.keep(session.name, session.version, u.filename, verified)
+                if verified
+                else self._provenance.forget(session.name, session.version, u.filename)
+                for u, (_, verified) in zip(uploads, found, strict=True)
+            )
+        )
+
+    async def _refuse(self, session: PublishingSession, unmet: dict[str, str]) -> None:
         listed = "; ".join(f"{name}: {why}" for name, why in sorted(unmet.items()))
         await self.audit.record(
             GATES_UNMET,
@@ -60,16 +73,19 @@ class PublishGate:
             [Pointer(f"files.{name}", why) for name, why in sorted(unmet.items())],
         )
 
-    async def _unmet(
-        self, session: PublishingSession, upload: FileUpload, policy: ProjectPolicySettings
-    ) -> str | None:
+    async def _attested(
+        self,
+        session: PublishingSession,
+        upload: FileUpload,
+        policy: ProjectPolicySettings | None,
+    ) -> tuple[str | None, list[Verified]]:
+        """(what the file lacks or None, its attestations verified again)."""
         if not upload.has_attestations:
-            return (
-                "no attestation (the policy requires one)" if policy.require_attestations else None
-            )
+            required = policy is not None and policy.require_attestations
+            return ("no attestation (the policy requires one)" if required else None), []
         stored = await self._blobs.get(keys.attestations(session.id, upload.id))
         if stored is None:
-            return "its attestations are not in storage"
+            return "its attestations are not in storage", []
         assert upload.committed is not None  # publish checked every file is completed
         sha256 = upload.committed.digests["sha256"]
         try:
@@ -78,5 +94,5 @@ class PublishGate:
             )
             refuse_unlisted(session.name, policy, verified)
         except AttestationRefused as refused:
-            return f"{refused.reason.value}: {refused.message}"
-        return None
+            return f"{refused.reason.value}: {refused.message}", []
+        return None, verified

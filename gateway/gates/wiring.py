@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gateway.gates.attestations import AttestationVerifier, sigstore_verifier
 from gateway.gates.policy import ProjectPolicies
+from gateway.gates.provenance import ProvenanceStore
 from gateway.gates.publish import PublishGate
 from gateway.gates.service import AttestationGate
 from gateway.services.audit import AuditTrail
@@ -17,12 +18,18 @@ from gateway.store.blobs import BlobStore
 class Gates:
     attestations: AttestationGate  # when an attestation is attached
     publish: PublishGate  # when the release is published
+    provenance: ProvenanceStore  # what it keeps of published files' attestations
 
 
-def build_gates(settings: PolicySettings, blobs: BlobStore, audit: AuditTrail) -> Gates:
+def build_gates(
+    settings: PolicySettings, blobs: BlobStore, audit: AuditTrail, public_base_url: str
+) -> Gates:
     verifier = AttestationVerifier(sigstore_verifier(settings))
     policies = ProjectPolicies(settings)
+    base = public_base_url.rstrip("/")
+    provenance = ProvenanceStore(blobs, lambda path: base + path)
     return Gates(
         attestations=AttestationGate(verifier, policies, audit),
-        publish=PublishGate(verifier, policies, blobs, audit),
+        publish=PublishGate(verifier, policies, blobs, provenance, audit),
+        provenance=provenance,
     )

@@ -387,6 +387,17 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             },
             secured=False,
         ),
+        _operation(
+            "getProvenance",
+            "PEP 740 provenance of a file published through the gateway (docs/policy.md)",
+            {
+                "200": {
+                    "description": "Warehouse's Provenance object",
+                    "content": {"application/vnd.pypi.integrity.v1+json": {"schema": {}}},
+                }
+            },
+            secured=False,
+        ),
         _operation("healthz", "Liveness", {"200": {"description": "Alive"}}, secured=False),
         _operation("readyz", "Readiness", {"200": {"description": "Ready"}}, secured=False),
         _operation(

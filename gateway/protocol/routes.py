@@ -68,6 +68,12 @@ ROUTES: tuple[Route, ...] = (
     _site("stage:file", "GET", "/stage/{token}/+files/{filename}", "stageFile"),
     _site("stage:preview", "GET", "/stage/{token}/+preview/", "stagePreview"),
     _site("stage:project", "GET", "/stage/{token}/{project}/", "stageProject"),
+    _site(
+        "integrity:provenance",
+        "GET",
+        "/integrity/{project}/{version}/{filename}/provenance",
+        "getProvenance",
+    ),
     _site("healthz", "GET", "/healthz", "healthz"),
     _site("readyz", "GET", "/readyz", "readyz"),
     _site("metrics", "GET", "/metrics", "metrics"),

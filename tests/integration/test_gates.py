@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, start_pypiserver, write_htpasswd
+from gateway.gates.provenance import INTEGRITY_V1_JSON
 from gateway.protocol.legacy_upload_form import encode_attestations
 from gateway.settings import Settings
 from gateway.store import keys
@@ -35,7 +37,7 @@ from tests.attestation_assets import (
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
 from tests.integration.conftest import META, Api, index_files, problem
 from tests.integration.test_auth_chain import Issuer
-from tests.integration.test_staged_legacy import legacy_form, post_form, stage_url
+from tests.integration.test_staged_legacy import legacy_form, post_form, run, stage_url
 
 GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
 
@@ -259,7 +261,7 @@ def own_index(tmp_path: Path) -> Iterator[Server]:
 
 
 async def test_a_release_with_its_verified_attestation_publishes(  # type: ignore[no-untyped-def]
-    aiohttp_client, make_settings, own_index: Server
+    aiohttp_client, make_settings, own_index: Server, tmp_path: Path
 ) -> None:
     backend = {"upload_url": own_index.url + "/", "simple_url": own_index.url + "/simple/"}
     settings: Settings = make_settings(policy=policy(), backend=backend)
@@ -273,6 +275,30 @@ async def test_a_release_with_its_verified_attestation_publishes(  # type: ignor
             break
         await asyncio.sleep(0.1)
     assert await index_files(own_index, PROJECT) == {SDIST.name: SDIST_SHA256}
+    await served_provenance_verifies_with_the_outside_tool(api, tmp_path)
+
+
+async def served_provenance_verifies_with_the_outside_tool(api: Api, tmp_path: Path) -> None:
+    """The provenance the gateway serves, checked by pypi-attestations' own CLI (offline)."""
+    services = api.client.app[SERVICES]
+    url = await services.provenance.url_for(PROJECT, VERSION, SDIST.name)
+    assert url == f"{api.base}/integrity/{PROJECT}/{VERSION}/{SDIST.name}/provenance"
+    response = await api.client.get(api.path(url))
+    assert response.status == 200, await response.text()
+    assert response.content_type == INTEGRITY_V1_JSON
+    provenance = tmp_path / "served.provenance"
+    provenance.write_bytes(await response.read())
+    code, output = await run(
+        *(sys.executable, "-m", "pypi_attestations", "verify", "pypi", "--offline"),
+        *("--provenance-file", str(provenance)),
+        *("--repository", f"https://github.com/{REPOSITORY}", str(SDIST)),
+    )
+    assert code == 0, output
+    refused = await api.client.get(api.path(url), headers={"Accept": "text/html"})
+    await problem(refused, 406)
+    missing = url.replace(SDIST.name, "pypi_attestations-0.0.19-py3-none-any.whl")
+    await problem(await api.client.get(api.path(missing)), 404)
+    assert await services.provenance.url_for(PROJECT, VERSION, "other-1.0.tar.gz") is None
 
 
 # -- OIDC trusted publishing: the attestation must come from the token's identity ----------

@@ -1,0 +1,70 @@
+"""PEP 740 provenance of published files (R-W11): Warehouse's ``Provenance`` object, kept in
+S3 by this store alone under ``provenance/{project}/{version}/{filename}.json`` and served at
+Warehouse's path ``/integrity/{project}/{version}/{filename}/provenance``.
+
+The publish gate writes it for each file with verified attestations as the release goes to
+publish, and removes a stale one for a file without, so it always describes the bytes last
+published under that filename through the gateway. The read path's pages link it through
+:meth:`ProvenanceStore.url_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import quote
+
+from packaging.utils import canonicalize_name
+from pypi_attestations import AttestationBundle, Provenance
+
+from gateway.gates.attestations import Verified
+from gateway.gates.publishers import describe
+from gateway.store.blobs import BlobStore
+
+INTEGRITY_V1_JSON = "application/vnd.pypi.integrity.v1+json"
+
+
+def provenance_key(project: str, version: str, filename: str) -> str:
+    return f"provenance/{canonicalize_name(project)}/{version}/{filename}.json"
+
+
+def provenance_path(project: str, version: str, filename: str) -> str:
+    """Warehouse's integrity path (the gateway's own URL is its public base plus this)."""
+    parts = (canonicalize_name(project), version, filename)
+    return "/integrity/{}/{}/{}/provenance".format(*(quote(p, safe="") for p in parts))
+
+
+def provenance_document(verified: list[Verified]) -> bytes:
+    """One attestation bundle per publisher, in the order first seen."""
+    bundles: dict[str, AttestationBundle] = {}
+    for one in verified:
+        name = describe(one.publisher)
+        if name not in bundles:
+            bundles[name] = AttestationBundle(publisher=one.publisher, attestations=[])
+        bundles[name].attestations.append(one.attestation)
+    provenance = Provenance(attestation_bundles=list(bundles.values()))
+    return provenance.model_dump_json(by_alias=True).encode()
+
+
+class ProvenanceStore:
+    def __init__(self, blobs: BlobStore, public_url: Callable[[str], str]):
+        self._blobs = blobs
+        self._public_url = public_url  # a path → its absolute URL under the public base
+
+    async def keep(
+        self, project: str, version: str, filename: str, verified: list[Verified]
+    ) -> None:
+        key = provenance_key(project, version, filename)
+        await self._blobs.put(key, provenance_document(verified), content_type=INTEGRITY_V1_JSON)
+
+    async def forget(self, project: str, version: str, filename: str) -> None:
+        await self._blobs.delete(provenance_key(project, version, filename))
+
+    async def get(self, project: str, version: str, filename: str) -> bytes | None:
+        return await self._blobs.get(provenance_key(project, version, filename))
+
+    async def url_for(self, project: str, version: str, filename: str) -> str | None:
+        """The seam the read path's pages link ``provenance`` / ``data-provenance`` with:
+        the file's provenance URL when the gateway keeps one, else None (one S3 read)."""
+        if await self._blobs.size(provenance_key(project, version, filename)) is None:
+            return None
+        return self._public_url(provenance_path(project, version, filename))
