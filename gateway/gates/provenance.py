@@ -5,19 +5,24 @@ Warehouse's path ``/integrity/{project}/{version}/{filename}/provenance``.
 The publish gate writes it for each file with verified attestations as the release goes to
 publish, and removes a stale one for a file without, so it always describes the bytes last
 published under that filename through the gateway. The read path's pages link it through
-:meth:`ProvenanceStore.url_for`.
+:meth:`ProvenanceStore.url_for`. A staged file's provenance is built on request from its
+stored attestations (:meth:`ProvenanceStore.staged`), served beside it on the stage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 from pypi_attestations import AttestationBundle, Provenance
 
-from gateway.gates.attestations import Verified
+from gateway.gates.attestations import AttestationRefused, AttestationVerifier, Verified
 from gateway.gates.publishers import describe
+from gateway.sessions.records import FileUpload, PublishingSession
+from gateway.store import keys
 from gateway.store.blobs import BlobStore
 
 INTEGRITY_V1_JSON = "application/vnd.pypi.integrity.v1+json"
@@ -46,9 +51,15 @@ def provenance_document(verified: list[Verified]) -> bytes:
 
 
 class ProvenanceStore:
-    def __init__(self, blobs: BlobStore, public_url: Callable[[str], str]):
+    def __init__(
+        self,
+        blobs: BlobStore,
+        public_url: Callable[[str], str],
+        verifier: AttestationVerifier,
+    ):
         self._blobs = blobs
         self._public_url = public_url  # a path → its absolute URL under the public base
+        self._verifier = verifier
 
     async def keep(
         self, project: str, version: str, filename: str, verified: list[Verified]
@@ -68,3 +79,20 @@ class ProvenanceStore:
         if await self._blobs.size(provenance_key(project, version, filename)) is None:
             return None
         return self._public_url(provenance_path(project, version, filename))
+
+    async def staged(self, session: PublishingSession, upload: FileUpload) -> bytes | None:
+        """A staged file's provenance, from its attestations verified again now (offline,
+        a few ms): nothing is kept for a file that may still be replaced."""
+        if not upload.has_attestations or upload.committed is None:
+            return None
+        stored = await self._blobs.get(keys.attestations(session.id, upload.id))
+        if stored is None:
+            return None
+        sha256 = upload.committed.digests["sha256"]
+        try:
+            verified = await asyncio.to_thread(
+                self._verifier.verify, json.loads(stored), upload.filename, sha256
+            )
+        except AttestationRefused:
+            return None  # verified when attached; refused now only if the trust root changed
+        return provenance_document(verified)

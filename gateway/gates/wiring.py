@@ -27,7 +27,7 @@ def build_gates(
     verifier = AttestationVerifier(sigstore_verifier(settings))
     policies = ProjectPolicies(settings)
     base = public_base_url.rstrip("/")
-    provenance = ProvenanceStore(blobs, lambda path: base + path)
+    provenance = ProvenanceStore(blobs, lambda path: base + path, verifier)
     return Gates(
         attestations=AttestationGate(verifier, policies, audit),
         publish=PublishGate(verifier, policies, blobs, provenance, audit),

@@ -36,6 +36,7 @@ class StagedFile:
     requires_python: str | None
     metadata_sha256: str | None
     upload_time: str
+    provenance_url: str | None = None  # PEP 740, for a file with attestations
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -108,6 +109,8 @@ def _json_file(file: StagedFile) -> dict[str, object]:
         # PEP 714 renamed the key; the old one stays for installers that predate it.
         entry["core-metadata"] = {"sha256": file.metadata_sha256}
         entry["dist-info-metadata"] = {"sha256": file.metadata_sha256}
+    if file.provenance_url:
+        entry["provenance"] = file.provenance_url
     return entry
 
 
@@ -119,6 +122,8 @@ def _html_link(file: StagedFile) -> str:
         value = f"sha256={file.metadata_sha256}"
         attributes.append(f'data-core-metadata="{value}"')
         attributes.append(f'data-dist-info-metadata="{value}"')
+    if file.provenance_url:
+        attributes.append(f'data-provenance="{escape(file.provenance_url)}"')
     return f"<a {' '.join(attributes)}>{escape(file.filename)}</a><br/>"
 
 

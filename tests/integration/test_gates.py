@@ -39,6 +39,7 @@ from tests.integration.conftest import META, Api, index_files, problem
 from tests.integration.test_auth_chain import Issuer
 from tests.integration.test_staged_legacy import legacy_form, post_form, run, stage_url
 
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
 
 
@@ -169,6 +170,25 @@ async def test_a_staged_legacy_upload_keeps_its_verified_attestation(live) -> No
     [upload] = await services.sessions.files(session.id)
     assert upload.has_attestations
     assert upload.status == "completed"
+    # The stage links the file's provenance (PEP 740) from its pages, and serves it.
+    project_url = services.urls.stage(session.id) + PROJECT + "/"
+    json_page = await live.client.get(live.path(project_url), headers={"Accept": SIMPLE_JSON})
+    [entry] = (await json_page.json(content_type=None))["files"]
+    assert entry["provenance"] == project_url.replace(
+        f"{PROJECT}/", f"+files/{SDIST.name}.provenance"
+    )
+    html_page = await (await live.client.get(live.path(project_url))).text()
+    assert f'data-provenance="{entry["provenance"]}"' in html_page
+    served = await live.client.get(live.path(entry["provenance"]))
+    assert served.status == 200, await served.text()
+    assert served.content_type == INTEGRITY_V1_JSON
+    [bundle] = (await served.json(content_type=None))["attestation_bundles"]
+    assert bundle["publisher"] == {
+        "kind": "GitHub",
+        "repository": REPOSITORY,
+        "workflow": WORKFLOW,
+        "environment": None,
+    }
 
 
 async def test_a_staged_legacy_upload_with_a_bad_attestation_is_refused(  # type: ignore[no-untyped-def]
