@@ -174,7 +174,9 @@ def _services(
         publisher=core.publisher,
         names=core.names,
         stage=stage,
-        preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
+        preview=PreviewService(
+            stage, backend, settings.backend.checks_like_pypi, core.gates.provenance
+        ),
         legacy_staging=LegacyStaging(core.sessions, core.files, core.names, gates),
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),

@@ -83,16 +83,26 @@ class ProvenanceStore:
     async def staged(self, session: PublishingSession, upload: FileUpload) -> bytes | None:
         """A staged file's provenance, from its attestations verified again now (offline,
         a few ms): nothing is kept for a file that may still be replaced."""
+        verified = await self._verify_staged(session, upload)
+        return provenance_document(verified) if verified else None
+
+    async def staged_publishers(self, session: PublishingSession, upload: FileUpload) -> str | None:
+        """Who the staged file's verified attestations name (for the preview page)."""
+        verified = await self._verify_staged(session, upload)
+        return ", ".join(dict.fromkeys(describe(v.publisher) for v in verified)) or None
+
+    async def _verify_staged(
+        self, session: PublishingSession, upload: FileUpload
+    ) -> list[Verified]:
         if not upload.has_attestations or upload.committed is None:
-            return None
+            return []
         stored = await self._blobs.get(keys.attestations(session.id, upload.id))
         if stored is None:
-            return None
+            return []
         sha256 = upload.committed.digests["sha256"]
         try:
-            verified = await asyncio.to_thread(
+            return await asyncio.to_thread(
                 self._verifier.verify, json.loads(stored), upload.filename, sha256
             )
         except AttestationRefused:
-            return None  # verified when attached; refused now only if the trust root changed
-        return provenance_document(verified)
+            return []  # verified when attached; refused now only if the trust root changed
