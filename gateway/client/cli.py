@@ -188,8 +188,18 @@ def _add_publish(
     )
     publish.add_argument(
         "--attestations",
-        action="store_true",
-        help="upload the PEP 740 attestations found next to each file ({file}.*.attestation)",
+        action="store_const",
+        const=True,
+        default="found",
+        help="require PEP 740 attestations next to each file ({file}.*.attestation); "
+        "by default those found there are sent",
+    )
+    publish.add_argument(
+        "--no-attestations",
+        action="store_const",
+        const=False,
+        dest="attestations",
+        help="do not send the attestations found next to the files",
     )
     publish.add_argument(
         "--protocol",

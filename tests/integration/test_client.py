@@ -168,8 +168,13 @@ async def test_stage_install_from_the_stage_then_publish(
     assert session.status == "published"
 
 
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [(("--attestations",), True), ((), True), (("--no-attestations",), False)],
+    ids=["required", "found-by-default", "skipped"],
+)
 async def test_attestations_are_uploaded_with_the_file(
-    cli: Cli, live: Api, project_name: str, tmp_path: Path
+    cli: Cli, live: Api, tmp_path: Path, options: tuple[str, ...], sent: bool
 ) -> None:
     from tests import attestation_assets as assets
 
@@ -177,12 +182,12 @@ async def test_attestations_are_uploaded_with_the_file(
     shutil.copy(assets.ASSETS / f"{sdist.name}.publish.attestation", tmp_path)
     # As with ``dist/*``, the attestation file among the inputs is skipped, not uploaded.
     code, _out, err = await cli.publish(
-        "--stage", "--attestations", str(sdist), f"{sdist}.publish.attestation"
+        "--stage", *options, str(sdist), f"{sdist}.publish.attestation"
     )
     assert code == 0, err
     [session] = await sessions_of(live, assets.PROJECT)
     [upload] = await live.client.server.app[SERVICES].sessions.files(session.id)
-    assert upload.has_attestations
+    assert upload.has_attestations is sent
     assert upload.status == "completed"
 
 
