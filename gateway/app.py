@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from gateway.api import audit, files, health, integrity, sessions, stage
+from gateway.api import approvals, audit, files, health, integrity, sessions, stage
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -76,6 +76,7 @@ HANDLERS: dict[str, Handler] = {
     "api:cancel-session": sessions.cancel_session,
     "api:extend-session": sessions.extend_session,
     "api:publish": sessions.publish_session,
+    "api:approve": approvals.approve_session,
     "api:create-file": files.create_file,
     "api:file": files.file_status,
     "api:delete-file": files.delete_file,
@@ -183,6 +184,7 @@ def _services(
         audit=journal,
         gates=gates,
         provenance=core.gates.provenance,
+        approvals=core.gates.approvals,
     )
 
 

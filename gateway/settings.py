@@ -320,6 +320,9 @@ class PrincipalSettings(Section):
     token_hash: str | None = Field(None, description="From `upload-gateway hash-password`.")
     projects: list[str] = Field(default_factory=lambda: ["*"])
     audit: bool = Field(False, description="May read the audit journal (GET {api_root}audit).")
+    approve: list[str] = Field(
+        default_factory=list, description="Projects whose releases it may approve (R-W11)."
+    )
 
     @field_validator("password_hash", "token_hash")
     @classmethod
@@ -420,6 +423,9 @@ class ProjectPolicySettings(Section):
     require_attestations: bool = False
     publishers: list[PublisherSettings] = Field(
         default_factory=list, description="Attestations must name one of these; [] = any."
+    )
+    approvals: int = Field(
+        0, ge=0, description="Distinct approvers, none the session's creator, before publish."
     )
 
 

@@ -75,7 +75,8 @@ def wire(
         settings.publish,
         files.add_notice,
     )
-    gates = build_gates(settings.policy, blobs, audit, settings.server.public_base_url)
+    base_url = settings.server.public_base_url
+    gates = build_gates(settings.policy, records, blobs, sessions, audit, base_url)
     publisher = Publisher(
         sessions, names, backend, journals, worker, settings.publish, gates.publish
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.gates.approvals import Approvals
 from gateway.gates.provenance import ProvenanceStore
 from gateway.gates.service import AttestationGate
 from gateway.publish.preview import PreviewService
@@ -41,6 +42,7 @@ class Services:
     audit: AuditTrail
     gates: AttestationGate
     provenance: ProvenanceStore
+    approvals: Approvals
 
 
 SERVICES = web.AppKey("services", Services)

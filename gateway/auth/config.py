@@ -117,6 +117,7 @@ def _principal(entry: PrincipalSettings) -> Principal:
         display_name=entry.name,
         project_patterns=tuple(entry.projects),
         audit=entry.audit,
+        approve_patterns=tuple(entry.approve),
     )
 
 

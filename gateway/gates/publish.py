@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from gateway.gates.approvals import Approvals
 from gateway.gates.attestations import AttestationRefused, AttestationVerifier, Verified
 from gateway.gates.policy import ProjectPolicies, refuse_unlisted
 from gateway.gates.provenance import ProvenanceStore
@@ -32,12 +33,14 @@ class PublishGate:
         policies: ProjectPolicies,
         blobs: BlobStore,
         provenance: ProvenanceStore,
+        approvals: Approvals,
         audit: AuditTrail = NO_AUDIT,
     ):
         self._verifier = verifier
         self._policies = policies
         self._blobs = blobs
         self._provenance = provenance
+        self._approvals = approvals
         self.audit = audit
 
     async def check(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
@@ -46,8 +49,12 @@ class PublishGate:
         policy = self._policies.for_project(session.name)
         found = await asyncio.gather(*(self._attested(session, u, policy) for u in uploads))
         unmet = {u.filename: why for u, (why, _) in zip(uploads, found, strict=True) if why}
-        if unmet:
-            await self._refuse(session, unmet)
+        gaps = [Pointer(f"files.{name}", why) for name, why in sorted(unmet.items())]
+        approvals = await self._approvals.unmet(session, uploads, policy)
+        if approvals is not None:
+            gaps.append(Pointer("approvals", approvals))
+        if gaps:
+            await self._refuse(session, gaps)
         await asyncio.gather(
             *(
                 self._provenance.keep(session.name, session.version, u.filename, verified)
@@ -57,12 +64,13 @@ class PublishGate:
             )
         )
 
-    async def _refuse(self, session: PublishingSession, unmet: dict[str, str]) -> None:
-        listed = "; ".join(f"{name}: {why}" for name, why in sorted(unmet.items()))
+    async def _refuse(self, session: PublishingSession, gaps: list[Pointer]) -> None:
+        listed = "; ".join(f"{gap.source.removeprefix('files.')}: {gap.message}" for gap in gaps)
+        files = [g.source.removeprefix("files.") for g in gaps if g.source.startswith("files.")]
         await self.audit.record(
             GATES_UNMET,
             session=session,
-            files=[AuditFile(filename=name) for name in sorted(unmet)],
+            files=[AuditFile(filename=name) for name in files],
             outcome=audit.REFUSED,
             detail=listed,
         )
@@ -70,7 +78,7 @@ class PublishGate:
             Kind.CONFLICT,
             "release-gates-unmet",
             f"{session.name} {session.version} cannot be published yet: {listed}",
-            [Pointer(f"files.{name}", why) for name, why in sorted(unmet.items())],
+            gaps,
         )
 
     async def _attested(

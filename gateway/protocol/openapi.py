@@ -278,6 +278,17 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             _json_body("EmptyRequest"),
         ),
         _operation(
+            "approveSession",
+            "Approve the release's current files (release gates, docs/policy.md)",
+            {
+                "200": {
+                    "description": "Who approved the files as they are, and how many must",
+                    "content": {"application/vnd.pypi.upload.v2+json": {"schema": {}}},
+                }
+            },
+            _json_body("EmptyRequest"),
+        ),
+        _operation(
             "createFile",
             "Start a file upload session",
             {"202": _answer("Accepted", "FileResponse", Location="file upload session")},

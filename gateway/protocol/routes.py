@@ -55,6 +55,7 @@ ROUTES: tuple[Route, ...] = (
     _api("api:cancel-session", "DELETE", _SESSION, "cancelSession"),
     _api("api:extend-session", "POST", f"{_SESSION}/extend", "extendSession"),
     _api("api:publish", "POST", f"{_SESSION}/publish", "publishSession"),
+    _api("api:approve", "POST", f"{_SESSION}/approve", "approveSession"),
     _api("api:create-file", "POST", f"{_SESSION}/files", "createFile"),
     _api("api:file", "GET", _FILE, "getFile"),
     _api("api:delete-file", "DELETE", _FILE, "deleteFile"),

@@ -1,0 +1,95 @@
+"""Approvals (R-W11, python/peps#5070): N distinct approvers, never the uploader, against real
+SeaweedFS and pypiserver; changing a file withdraws them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from gateway.hashed_secrets import hash_secret
+from gateway.settings import Settings
+from tests.conftest import ALICE, BOB, User
+from tests.distributions import build_wheel
+from tests.integration.conftest import META, Api, problem
+
+CAROL = User("carol", "carol-password", ())
+DAVE = User("dave", "dave-password", ())
+
+
+@pytest.fixture(scope="module")
+def approvers() -> list[dict[str, object]]:
+    """Two principals who may approve every project and upload none; alice may approve too
+    (so that being the uploader is what refuses her)."""
+    return [
+        {"name": u.name, "password_hash": hash_secret(u.password), "projects": [], "approve": ["*"]}
+        for u in (CAROL, DAVE)
+    ]
+
+
+@pytest.fixture
+async def gated(aiohttp_client, make_settings, principal_settings, approvers, project_name):  # type: ignore[no-untyped-def]
+    principals = [
+        {**p, "approve": ["*"]} if p["name"] == ALICE.name else p for p in principal_settings
+    ]
+    settings: Settings = make_settings(
+        auth={"principals": principals + approvers},
+        policy={"projects": [{"match": project_name, "approvals": 2}]},
+    )
+    client = await aiohttp_client(create_app(settings, run_sweeper=False))
+    return Api(client, settings, ALICE.authorization)
+
+
+async def approve(api: Api, session: dict[str, Any], user: User) -> Any:
+    url = session["links"]["session"] + "/approve"
+    return await api.post_json(url, {"meta": META}, authorization=user.authorization)
+
+
+async def publish(api: Api, session: dict[str, Any]) -> Any:
+    return await api.post_json(session["links"]["publish"], {"meta": META})
+
+
+async def test_two_approvers_other_than_the_uploader_let_publish_through(  # type: ignore[no-untyped-def]
+    gated, project_name: str, tmp_path: Path
+) -> None:
+    api: Api = gated
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    session = await api.create_session(project_name)
+    completed = await api.upload(session, build_wheel(tmp_path / "a", project_name, "1.0"))
+    document = await problem(await publish(api, session), 409)
+    assert document["errors"] == [
+        {"source": "approvals", "message": "0 of 2 approvals (approved by: nobody yet)"}
+    ]
+    uploader = await problem(await approve(api, session, ALICE), 403)
+    assert uploader["type"].endswith("uploader-cannot-approve")
+    outsider = await problem(await approve(api, session, BOB), 403)
+    assert outsider["type"].endswith("not-an-approver")
+
+    response = await approve(api, session, CAROL)
+    assert response.status == 200, await response.text()
+    body = await response.json(content_type=None)
+    assert [a["principal"] for a in body["approvals"]] == ["config:carol"]
+    assert body["required"] == 2
+    document = await problem(await publish(api, session), 409)
+    assert "1 of 2 approvals (approved by: config:carol)" in document["detail"]
+    assert (await approve(api, session, DAVE)).status == 200
+
+    # Replacing the file withdraws both approvals (python/peps#5070).
+    assert (await api.delete(completed["links"]["file-upload-session"])).status == 204
+    await api.upload(session, build_wheel(tmp_path / "b", project_name, "1.0", summary="new"))
+    document = await problem(await publish(api, session), 409)
+    assert "0 of 2 approvals" in document["detail"]
+
+    for approver in (CAROL, DAVE):
+        assert (await approve(api, session, approver)).status == 200
+    response = await publish(api, session)
+    assert response.status in (201, 202), await response.text()
+    for _ in range(100):
+        if (await api.status(session["links"]["session"]))["status"] == "published":
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail("the approved release was not published")
