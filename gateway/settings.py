@@ -427,6 +427,9 @@ class ProjectPolicySettings(Section):
     approvals: int = Field(
         0, ge=0, description="Distinct approvers, none the session's creator, before publish."
     )
+    cancel_requires: Literal["uploader", "approver"] = Field(
+        "uploader", description="approver: only a principal who may approve may cancel."
+    )
 
 
 class PolicySettings(Section):

@@ -67,8 +67,12 @@ async def extend_session(request: web.Request) -> web.Response:
 
 
 async def cancel_session(request: web.Request) -> web.Response:
-    session = await load_authorized_session(request)
-    session = await services(request).sessions.cancel(session.id)
+    svc = services(request)
+    principal = await authenticate(request)
+    session = await svc.sessions.get(request.match_info["sid"])
+    if not svc.approvals.authorize_cancel(session, principal):  # R-W11 cancel_requires
+        authorize(principal, session.name)
+    session = await svc.sessions.cancel(session.id)
     await session_event(request, audit.SESSION_CANCELED, session)
     return web.Response(status=204)
 

@@ -101,6 +101,18 @@ class Approvals:
                     continue
         raise DomainError(Kind.UNAVAILABLE, "contention", "Approvals changed meanwhile; retry.")
 
+    def authorize_cancel(self, session: PublishingSession, principal: Principal) -> bool:
+        """True when the policy says who may cancel (``cancel_requires = "approver"``) and
+        ``principal`` is one; a 403 when it is not; False: the usual upload rights decide."""
+        policy = self._policies.for_project(session.name)
+        if policy is None or policy.cancel_requires != "approver":
+            return False
+        if not may_approve(principal, session.name):
+            raise _forbidden(
+                "cancel-requires-approver", f"Only an approver may cancel {session.name} releases."
+            )
+        return True
+
     def policy_for(self, project: str) -> ProjectPolicySettings | None:
         return self._policies.for_project(project)
 

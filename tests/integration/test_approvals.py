@@ -12,7 +12,7 @@ import pytest
 from gateway.app import create_app
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
-from tests.conftest import ALICE, BOB, User
+from tests.conftest import ALICE, BOB, TOKEN, User
 from tests.distributions import build_wheel
 from tests.integration.conftest import META, Api, problem
 
@@ -37,7 +37,9 @@ async def gated(aiohttp_client, make_settings, principal_settings, approvers, pr
     ]
     settings: Settings = make_settings(
         auth={"principals": principals + approvers},
-        policy={"projects": [{"match": project_name, "approvals": 2}]},
+        policy={
+            "projects": [{"match": project_name, "approvals": 2, "cancel_requires": "approver"}]
+        },
     )
     client = await aiohttp_client(create_app(settings, run_sweeper=False))
     return Api(client, settings, ALICE.authorization)
@@ -93,3 +95,21 @@ async def test_two_approvers_other_than_the_uploader_let_publish_through(  # typ
             return
         await asyncio.sleep(0.1)
     pytest.fail("the approved release was not published")
+
+
+async def test_only_an_approver_may_cancel_when_the_policy_says_so(  # type: ignore[no-untyped-def]
+    gated, project_name: str
+) -> None:
+    api: Api = gated
+    ci = f"Bearer {TOKEN}"  # may upload every project, approve none
+    response = await api.post_json(
+        api.root, {"meta": META, "name": project_name, "version": "1.0"}, authorization=ci
+    )
+    assert response.status == 201, await response.text()
+    url = api.path(response.headers["Location"])
+    document = await problem(await api.client.delete(url, headers={"Authorization": ci}), 403)
+    assert document["type"].endswith("cancel-requires-approver")
+    refused = await api.client.delete(url, headers={"Authorization": BOB.authorization})
+    await problem(refused, 403)
+    canceled = await api.client.delete(url, headers={"Authorization": CAROL.authorization})
+    assert canceled.status == 204, await canceled.text()
