@@ -11,6 +11,7 @@ from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_document
+from gateway.auth.principals import may_approve
 from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
@@ -54,7 +55,10 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def session_status(request: web.Request) -> web.Response:
-    session = await load_authorized_session(request)
+    principal = await authenticate(request)
+    session = await services(request).sessions.get(request.match_info["sid"])
+    if not may_approve(principal, session.name):  # an approver reads what it approves (R-W11)
+        authorize(principal, session.name)
     return await _render(request, session)
 
 

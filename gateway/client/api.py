@@ -426,6 +426,12 @@ class UploadClient:
     async def cancel_session(self, url: str) -> None:
         self._expect(await self._request("DELETE", url), 204)
 
+    async def approve_session(self, url: str) -> dict[str, Any]:
+        """Approve the session's current files (R-W11): who has approved them, and how
+        many approvals the policy requires."""
+        answer = await self._request("POST", url.rstrip("/") + "/approve", json_body={"meta": META})
+        return self._expect(answer, 200)
+
     async def publish(
         self, session: PublishingSession, *, wait: bool = True, max_wait: float | None = None
     ) -> PublishingSession:

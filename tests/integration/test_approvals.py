@@ -14,7 +14,12 @@ from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
 from tests.conftest import ALICE, BOB, TOKEN, User
 from tests.distributions import build_wheel
+from tests.integration import test_client
 from tests.integration.conftest import META, Api, problem
+from tests.integration.test_client import Cli
+
+# The CLI's fixtures (a clean environment, the repository URL of ``live``, the runner).
+env, root, cli = test_client.env, test_client.root, test_client.cli
 
 CAROL = User("carol", "carol-password", ())
 DAVE = User("dave", "dave-password", ())
@@ -113,3 +118,28 @@ async def test_only_an_approver_may_cancel_when_the_policy_says_so(  # type: ign
     await problem(refused, 403)
     canceled = await api.client.delete(url, headers={"Authorization": CAROL.authorization})
     assert canceled.status == 204, await canceled.text()
+
+
+@pytest.fixture
+async def live(live_gateway, principal_settings, approvers, project_name) -> Api:  # type: ignore[no-untyped-def]
+    """A gateway on a real port (for the CLI) with the approvers and the policy."""
+    return await live_gateway(  # type: ignore[no-any-return]
+        auth={"principals": principal_settings + approvers},
+        policy={"projects": [{"match": project_name, "approvals": 1}]},
+    )
+
+
+async def test_the_cli_approves_a_release(  # type: ignore[no-untyped-def]
+    live: Api, cli: Cli, project_name: str, tmp_path: Path
+) -> None:
+    session = await live.create_session(project_name)
+    await live.upload(session, build_wheel(tmp_path, project_name, "1.0"))
+    url = session["links"]["session"]
+    code, _, err = await cli.run("session", "approve", url, "-u", "alice", "-p", ALICE.password)
+    assert code != 0
+    assert f"You may not approve {project_name} releases" in err  # alice uploads only
+    code, out, err = await cli.run("session", "approve", url, "-u", "carol", "-p", CAROL.password)
+    assert code == 0, err
+    assert "Approved session" in out
+    response = await publish(live, session)
+    assert response.status in (201, 202), await response.text()
