@@ -17,6 +17,7 @@ from gateway.gates.attestations import (
     sigstore_verifier,
 )
 from gateway.gates.policy import ProjectPolicies
+from gateway.gates.provenance import provenance_document
 from gateway.gates.publishers import describe, matches
 from gateway.settings import PolicySettings, PublisherSettings
 from tests.attestation_assets import (
@@ -138,3 +139,16 @@ def test_a_gitlab_attestation_names_its_gitlab_publisher(verifier: AttestationVe
         kind="GitLab", repository="facutuesca/gitlab-oidc-project", workflow=".gitlab-ci.yml"
     )
     assert matches(verified.publisher, wanted)
+
+
+def test_the_provenance_built_matches_the_one_pypi_serves(verifier: AttestationVerifier) -> None:
+    """PyPI's own provenance of the sdist (tests/assets) and the one the gateway builds from
+    the same attestation name the same publisher and hold the same attestation."""
+    verified = verifier.verify([attestation()], SDIST.name, SDIST_SHA256)
+    ours = json.loads(provenance_document(verified))
+    pypi = json.loads((SDIST.parent / f"{SDIST.name}.provenance").read_text())
+    [our_bundle], [pypi_bundle] = ours["attestation_bundles"], pypi["attestation_bundles"]
+    assert our_bundle["publisher"] == {**pypi_bundle["publisher"], "environment": None}
+    assert [a["envelope"] for a in our_bundle["attestations"]] == [
+        a["envelope"] for a in pypi_bundle["attestations"]
+    ]
