@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from gateway.api import audit, files, health, sessions, stage, yanks
+from gateway.api import approvals, audit, files, health, integrity, sessions, stage, yanks
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
 from gateway.api.urls import Urls
@@ -22,7 +22,7 @@ from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
 from gateway.proxy import legacy, reads
 from gateway.proxy.index_reader import IndexReader
-from gateway.proxy.pages import NoProvenance, SimplePages
+from gateway.proxy.pages import SimplePages
 from gateway.proxy.simple_api import ReadPath
 from gateway.proxy.staged import STAGE_ROUTE
 from gateway.publish.backends import backend_for
@@ -80,6 +80,7 @@ HANDLERS: dict[str, Handler] = {
     "api:cancel-session": sessions.cancel_session,
     "api:extend-session": sessions.extend_session,
     "api:publish": sessions.publish_session,
+    "api:approve": approvals.approve_session,
     "api:create-file": files.create_file,
     "api:file": files.file_status,
     "api:delete-file": files.delete_file,
@@ -93,6 +94,7 @@ HANDLERS: dict[str, Handler] = {
     "stage:file": stage.download,
     "stage:preview": stage.preview,
     "stage:project": stage.project,
+    "integrity:provenance": integrity.provenance,
     "healthz": health.healthz,
     "readyz": health.readyz,
     "metrics": health.metrics_page,
@@ -168,6 +170,7 @@ def _services(
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)
     stage = StageService(core.sessions, core.session_files, blobs, client, s3.bucket, s3.prefix)
+    gates = core.gates.attestations
     return Services(
         settings=settings,
         urls=Urls(settings.server.public_base_url, settings.server.api_root),
@@ -180,11 +183,16 @@ def _services(
         publish_worker=core.worker,
         names=core.names,
         stage=stage,
-        preview=PreviewService(stage, backend, settings.backend.checks_like_pypi),
-        legacy_staging=LegacyStaging(core.sessions, core.files, core.names),
+        preview=PreviewService(
+            stage, backend, settings.backend.checks_like_pypi, core.gates.provenance
+        ),
+        legacy_staging=LegacyStaging(core.sessions, core.files, core.names, gates),
         sweeper=core.sweeper,
         mechanisms=list(settings.uploads.mechanisms),
         audit=journal,
+        gates=gates,
+        provenance=core.gates.provenance,
+        approvals=core.gates.approvals,
         yanks=core.yanks,
         reads=_read_path(settings, core, http, hops),
     )
@@ -199,7 +207,12 @@ def _read_path(
     reader = IndexReader(http, hops.upstream, settings.backend.timeout, upstream)
     # PEP 740: the attestations work plugs its provenance links in here.
     pages = SimplePages(
-        reader, core.file_facts, upstream, core.yanks, NoProvenance(), settings.proxy.page_max_age
+        reader,
+        core.file_facts,
+        upstream,
+        core.yanks,
+        core.gates.provenance,
+        settings.proxy.page_max_age,
     )
     core.file_facts.publishing.append(pages.publishing)
     simple_path = urlsplit(settings.backend.simple_url).path

@@ -337,6 +337,9 @@ class PrincipalSettings(Section):
         default_factory=list,
         description="Projects (globs) whose releases it may yank and unyank (PEP 592).",
     )
+    approve: list[str] = Field(
+        default_factory=list, description="Projects whose releases it may approve (R-W11)."
+    )
 
     @field_validator("password_hash", "token_hash")
     @classmethod
@@ -410,6 +413,55 @@ class AuditSettings(Section):
     )
 
 
+class PublisherSettings(Section):
+    """A PEP 740 publisher a project's attestations must come from (pylock's
+    ``attestation-identities`` shape). ``environment`` is not in the signing certificate: it
+    is checked against an OIDC trusted-publishing token's claims only (docs/policy.md)."""
+
+    kind: Literal["GitHub", "GitLab", "Google"]
+    repository: str | None = Field(None, description="owner/name (GitHub, GitLab).")
+    workflow: str | None = Field(
+        None, description="GitHub: the workflow's filename; GitLab: its path in the repository."
+    )
+    environment: str | None = None
+    email: str | None = Field(None, description="Google: the service account's address.")
+
+    @model_validator(mode="after")
+    def _names_an_identity(self) -> PublisherSettings:
+        needed = ("email",) if self.kind == "Google" else ("repository", "workflow")
+        missing = [key for key in needed if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"a {self.kind} publisher needs {' and '.join(missing)}")
+        return self
+
+
+class ProjectPolicySettings(Section):
+    match: str = Field(min_length=1, description='A project glob, e.g. "acme-*".')
+    require_attestations: bool = False
+    publishers: list[PublisherSettings] = Field(
+        default_factory=list, description="Attestations must name one of these; [] = any."
+    )
+    approvals: int = Field(
+        0, ge=0, description="Distinct approvers, none the session's creator, before publish."
+    )
+    cancel_requires: Literal["uploader", "approver"] = Field(
+        "uploader", description="approver: only a principal who may approve may cancel."
+    )
+
+
+class PolicySettings(Section):
+    """Release gates (R-W11, docs/policy.md)."""
+
+    trusted_root: ReadableFile | None = Field(
+        None,
+        description="A Sigstore trusted_root.json to verify against instead of the shipped one.",
+    )
+    online: bool = Field(
+        False, description="Refresh Sigstore's trust root over the network (TUF) at start."
+    )
+    projects: list[ProjectPolicySettings] = Field(default_factory=list)
+
+
 class LoggingSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_format: bool = Field(True, alias="json")
@@ -430,6 +482,7 @@ class Settings(BaseSettings):
     proxy: ProxySettings = ProxySettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    policy: PolicySettings = PolicySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.gates.wiring import Gates, build_gates
 from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
@@ -43,6 +44,7 @@ class Core:
     sweeper: Sweeper
     file_facts: FileFactsService
     yanks: YankService
+    gates: Gates
 
 
 def wire(
@@ -82,8 +84,10 @@ def wire(
         audit,
         file_facts,
     )
+    base_url = settings.server.public_base_url
+    gates = build_gates(settings.policy, records, blobs, session_files, audit, base_url)
     publisher = Publisher(
-        sessions, session_files, names, backend, journals, worker, settings.publish
+        sessions, session_files, names, backend, journals, worker, settings.publish, gates.publish
     )
     interval = settings.sessions.sweep_interval
     sweeper = Sweeper(sessions, due, files, publisher, records, audit, interval)
@@ -101,6 +105,7 @@ def wire(
         sweeper=sweeper,
         file_facts=file_facts,
         yanks=YankService(records, backend.published_files, audit),
+        gates=gates,
     )
 
 

@@ -8,6 +8,9 @@ from aiohttp import web
 
 from gateway.api.urls import Urls
 from gateway.auth.principals import Authenticator
+from gateway.gates.approvals import Approvals
+from gateway.gates.provenance import ProvenanceStore
+from gateway.gates.service import AttestationGate
 from gateway.proxy.simple_api import ReadPath
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
@@ -43,6 +46,9 @@ class Services:
     mechanisms: list[str]
     legacy_staging: LegacyStaging
     audit: AuditTrail
+    gates: AttestationGate
+    provenance: ProvenanceStore
+    approvals: Approvals
     yanks: YankService | None = None  # PEP 592 for any index (R-W10)
     reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 
+from gateway.api.access import authenticate, authorize
 from gateway.api.audit import recorded
 from gateway.api.bodies import (
     body_chunks,
@@ -122,9 +124,11 @@ async def receive_bytes(request: web.Request) -> web.Response:
 
 
 async def attach_attestations(request: web.Request) -> web.Response:
-    """PEP 740 attestations for the file, before completion (R-F9)."""
+    """PEP 740 attestations for the file, before completion (R-F9), verified (R-W11)."""
     svc = services(request)
-    session = await load_authorized_session(request)
+    principal = await authenticate(request)  # its OIDC claims, if any, must match (R-W11)
+    session = await svc.sessions.get(request.match_info["sid"])
+    authorize(principal, session.name)
     require_content_type(request, "application/json")
     raw = await read_bounded(request, svc.settings.uploads.max_attestations_body)
     payload = parse_json(raw)
@@ -139,8 +143,13 @@ async def attach_attestations(request: web.Request) -> web.Response:
         ) from None
     if not attestations:
         raise Problem(400, "invalid-attestation", "At least one attestation is required.")
+    fid = request.match_info["fid"]
+    target = await svc.files.get(session.id, fid)
+    sha256 = target.hashes.get("sha256")
+    documents = cast(list[Any], payload)
+    await svc.gates.check(session, target.filename, sha256, documents, dict(principal.claims))
     document = json.dumps(payload, separators=(",", ":")).encode()
-    upload = await svc.files.attach_attestations(session, request.match_info["fid"], document)
+    upload = await svc.files.attach_attestations(session, fid, document)
     return await _render(request, upload, session)
 
 

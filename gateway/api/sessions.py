@@ -11,6 +11,7 @@ from gateway.api.audit import recorded, session_event
 from gateway.api.bodies import read_request
 from gateway.api.context import services
 from gateway.api.render import session_document
+from gateway.auth.principals import may_approve
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, refused_as_invalid
 from gateway.domain.records import FileSummary, FileUpload, PublishingSession
@@ -55,7 +56,10 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def session_status(request: web.Request) -> web.Response:
-    session = await load_authorized_session(request)
+    principal = await authenticate(request)
+    session = await services(request).sessions.get(request.match_info["sid"])
+    if not may_approve(principal, session.name):  # an approver reads what it approves (R-W11)
+        authorize(principal, session.name)
     return await _render(request, session)
 
 
@@ -68,8 +72,12 @@ async def extend_session(request: web.Request) -> web.Response:
 
 
 async def cancel_session(request: web.Request) -> web.Response:
-    session = await load_authorized_session(request)
-    session = await services(request).sessions.cancel(session.id)
+    svc = services(request)
+    principal = await authenticate(request)
+    session = await svc.sessions.get(request.match_info["sid"])
+    if not svc.approvals.authorize_cancel(session, principal):  # R-W11 cancel_requires
+        authorize(principal, session.name)
+    session = await svc.sessions.cancel(session.id)
     await session_event(request, audit.SESSION_CANCELED, session)
     return web.Response(status=204)
 

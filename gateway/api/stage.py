@@ -11,11 +11,13 @@ from packaging.utils import InvalidName, canonicalize_name
 
 from gateway.api.context import services
 from gateway.domain import clock
+from gateway.gates.provenance import INTEGRITY_V1_JSON
 from gateway.protocol.problems import ErrorItem, Problem, not_found
 from gateway.stage import simple
 from gateway.stage.page import SECURITY_HEADERS
 from gateway.stage.preview import render_page
 
+PROVENANCE = ".provenance"  # beside the file, as ``.metadata`` is (PEP 658)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 20
 
@@ -82,6 +84,11 @@ async def project(request: web.Request) -> web.Response:
             requires_python=u.metadata.requires_python if u.metadata else None,
             metadata_sha256=u.metadata.sha256 if u.metadata else None,
             upload_time=clock.rfc3339(u.created_at),
+            provenance=(
+                svc.urls.stage(token) + "+files/" + u.filename + PROVENANCE
+                if u.has_attestations
+                else None
+            ),
         )
         for u in uploads
         if u.committed is not None
@@ -93,6 +100,8 @@ async def project(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     token, name = request.match_info["token"], request.match_info["filename"]
+    if name.endswith(PROVENANCE):
+        return await _staged_provenance(request, token, name.removesuffix(PROVENANCE))
     if name.endswith(".metadata"):
         session, upload = await svc.stage.staged(token, name.removesuffix(".metadata"))
         body = await svc.stage.metadata(session, upload)
@@ -124,6 +133,16 @@ async def download(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def _staged_provenance(request: web.Request, token: str, filename: str) -> web.Response:
+    """PEP 740 provenance of a staged file, as the integrity API answers for a published one."""
+    svc = services(request)
+    session, upload = await svc.stage.staged(token, filename)
+    document = await svc.provenance.staged(session, upload)
+    if document is None:
+        raise not_found("provenance")
+    return web.Response(body=document, content_type=INTEGRITY_V1_JSON)
 
 
 def _requested_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -118,6 +118,7 @@ def _principal(entry: PrincipalSettings) -> Principal:
         project_patterns=tuple(entry.projects),
         audit=entry.audit,
         yank_patterns=tuple(entry.yank),
+        approve_patterns=tuple(entry.approve),
     )
 
 

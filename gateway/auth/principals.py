@@ -27,6 +27,7 @@ class Principal:
     # What the audit journal records of an OIDC identity: the issuer and the claims that the
     # trust policies look at (never the token).
     claims: tuple[tuple[str, str], ...] = ()
+    approve_patterns: tuple[str, ...] = ()  # projects whose releases it may approve (R-W11)
 
 
 class Authenticator(Protocol):
@@ -41,6 +42,15 @@ class Authenticator(Protocol):
 
 class InvalidCredentials(Exception):
     """Credentials were presented and are wrong (never says which part)."""
+
+
+def may_approve(principal: Principal, project: str) -> bool:
+    """Whether ``principal`` may approve ``project``'s releases (``approve`` globs)."""
+    name = canonicalize_name(project)
+    return any(
+        fnmatch.fnmatchcase(name, canonicalize_name(pattern) if pattern != "*" else "*")
+        for pattern in principal.approve_patterns
+    )
 
 
 def may_upload(principal: Principal, project: str) -> bool:

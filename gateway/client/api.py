@@ -169,6 +169,11 @@ class UploadClient:
     async def cancel_session(self, url: str) -> None:
         expect(await self._transport.request("DELETE", url), 204)
 
+    async def approve_session(self, url: str) -> dict[str, Any]:
+        """Approve the session's current files (R-W11): who has approved them, and how
+        many approvals the policy requires."""
+        return expect(await self._post(url.rstrip("/") + "/approve", {}), 200)
+
     async def publish(
         self, session: SessionView, *, wait: bool = True, max_wait: float | None = None
     ) -> SessionView:

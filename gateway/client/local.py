@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.version import Version
 
@@ -134,10 +134,10 @@ def _hash_file(path: Path) -> tuple[int, str, str]:
     return size, sha256.hexdigest(), blake2.hexdigest()
 
 
-def find_attestations(path: Path) -> tuple[dict[str, Any], ...]:
+def find_attestations(path: Path, required: bool = True) -> tuple[dict[str, Any], ...]:
     """PEP 740 attestations next to a file, named like twine's: ``{file}.*.attestation``."""
     found = sorted(path.parent.glob(f"{_glob_escape(path.name)}.*.attestation"))
-    if not found:
+    if not found and required:
         raise LocalCheckError(f"{path}: no attestation found ({path.name}.*.attestation)")
     attestations = []
     for candidate in found:
@@ -155,8 +155,12 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{char}]" if char in "*?[]" else char for char in text)
 
 
-async def inspect_distribution(path: Path, *, attestations: bool = False) -> Distribution:
-    """Check one file and describe it; :class:`LocalCheckError` names what is wrong."""
+async def inspect_distribution(
+    path: Path, *, attestations: bool | Literal["found"] = False
+) -> Distribution:
+    """Check one file and describe it; :class:`LocalCheckError` names what is wrong.
+    ``attestations``: True requires them beside the file (twine's ``--attestations``),
+    "found" takes those there are (as ``uv publish`` does), False none."""
     try:
         parsed = parse_filename(path.name)
     except FilenameError as exc:
@@ -183,7 +187,7 @@ async def inspect_distribution(path: Path, *, attestations: bool = False) -> Dis
         sha256=sha256,
         blake2_256=blake2,
         metadata=extracted.raw,
-        attestations=find_attestations(path) if attestations else (),
+        attestations=find_attestations(path, attestations is True) if attestations else (),
     )
 
 
@@ -196,7 +200,7 @@ def _raw_field(raw: bytes, name: str) -> str | None:
 
 
 async def inspect_distributions(
-    paths: Sequence[Path], *, attestations: bool = False
+    paths: Sequence[Path], *, attestations: bool | Literal["found"] = False
 ) -> list[Distribution]:
     """Every file checked (a few at a time); the first failure in command-line order wins."""
     limit = asyncio.Semaphore(4)

@@ -157,10 +157,17 @@ def _parse_metadata(raw: bytes, source: str, member: str) -> Metadata:
     try:
         return Metadata.from_email(raw, validate=True)
     except (ExceptionGroup, InvalidMetadata) as exc:
-        problems = "; ".join(_exception_messages(exc))
+        problems = "; ".join(m for m in _exception_messages(exc) if _TOO_NEW not in m)
+        if not problems:
+            # Only fields newer than the declared Metadata-Version (License-File in 2.1, as
+            # hatchling wrote it before 1.26): PyPI accepted such files, so the index may too.
+            return Metadata.from_email(raw, validate=False)
         raise DistributionError(
             source, f"{member} is not valid core metadata: {problems}."
         ) from exc
+
+
+_TOO_NEW = "introduced in metadata version"
 
 
 def _exception_messages(exc: BaseException) -> list[str]:

@@ -289,6 +289,17 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             _json_body("EmptyRequest"),
         ),
         _operation(
+            "approveSession",
+            "Approve the release's current files (release gates, docs/policy.md)",
+            {
+                "200": {
+                    "description": "Who approved the files as they are, and how many must",
+                    "content": {"application/vnd.pypi.upload.v2+json": {"schema": {}}},
+                }
+            },
+            _json_body("EmptyRequest"),
+        ),
+        _operation(
             "createFile",
             "Start a file upload session",
             {"202": _answer("Accepted", "FileResponse", Location="file upload session")},
@@ -394,6 +405,17 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
                 "200": {
                     "description": "Server-rendered HTML, no script",
                     "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+            secured=False,
+        ),
+        _operation(
+            "getProvenance",
+            "PEP 740 provenance of a file published through the gateway (docs/policy.md)",
+            {
+                "200": {
+                    "description": "Warehouse's Provenance object",
+                    "content": {"application/vnd.pypi.integrity.v1+json": {"schema": {}}},
                 }
             },
             secured=False,

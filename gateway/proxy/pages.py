@@ -43,18 +43,14 @@ LEARN_CONCURRENCY = 8
 
 
 class ProvenanceLinks(Protocol):
-    """PEP 740: where a file's provenance object is served, when the gateway holds one."""
+    """PEP 740: where each file's provenance object is served, for the files of ``project``
+    the gateway holds one for (filename -> URL)."""
 
-    def url_for(self, project: str, version: str, filename: str) -> str | None: ...
+    async def links(self, project: str) -> dict[str, str]: ...
 
 
 class YankLookup(Protocol):
     async def yanks(self, project: str) -> ProjectYanks: ...
-
-
-class NoProvenance:
-    def url_for(self, project: str, version: str, filename: str) -> str | None:
-        return None
 
 
 @dataclass
@@ -177,8 +173,9 @@ class SimplePages:
         cached.complete = all(
             k is not None or f.sha256 is None for f, k in zip(cached.files, known, strict=True)
         )
+        provenance = await self._provenance.links(project)
         return [
-            self._staged(project, listed, facts, yanks)
+            self._staged(listed, facts, yanks, provenance.get(listed.filename))
             for listed, facts in zip(cached.files, known, strict=True)
         ]
 
@@ -204,7 +201,11 @@ class SimplePages:
         return learned.facts
 
     def _staged(
-        self, project: str, listed: ListedFile, facts: FileFacts | None, yanks: ProjectYanks
+        self,
+        listed: ListedFile,
+        facts: FileFacts | None,
+        yanks: ProjectYanks,
+        provenance: str | None,
     ) -> simple.StagedFile:
         """The index's facts win where it has them (devpi), except a yank made through the
         gateway; ours fill the gaps."""
@@ -220,9 +221,7 @@ class SimplePages:
             metadata_sha256=(facts.metadata_sha256 if facts else None) or listed.metadata_sha256,
             upload_time=listed.upload_time or (facts.upload_time if facts else None),
             yanked=(reason or True) if reason is not None else listed.yanked,
-            provenance=self._provenance.url_for(project, version, listed.filename)
-            if version
-            else None,
+            provenance=provenance,
         )
 
     def _public(self, url: str) -> str:

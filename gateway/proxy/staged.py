@@ -12,9 +12,12 @@ body cut short leaves nothing behind. Answers are for legacy clients: ``200`` wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.api.access import authenticate, authorize
 from gateway.api.context import services
@@ -23,11 +26,13 @@ from gateway.api.urls import Urls
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import refused_as_invalid
 from gateway.domain.records import FileUpload, PublishingSession
+from gateway.protocol.models import Attestation
 from gateway.protocol.problems import ErrorItem, Problem, bad_request
 from gateway.services.legacy_staging import DIGEST_FIELDS, StagedForm
 
 STAGE_ROUTE = "legacy:stage"
 _TRUE = ("true", "1")
+_ATTESTATIONS = TypeAdapter(list[Attestation])
 _REASON_CHARS = 300  # a status line is no place for an essay
 
 
@@ -54,7 +59,8 @@ async def stage_upload(
     with refused_as_invalid():
         name, _ = normalize_release(form.name, form.version)
     authorize(principal, name)  # on every request: the gateway holds the release now
-    session, upload = await svc.legacy_staging.stage(principal.id, form, content)
+    claims = dict(principal.claims)
+    session, upload = await svc.legacy_staging.stage(principal.id, form, content, claims)
     body = staged_message(svc.urls, session, upload)
     return web.Response(status=200, text=body, content_type="text/plain")
 
@@ -73,7 +79,32 @@ def staged_form(fields: dict[str, str], filename: str | None) -> StagedForm:
         for field, algorithm in DIGEST_FIELDS.items()
         if fields.get(field, "").strip()
     }
-    return StagedForm(fields["name"].strip(), fields["version"].strip(), filename, hashes)
+    return StagedForm(
+        fields["name"].strip(),
+        fields["version"].strip(),
+        filename,
+        hashes,
+        _attestations(fields.get("attestations")),
+    )
+
+
+def _attestations(field: str | None) -> list[Any] | None:
+    """The form's ``attestations``: a JSON array of PEP 740 attestations, checked for shape
+    here and verified against the file by the attestation gate."""
+    if field is None or not field.strip():
+        return None
+    try:
+        parsed = json.loads(field)
+        _ATTESTATIONS.validate_python(parsed)
+    except (ValueError, ValidationError):
+        raise bad_request(
+            "invalid-attestation",
+            "The form's attestations field is not a JSON array of PEP 740 attestations.",
+            "attestations",
+        ) from None
+    if not parsed:
+        return None
+    return cast(list[Any], parsed)
 
 
 def staged_message(urls: Urls, session: PublishingSession, upload: FileUpload) -> str:

@@ -10,6 +10,7 @@ never the page.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from packaging.metadata import InvalidMetadata, Metadata
 from packaging.utils import parse_wheel_filename
@@ -20,6 +21,7 @@ from gateway.distribution.checks import index_refusals
 from gateway.distribution.readme import render_description
 from gateway.domain import clock
 from gateway.domain.records import FileUpload, PublishingSession
+from gateway.gates.provenance import ProvenanceStore
 from gateway.logs import log
 from gateway.publish.backends import Backend, BackendError
 from gateway.publish.backends.base import IndexFile
@@ -41,17 +43,25 @@ class PreviewService:
         stage: StageService,
         backend: Backend,
         checks_at_completion: bool,
+        provenance: ProvenanceStore,
     ) -> None:
         self._stage = stage
         self._backend = backend
         self._checks_at_completion = checks_at_completion
+        self._provenance = provenance  # who each file's attestations name (R-W11)
 
     async def preview(self, token: str, stage_url: str) -> Preview:
         session, uploads = await self._stage.open(token)
         # The order the publish sends them: the index keeps the first one's metadata.
         uploads = sorted(uploads, key=lambda u: (u.filename.endswith(".tar.gz"), u.filename))
         metadata = await self._read_all(session, uploads)
-        files = [self._file(stage_url, u, metadata.get(u.id)) for u in uploads]
+        publishers = await asyncio.gather(
+            *(self._provenance.staged_publishers(session, u) for u in uploads)
+        )
+        files = [
+            replace(self._file(stage_url, u, metadata.get(u.id)), publisher=publisher)
+            for u, publisher in zip(uploads, publishers, strict=True)
+        ]
         main = next((metadata[u.id] for u in uploads if u.id in metadata), None)
         main_from = next((u.filename for u in uploads if u.id in metadata), None)
         description = None

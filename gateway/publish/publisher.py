@@ -14,6 +14,7 @@ from gateway.domain.errors import Kind
 from gateway.domain.records import FileUpload, PublishingSession
 from gateway.domain.states import SessionEvent
 from gateway.domain.transitions import require
+from gateway.gates.publish import PublishGate
 from gateway.logs import log
 from gateway.publish.backends.base import Backend, BackendUnavailable, Listing
 from gateway.publish.failure import (
@@ -52,6 +53,7 @@ class Publisher:
         journals: Journals,
         worker: PublishWorker,
         settings: PublishSettings,
+        gate: PublishGate,
     ):
         self._sessions = sessions
         self._files = files
@@ -60,6 +62,7 @@ class Publisher:
         self._journals = journals
         self._worker = worker
         self._settings = settings
+        self._gate = gate  # release gates (R-W11)
 
     async def publish(
         self, session: PublishingSession, principal: Publishing, etag: str | None = None
@@ -80,6 +83,7 @@ class Publisher:
         everything = await self._files.records(session.id)
         uploads = list(self._files.visible(everything).values())
         require_completed(uploads)
+        await self._gate.check(session, uploads)
         listing = await self._listing_if_up(session.name)
         if listing is not None:
             try:

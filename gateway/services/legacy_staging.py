@@ -12,14 +12,17 @@ never joined (409): a release is assembled by one path only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, Kind, Pointer, refused_as_invalid
 from gateway.domain.records import CreationPath, FileUpload, PublishingSession
 from gateway.domain.states import SessionEvent, is_editable
 from gateway.domain.transitions import require
+from gateway.gates.service import AttestationGate
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
@@ -42,25 +45,38 @@ class StagedForm:
     version: str
     filename: str
     hashes: dict[str, str]  # ingest algorithm name → lowercase hex digest, as declared
+    attestations: list[Any] | None = None  # the form's PEP 740 ``attestations``, parsed
 
 
 class LegacyStaging:
-    def __init__(self, sessions: SessionService, files: FileService, names: NameRegistry):
+    def __init__(
+        self,
+        sessions: SessionService,
+        files: FileService,
+        names: NameRegistry,
+        gate: AttestationGate,
+    ):
         self._sessions = sessions
         self._files = files
         self._names = names
         # (project, version, principal) -> the session its last staged upload went into.
         self._joined: dict[tuple[str, str, str], str] = {}
+        self._gate = gate
 
     async def stage(
-        self, principal_id: str, form: StagedForm, chunks: AsyncIterator[bytes | memoryview]
+        self,
+        principal_id: str,
+        form: StagedForm,
+        chunks: AsyncIterator[bytes | memoryview],
+        claims: Mapping[str, str] | None = None,
     ) -> tuple[PublishingSession, FileUpload]:
         """Receive the file into its release's session and complete it, or refuse it and
         leave nothing of it staged. The caller has authorized ``principal_id`` for the
-        project already."""
+        project already; ``claims`` are its OIDC token's, if it used one."""
         session = await self.session_for(form.name, form.version, principal_id)
         upload = await self._files.receive_unsized(session, form.filename, form.hashes, chunks)
         try:
+            await self._attach(session, upload, form, claims)
             upload, _ = await self._files.complete(session, upload.id, defer=False)
             await self._files.claim(session, upload)  # only now: replaces an earlier one
         except BaseException:
@@ -68,6 +84,21 @@ class LegacyStaging:
                 await self._files.delete(await self._sessions.get(session.id), upload.id)
             raise
         return session, upload  # its id, name and version: all the answer says of it
+
+    async def _attach(
+        self,
+        session: PublishingSession,
+        upload: FileUpload,
+        form: StagedForm,
+        claims: Mapping[str, str] | None,
+    ) -> None:
+        """Verified against the declared sha256 before completion checks the bytes have it."""
+        if form.attestations is None:
+            return
+        sha256 = form.hashes.get("sha256")
+        await self._gate.check(session, form.filename, sha256, form.attestations, claims)
+        document = json.dumps(form.attestations, separators=(",", ":")).encode()
+        await self._files.attach_attestations(session, upload.id, document)
 
     async def session_for(self, name: str, version: str, principal_id: str) -> PublishingSession:
         """The release's legacy-created session, created now if there is none (reserving a

@@ -31,6 +31,7 @@ class PreviewFile:
     tags: list[str]  # the wheel's tags, or ["source"] for the sdist
     attestations: bool
     refusals: list[Finding] = field(default_factory=list)
+    publisher: str | None = None  # whom its attestations verifiably name (R-W11)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _files(files: list[PreviewFile]) -> str:
         f'<td data-label="Size">{_size(f.size)}</td>'
         f'<td data-label="Tags">{", ".join(_code(tag) for tag in f.tags)}</td>'
         f'<td data-label="SHA256" class="hash">{escape(f.sha256)}</td>'
-        f'<td data-label="Attestations">{"yes" if f.attestations else "no"}</td>'
+        f'<td data-label="Attestations">{_attested(f)}</td>'
         "</tr>"
         for f in files
     )
@@ -217,6 +218,12 @@ def _list(items: list[str]) -> str:
 
 def _slug(label: str) -> str:
     return "meta-" + label.lower().replace(" ", "-")
+
+
+def _attested(file: PreviewFile) -> str:
+    if file.publisher:
+        return f"verified: {escape(file.publisher)}"
+    return "yes" if file.attestations else "no"
 
 
 def _size(size: int) -> str:

@@ -341,6 +341,15 @@ class BlobStore:
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self._bucket, Key=self._prefix + key)
 
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys of the objects under ``prefix`` (one listing per 1,000)."""
+        full = self._prefix + prefix
+        found: list[str] = []
+        objects = self._client.get_paginator("list_objects_v2")
+        async for page in objects.paginate(Bucket=self._bucket, Prefix=full):
+            found += [item["Key"][len(self._prefix) :] for item in page.get("Contents", [])]
+        return found
+
     async def purge(self, prefix: str) -> None:
         """Delete every object and abort every unfinished multipart upload under ``prefix``."""
         full = self._prefix + prefix

@@ -178,6 +178,10 @@ class MemoryBlobStore:
         await asyncio.sleep(0)
         self.objects.pop(key, None)
 
+    async def keys(self, prefix: str) -> list[str]:
+        await asyncio.sleep(0)
+        return sorted(key for key in self.objects if key.startswith(prefix))
+
     async def purge(self, prefix: str) -> None:
         await asyncio.sleep(0)
         for key in [key for key in self.objects if key.startswith(prefix)]:

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from gateway.auth.principals import Principal
 from gateway.domain.records import FileUpload, PublishingSession
+from gateway.gates.wiring import Gates
 from gateway.protocol.models import FileCreateRequest
 from gateway.publish.backends.base import Backend, BackendUnavailable, IndexFile, Listing
 from gateway.publish.journal import Journals
@@ -115,6 +116,7 @@ class Stack:
     uploads: UploadRecords
     http: aiohttp.ClientSession  # the stack's own, shared with the index's listings
     session_files: SessionFiles
+    gates: Gates
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
@@ -205,6 +207,7 @@ def build_stack(
         core.uploads,
         http,
         core.session_files,
+        core.gates,
     )
 
 

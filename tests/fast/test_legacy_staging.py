@@ -38,7 +38,7 @@ def _wheels(tmp_path: Path, project: str, count: int) -> list[Path]:
 async def test_later_uploads_join_the_session_without_creating_one(
     stack: Stack, project: str, tmp_path: Path
 ) -> None:  # R-W6, R-W13
-    staging = LegacyStaging(stack.sessions, stack.files, stack.names)
+    staging = LegacyStaging(stack.sessions, stack.files, stack.names, stack.gates.attestations)
     first, second, third = _wheels(tmp_path, project, 3)
     sid = await _stage(staging, ALICE.id, first, project)
     writes = stack.records.writes
@@ -57,7 +57,7 @@ async def test_later_uploads_join_the_session_without_creating_one(
 async def test_another_principal_goes_through_the_name_checks(
     stack: Stack, project: str, tmp_path: Path
 ) -> None:  # R-W6, R-P4
-    staging = LegacyStaging(stack.sessions, stack.files, stack.names)
+    staging = LegacyStaging(stack.sessions, stack.files, stack.names, stack.gates.attestations)
     first, second = _wheels(tmp_path, project, 2)
     await _stage(staging, ALICE.id, first, project)
     with pytest.raises(DomainError, match="reserved for another publisher"):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -171,21 +172,26 @@ async def test_stage_install_from_the_stage_then_publish(
     assert session.status == "published"
 
 
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [(("--attestations",), True), ((), True), (("--no-attestations",), False)],
+    ids=["required", "found-by-default", "skipped"],
+)
 async def test_attestations_are_uploaded_with_the_file(
-    cli: Cli, live: Api, project_name: str, tmp_path: Path
+    cli: Cli, live: Api, tmp_path: Path, options: tuple[str, ...], sent: bool
 ) -> None:
-    from tests.integration.test_files_api import ATTESTATION
+    from tests import attestation_assets as assets
 
-    wheel = build_wheel(tmp_path, project_name, "1.0")
-    (tmp_path / f"{wheel.name}.publish.attestation").write_text(json.dumps(ATTESTATION))
+    sdist = Path(shutil.copy(assets.SDIST, tmp_path))
+    shutil.copy(assets.ASSETS / f"{sdist.name}.publish.attestation", tmp_path)
     # As with ``dist/*``, the attestation file among the inputs is skipped, not uploaded.
     code, _out, err = await cli.publish(
-        "--stage", "--attestations", str(wheel), f"{wheel}.publish.attestation"
+        "--stage", *options, str(sdist), f"{sdist}.publish.attestation"
     )
     assert code == 0, err
-    [session] = await sessions_of(live, project_name)
+    [session] = await sessions_of(live, assets.PROJECT)
     [upload] = await live.client.server.app[SERVICES].session_files.records(session.id)
-    assert upload.has_attestations
+    assert upload.has_attestations is sent
     assert upload.status == "completed"
 
 

@@ -23,6 +23,7 @@ from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import is_not_found
+from tests import attestation_assets as assets
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_sdist, build_wheel
 from tests.integration.conftest import META, Api, problem
@@ -420,21 +421,23 @@ ATTESTATION = {
 }
 
 
-async def test_attestations(api: Api, session: dict, wheel: Path) -> None:  # R-F9
-    data = wheel.read_bytes()
-    file = await api.create_file(session, wheel.name, data)
+async def test_attestations(api: Api) -> None:  # R-F9, R-W11: verified when attached
+    session = await api.create_session(assets.PROJECT, assets.VERSION)
+    data = assets.SDIST.read_bytes()
+    file = await api.create_file(session, assets.SDIST.name, data)
     url = api.path(file["mechanism"]["attestations_url"])
     headers = api.headers(**{"Content-Type": "application/json"})
-    for bad in ([], [{"version": 2}], [dict(ATTESTATION, envelope={"statement": "!!"})], {"a": 1}):
+    bad_shape = [dict(ATTESTATION, envelope={"statement": "!!"})]
+    for bad in ([], [{"version": 2}], bad_shape, {"a": 1}, [ATTESTATION]):  # last: unsigned
         await problem(await api.client.post(url, json=bad, headers=headers), 400)
-    response = await api.client.post(url, json=[ATTESTATION], headers=headers)
+    response = await api.client.post(url, json=[assets.attestation()], headers=headers)
     assert response.status == 200, await response.text()
     fid = file["links"]["file-upload-session"].rsplit("/", 1)[1]
     stored = await s3_object(api, keys.attestations(session["session-token"], fid))
     assert stored is not None
     await api.send_bytes(file, data)
     assert (await api.complete(file)).status == 201
-    await problem(await api.client.post(url, json=[ATTESTATION], headers=headers), 409)
+    await problem(await api.client.post(url, json=[assets.attestation()], headers=headers), 409)
 
 
 async def test_delete_file(api: Api, settings: Settings, session: dict, wheel: Path) -> None:

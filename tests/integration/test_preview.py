@@ -138,17 +138,9 @@ async def test_the_page_shows_the_release_as_the_index_will(
         description=MARKDOWN,
     )
     sdist = build_sdist(tmp_path, project_name, "1.0", headers=RICH_HEADERS, description=MARKDOWN)
-    file = await live.create_file(session, sdist.name, sdist.read_bytes())
-    headers = live.headers(**{"Content-Type": "application/json"})
-    attestation = {
-        "version": 1,
-        "verification_material": {"certificate": "Y2VydA==", "transparency_entries": [{}]},
-        "envelope": {"statement": "c3RhdGVtZW50", "signature": "c2ln"},
-    }
-    url = live.path(file["mechanism"]["attestations_url"])
-    assert (await live.client.post(url, json=[attestation], headers=headers)).status == 200
-    await live.send_bytes(file, sdist.read_bytes())
-    assert (await live.complete(file)).status == 201
+    # Attestations are verified when attached (R-W11): the preview's "verified: <publisher>"
+    # cell is tested with a real one in tests/integration/test_gates.py.
+    await live.upload(session, sdist)
 
     page = await preview_of(session)
     assert page.text("project") == f"{project_name} 1.0"
@@ -179,7 +171,7 @@ async def test_the_page_shows_the_release_as_the_index_will(
     assert list(cells) == [wheel.name, sdist.name]  # the order the publish sends them
     assert cells[wheel.name][1] == f"1.4 KiB ({wheel.stat().st_size} bytes)"
     assert cells[wheel.name][2:] == ["py3-none-any", sha256_of(wheel), "no"]
-    assert cells[sdist.name][2:] == ["source", sha256_of(sdist), "yes"]
+    assert cells[sdist.name][2:] == ["source", sha256_of(sdist), "no"]
     stage = session["links"]["stage"]
     assert page.text("pip-install") == f"pip install --extra-index-url {stage} {project_name}==1.0"
     assert page.text("uv-install") == (

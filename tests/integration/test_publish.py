@@ -195,25 +195,33 @@ async def test_empty_session_registers_the_name(
     assert registration.data["state"] == "registered"
 
 
-async def test_attestations_dropped_by_the_index_are_reported(
-    api: Api, project_name: str, tmp_path: Path
+async def test_attestations_dropped_by_the_index_are_reported(  # type: ignore[no-untyped-def]
+    aiohttp_client, make_settings, tmp_path: Path, servers_dir: Path
 ) -> None:
-    from tests.integration.test_files_api import ATTESTATION
+    """A real (verified, R-W11) attestation, published to an index of this test's own: the
+    real pypi-attestations 0.0.19 on the shared index would conflict with other tests."""
+    from tests import attestation_assets as assets
 
-    wheel = build_wheel(tmp_path, project_name, "1.0")
-    session = await api.create_session(project_name)
-    data = wheel.read_bytes()
-    file = await api.create_file(session, wheel.name, data)
-    await api.client.post(
-        api.path(file["mechanism"]["attestations_url"]),
-        json=[ATTESTATION],
-        headers=api.headers(**{"Content-Type": "application/json"}),
-    )
-    await api.send_bytes(file, data)
-    await api.complete(file)
-    body = await (await publish(api, session)).json(content_type=UPLOAD_V2_JSON)
-    assert body["status"] == "published"
-    assert any("drops" in notice for notice in body["notices"])
+    index = start_pypiserver(tmp_path / "packages", servers_dir / "htpasswd", tmp_path / "pypi.log")
+    try:
+        backend = {"upload_url": index.url + "/", "simple_url": index.url + "/simple/"}
+        api = await make_api(aiohttp_client, make_settings(backend=backend))
+        session = await api.create_session(assets.PROJECT, assets.VERSION)
+        data = assets.SDIST.read_bytes()
+        file = await api.create_file(session, assets.SDIST.name, data)
+        response = await api.client.post(
+            api.path(file["mechanism"]["attestations_url"]),
+            json=[assets.attestation()],
+            headers=api.headers(**{"Content-Type": "application/json"}),
+        )
+        assert response.status == 200, await response.text()
+        await api.send_bytes(file, data)
+        await api.complete(file)
+        body = await (await publish(api, session)).json(content_type=UPLOAD_V2_JSON)
+        assert body["status"] == "published"
+        assert any("drops" in notice for notice in body["notices"])
+    finally:
+        index.stop()
 
 
 async def test_index_down_then_up_again(

@@ -92,6 +92,8 @@ def test_example_configuration_loads_and_documents_every_key() -> None:
     from gateway.settings import (
         OidcIssuerSettings,
         PrincipalSettings,
+        ProjectPolicySettings,
+        PublisherSettings,
         Settings,
         TrustPolicySettings,
     )
@@ -99,7 +101,8 @@ def test_example_configuration_loads_and_documents_every_key() -> None:
     example = Path(__file__).parents[2] / "config" / "gateway.example.toml"
     load_settings(example)
     text = example.read_text()
-    nested = [PrincipalSettings, OidcIssuerSettings, TrustPolicySettings]
+    nested = [PrincipalSettings, OidcIssuerSettings, TrustPolicySettings, ProjectPolicySettings]
+    nested.append(PublisherSettings)
     for key in _keys(Settings) + [k for model in nested for k in _keys(model)]:
         leaf = key.rsplit(".", 1)[-1]
         documented = f"{leaf} =" in text or f"[[{key}]]" in text

@@ -125,8 +125,18 @@ def _add_publish(
     )
     publish.add_argument(
         "--attestations",
-        action="store_true",
-        help="upload the PEP 740 attestations found next to each file ({file}.*.attestation)",
+        action="store_const",
+        const=True,
+        default="found",
+        help="require PEP 740 attestations next to each file ({file}.*.attestation); "
+        "by default those found there are sent",
+    )
+    publish.add_argument(
+        "--no-attestations",
+        action="store_const",
+        const=False,
+        dest="attestations",
+        help="do not send the attestations found next to the files",
     )
     publish.add_argument(
         "--protocol",
@@ -151,6 +161,7 @@ def _add_session(
         ("publish", "publish a staged session"),
         ("cancel", "cancel a session and discard its files"),
         ("extend", "ask the server to keep a session longer"),
+        ("approve", "approve a release's current files (release gates, docs/policy.md)"),
     ):
         action = actions.add_parser(name, parents=[common], help=text, description=text)
         action.add_argument(

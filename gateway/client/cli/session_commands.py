@@ -64,6 +64,9 @@ async def _apply(
         return await client.get_session(session.url)
     if action == "extend":
         return await client.extend_session(session, context.args.seconds)
+    if action == "approve":
+        await client.approve_session(session.url)
+        return await client.get_session(session.url)
     return session
 
 
@@ -147,7 +150,12 @@ def _show_session(
         "files": {name: {"status": entry.get("status")} for name, entry in session.files.items()},
         "notices": session.notices,
     }
-    verb = {"publish": "Published", "cancel": "Canceled", "extend": "Extended"}.get(action)
+    verb = {
+        "publish": "Published",
+        "cancel": "Canceled",
+        "extend": "Extended",
+        "approve": "Approved",
+    }.get(action)
     lines = [f"{verb} session {lid} ({what})"] if verb else []
     lines.append(f"session {lid}: {what}: {session.status}")
     if session.status in ("open", "error", "processing"):
