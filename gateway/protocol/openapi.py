@@ -76,7 +76,13 @@ _SESSION = "$response.body#/session-token"
 _SESSION_FROM_PATH = {"session_id": "$request.path.session_id"}
 _FILE_FROM_BODY = {**_SESSION_FROM_PATH, "file_id": "$response.body#/file-id"}
 _FILE_FROM_PATH = {**_SESSION_FROM_PATH, "file_id": "$request.path.file_id"}
-_SESSION_OPERATIONS = ("getSession", "extendSession", "publishSession", "cancelSession")
+_SESSION_OPERATIONS = (
+    "getSession",
+    "extendSession",
+    "publishSession",
+    "cancelSession",
+    "approveSession",
+)
 _FILE_OPERATIONS = (
     "getFile",
     "sendBytes",

@@ -6,8 +6,8 @@ document's links from a new session down to the file upload sessions and the sta
 
 It must exit 0 (no 5xx, every answer as documented) and get at least one answer other than
 404 from every operation (an operation only ever answered 404 was never really reached),
-except the stage's file download, which needs a completed distribution (UNREACHABLE
-below). The tool's own settings file lengthens its walks and keeps them on the document's links:
+except the stage's file download, which needs a completed distribution, and a published
+file's provenance, which needs a signed attestation (UNREACHABLE below). The tool's own settings file lengthens its walks and keeps them on the document's links:
 an operator's choice, not code."""
 
 from __future__ import annotations
@@ -144,5 +144,6 @@ async def test_schemathesis_walks_the_api_from_the_document_alone(
 # request declared and whose PKG-INFO names the session's release), which a generator never
 # produces and which OpenAPI examples cannot carry (a tool sends them as UTF-8 text; a gzip or
 # zip is not). Every other operation, file operations included, must answer something else
-# than 404 at least once.
-UNREACHABLE = {"stageFile"}
+# than 404 at least once. Likewise a file's provenance (R-W11): the gateway keeps one only for a
+# file published with an attestation that Sigstore verifies, which no generator can sign.
+UNREACHABLE = {"stageFile", "getProvenance"}
