@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.domain import clock
 from gateway.domain.lease import Lease
 from gateway.domain.states import FileState, SessionState
 
@@ -65,6 +66,11 @@ class PublishJournal(Record):
         None, description="The index had no file of the project (None: not known yet)."
     )
     published_by: str
+    started_at: datetime = Field(
+        default_factory=clock.now,
+        description="When the attempt began: the time of its audit events, which whichever "
+        "replica finishes it records, so that they all write one object.",
+    )
     credential: Literal["service", "caller"] = Field(
         "service",
         description="Whose credential reaches the index; a caller's is never stored, so a "

@@ -429,10 +429,10 @@ class PublishWorker:
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
         # Before the session says `published`: a failed write leaves the journal to resume.
-        by, digests = journal.published_by, {u.filename: sha256(u) for u in uploads}
-        events = [self._audit.published(session, by, dict(digests))]
+        digests = {u.filename: sha256(u) for u in uploads}
+        events = [self._audit.published(session, journal, dict(digests))]
         if journal.new_project:
-            events.append(self._audit.name_registered(session, by))
+            events.append(self._audit.name_registered(session, journal))
         await asyncio.gather(*events)
         ended = await self._journals.finish(session.id, attempt, True, notices)
         registered = bool(journal.new_project)

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
 from gateway.logs import log
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditEvent, AuditFile, AuditPage, AuditPrincipal
@@ -137,10 +137,17 @@ class AuditTrail:
         )
 
     async def published(
-        self, session: PublishingSession, by: str, files: dict[str, str | None]
+        self, session: PublishingSession, journal: PublishJournal, files: dict[str, str | None]
     ) -> None:
+        """Once per publish attempt, whichever replica finishes it (a holder whose lease
+        lapsed under load may finish it too: both write the same object)."""
         await self.record(
-            audit.SESSION_PUBLISHED, session=session, files=files_of(files), principal=_who(by)
+            audit.SESSION_PUBLISHED,
+            session=session,
+            files=files_of(files),
+            principal=_who(journal.published_by),
+            moment=journal.started_at,
+            once_per=f"published:{session.id}:{journal.attempt}",
         )
 
     async def publish_failed(self, session: PublishingSession, by: str, reason: str) -> None:
@@ -152,8 +159,14 @@ class AuditTrail:
             detail=reason,
         )
 
-    async def name_registered(self, session: PublishingSession, by: str) -> None:
-        await self.record(audit.NAME_REGISTERED, session=session, principal=_who(by))
+    async def name_registered(self, session: PublishingSession, journal: PublishJournal) -> None:
+        await self.record(
+            audit.NAME_REGISTERED,
+            session=session,
+            principal=_who(journal.published_by),
+            moment=journal.started_at,
+            once_per=f"registered:{session.id}:{journal.attempt}",
+        )
 
     async def session_expired(self, session: PublishingSession) -> None:
         """Recorded before the expiry is, by whichever replica or request sees it first."""

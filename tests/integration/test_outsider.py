@@ -7,8 +7,9 @@ document's links from a new session down to the file upload sessions and the sta
 It must exit 0 (no 5xx, every answer as documented) and get at least one answer other than
 404 from every operation (an operation only ever answered 404 was never really reached),
 except the stage's file download, which needs a completed distribution, and a published
-file's provenance, which needs a signed attestation (UNREACHABLE below). The tool's own settings file lengthens its walks and keeps them on the document's links:
-an operator's choice, not code."""
+file's provenance, which needs a signed attestation (UNREACHABLE below). The tool's own
+settings file lengthens its walks and keeps them on the document's links: an operator's
+choice, not code."""
 
 from __future__ import annotations
 
