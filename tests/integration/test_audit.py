@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server
 from gateway.domain import clock
+from gateway.domain.records import PublishJournal
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
 from gateway.store import keys
@@ -247,6 +248,28 @@ async def test_expiry_is_journaled_once_however_many_replicas_see_it(
     assert expired[0]["principal"]["kind"] == "gateway"
     assert expired[0]["session"] == created["session-token"][:8]
     assert expired[0]["detail"] == "created by config:alice"
+
+
+async def test_a_publish_finished_by_two_replicas_is_journaled_once(
+    aiohttp_client, audited_settings, project_name: str
+) -> None:  # type: ignore[no-untyped-def]  # R-W8, R-W12
+    # A holder whose lease lapsed under load may finish the publish its successor finishes
+    # too: both record the attempt's event, which must be one object.
+    settings = audited_settings()
+    first, second = await start(aiohttp_client, settings), await start(aiohttp_client, settings)
+    created = await first.create_session(project_name)
+    session = await first.client.app[SERVICES].sessions.get(created["session-token"])
+    attempt = PublishJournal(
+        attempt="a1", owner="r1", lease_until=clock.now(), order=[], published_by="config:alice"
+    )
+    files = {f"{project_name}-1.0.tar.gz": "0" * 64}
+    await asyncio.gather(
+        *(
+            app.client.app[SERVICES].audit.published(session, attempt, files)
+            for app in (first, second)
+        )
+    )
+    assert len(by_action(await journal(first, project=project_name))["session.published"]) == 1
 
 
 # -- legacy pass-through and OIDC ------------------------------------------------------------
