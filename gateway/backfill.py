@@ -22,7 +22,7 @@ from gateway.outbound import Hop
 from gateway.proxy.index_reader import IndexAnswer, IndexReader
 from gateway.proxy.learn import Learner
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
-from gateway.proxy.reads import upstream_url
+from gateway.proxy.upstream import upstream_url
 from gateway.services.file_facts import FileFactsService
 from gateway.settings import Settings
 from gateway.store.record_store import RecordStore
