@@ -223,9 +223,9 @@ def _read_path(
         upstream,
         core.yanks,
         core.gates.provenance,
+        core.publish_windows,
         settings.proxy.page_max_age,
     )
-    core.file_facts.publishing.append(pages.publishing)
     simple_path = urlsplit(settings.backend.simple_url).path
     return ReadPath(pages, core.file_facts, simple_path, settings.server.public_base_url)
 

@@ -18,6 +18,7 @@ from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
+from gateway.services.publish_windows import PublishWindows
 from gateway.services.resumable import ResumableUploads
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
@@ -43,6 +44,7 @@ class Core:
     publisher: Publisher
     sweeper: Sweeper
     file_facts: FileFactsService
+    publish_windows: PublishWindows
     yanks: YankService
     gates: Gates
 
@@ -68,7 +70,8 @@ def wire(
     files = _file_service(
         settings, uploads, session_files, blobs, sessions, due, names, backend, audit
     )
-    file_facts = FileFactsService(records)
+    publish_windows = PublishWindows()
+    file_facts = FileFactsService(records, publish_windows)
     journals = Journals(records, due, session_files, settings.publish.lease)
     worker = PublishWorker(
         sessions,
@@ -104,6 +107,7 @@ def wire(
         publisher=publisher,
         sweeper=sweeper,
         file_facts=file_facts,
+        publish_windows=publish_windows,
         yanks=YankService(records, backend.published_files, audit),
         gates=gates,
     )
