@@ -12,7 +12,7 @@ from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.services.due_index import DueIndex
 from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
@@ -55,15 +55,13 @@ def wire(
     blobs: BlobStore,
     backend: Backend,
     http: aiohttp.ClientSession,
-    audit: AuditTrail = NO_AUDIT,
+    audit: AuditTrail,
 ) -> Core:
-    """Each service gets the settings section it needs, and asks the owners of the records it
-    does not write."""
+    """Each service gets its settings section; it asks the owners of records it does not write."""
     names = NameRegistry(records, backend.published_files)
     uploads = UploadRecords(records)
     due = DueIndex(records, settings.sessions.retention)
     session_files = SessionFiles(records, uploads, settings.uploads.max_files_per_session)
-    # The audit journal records an expiry before it happens.
     sessions = SessionService(
         records, blobs, settings.sessions, names, session_files, due, audit.session_expired
     )

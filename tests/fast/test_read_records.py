@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.services.audit import NO_AUDIT
 from gateway.services.file_facts import FileFactsService
 from gateway.services.listings import Listing
 from gateway.services.publish_windows import PublishWindows
@@ -58,7 +59,7 @@ async def test_yank_and_unyank_a_release_the_index_holds() -> None:
     async def listing(project: str) -> Listing:
         return {"demo-1.0-py3-none-any.whl": None, "demo-1.0.tar.gz": None, "demo-2.0.tar.gz": None}
 
-    yanks = YankService(records, listing)
+    yanks = YankService(records, listing, NO_AUDIT)
     state = await yanks.set("Demo", "1.0.0", "config:alice", True, "broken")
     assert state.files == ["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]
     assert (await yanks.yanks("demo")).reason_for("1.0") == "broken"
