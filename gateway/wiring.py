@@ -15,6 +15,7 @@ from gateway.publish.worker import PublishWorker
 from gateway.services.audit import AuditTrail
 from gateway.services.due_index import DueIndex
 from gateway.services.file_facts import FileFactsService
+from gateway.services.file_summaries import FileSummaries
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
@@ -59,9 +60,10 @@ def wire(
 ) -> Core:
     """Each service gets its settings section; it asks the owners of records it does not write."""
     names = NameRegistry(records, backend.published_files)
-    uploads = UploadRecords(records)
+    summaries = FileSummaries(records)
+    uploads = UploadRecords(records, summaries)
     due = DueIndex(records, settings.sessions.retention)
-    session_files = SessionFiles(records, uploads, settings.uploads.max_files_per_session)
+    session_files = SessionFiles(uploads, summaries, settings.uploads.max_files_per_session)
     sessions = SessionService(
         records, blobs, settings.sessions, names, session_files, due, audit.session_expired
     )
@@ -85,8 +87,7 @@ def wire(
         audit,
         file_facts,
     )
-    base_url = settings.server.public_base_url
-    gates = build_gates(settings.policy, records, blobs, session_files, audit, base_url)
+    gates = build_gates(settings, records, blobs, session_files, audit)
     publisher = Publisher(
         sessions, session_files, names, backend, journals, worker, settings.publish, gates.publish
     )
