@@ -10,9 +10,21 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from gateway.api import approvals, audit, files, health, integrity, sessions, stage, yanks
+from gateway.api import (
+    approvals,
+    audit,
+    files,
+    health,
+    integrity,
+    legacy,
+    reads,
+    sessions,
+    stage,
+    yanks,
+)
 from gateway.api.context import SERVICES, Services
 from gateway.api.middleware import draining, negotiation, problems, request_context
+from gateway.api.staged import STAGE_ROUTE
 from gateway.api.urls import Urls
 from gateway.app_keys import DRAIN, HOPS, HTTP_CLIENT, S3_CLIENT, Drain
 from gateway.auth.chain import build_chain
@@ -20,11 +32,10 @@ from gateway.logs import log
 from gateway.metrics import instrument_s3
 from gateway.outbound import Hop, Hops, tls_failure
 from gateway.protocol.routes import ROUTES
-from gateway.proxy import legacy, reads
 from gateway.proxy.index_reader import IndexReader
 from gateway.proxy.pages import SimplePages
 from gateway.proxy.simple_api import ReadPath
-from gateway.proxy.staged import STAGE_ROUTE
+from gateway.proxy.upstream import upstream_url
 from gateway.publish.backends import backend_for
 from gateway.publish.preview import PreviewService
 from gateway.services.audit import AuditTrail
@@ -203,7 +214,7 @@ def _read_path(
 ) -> ReadPath | None:
     if not settings.proxy.read_proxy:
         return None
-    upstream = reads.upstream_url(settings)
+    upstream = upstream_url(settings)
     reader = IndexReader(http, hops.upstream, settings.backend.timeout, upstream)
     # PEP 740: the attestations work plugs its provenance links in here.
     pages = SimplePages(
@@ -212,9 +223,9 @@ def _read_path(
         upstream,
         core.yanks,
         core.gates.provenance,
+        core.publish_windows,
         settings.proxy.page_max_age,
     )
-    core.file_facts.publishing.append(pages.publishing)
     simple_path = urlsplit(settings.backend.simple_url).path
     return ReadPath(pages, core.file_facts, simple_path, settings.server.public_base_url)
 

@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from packaging.utils import canonicalize_name
 
+from gateway.auth.config import basic_authorization
 from gateway.outbound import Hop
 from gateway.proxy.index_reader import IndexAnswer, IndexReader
 from gateway.proxy.learn import Learner
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
-from gateway.proxy.reads import upstream_url
-from gateway.publish.backends.base import basic_authorization
+from gateway.proxy.upstream import upstream_url
 from gateway.services.file_facts import FileFactsService
+from gateway.services.publish_windows import PublishWindows
 from gateway.settings import Settings
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import ensure_bucket, open_client, open_small_objects
@@ -61,7 +62,8 @@ async def backfill(settings: Settings, projects: list[str], progress: Progress) 
     ):
         await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
         records = RecordStore(client, objects, settings.s3.bucket, settings.s3.prefix)
-        facts = FileFactsService(records)
+        # A backfill publishes nothing: no publish window opens.
+        facts = FileFactsService(records, PublishWindows())
         hop = Hop("backend", settings.backend.tls(), settings.backend.outbound_proxy)
         reader = IndexReader(http, hop, settings.backend.timeout, upstream_url(settings))
         walk = _Walk(settings, reader, facts)

@@ -12,12 +12,14 @@ from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.services.due_index import DueIndex
 from gateway.services.file_facts import FileFactsService
+from gateway.services.file_summaries import FileSummaries
 from gateway.services.files import FileService
 from gateway.services.listings import RecentListings
 from gateway.services.names import NameRegistry
+from gateway.services.publish_windows import PublishWindows
 from gateway.services.resumable import ResumableUploads
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
@@ -43,6 +45,7 @@ class Core:
     publisher: Publisher
     sweeper: Sweeper
     file_facts: FileFactsService
+    publish_windows: PublishWindows
     yanks: YankService
     gates: Gates
 
@@ -53,22 +56,22 @@ def wire(
     blobs: BlobStore,
     backend: Backend,
     http: aiohttp.ClientSession,
-    audit: AuditTrail = NO_AUDIT,
+    audit: AuditTrail,
 ) -> Core:
-    """Each service gets the settings section it needs, and asks the owners of the records it
-    does not write."""
+    """Each service gets its settings section; it asks the owners of records it does not write."""
     names = NameRegistry(records, backend.published_files)
-    uploads = UploadRecords(records)
+    summaries = FileSummaries(records)
+    uploads = UploadRecords(records, summaries)
     due = DueIndex(records, settings.sessions.retention)
-    session_files = SessionFiles(records, uploads, settings.uploads.max_files_per_session)
-    # The audit journal records an expiry before it happens.
+    session_files = SessionFiles(uploads, summaries, settings.uploads.max_files_per_session)
     sessions = SessionService(
         records, blobs, settings.sessions, names, session_files, due, audit.session_expired
     )
     files = _file_service(
         settings, uploads, session_files, blobs, sessions, due, names, backend, audit
     )
-    file_facts = FileFactsService(records)
+    publish_windows = PublishWindows()
+    file_facts = FileFactsService(records, publish_windows)
     journals = Journals(records, due, session_files, settings.publish.lease)
     worker = PublishWorker(
         sessions,
@@ -84,8 +87,7 @@ def wire(
         audit,
         file_facts,
     )
-    base_url = settings.server.public_base_url
-    gates = build_gates(settings.policy, records, blobs, session_files, audit, base_url)
+    gates = build_gates(settings, records, blobs, session_files, audit)
     publisher = Publisher(
         sessions, session_files, names, backend, journals, worker, settings.publish, gates.publish
     )
@@ -104,6 +106,7 @@ def wire(
         publisher=publisher,
         sweeper=sweeper,
         file_facts=file_facts,
+        publish_windows=publish_windows,
         yanks=YankService(records, backend.published_files, audit),
         gates=gates,
     )

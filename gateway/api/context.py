@@ -49,8 +49,8 @@ class Services:
     gates: AttestationGate
     provenance: ProvenanceStore
     approvals: Approvals
-    yanks: YankService | None = None  # PEP 592 for any index (R-W10)
-    reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
+    yanks: YankService  # PEP 592 for any index (R-W10)
+    reads: ReadPath | None  # the read path's simple API; None when read_proxy is off
 
 
 SERVICES = web.AppKey("services", Services)

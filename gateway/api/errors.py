@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway.backend_errors import BackendRefused, BackendUnavailable
 from gateway.domain.errors import DomainError, Kind
 from gateway.logs import log
 from gateway.protocol.problems import ErrorItem, Problem, retry_soon
-from gateway.publish.backends.base import BackendRefused, BackendUnavailable
 from gateway.store.record_store import UpdateContention
 
 STATUS = {

@@ -39,7 +39,6 @@ async def _set(request: web.Request, *, yanked: bool, reason: str | None) -> web
         detail = f"{principal.display_name} may not yank releases of {project}."
         refused(PERMISSION_REFUSED, project, detail)
         raise Problem(403, "forbidden", detail, [ErrorItem("project", project)])
-    assert svc.yanks is not None  # wired whenever the application runs
     try:
         state = await svc.yanks.set(
             project, request.match_info["version"], principal.id, yanked, reason

@@ -133,6 +133,13 @@ def decode_basic(value: str) -> tuple[str, str]:
     return username, password
 
 
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` value that sends these credentials (:func:`decode_basic` reads it)."""
+    # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its replacement is not in 3.9.
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
 def basic_username(request: web.Request) -> str | None:
     """The user a request's Basic credentials name (never its password); None without them."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")

@@ -15,10 +15,10 @@ import time
 import aiohttp
 from aiohttp import web
 
-from gateway.auth.config import decode_basic
+from gateway.auth.config import basic_authorization, decode_basic
 from gateway.auth.principals import BackendCredentials, InvalidCredentials, Principal
+from gateway.backend_errors import BackendUnavailable
 from gateway.outbound import Hop
-from gateway.publish.backends.base import BackendUnavailable, basic_authorization
 from gateway.settings import AuthSettings, BackendSettings
 
 _PROBE = (

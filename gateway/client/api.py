@@ -25,22 +25,23 @@ server cannot make the client hand them to another host through a link.
 
 This module holds the operations; the private modules beside it hold the plumbing: errors
 (``_errors``), the views of the server's documents (``_models``), requests, retries and polling
-(``_transport``) and the mechanisms' transfers (``_mechanisms``).
+(``_transport``), the mechanisms' transfers (``_mechanisms``), following deferred operations
+to their end (``_deferred``) and reading the audit journal (``_audit``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
-from yarl import URL
 
+from gateway.client import _deferred
+from gateway.client._audit import read_audit_page
 from gateway.client._errors import (
     ClientError,
     NotUpload2Error,
@@ -183,62 +184,29 @@ class UploadClient:
         raises :class:`OperationFailed` when the publish resolves to ``error``.
         """
         answer = await self._post(session.response.links.publish, {})
-        result, url = await self._published_already(answer, session)
-        if result is None:
+        result = await _deferred.published_already(self._transport, answer, session)
+        if result is not None:
+            url = result.url
+        else:
             result = SessionView.read(answer, 201, 202)
             url = urljoin(answer.url, answer.headers.get("Location") or result.url)
         if result.status == "published" or not wait:
             return result
-        final = await self.wait_session(
-            url, first_delay=retry_after(answer.headers), max_wait=max_wait
-        )
-        if final.status != "published":
-            raise OperationFailed(
-                f"publishing ended in {final.status!r}", final.status, final.notices
-            )
-        return final
-
-    async def _published_already(
-        self, answer: Answer, session: SessionView
-    ) -> tuple[SessionView | None, str]:
-        """A publish refused with ``409`` because an earlier attempt, whose answer was lost,
-        went through (R-W12): the session, then ``processing`` or ``published``, shows it."""
-        if answer.status != 409:
-            return None, session.url
-        current = await self.get_session(session.url)
-        if current.status not in ("processing", "published"):
-            return None, session.url
-        self._transport.on_retry(
-            f"publish: an earlier attempt went through; the session is {current.status}"
-        )
-        return current, current.url
+        first_delay = retry_after(answer.headers)
+        return await _deferred.published(self._transport, url, first_delay, max_wait)
 
     async def wait_session(
         self, url: str, *, first_delay: float | None = None, max_wait: float | None = None
     ) -> SessionView:
         """Poll the session until it leaves ``processing``."""
-        return await self._transport.poll(
-            url,
-            lambda answer: SessionView.read(answer, 200),
-            _processing,
-            first_delay=first_delay,
-            max_wait=max_wait,
-            waiting_for="the session to finish processing",
-        )
+        return await _deferred.session_settled(self._transport, url, first_delay, max_wait)
 
     async def wait_for_files(
         self, session: SessionView, filenames: list[str], *, max_wait: float | None = None
     ) -> SessionView:
         """Poll the session until none of ``filenames`` is ``processing`` any more: the
         deferred validations of a release's files, waited for once rather than file by file."""
-        return await self._transport.poll(
-            session.url,
-            lambda answer: SessionView.read(answer, 200),
-            functools.partial(_validating, filenames),
-            first_delay=None,
-            max_wait=max_wait,
-            waiting_for=f"the validation of {', '.join(filenames)}",
-        )
+        return await _deferred.files_validated(self._transport, session, filenames, max_wait)
 
     # -- file upload sessions ------------------------------------------------------------
 
@@ -328,22 +296,7 @@ class UploadClient:
         result = FileUploadView.read(answer, file.filename, 201, 202)
         if answer.status == 201 or not wait or result.status == "completed":
             return result
-        if result.status == "processing":
-            result = await self._transport.poll(
-                urljoin(answer.url, answer.headers.get("Location") or file.url),
-                lambda poll: FileUploadView.read(poll, file.filename, 200),
-                _processing,
-                first_delay=retry_after(answer.headers) or 1.0,
-                max_wait=max_wait,
-                waiting_for=f"{file.filename} to be validated",
-            )
-        if result.status != "completed":
-            raise OperationFailed(
-                f"{file.filename or 'the file'} ended in {result.status!r}",
-                result.status,
-                result.notices,
-            )
-        return result
+        return await _deferred.completed(self._transport, answer, result, file, max_wait)
 
     async def upload_file(
         self,
@@ -399,24 +352,8 @@ class UploadClient:
         """One page of audit events, newest first; ``page.next`` is the following page's
         ``cursor``."""
         query = {"project": project, "since": since, "cursor": cursor, "limit": str(limit)}
-        url = URL(urljoin(self.api_url, "audit")).with_query(
-            {name: value for name, value in query.items() if value}
-        )
-        answer = await self._transport.request("GET", str(url))
-        if answer.status >= 400:
-            raise ProblemError.from_answer(answer)
-        if answer.status != 200 or answer.media_type != "application/json":
-            raise ClientError(f"{answer.url} answered {answer.status} {answer.media_type}")
-        return AuditPage.model_validate_json(answer.body)
+        return await read_audit_page(self._transport, self.api_url, query)
 
     async def _post(self, url: str, document: dict[str, Any]) -> Answer:
         """POST an Upload 2.0 request document (``meta`` added)."""
         return await self._transport.request("POST", url, Body.json({"meta": META, **document}))
-
-
-def _processing(view: SessionView | FileUploadView) -> bool:
-    return view.status == "processing"
-
-
-def _validating(filenames: list[str], view: SessionView) -> bool:
-    return any(view.files.get(name, {}).get("status") == "processing" for name in filenames)

@@ -13,3 +13,16 @@ class RuleBroken(ValueError):
         self.slug = slug
         self.detail = detail
         self.source = source
+
+
+class DistributionError(Exception):
+    """The archive is not a valid distribution.
+
+    ``source`` names the part at fault ('content', 'METADATA', 'PKG-INFO',
+    'metadata.name', ...); ``str(exc)`` is a sentence fit for a problem document.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(message)
+        self.source = source
+        self.message = message

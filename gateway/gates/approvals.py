@@ -23,7 +23,7 @@ from gateway.domain.records import FileUpload, PublishingSession
 from gateway.domain.states import FileState, SessionEvent
 from gateway.domain.transitions import require
 from gateway.gates.policy import ProjectPolicies
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.services.session_files import SessionFiles
 from gateway.settings import ProjectPolicySettings
 from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
@@ -61,7 +61,7 @@ class Approvals:
         records: JsonRecords,
         files: SessionFiles,
         policies: ProjectPolicies,
-        audit: AuditTrail = NO_AUDIT,
+        audit: AuditTrail,
     ):
         self._records = records
         self._files = files

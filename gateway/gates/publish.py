@@ -18,7 +18,7 @@ from gateway.gates.policy import ProjectPolicies, refuse_unlisted
 from gateway.gates.provenance import ProvenanceStore
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditFile
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.settings import ProjectPolicySettings
 from gateway.store import keys
 from gateway.store.blobs import BlobStore
@@ -34,7 +34,7 @@ class PublishGate:
         blobs: BlobStore,
         provenance: ProvenanceStore,
         approvals: Approvals,
-        audit: AuditTrail = NO_AUDIT,
+        audit: AuditTrail,
     ):
         self._verifier = verifier
         self._policies = policies

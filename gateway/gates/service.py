@@ -14,7 +14,7 @@ from gateway.gates.identity import environment_mismatch, token_mismatch
 from gateway.gates.policy import ProjectPolicies, refuse_unlisted
 from gateway.gates.publishers import describe
 from gateway.protocol.audit import AuditFile
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 
 ATTESTATION_VERIFIED = "attestation.verified"
 ATTESTATION_REFUSED = "attestation.refused"
@@ -25,7 +25,7 @@ class AttestationGate:
         self,
         verifier: AttestationVerifier,
         policies: ProjectPolicies,
-        audit: AuditTrail = NO_AUDIT,
+        audit: AuditTrail,
     ):
         self._verifier = verifier
         self._policies = policies

@@ -1,4 +1,5 @@
-"""The gates built from ``[policy]``, sharing one Sigstore verifier."""
+"""The gates built from ``[policy]``, sharing one Sigstore verifier; provenance links are
+under ``server.public_base_url``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from gateway.gates.publish import PublishGate
 from gateway.gates.service import AttestationGate
 from gateway.services.audit import AuditTrail
 from gateway.services.session_files import SessionFiles
-from gateway.settings import PolicySettings
+from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.record_store import JsonRecords
 
@@ -26,16 +27,15 @@ class Gates:
 
 
 def build_gates(
-    settings: PolicySettings,
+    settings: Settings,
     records: JsonRecords,
     blobs: BlobStore,
     files: SessionFiles,
     audit: AuditTrail,
-    public_base_url: str,
 ) -> Gates:
-    verifier = AttestationVerifier(sigstore_verifier(settings))
-    policies = ProjectPolicies(settings)
-    base = public_base_url.rstrip("/")
+    verifier = AttestationVerifier(sigstore_verifier(settings.policy))
+    policies = ProjectPolicies(settings.policy)
+    base = settings.server.public_base_url.rstrip("/")
     provenance = ProvenanceStore(blobs, lambda path: base + path, verifier)
     approvals = Approvals(records, files, policies, audit)
     return Gates(

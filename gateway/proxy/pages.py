@@ -23,11 +23,12 @@ from packaging.utils import (
     canonicalize_name,
 )
 
-from gateway.distribution.filenames import project_of, version_of
+from gateway.distribution.filenames import version_of
 from gateway.proxy.index_reader import IndexReader, Page
 from gateway.proxy.learn import Learner
 from gateway.proxy.listing import INDEX_ACCEPT, ListedFile, parse_project, parse_root
 from gateway.services.file_facts import FileFacts, FileFactsService
+from gateway.services.publish_windows import PublishWindows
 from gateway.services.yanks import ProjectYanks
 from gateway.stage import simple
 
@@ -35,9 +36,6 @@ from gateway.stage import simple
 MAX_PAGES = 2048
 # A file that could not be read is tried again after this long (it may have been a blip).
 RETRY_UNREADABLE_SECONDS = 300.0
-# How long after a publish through this replica starts its project's page is always
-# revalidated: a publish onto the index takes seconds to minutes.
-PUBLISH_WINDOW_SECONDS = 600.0
 # Files of one page read at once from the index on a first visit.
 LEARN_CONCURRENCY = 8
 
@@ -81,18 +79,20 @@ class SimplePages:
         upstream: str,
         yanks: YankLookup,
         provenance: ProvenanceLinks,
+        windows: PublishWindows,
         max_age: float = 0.0,
     ) -> None:
         """``max_age``: seconds a page the index confirmed is served without asking it again
-        (0: every request revalidates, so the index's changes show at once)."""
+        (0: every request revalidates, so the index's changes show at once); never while a
+        publish through this replica has the project's window open (``windows``)."""
         self._reader = reader
         self._learner = Learner(reader, facts)
         self._facts = facts
         self._upstream = upstream.rstrip("/")
         self._yanks = yanks
         self._max_age = max_age
-        self._publishing: dict[str, float] = {}  # project -> until when it is revalidated
         self._provenance = provenance
+        self._windows = windows
         self._pages: OrderedDict[tuple[str, str | None], _Cached] = OrderedDict()
         self._unreadable: dict[str, float] = {}
         self._learning = asyncio.Semaphore(LEARN_CONCURRENCY)
@@ -127,24 +127,13 @@ class SimplePages:
             cached.rendered[content_type] = rendered
         return rendered
 
-    def publishing(self, filename: str) -> None:
-        """A file of this project is being published through the gateway: its page is asked
-        of the index on every request for a while, whatever ``max_age`` says."""
-        project = project_of(filename)
-        if project is None:
-            return
-        now = time.monotonic()
-        if len(self._publishing) >= MAX_PAGES:  # bounded: forget the windows that are over
-            self._publishing = {p: t for p, t in self._publishing.items() if t > now}
-        self._publishing[project] = now + PUBLISH_WINDOW_SECONDS
-
     async def _revalidate(
         self, path: str, authorization: str | None, root: bool = False, project: str = ""
     ) -> _Cached:
         key = (path, _credential_key(authorization))
         cached = self._pages.get(key)
         now = time.monotonic()
-        publishing = self._publishing.get(project, 0.0) > now
+        publishing = self._windows.is_open(project)
         if cached is not None and now - cached.checked_at < self._max_age and not publishing:
             return cached
         page = await self._reader.page(

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from gateway.auth.config import basic_authorization
 from gateway.outbound import Hop
 from gateway.protocol.multipart import frame
-from gateway.publish.backends.base import basic_authorization
 
 USER_AGENT = "upload-gateway/0.1"
 

@@ -14,7 +14,6 @@ import base64
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +21,7 @@ from gateway.distribution.archive import ExtractedMetadata, RangeReader, extract
 from gateway.domain import clock
 from gateway.domain.records import FileUpload
 from gateway.logs import log
+from gateway.services.publish_windows import PublishWindows
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordExists
 
@@ -73,13 +73,15 @@ def facts_from_metadata(
 
 
 class FileFactsService:
-    def __init__(self, records: JsonRecords, max_remembered: int = MAX_REMEMBERED) -> None:
+    def __init__(
+        self, records: JsonRecords, windows: PublishWindows, max_remembered: int = MAX_REMEMBERED
+    ) -> None:
         self._records = records
+        # Told the project of each file the gateway starts publishing (the read path's pages
+        # then stop serving their cached copy of it for a while).
+        self._windows = windows
         self._max = max_remembered
         self._known: OrderedDict[str, FileFacts] = OrderedDict()
-        # Told the project of each file the gateway starts publishing (the read path's pages
-        # stop serving their cached copy of it).
-        self.publishing: list[Callable[[str], None]] = []
 
     async def get(self, sha256: str) -> FileFacts | None:
         known = self._known.get(sha256)
@@ -109,8 +111,7 @@ class FileFactsService:
         """The publish path's hook: a file the gateway is putting on the index, with the
         METADATA it parsed at completion. A failure here never fails the publish (the read path
         learns the file from the index instead), so it is only logged."""
-        for listener in self.publishing:
-            listener(upload.filename)
+        self._windows.opened(upload.filename)
         if upload.committed is None or upload.metadata is None:
             return
         wheel = upload.filename.endswith(".whl") and metadata is not None

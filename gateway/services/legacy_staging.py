@@ -15,14 +15,13 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, Kind, Pointer, refused_as_invalid
 from gateway.domain.records import CreationPath, FileUpload, PublishingSession
 from gateway.domain.states import SessionEvent, is_editable
 from gateway.domain.transitions import require
-from gateway.gates.service import AttestationGate
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
@@ -48,13 +47,28 @@ class StagedForm:
     attestations: list[Any] | None = None  # the form's PEP 740 ``attestations``, parsed
 
 
+class AttestationCheck(Protocol):
+    """The release gates' check of a file's PEP 740 attestations (``gates.service``), as this
+    service uses it: a refusal is raised as a problem, what was verified is not needed here.
+    Named here, not imported, because the gates stand above the services they ask."""
+
+    async def check(
+        self,
+        session: PublishingSession,
+        filename: str,
+        sha256: str | None,
+        documents: list[Any],
+        claims: Mapping[str, str] | None = None,
+    ) -> object: ...
+
+
 class LegacyStaging:
     def __init__(
         self,
         sessions: SessionService,
         files: FileService,
         names: NameRegistry,
-        gate: AttestationGate,
+        gate: AttestationCheck,
     ):
         self._sessions = sessions
         self._files = files

@@ -1,5 +1,6 @@
 """A session's files: their records (one per file, read where every file is handled anyway)
-and their summaries (what the status shows), written per file and listed by prefix.
+and their summaries (what the status shows), written per file and listed by prefix
+(``file_summaries``).
 
 Each change of a file's status or notices writes one small summary entry of its own, its
 fields in its key (``keys.file_summary``), so the requests on one file read and write the same
@@ -14,18 +15,15 @@ data, the entries included, is purged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from gateway.domain.errors import DomainError, conflict
 from gateway.domain.records import FileSummary, FileUpload, PublishingSession
 from gateway.domain.states import FileState, is_terminal
+from gateway.services.file_summaries import FileSummaries
 from gateway.services.uploads import UploadRecords
-from gateway.store import keys
-from gateway.store.record_store import JsonRecords, RecordExists
-from gateway.store.typed import Records
 
 # How long a session's file count, listed once, serves the creates that follow (with what
 # this process created since added): a release's creates come in a burst, and listing the
@@ -36,14 +34,14 @@ MAX_COUNTED = 1024
 
 
 class SessionFiles:
-    """The one writer of file summary entries; the reader of a session's files."""
+    """The reader of a session's files: their records, and their summaries folded from the
+    entries that :class:`FileSummaries` writes."""
 
-    def __init__(self, records: JsonRecords, uploads: UploadRecords, max_files: int):
-        self._entries = Records(records, FileSummary)
+    def __init__(self, uploads: UploadRecords, summaries: FileSummaries, max_files: int):
         self._uploads = uploads
+        self._summaries = summaries
         self._max_files = max_files
         self._counts: dict[str, tuple[float, int]] = {}  # sid -> (listed at, files since)
-        uploads.summarise_into(self.note)
 
     # -- the file records ----------------------------------------------------------------
 
@@ -59,24 +57,16 @@ class SessionFiles:
 
     # -- the summaries -------------------------------------------------------------------
 
-    async def note(self, upload: FileUpload) -> None:
-        """Write the summary of ``upload`` as stored (after its record: the record is the
-        truth). One request; written again, the same entry is left as it is."""
-        summary = upload.summary()
-        with contextlib.suppress(RecordExists):
-            await self._entries.create(_entry_key(upload.session_id, summary), summary)
-
     async def repair(self, upload: FileUpload) -> None:
         """Write the summary of ``upload`` in case a crash between its record and its entry
         left it out: called where a request meets a file whose state refuses it (a retry of
         the request that died), never on the ordinary path."""
-        await self.note(upload)
+        await self._summaries.note(upload)
 
     async def forget(self, sid: str, fid: str) -> None:
         """Drop the entries of a file whose record is gone (a create that failed after a
         racing request summarised it): found when a request on it meets no record."""
-        async for key in self._entries.keys(keys.file_summaries_of(sid, fid)):
-            await self._entries.delete(key)
+        await self._summaries.forget(sid, fid)
 
     async def summaries(self, session: PublishingSession) -> dict[str, FileSummary]:
         """File id -> the latest summary of each file, canceled ones included. An ended
@@ -96,16 +86,8 @@ class SessionFiles:
 
     async def entries(self, sid: str) -> list[FileSummary]:
         """Every summary entry of the session, any order, several per file (:func:`fold`
-        them): each from its key, read only when it holds notices."""
-        found = [
-            summary
-            async for key in self._entries.keys(keys.file_summaries(sid))
-            if (summary := _from_key(key)) is not None
-        ]
-        noticed = [s for s in found if s.notices]
-        read = await self._entries.load_all(_entry_key(sid, s) for s in noticed)
-        by_key = {(s.id, s.revision): s for s in read}
-        return [by_key.get((s.id, s.revision), s) for s in found]
+        them)."""
+        return await self._summaries.entries(sid)
 
     async def check_as_read(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
         """Before a publish opens its journal from ``uploads`` (every file record, just
@@ -121,7 +103,7 @@ class SessionFiles:
                     source="files",
                 )
         behind = [u for u in uploads if u.id not in shown or shown[u.id].revision < u.revision]
-        await asyncio.gather(*(self.note(upload) for upload in behind))
+        await asyncio.gather(*(self._summaries.note(upload) for upload in behind))
 
     # -- the per-session cap ---------------------------------------------------------------
 
@@ -161,36 +143,6 @@ def fold(base: Mapping[str, FileSummary], entries: list[FileSummary]) -> dict[st
 
 def _too_many(cap: int) -> DomainError:
     return conflict("too-many-files", f"A session holds at most {cap} files.", "filename")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_STATES = frozenset(state.value for state in FileState)
-
-
-def _entry_key(sid: str, summary: FileSummary) -> str:
-    created_us = (summary.created_at - _EPOCH) // timedelta(microseconds=1)
-    status, notices = summary.status.value, len(summary.notices)
-    fields = (summary.id, summary.revision, created_us, status, notices, summary.filename)
-    return keys.file_summary(sid, fields)
-
-
-def _from_key(key: str) -> FileSummary | None:
-    """The summary a key names; its notices (when it has any) are only in the entry."""
-    fields = keys.file_summary_fields(key)
-    if fields is None:
-        return None
-    fid, revision, created_us, status, notices, filename = fields
-    if status not in _STATES:
-        return None
-    # Built without validation: every field was parsed from a key this module wrote.
-    return FileSummary.model_construct(
-        id=fid,
-        filename=filename,
-        status=FileState(status),
-        created_at=_EPOCH + timedelta(microseconds=created_us),
-        notices=[""] * notices,  # placeholders: the entry is read for them
-        revision=revision,
-    )
 
 
 def _created(summary: FileSummary) -> tuple[datetime, str]:

@@ -15,32 +15,25 @@ from gateway.domain.errors import DomainError, Kind, Pointer, conflict, contenti
 from gateway.domain.lease import RELEASED, Lease
 from gateway.domain.records import CommittedBytes, FileClaim, FileUpload, ResumableProgress
 from gateway.domain.states import FileEvent, FileState, TransitionRefused, next_file_state
+from gateway.services.file_summaries import FileSummaries
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordChanged, RecordMissing
 from gateway.store.typed import ClaimContention, Records, Versioned
 
 FileChange = Callable[[FileUpload], FileUpload | None]
-Summarise = Callable[[FileUpload], Awaitable[None]]
-
-
-async def _no_summary(upload: FileUpload) -> None:
-    pass
 
 
 class UploadRecords:
-    def __init__(self, records: JsonRecords):
+    def __init__(self, records: JsonRecords, summaries: FileSummaries):
         self._uploads = Records(records, FileUpload)
         self._claims = Records(records, FileClaim)
-        self._summarise: Summarise = _no_summary
-
-    def summarise_into(self, summarise: Summarise) -> None:
-        """Tell the session's owner of every change of a file's status or notices (after it
-        is stored: the file record is the truth, the session's summary follows it)."""
-        self._summarise = summarise
+        # Told of every change of a file's status or notices, after it is stored: the file
+        # record is the truth, the session's summary follows it.
+        self._summaries = summaries
 
     async def announce(self, upload: FileUpload) -> None:
         """Show ``upload`` in its session's summary (a new one, or one found out of date)."""
-        await self._summarise(upload)
+        await self._summaries.note(upload)
 
     # -- read --------------------------------------------------------------------------
 
@@ -127,7 +120,7 @@ class UploadRecords:
 
         written = await self._uploads.update_versioned(keys.file_upload(sid, fid), counted, known)
         if shown[0]:
-            await self._summarise(written.value)
+            await self._summaries.note(written.value)
         return written
 
     async def transition(

@@ -19,7 +19,7 @@ from gateway.distribution.filenames import version_of
 from gateway.domain import clock
 from gateway.protocol import audit
 from gateway.protocol.yanks import YankState
-from gateway.services.audit import NO_AUDIT, AuditTrail
+from gateway.services.audit import AuditTrail
 from gateway.services.listings import PublishedFiles
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordExists
@@ -48,7 +48,7 @@ class YankService:
         self,
         records: JsonRecords,
         published_files: PublishedFiles,
-        audit_trail: AuditTrail = NO_AUDIT,
+        audit_trail: AuditTrail,
         max_age: float = YANK_MAX_AGE,
     ) -> None:
         self._records = records

@@ -30,6 +30,7 @@ from gateway.publish.backends.base import Backend, BackendUnavailable, IndexFile
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
+from gateway.services.audit import NO_AUDIT
 from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
@@ -190,7 +191,7 @@ def build_stack(
 ) -> Stack:
     """Wired as ``gateway.app`` wires the services, over the in-memory stores."""
     blobs = cast(BlobStore, memory_blobs)
-    core = wire(settings, records, blobs, FakeBackend(index, settings, http), http)
+    core = wire(settings, records, blobs, FakeBackend(index, settings, http), http, NO_AUDIT)
     return Stack(
         settings,
         records,

@@ -26,7 +26,7 @@ from gateway.protocol.models import FileCreateRequest
 from gateway.publish.journal import MOST_ENTRIES
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
-from gateway.store.record_store import Stored, encode
+from gateway.store.record_store import Document, Stored, encode
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, Stack, build_stack, chunks, file_request, upload
 
@@ -341,15 +341,18 @@ async def _received(
 
 async def _dies_before_its_summary(stack: Stack, work: Awaitable[object]) -> None:
     """Run ``work`` as if the process died right after writing the file record, before the
-    session's summary of it."""
+    session's summary of it: the in-memory store fails the write of any summary entry."""
+    create = stack.records.create
 
-    async def crash(upload: object) -> None:
-        raise ConnectionError("the process died")
+    async def dies_on_a_summary(key: str, data: Document) -> str:
+        if "/shown/" in key and keys.file_summary_fields(key) is not None:
+            raise ConnectionError("the process died")
+        return await create(key, data)
 
-    stack.uploads.summarise_into(crash)
-    with pytest.raises(ConnectionError):
-        await work
-    stack.uploads.summarise_into(stack.session_files.note)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stack.records, "create", dies_on_a_summary)
+        with pytest.raises(ConnectionError):
+            await work
 
 
 async def test_a_crash_between_file_record_and_summary_converges(

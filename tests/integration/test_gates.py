@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
+from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server, start_pypiserver, write_htpasswd
 from gateway.gates.provenance import INTEGRITY_V1_JSON
 from gateway.protocol.legacy_upload_form import encode_attestations
@@ -167,7 +168,7 @@ async def test_a_staged_legacy_upload_keeps_its_verified_attestation(live) -> No
     assert response.status == 200, response.reason
     services = live.client.server.app[SERVICES]
     [session] = [s async for s in _sessions(services, PROJECT)]
-    [upload] = await services.sessions.files(session.id)
+    [upload] = await services.session_files.records(session.id)
     assert upload.has_attestations
     assert upload.status == "completed"
     # The stage links the file's provenance (PEP 740) from its pages, and serves it.
@@ -201,12 +202,14 @@ async def test_a_staged_legacy_upload_with_a_bad_attestation_is_refused(  # type
         response.reason or ""
     )
     services = live.client.server.app[SERVICES]
+    s3, bucket = live.client.server.app[S3_CLIENT], services.settings.s3.bucket
     for session in [s async for s in _sessions(services, PROJECT)]:
-        for upload in await services.sessions.files(session.id):
+        for upload in await services.session_files.records(session.id):
             assert upload.status == "canceled"  # the refused file is discarded
             assert not upload.has_attestations
-            stored = await services.files._blobs.get(keys.attestations(session.id, upload.id))
-            assert stored is None
+            key = services.settings.s3.prefix + keys.attestations(session.id, upload.id)
+            stored = await s3.list_objects_v2(Bucket=bucket, Prefix=key)
+            assert stored.get("KeyCount", 0) == 0
 
 
 async def _sessions(services: Any, project: str) -> Any:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.api.legacy import _scan
+from gateway.api.staged import FilePart, TrailerWatch, reason_phrase, staged_form
 from gateway.protocol import multipart
 from gateway.protocol.problems import Problem
-from gateway.proxy.legacy import _scan
-from gateway.proxy.staged import FilePart, TrailerWatch, reason_phrase, staged_form
 
 BOUNDARY = "b0undary"
 FILE = os.urandom(5000) + b"\r\n--b0undar" + os.urandom(100)  # almost a delimiter inside

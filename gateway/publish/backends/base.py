@@ -1,4 +1,5 @@
-"""What every backend profile shares: errors, bounded and credential-safe HTTP reads.
+"""What every backend profile shares: errors (defined in ``gateway.backend_errors``, below
+every layer that calls the index, and handed on here), bounded and credential-safe HTTP reads.
 
 A profile answers one question for the publish logic — which files does the backing index
 itself already hold for a project, and with which sha256 — so that retries and conflicts are
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
@@ -18,6 +18,13 @@ import aiohttp
 from packaging.utils import InvalidName, NormalizedName, canonicalize_name
 from yarl import URL
 
+from gateway.auth.config import basic_authorization
+from gateway.backend_errors import (
+    BackendError,
+    BackendInvalidResponse,
+    BackendRefused,
+    BackendUnavailable,
+)
 from gateway.metrics import backend_call
 from gateway.outbound import Hop
 from gateway.settings import BackendSettings
@@ -45,26 +52,6 @@ MAX_LISTING_BYTES = 20 * 1024 * 1024
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _READ_CHUNK = 64 * 1024
-
-
-class BackendError(Exception):
-    """The backing index could not answer; the message never contains credentials."""
-
-
-class BackendUnavailable(BackendError):
-    """Connection error, timeout, 5xx or 429: worth retrying later, or answering 503."""
-
-
-class BackendInvalidResponse(BackendUnavailable):
-    """The index answered something this profile cannot read (wrong shape, too big, odd status).
-
-    A subclass of BackendUnavailable so that callers treating the backend as down stay
-    correct; it is kept apart because retrying rarely helps and an operator should look.
-    """
-
-
-class BackendRefused(BackendError):
-    """401/403 from the index: the configured credentials were refused."""
 
 
 @dataclass(frozen=True)
@@ -239,12 +226,6 @@ def _split_credentials(settings: BackendSettings) -> tuple[URL, str | None]:
     if url.user is not None:
         return bare, basic_authorization(url.user, url.password or "")
     return bare, None
-
-
-def basic_authorization(username: str, password: str) -> str:
-    # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its replacement is not in 3.9.
-    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    return f"Basic {token}"
 
 
 def _with_query(url: URL, query: str | None) -> URL:

@@ -9,7 +9,7 @@ rest as it arrives, never held in memory, never re-parsed — with the caller's 
 credentials, and the index's answer is relayed as it is.
 
 A staged upload (R-W6: the staging URL, the ``staged`` policy, or ``staged=true`` among the
-fields before the file) goes into a publishing session instead (``gateway.proxy.staged``).
+fields before the file) goes into a publishing session instead (``gateway.api.staged``).
 Refusals carry their message as the reason phrase too, which is what twine and uv print.
 """
 
@@ -24,6 +24,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import parse_content_disposition
 from packaging.utils import InvalidName, canonicalize_name
 
+from gateway.api import staged
 from gateway.api.audit import legacy_upload_event, legacy_upload_starts
 from gateway.api.bodies import body_chunks
 from gateway.api.context import services
@@ -34,7 +35,6 @@ from gateway.domain.errors import DomainError
 from gateway.logs import log
 from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
-from gateway.proxy import staged
 from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # Headers of the caller's request that the index needs to see as they were.

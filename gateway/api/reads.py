@@ -19,8 +19,7 @@ from gateway.api.context import services
 from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.protocol.problems import not_found
 from gateway.proxy import simple_api
-from gateway.proxy.upstream import streaming_timeout, unreachable
-from gateway.settings import Settings
+from gateway.proxy.upstream import streaming_timeout, unreachable, upstream_url
 
 # RFC 9110 §7.6.1, plus Host (ours) and the framing headers aiohttp sets itself.
 _HOP_BY_HOP = {
@@ -40,13 +39,6 @@ _CHUNK = 256 * 1024
 
 def upstream_base(request: web.Request) -> str:
     return upstream_url(services(request).settings)
-
-
-def upstream_url(settings: Settings) -> str:
-    if settings.proxy.upstream:
-        return settings.proxy.upstream.rstrip("/")
-    parts = urlsplit(settings.backend.simple_url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def proxy_read(request: web.Request) -> web.StreamResponse:
