@@ -128,7 +128,9 @@ class FilePoster:
     ) -> UploadAnswer:
         assert upload.committed is not None
         sid, fid = session.id, upload.id
-        raw = await self._blobs.get(keys.core_metadata(sid, fid))
+        raw = upload.committed.carried_metadata() or await self._blobs.get(
+            keys.core_metadata(sid, fid)
+        )
         await self._file_facts.published(upload, raw)
         attestations = (
             (await self._blobs.get(keys.attestations(sid, fid)) or b"").decode() or None

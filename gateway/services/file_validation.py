@@ -5,7 +5,6 @@ which the gateway never saw, are read back once."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 
 from gateway.distribution.archive import (
@@ -75,7 +74,8 @@ class FileValidator:
             refusals := index_refusals(extracted.metadata, upload.filename)
         ):
             raise ValidationFailed("invalid-distribution", refusals[0].source, refusals[0].message)
-        await self._blobs.put(keys.core_metadata(session.id, upload.id), extracted.raw)
+        if committed.carried_metadata() is None:  # else the file record is its copy
+            await self._blobs.put(keys.core_metadata(session.id, upload.id), extracted.raw)
         metadata = extracted.metadata
         return StoredMetadata(
             member=extracted.member,
@@ -104,8 +104,8 @@ class FileValidator:
         self, sid: str, upload: FileUpload, committed: CommittedBytes
     ) -> ExtractedMetadata:
         """The archive's core metadata: as the bytes path read it, else read back."""
-        if committed.metadata is not None and committed.metadata_member is not None:
-            raw = base64.b64decode(committed.metadata)
+        raw = committed.carried_metadata()
+        if raw is not None and committed.metadata_member is not None:
             return parsed(raw, upload.filename, committed.metadata_member)
         reader = self._blobs.range_reader(
             keys.file_bytes(sid, upload.id, committed.attempt), committed.size
