@@ -92,10 +92,16 @@ class FileTransfers:
                 "Content-Length",
             )
         attempt = secrets.token_hex(8)
+        key = keys.file_bytes(session.id, fid, attempt)
+        if content_length is not None and content_length <= self._part_size:
+            # One part, in flight for milliseconds: no attempt marker written before the
+            # bytes, one write after them, from the version read (_commit_unmarked).
+            received = await self._ingest(chunks, key, upload.hashes, upload.size)
+            committed = await self._committed(upload.filename, attempt, received)
+            return await self._commit_unmarked(session.id, fid, committed, key, found)
         began = await self._records.transition_versioned(
             session.id, fid, FileEvent.SEND_BYTES, known=found, current_attempt=attempt
         )
-        key = keys.file_bytes(session.id, fid, attempt)
         received = await self._ingest(chunks, key, upload.hashes, upload.size)
         committed = await self._committed(upload.filename, attempt, received)
         return await self._commit(session.id, fid, committed, key, began)
@@ -188,6 +194,22 @@ class FileTransfers:
         except BaseException:
             await self._blobs.delete(key)
             raise
+        if replaced is not None:
+            await self._blobs.delete(keys.file_bytes(sid, fid, replaced))
+        return upload
+
+    async def _commit_unmarked(
+        self, sid: str, fid: str, committed: CommittedBytes, key: str, read: Versioned[FileUpload]
+    ) -> FileUpload:
+        try:
+            upload, replaced, recorded = await self._records.commit_unmarked(
+                sid, fid, committed, read
+            )
+        except BaseException:
+            await self._blobs.delete(key)
+            raise
+        if not recorded:  # an overlapping request committed the same bytes: keep theirs
+            await self._blobs.delete(key)
         if replaced is not None:
             await self._blobs.delete(keys.file_bytes(sid, fid, replaced))
         return upload
