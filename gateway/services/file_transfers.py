@@ -77,7 +77,9 @@ class FileTransfers:
         chunks: AsyncIterator[bytes],
         content_length: int | None,
     ) -> FileUpload:
-        """Run ``http-post-bytes``: the latest POST wins; a repeated one replaces the bytes."""
+        """Run ``http-post-bytes``: a repeated POST replaces the bytes. Of overlapping ones,
+        the latest to begin wins when the body's length is unknown or over one part; of
+        one-part bodies, the first to commit (a retry meeting its own bytes gets them)."""
         require(session, SessionEvent.EDIT_FILES)
         found = await self._lookup.current_versioned(session, fid)
         upload = found.value
