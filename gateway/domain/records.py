@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Literal
 
@@ -160,6 +161,14 @@ class CommittedBytes(Record):
         "a body that fitted in memory (completion then reads nothing back); None otherwise.",
     )
     metadata_member: str | None = Field(None, description="The archive member it came from.")
+
+    def carried_metadata(self) -> bytes | None:
+        """The core metadata file as the bytes path read it, when it did: then this record is
+        its only copy (completion stores no METADATA object for it), else None (read the
+        METADATA object completion stored)."""
+        if self.metadata is None or self.metadata_member is None:
+            return None
+        return base64.b64decode(self.metadata)
 
 
 class StoredPart(Record):

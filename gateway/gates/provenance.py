@@ -3,7 +3,8 @@ S3 by this store alone under ``provenance/{project}/{version}/{filename}.json`` 
 Warehouse's path ``/integrity/{project}/{version}/{filename}/provenance``.
 
 The publish gate writes it for each file with verified attestations as the release goes to
-publish, and removes a stale one for a file without, so it always describes the bytes last
+publish, and removes a stale one for a file without (found by one listing of the version's
+provenance, not a request per file), so it always describes the bytes last
 published under that filename through the gateway. The read path's pages link it through
 :meth:`ProvenanceStore.url_for`. A staged file's provenance is built on request from its
 stored attestations (:meth:`ProvenanceStore.staged`), served beside it on the stage.
@@ -69,6 +70,14 @@ class ProvenanceStore:
 
     async def forget(self, project: str, version: str, filename: str) -> None:
         await self._blobs.delete(provenance_key(project, version, filename))
+
+    async def kept(self, project: str, version: str) -> set[str]:
+        """The filenames of ``version`` that have a provenance kept: one listing, so that a
+        publish removes stale ones without a request per file."""
+        prefix = provenance_key(project, version, "").removesuffix(".json")
+        return {
+            key.removeprefix(prefix).removesuffix(".json") for key in await self._blobs.keys(prefix)
+        }
 
     async def get(self, project: str, version: str, filename: str) -> bytes | None:
         return await self._blobs.get(provenance_key(project, version, filename))

@@ -55,13 +55,22 @@ class PublishGate:
             gaps.append(Pointer("approvals", approvals))
         if gaps:
             await self._refuse(session, gaps)
+        verified = [(u.filename, v) for u, (_, v) in zip(uploads, found, strict=True)]
+        await self._keep_provenance(session, verified)
+
+    async def _keep_provenance(
+        self, session: PublishingSession, files: list[tuple[str, list[Verified]]]
+    ) -> None:
+        """Each attested file's provenance written; a stale one (an earlier publish attempt
+        of the same filename with attestations) removed for a file without. Which ones exist
+        is one listing of the version's provenance, made only when some file has none: a
+        release without attestations costs one request, not a DELETE per file."""
+        name, version = session.name, session.version
+        unattested = [filename for filename, verified in files if not verified]
+        stale = await self._provenance.kept(name, version) if unattested else set()
         await asyncio.gather(
-            *(
-                self._provenance.keep(session.name, session.version, u.filename, verified)
-                if verified
-                else self._provenance.forget(session.name, session.version, u.filename)
-                for u, (_, verified) in zip(uploads, found, strict=True)
-            )
+            *(self._provenance.keep(name, version, f, v) for f, v in files if v),
+            *(self._provenance.forget(name, version, f) for f in unattested if f in stale),
         )
 
     async def _refuse(self, session: PublishingSession, gaps: list[Pointer]) -> None:

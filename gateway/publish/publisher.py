@@ -24,7 +24,8 @@ from gateway.publish.failure import (
     require_completed,
 )
 from gateway.publish.journal import Journals
-from gateway.publish.worker import BackendCredentials, Handed, PublishWorker
+from gateway.publish.posting import BackendCredentials
+from gateway.publish.worker import Handed, PublishWorker
 from gateway.services.names import NameRegistry
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService

@@ -14,7 +14,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import aiohttp
 
@@ -23,40 +22,23 @@ from gateway.domain.errors import DomainError, Kind
 from gateway.domain.records import FileUpload, PublishingSession, PublishJournal
 from gateway.domain.states import SessionState
 from gateway.logs import log
-from gateway.mechanisms.digests import BLAKE2B_256
-from gateway.protocol.legacy_upload_form import (
-    LegacyFileInfo,
-    LegacyFormError,
-    filetype_and_pyversion,
-    legacy_form_fields,
-)
 from gateway.publish.backends.base import Backend, BackendRefused, BackendUnavailable, Listing
-from gateway.publish.failure import PublishFailed, backoff, check_conflicts, is_sdist, sha256
+from gateway.publish.failure import PublishFailed, check_conflicts, is_sdist, sha256
+from gateway.publish.index_listings import IndexListings
 from gateway.publish.journal import Confirmations, Journals
-from gateway.publish.legacy_upload import UploadAnswer, post_file
+from gateway.publish.posting import BackendCredentials, FilePoster
 from gateway.services.audit import GATEWAY, AuditTrail
 from gateway.services.file_facts import FileFactsService
 from gateway.services.names import NameRegistry
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
 from gateway.settings import BackendSettings, PublishSettings
-from gateway.store import keys
 from gateway.store.blobs import BlobStore
 from gateway.store.record_store import RecordChanged, RecordMissing
 from gateway.store.typed import Versioned
 
 # Backends known to accept the legacy `attestations` field and silently drop it.
 DROPS_ATTESTATIONS = {"pypiserver", "devpi"}
-
-
-class BackendCredentials(Protocol):
-    """A caller's own credential for the index (pass-through authentication)."""
-
-    @property
-    def username(self) -> str: ...
-
-    @property
-    def password(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -90,17 +72,13 @@ class PublishWorker:
         self._files = files
         self._names = names
         self._journals = journals
-        self._blobs = blobs
-        self._backend = backend
-        self._http = http
         self._index = index
         self._settings = settings
         self._add_file_notice = add_file_notice
         self._audit = audit
-        self._file_facts = file_facts  # the read path's records (R-W10)
+        self._listings = IndexListings(backend, settings)
+        self._poster = FilePoster(blobs, backend, http, index, settings, file_facts)
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
-        # Pass-through callers' index credentials, by publish attempt: memory only, never S3.
-        self._caller_credentials: dict[str, BackendCredentials] = {}
 
     def start(
         self,
@@ -114,7 +92,7 @@ class PublishWorker:
         read and written (None: a run that resumes reads it afresh); ``credentials`` a
         pass-through caller's, kept in memory only."""
         if credentials is not None:
-            self._caller_credentials[attempt] = credentials
+            self._poster.caller_credentials[attempt] = credentials
         task = asyncio.create_task(self._work(sid, attempt, handed))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -160,7 +138,7 @@ class PublishWorker:
             metrics.PUBLISH_SECONDS.labels(self._index.kind, outcome).observe(
                 time.perf_counter() - started
             )
-            self._caller_credentials.pop(attempt, None)
+            self._poster.caller_credentials.pop(attempt, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -179,7 +157,7 @@ class PublishWorker:
         # run resumes, so that what already landed is skipped.
         listing = handed.listing if handed is not None else None
         if listing is None:
-            listing = await self._list_patiently(session.name)
+            listing = await self._listings.patiently(session.name)
         check_conflicts(ordered, listing)
         if journal.new_project is None:
             new_project = not listing
@@ -190,7 +168,7 @@ class PublishWorker:
             await self._journals.record(sid, attempt, remember)
             journal.new_project = new_project
         await self._put_all(session, attempt, ordered, listing, journal.confirmed)
-        await self._confirm_listed(session.name, ordered)
+        await self._listings.confirm(session.name, ordered)
         reservations = handed.reservations if handed is not None else {}
         return await self._succeed(session, attempt, journal, ordered, reservations)
 
@@ -206,22 +184,6 @@ class PublishWorker:
             written = Versioned(session, etag)
         self._journals.begin(attempt, written)
         return written.value
-
-    async def _confirm_listed(self, project: str, ordered: list[FileUpload]) -> None:
-        """Every file is on the index with its sha256, by the index's own listing."""
-        listing = await self._backend.published_files(project)
-        missing = {
-            u.filename: "not listed by the index with the expected sha256 after upload"
-            for u in ordered
-            if u.filename not in listing or listing[u.filename] not in (None, sha256(u))
-        }
-        if missing:
-            raise PublishFailed(
-                Kind.INDEX_REFUSED,
-                "publish-unconfirmed",
-                "The index did not confirm every file.",
-                missing,
-            )
 
     async def _put_all(
         self,
@@ -240,7 +202,7 @@ class PublishWorker:
         try:
             await self._put_bounded(session, attempt, wheels, listing, journal)
             for sdist in (upload for upload in todo if is_sdist(upload)):
-                await self._put_on_backend(session, sdist, listing.get(sdist.filename), attempt)
+                await self._poster.put(session, sdist, listing.get(sdist.filename), attempt)
         except BaseException:
             with contextlib.suppress(Exception):  # the failure that stopped the run says more
                 await journal.close()
@@ -261,7 +223,7 @@ class PublishWorker:
 
         async def put(upload: FileUpload) -> None:
             async with slots:
-                await self._put_on_backend(session, upload, listing.get(upload.filename), attempt)
+                await self._poster.put(session, upload, listing.get(upload.filename), attempt)
             await journal.add(upload.filename)
 
         tasks = [asyncio.create_task(put(upload)) for upload in uploads]
@@ -275,136 +237,6 @@ class PublishWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _list_patiently(self, project: str) -> Listing:
-        retries = self._settings.retries
-        for attempt_number in range(retries + 1):
-            try:
-                return await self._backend.published_files(project)
-            except BackendUnavailable as exc:
-                if attempt_number == retries:
-                    raise PublishFailed(
-                        Kind.UNAVAILABLE,
-                        "backend-unavailable",
-                        f"The backend is not answering: {exc}",
-                    ) from None
-                await asyncio.sleep(backoff(attempt_number))
-        raise AssertionError("unreachable")
-
-    async def _put_on_backend(
-        self, session: PublishingSession, upload: FileUpload, listed: str | None, attempt_id: str
-    ) -> None:
-        """Upload one file unless the index already has these exact bytes (R-W3)."""
-        retries = self._settings.retries
-        for attempt_number in range(retries + 1):
-            if attempt_number:  # a failed attempt may still have landed
-                listed = (await self._backend.published_files(session.name)).get(upload.filename)
-            if listed is not None:
-                if listed == sha256(upload):
-                    return  # already there: a resumed or retried publish
-                raise PublishFailed(
-                    Kind.CONFLICT,
-                    "filename-conflict",
-                    f"{upload.filename} is already on the index with other contents.",
-                    {upload.filename: "already on the index with another sha256"},
-                )
-            try:
-                answer = await self._post(session, upload, attempt_id)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason: str | None = f"the index could not be reached ({type(exc).__name__})"
-            else:
-                reason = await self._judge(session, upload, answer)
-            if reason is None:
-                return
-            if attempt_number < retries:
-                log.warning("publish.retry", filename=upload.filename, reason=reason)
-                await asyncio.sleep(backoff(attempt_number))
-        raise PublishFailed(
-            Kind.UNAVAILABLE,
-            "backend-unavailable",
-            f"Giving up on {upload.filename}: {reason}.",
-            {upload.filename: str(reason)},
-        )
-
-    async def _judge(
-        self, session: PublishingSession, upload: FileUpload, answer: UploadAnswer
-    ) -> str | None:
-        """None when the index took the file; why to retry when it failed for now; raises
-        when it refused for good."""
-        if answer.status < 300:
-            return None
-        if answer.status in (401, 403):
-            raise PublishFailed(
-                Kind.INDEX_REFUSED,
-                "backend-refused",
-                f"The backend refused the credentials ({answer.status} {answer.reason}).",
-                {upload.filename: "refused by the index: credentials"},
-            )
-        if answer.status >= 500:
-            return f"the index answered {answer.status} {answer.reason}"
-        # Duplicates look different on every index (409, 400, even 200); only the index's
-        # own listing says whether these bytes are there.
-        listed = (await self._backend.published_files(session.name)).get(upload.filename)
-        if listed == sha256(upload):
-            return None
-        detail = f"{answer.status} {answer.reason}".strip()
-        raise PublishFailed(
-            Kind.CONFLICT if answer.status == 409 else Kind.INDEX_REFUSED,
-            "backend-rejected",
-            f"The index rejected {upload.filename}: {detail}",
-            {upload.filename: f"rejected by the index: {detail}"},
-        )
-
-    async def _post(
-        self, session: PublishingSession, upload: FileUpload, attempt: str
-    ) -> UploadAnswer:
-        assert upload.committed is not None
-        sid, fid = session.id, upload.id
-        raw = await self._blobs.get(keys.core_metadata(sid, fid))
-        await self._file_facts.published(upload, raw)
-        attestations = (
-            (await self._blobs.get(keys.attestations(sid, fid)) or b"").decode() or None
-            if upload.has_attestations
-            else None
-        )
-        filetype, pyversion = filetype_and_pyversion(upload.filename)
-        info = LegacyFileInfo(
-            filename=upload.filename,
-            filetype=filetype,
-            pyversion=pyversion,
-            sha256=sha256(upload),
-            blake2_256=upload.committed.digests.get(BLAKE2B_256),  # known when declared
-            md5=upload.committed.digests.get("md5"),
-        )
-        try:
-            fields = legacy_form_fields(raw or b"", info, attestations=attestations)
-        except LegacyFormError as exc:
-            raise PublishFailed(
-                Kind.INVALID, "invalid-distribution", str(exc), {upload.filename: str(exc)}
-            ) from None
-        backend = self._index
-        caller = self._caller_credentials.get(attempt)
-        credentials = (
-            (caller.username, caller.password)
-            if caller
-            else (backend.username, backend.password.get_secret_value())
-            if backend.username and backend.password
-            else None
-        )
-        content = self._blobs.stream(keys.file_bytes(sid, fid, upload.committed.attempt))
-        log.info("publish.upload", session=sid[:8], filename=upload.filename)
-        with metrics.backend_call(backend.kind, "upload"):
-            return await post_file(
-                self._http,
-                backend.upload_url,
-                fields,
-                upload.filename,
-                upload.committed.size,
-                content,
-                credentials,
-                backend.timeout,
-                self._backend.hop,
-            )
 
     async def _succeed(
         self,

@@ -64,7 +64,8 @@ class StageService:
         return self._blobs.stream(key, byte_range=byte_range)
 
     async def metadata(self, session: PublishingSession, upload: FileUpload) -> bytes:
-        raw = await self._blobs.get(keys.core_metadata(session.id, upload.id))
+        carried = upload.committed.carried_metadata() if upload.committed else None
+        raw = carried or await self._blobs.get(keys.core_metadata(session.id, upload.id))
         if raw is None:
             raise not_found("metadata")
         return raw

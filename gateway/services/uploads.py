@@ -191,6 +191,43 @@ class UploadRecords:
 
         return await self._change(sid, fid, commit, known), replaced[0]
 
+    async def commit_unmarked(
+        self, sid: str, fid: str, committed: CommittedBytes, read: Versioned[FileUpload]
+    ) -> tuple[FileUpload, str | None, bool]:
+        """Record the bytes of a one-part body that wrote nothing before them (no
+        ``current_attempt``): they win unless the upload's bytes changed since ``read``
+        (another request's bytes committed or begun meanwhile, or it completed or went);
+        then the request is superseded, unless the bytes committed meanwhile are these (an
+        overlapping retry: answered with them). One write, from ``read``'s etag. The upload;
+        the attempt whose bytes these replace; whether these bytes were recorded (False:
+        the same bytes were already)."""
+        replaced: list[str | None] = [None]
+        before = read.value
+        theirs = [False]
+
+        def commit(upload: FileUpload) -> FileUpload | None:
+            unchanged = (upload.status, upload.current_attempt, upload.committed) == (
+                FileState.PENDING,
+                before.current_attempt,
+                before.committed,
+            )
+            if not unchanged:
+                if _same_bytes(upload.committed, committed):
+                    theirs[0] = True
+                    return None
+                raise conflict(
+                    "upload-superseded",
+                    "Another request replaced or completed this upload while these bytes arrived.",
+                    "body",
+                )
+            replaced[0] = upload.committed.attempt if upload.committed else None
+            upload.committed = committed
+            upload.current_attempt = None  # a POST in flight since before this one lost
+            return upload
+
+        upload = await self._change(sid, fid, commit, read)
+        return upload, replaced[0], not theirs[0]
+
     async def read_back(self, sid: str, fid: str, committed: CommittedBytes) -> FileUpload:
         def record(upload: FileUpload) -> FileUpload:
             upload.committed = committed
@@ -324,3 +361,7 @@ def require_mechanism(upload: FileUpload, mechanism: str) -> None:
             f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
             "mechanism",
         )
+
+
+def _same_bytes(held: CommittedBytes | None, these: CommittedBytes) -> bool:
+    return held is not None and (held.size, held.digests) == (these.size, these.digests)

@@ -1,13 +1,15 @@
 """Profile the gateway process with py-spy under one workload, and print where its time goes.
 
-    python -m tests.benchmarks.profile status|create|upload [--seconds 20] [--raw out.txt]
+    python -m tests.benchmarks.profile status|create|upload|release [--seconds 20] [--raw out.txt]
 
 Starts the benchmark stack, drives the workload (``status``: 16 concurrent session-status
 GETs; ``create``: 16 concurrent session creates; ``upload``: one 1 GiB ``http-post-bytes``
-upload), samples the gateway with ``py-spy record --format raw`` and prints the share of
-samples per package, per innermost frame, and inclusive per gateway function. py-spy counts a
-thread as busy while it is runnable, so on a loaded machine samples include time waiting for
-a core; ``--no-socket-writes`` leaves out the frames blocked in the kernel's socket send.
+upload; ``release``: the bundled client publishing a release of 201 small files, as the
+``release`` group does), samples the gateway with ``py-spy record --format raw`` and prints
+the share of samples per package, per innermost frame, and inclusive per gateway function.
+py-spy counts a thread as busy while it is runnable, so on a loaded machine samples include
+time waiting for a core; ``--no-socket-writes`` leaves out the frames blocked in the
+kernel's socket send.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.benchmarks import control, upload
+from tests.benchmarks import control, release, upload
 from tests.benchmarks.stack import AUTHORIZATION, Stack, running_stack
 
 PACKAGES = (
@@ -86,6 +88,17 @@ async def _upload(stack: Stack, raw: Path, _: int) -> None:
     spy.wait()
 
 
+async def _release(stack: Stack, raw: Path, _: int) -> None:
+    work = stack.workdir / "profile-release"
+    work.mkdir(exist_ok=True)
+    paths = release._release(work, "9.0", 201)
+    spy = _spy(stack.gateway.pid, raw, None)
+    took, _outcome = await asyncio.to_thread(release._client, stack, paths)
+    print(f"201-file release took {took:.1f}s")
+    spy.send_signal(2)  # py-spy writes its output on SIGINT
+    spy.wait()
+
+
 def summary(raw: Path, skip_socket_writes: bool, top: int = 25) -> str:
     total, innermost, packages, inclusive = 0, Counter[str](), Counter[str](), Counter[str]()
     for line in raw.read_text().splitlines():
@@ -115,12 +128,13 @@ def summary(raw: Path, skip_socket_writes: bool, top: int = 25) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("workload", choices=["status", "create", "upload"])
+    parser.add_argument("workload", choices=["status", "create", "upload", "release"])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
     parser.add_argument("--no-socket-writes", action="store_true")
     args = parser.parse_args()
-    work = {"status": _status, "create": _create, "upload": _upload}[args.workload]
+    workloads = {"status": _status, "create": _create, "upload": _upload, "release": _release}
+    work = workloads[args.workload]
     with tempfile.TemporaryDirectory(prefix="gateway-profile-") as workdir:
         raw = args.raw or Path(workdir) / "profile.txt"
         with running_stack(Path(workdir) / "stack") as stack:

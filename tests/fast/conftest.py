@@ -155,7 +155,8 @@ MakeStack = Callable[..., Awaitable[Stack]]
 @pytest.fixture
 async def make_stack(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeStack]:
     # Retries back off by half a second and more; the fast tier does not wait for them.
-    monkeypatch.setattr("gateway.publish.worker.backoff", lambda attempt: 0.0)
+    for module in ("posting", "index_listings"):  # where the worker's retries wait
+        monkeypatch.setattr(f"gateway.publish.{module}.backoff", lambda attempt: 0.0)
     index = FakeIndex()
     app = web.Application()
     app.router.add_post("/", index.upload)

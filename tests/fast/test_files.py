@@ -4,6 +4,7 @@ deferred validation (R-F1..F14)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from gateway.domain import clock
 from gateway.domain.errors import DomainError, Kind
 from gateway.domain.lease import Lease, granted
+from gateway.domain.records import FileUpload
 from gateway.domain.states import FileState
 from gateway.services.uploads import WriterBusy
 from gateway.store import keys
@@ -32,7 +34,14 @@ async def test_create_send_complete(stack: Stack, project: str, wheel: Path) -> 
     assert completed.status == FileState.COMPLETED
     assert completed.metadata is not None
     assert completed.metadata.requires_python == ">=3.8"
-    assert keys.core_metadata(session.id, created.id) in stack.blobs.objects
+    # A small body's METADATA travels in the file record from the bytes path (issue #26):
+    # its copy is the record's, exactly the archive's bytes; no METADATA object is written.
+    assert completed.committed is not None
+    raw = completed.committed.carried_metadata()
+    assert raw is not None
+    assert raw.startswith(b"Metadata-Version:")
+    assert hashlib.sha256(raw).hexdigest() == completed.metadata.sha256
+    assert keys.core_metadata(session.id, created.id) not in stack.blobs.objects
 
 
 async def test_a_repeated_post_replaces_the_bytes(stack: Stack, project: str, wheel: Path) -> None:
@@ -205,3 +214,37 @@ async def test_a_complete_retried_after_its_answer_was_lost_answers_the_same(
     again, done_again = await stack.files.complete(session, upload.id)
     assert (done, done_again) == (True, True)
     assert again.status == first.status == FileState.COMPLETED
+
+
+async def test_overlapping_posts_of_one_part_leave_one_object(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-W12: a retry overlapping its first attempt is answered with the bytes
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    created = await stack.files.create(session, file_request(wheel))
+    data = wheel.read_bytes()
+    sent = await asyncio.gather(
+        *(stack.files.receive(session, created.id, chunks(data), len(data)) for _ in range(4)),
+        return_exceptions=True,
+    )
+    # Each read the pending upload before any committed: the first to commit wins, the
+    # others meet the same bytes committed and are answered with them.
+    assert all(isinstance(one, FileUpload) for one in sent), sent
+    digests = {one.committed.digests["sha256"] for one in sent if isinstance(one, FileUpload)}
+    assert digests == {hashlib.sha256(data).hexdigest()}
+    assert len([k for k in stack.blobs.objects if k.endswith(".data")]) == 1
+    other = bytes(reversed(data))  # as long, other digests (checked at completion only)
+    # Other bytes racing these: one wins, the other is superseded; one object either way.
+    raced = await asyncio.gather(
+        stack.files.receive(session, created.id, chunks(other), len(other)),
+        stack.files.receive(session, created.id, chunks(data), len(data)),
+        return_exceptions=True,
+    )
+    won = [one for one in raced if isinstance(one, FileUpload)]
+    assert len(won) >= 1, raced
+    refused = [one for one in raced if not isinstance(one, FileUpload)]
+    assert all(isinstance(one, DomainError) for one in refused), raced
+    assert all(one.slug == "upload-superseded" for one in refused if isinstance(one, DomainError))
+    assert len([k for k in stack.blobs.objects if k.endswith(".data")]) == 1
+    held = (await stack.files.get(session.id, created.id)).committed
+    assert held is not None
+    assert held.digests["sha256"] in {hashlib.sha256(body).hexdigest() for body in (data, other)}

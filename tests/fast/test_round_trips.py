@@ -22,6 +22,7 @@ import pytest
 from gateway.domain import clock
 from gateway.domain.records import FileUpload, PublishingSession
 from gateway.domain.states import FileState, SessionState
+from gateway.gates.provenance import provenance_key
 from gateway.protocol.models import FileCreateRequest
 from gateway.publish.journal import MOST_ENTRIES
 from gateway.store import keys
@@ -193,7 +194,8 @@ async def test_complete_and_bytes_cost_the_same_with_1_or_400_files(
         created = await counted.files.create(session, file_request(wheel))
         session = await counted.sessions.get(session.id)
         store(counted).reset()
-        await counted.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+        data = wheel.read_bytes()  # with its Content-Length, as every client sends it
+        await counted.files.receive(session, created.id, chunks(data), len(data))
         sent = cost(counted)
         store(counted).reset()
         _, done = await counted.files.complete(session, created.id)
@@ -202,10 +204,22 @@ async def test_complete_and_bytes_cost_the_same_with_1_or_400_files(
     (sent_1, completed_1), (sent_400, completed_400) = costs
     assert alike(sent_1, sent_400), costs
     assert alike(completed_1, completed_400), costs
-    # Bytes: read the file; compare-and-swap from that read (attempt), then from that write
-    # (commit). Complete: read the file; compare-and-swap from that read; summary entry.
-    assert sent_1[0] == Counter(GET=1, PUT=2)
+    # Bytes (one part, its length declared): read the file; compare-and-swap from that read
+    # (commit), no attempt marker first. Complete: read the file; compare-and-swap from that
+    # read; summary entry.
+    assert sent_1[0] == Counter(GET=1, PUT=1)
     assert completed_1[0] == Counter(GET=1, PUT=2)
+
+
+async def test_bytes_of_unknown_length_mark_their_attempt_first(
+    counted: Stack, project: str, wheel: Path
+) -> None:  # a chunked body may be of any size: the latest POST wins, as it began
+    session, _ = await counted.sessions.create(project, "1.0", ALICE.id)
+    created = await counted.files.create(session, file_request(wheel))
+    store(counted).reset()
+    await counted.files.receive(session, created.id, chunks(wheel.read_bytes()), None)
+    # Read the file; compare-and-swap from that read (attempt), then from that write (commit).
+    assert store(counted).requests == Counter(GET=1, PUT=2)
 
 
 async def test_session_create_costs(counted: Stack, project: str) -> None:
@@ -268,6 +282,90 @@ async def test_publish_costs_a_constant_per_file(
     assert max(session_writes) <= 3 + MOST_ENTRIES
     first, second = (other_bytes[1] - other_bytes[0]) / 100, (other_bytes[2] - other_bytes[1]) / 100
     assert abs(first - second) <= 0.05 * first, other_bytes
+
+
+class CountingBlobStore(MemoryBlobStore):
+    """The in-memory blob store, counting the S3 requests for blobs (bytes, METADATA,
+    attestations, provenance) each call stands for, by key prefix and operation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: Counter[str] = Counter()
+
+    async def put(self, key: str, data: bytes | bytearray, content_type: str | None = None) -> None:
+        self.requests["PUT " + _kind(key)] += 1
+        await super().put(key, data, content_type)
+
+    async def get(self, key: str) -> bytes | None:
+        self.requests["GET " + _kind(key)] += 1
+        return await super().get(key)
+
+    async def stream(
+        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
+    ) -> AsyncIterator[bytes]:
+        self.requests["GET " + _kind(key)] += 1
+        async for chunk in super().stream(key, chunk_size, byte_range):
+            yield chunk
+
+    async def delete(self, key: str) -> None:
+        self.requests["DELETE " + _kind(key)] += 1
+        await super().delete(key)
+
+    async def keys(self, prefix: str) -> list[str]:
+        self.requests["LIST " + _kind(prefix)] += 1
+        return await super().keys(prefix)
+
+
+def _kind(key: str) -> str:
+    """``provenance``, ``METADATA``, or the last part of the key (``….data``)."""
+    if key.startswith("provenance/"):
+        return "provenance"
+    return key.rsplit("/", 1)[-1].rsplit(".", 1)[-1]
+
+
+async def test_small_files_cost_no_metadata_object_and_publish_no_provenance_delete(
+    stack: Stack, project: str, tmp_path: Path
+) -> None:  # R-W13, R-W11
+    blobs = CountingBlobStore()
+    counting = build_stack(stack.settings, stack.index, stack.http, stack.records, blobs)
+    session, _ = await counting.sessions.create(project, "1.0", ALICE.id)
+    await upload(counting, session, build_sdist(tmp_path, project, "1.0"))
+    for number in range(20):
+        tag = f"py3-none-manylinux_2_{number}_x86_64"
+        await upload(counting, session, build_wheel(tmp_path, project, "1.0", tag=tag))
+    # Per small file, the bytes are the only blob: its METADATA travels in the file record
+    # from the bytes path (CommittedBytes.carried_metadata), so completion writes none.
+    assert blobs.requests == Counter({"PUT data": 21})
+    blobs.requests.clear()
+    session, etag = await counting.sessions.get_versioned(session.id)
+    published = await counting.publisher.publish(session, ALICE, etag)
+    assert published.status == SessionState.PUBLISHED
+    # Per file: its bytes streamed to the index, nothing else (the METADATA is the record's).
+    # Once: the listing of the version's provenance (a stale one would be deleted; none is,
+    # and no file has attestations, so no DELETE per file), and the session's data purged.
+    assert blobs.requests["GET data"] == 21
+    assert blobs.requests["LIST provenance"] == 1
+    assert not [r for r in blobs.requests if r.startswith(("DELETE", "PUT", "GET METADATA"))]
+    await counting.worker.drain()
+
+
+async def test_a_stale_provenance_is_removed_at_publish(
+    stack: Stack, project: str, tmp_path: Path
+) -> None:  # R-W11: the provenance describes the bytes last published under the filename
+    wheel, other = (
+        build_wheel(tmp_path, project, "1.0", tag=f"py3-none-manylinux_2_{n}_x86_64")
+        for n in (1, 2)
+    )
+    stale = provenance_key(project, "1.0", wheel.name)
+    unrelated = provenance_key(project, "1.01", other.name)  # another version, same prefix
+    stack.blobs.objects[stale] = stack.blobs.objects[unrelated] = b"{}"
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, wheel)
+    await upload(stack, session, other)
+    published = await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    assert stale not in stack.blobs.objects
+    assert unrelated in stack.blobs.objects
 
 
 async def test_a_sweep_with_nothing_due_costs_what_is_due_not_what_is_kept(
