@@ -21,6 +21,18 @@ _REFUSED_WHILE_PUBLISHING = (
 )
 
 
+# A session in review is ``processing`` without a publish journal: these events then mean
+# their review variants (the files stay editable; publish waits for the review's verdict).
+_IN_REVIEW = {
+    SessionEvent.EDIT_FILES: SessionEvent.EDIT_FILES_IN_REVIEW,
+    SessionEvent.CANCEL: SessionEvent.CANCEL_IN_REVIEW,
+}
+
+
+def in_review(session: PublishingSession) -> bool:
+    return session.status == SessionState.PROCESSING and session.publish is None
+
+
 def next_state(session: PublishingSession, event: SessionEvent) -> SessionState:
     """The next state, or the problem that explains why the event is not allowed now."""
     if session.status == SessionState.CANCELED:
@@ -31,6 +43,14 @@ def next_state(session: PublishingSession, event: SessionEvent) -> SessionState:
             "A publish of this session is under way: wait for it to resolve.",
             source="status",
         )
+    if in_review(session):
+        if event in (SessionEvent.PUBLISH_NOW, SessionEvent.PUBLISH_DEFERRED):
+            raise conflict(
+                "review-in-progress",
+                "The release's files are being reviewed: publish once the review passed.",
+                source="status",
+            )
+        event = _IN_REVIEW.get(event, event)
     try:
         return next_session_state(session.status, event)
     except TransitionRefused as exc:

@@ -50,6 +50,7 @@ from gateway.mechanisms.ingest import BodyTooLarge, Received, ingest
 from gateway.mechanisms.readback import digest_object
 from gateway.protocol.models import FileCreateRequest
 from gateway.services.audit import AuditTrail
+from gateway.services.completed import NO_FOLLOW_UP, CompletedFiles
 from gateway.services.due_index import DueIndex
 from gateway.services.listings import PublishedFiles
 from gateway.services.names import NameRegistry
@@ -90,6 +91,7 @@ class FileService:
         audit: AuditTrail,
         session_files: SessionFiles,
         index_checks: bool = False,
+        completed: CompletedFiles = NO_FOLLOW_UP,
     ):
         self._records = records
         self._session_files = session_files
@@ -102,6 +104,7 @@ class FileService:
         self._checks_like_pypi = index_checks
         self._published_files = published_files
         self._audit = audit
+        self._completed = completed  # the release gates' review and auto-publish
         # The validations running in the background (deferred completions), until done.
         self.validations: set[asyncio.Task[None]] = set()
 
@@ -510,6 +513,7 @@ class FileService:
             session.id, upload.id, succeeded, known=known, metadata=metadata
         )
         await self._audit.file_event(session, upload)
+        await self._completed.file_completed(session, upload)
         return upload, None
 
     def _spawn(self, work: Awaitable[None]) -> None:

@@ -21,7 +21,14 @@ from gateway.domain.records import (
     PublishingSession,
     ReleasePointer,
 )
-from gateway.domain.states import SessionEvent, SessionState, is_editable, is_terminal
+from gateway.domain.states import (
+    SessionEvent,
+    SessionState,
+    TransitionRefused,
+    is_editable,
+    is_terminal,
+    next_session_state,
+)
 from gateway.domain.transitions import next_state
 from gateway.logs import log
 from gateway.services.due_index import DueIndex
@@ -221,6 +228,29 @@ class SessionService:
         # session not due: it then keeps only the next visit.
         await self._due.wake_at(sid, session.expires_at)
         return session
+
+    async def reviewed(self, sid: str, event: SessionEvent, notice: str | None = None) -> None:
+        """Move the session as the review step says (R-W11): ``processing`` while a file is
+        reviewed, then ``open`` or ``error`` (with ``notice``, the finding). A session being
+        published or ended, or already where the event leads, is left as it is."""
+
+        def move(session: PublishingSession) -> PublishingSession | None:
+            if session.publish is not None:
+                return None
+            try:
+                status = next_session_state(session.status, event)
+            except TransitionRefused:
+                return None
+            fresh = notice is not None and notice not in session.notices
+            if status == session.status and not fresh:
+                return None
+            session.status = status
+            if fresh and notice is not None:
+                session.notices.append(notice)
+            return session
+
+        await self._update(sid, move)
+        log.info("session.reviewed", session=sid[:8], event=event.value)
 
     async def cancel(self, sid: str) -> PublishingSession:
         return await self._end(sid, SessionEvent.CANCEL, None)
