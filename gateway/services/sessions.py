@@ -250,7 +250,7 @@ class SessionService:
             return session
 
         await self._update(sid, move)
-        log.info("session.reviewed", session=sid[:8], event=event.value)
+        log.info("session.reviewed", session=sid[:8], review=event.value)
 
     async def cancel(self, sid: str) -> PublishingSession:
         return await self._end(sid, SessionEvent.CANCEL, None)

@@ -1,0 +1,121 @@
+"""The review step (R-W11, python/peps#5070: automated review while ``processing``, an adverse
+result puts the session in ``error``), against real SeaweedFS and pypiserver: a scanner
+script as a real subprocess, and GuardDog from PyPI when it installs here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from gateway.devstack import Server
+from gateway.settings import Settings
+from tests.conftest import ALICE
+from tests.distributions import build_wheel, sha256_of
+from tests.integration.conftest import META, Api, index_files, problem
+
+SIGNATURE = b"REVIEW-TEST-SIGNATURE-0123456789"
+
+# A scanner as ClamAV or YARA behave: findings on stdout, exit 1; clean: exit 0. It notes
+# each run in a log, so that a test can count them.
+SCANNER = f"""
+import sys, time, pathlib
+path, log, pause = sys.argv[1], pathlib.Path(sys.argv[2]), float(sys.argv[3])
+log.open("a").write("start\\n")
+time.sleep(pause)
+if {SIGNATURE!r} in pathlib.Path(path).read_bytes():
+    print(pathlib.Path(path).name + ": " + {SIGNATURE.decode()!r} + " FOUND")
+    sys.exit(1)
+print("OK")
+log.open("a").write("done\\n")
+"""
+
+
+def scanner(tmp_path: Path, pause: float = 0.0) -> tuple[list[str], Path]:
+    script = tmp_path / "scanner.py"
+    script.write_text(SCANNER)
+    log = tmp_path / "scanner.log"
+    return [sys.executable, str(script), "{file}", str(log), str(pause)], log
+
+
+@pytest.fixture
+async def reviewed(aiohttp_client, make_settings, project_name, tmp_path):  # type: ignore[no-untyped-def]
+    command, _ = scanner(tmp_path, pause=1.0)
+    settings: Settings = make_settings(
+        policy={"projects": [{"match": project_name, "review": command}], "review_timeout": 30}
+    )
+    client = await aiohttp_client(create_app(settings, run_sweeper=False))
+    return Api(client, settings, ALICE.authorization)
+
+
+async def wait_for(api: Api, session: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        status = await api.status(session["links"]["session"])
+        if status["status"] in wanted or time.monotonic() > deadline:
+            return status
+        await asyncio.sleep(0.05)
+
+
+async def test_a_failing_review_puts_the_session_in_error_and_a_replaced_file_publishes(  # type: ignore[no-untyped-def]
+    reviewed, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    api: Api = reviewed
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    bad = build_wheel(tmp_path / "bad", project_name, "1.0", payload=SIGNATURE)
+    good = build_wheel(tmp_path / "good", project_name, "1.0", payload=b"harmless")
+    session = await api.create_session(project_name)
+
+    await api.upload(session, bad)  # completes at once: the review runs after
+    assert (await api.status(session["links"]["session"]))["status"] == "processing"
+    publishing = await problem(
+        await api.post_json(session["links"]["publish"], {"meta": META}), 409
+    )
+    assert publishing["type"].endswith("review-in-progress")
+
+    status = await wait_for(api, session, {"error"})
+    assert status["status"] == "error", status
+    finding = f"{bad.name}: {SIGNATURE.decode()} FOUND"
+    assert any(finding in notice for notice in status["notices"]), status
+    assert any(finding in n for n in status["files"][bad.name]["notices"]), status
+    refused = await problem(await api.post_json(session["links"]["publish"], {"meta": META}), 409)
+    assert refused["type"].endswith("release-gates-unmet")
+    assert finding in refused["detail"]
+
+    await api.upload(session, good)  # the same filename: replaces the flagged file
+    assert (await wait_for(api, session, {"open"}))["status"] == "open"
+    published = await api.post_json(session["links"]["publish"], {"meta": META})
+    assert published.status == 201, await published.text()
+    assert await index_files(pypiserver, project_name) == {good.name: sha256_of(good)}
+
+
+async def test_a_review_command_that_outlives_its_timeout_fails(  # type: ignore[no-untyped-def]
+    aiohttp_client, make_settings, project_name: str, tmp_path: Path
+) -> None:
+    command, _ = scanner(tmp_path, pause=30)
+    settings: Settings = make_settings(
+        policy={"projects": [{"match": project_name, "review": command}], "review_timeout": 1}
+    )
+    api = Api(await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization)
+    session = await api.create_session(project_name)
+    await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
+    status = await wait_for(api, session, {"error"})
+    assert status["status"] == "error"
+    assert any("did not finish in 1s" in notice for notice in status["notices"]), status
+
+
+async def test_without_a_review_policy_a_completed_file_leaves_the_session_open(  # type: ignore[no-untyped-def]
+    aiohttp_client, make_settings, project_name: str, tmp_path: Path
+) -> None:
+    settings: Settings = make_settings()
+    api = Api(await aiohttp_client(create_app(settings, run_sweeper=False)), settings, "")
+    api.authorization = ALICE.authorization
+    session = await api.create_session(project_name)
+    await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
+    assert (await api.status(session["links"]["session"]))["status"] == "open"
