@@ -5,11 +5,14 @@ script as a real subprocess, and GuardDog from PyPI when it installs here."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gateway.app import create_app
@@ -18,6 +21,13 @@ from gateway.settings import Settings
 from tests.conftest import ALICE
 from tests.distributions import build_wheel, sha256_of
 from tests.integration.conftest import META, Api, index_files, problem
+from tests.integration.replicas import (
+    HEADERS,
+    create_session,
+    start_replica,
+    upload_all,
+    wait_status,
+)
 
 SIGNATURE = b"REVIEW-TEST-SIGNATURE-0123456789"
 
@@ -102,7 +112,9 @@ async def test_a_review_command_that_outlives_its_timeout_fails(  # type: ignore
     settings: Settings = make_settings(
         policy={"projects": [{"match": project_name, "review": command}], "review_timeout": 1}
     )
-    api = Api(await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization)
+    api = Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
+    )
     session = await api.create_session(project_name)
     await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
     status = await wait_for(api, session, {"error"})
@@ -119,3 +131,57 @@ async def test_without_a_review_policy_a_completed_file_leaves_the_session_open(
     session = await api.create_session(project_name)
     await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
     assert (await api.status(session["links"]["session"]))["status"] == "open"
+
+
+async def test_a_review_running_when_its_gateway_is_killed_is_finished_by_another_replica(
+    seaweedfs: Server,
+    pypiserver: Server,
+    principal_settings: list[dict[str, Any]],
+    project_name: str,
+    tmp_path: Path,
+) -> None:
+    """kill -9 mid-review: the review's lease lapses, and the sweep of a replica on the same
+    bucket runs it again (R-W1); its verdict opens the session, which then publishes."""
+    command, log = scanner(tmp_path, pause=3.0)
+    policy = (
+        "[policy]\nreview_timeout = 5\n[[policy.projects]]\n"
+        f"match = {project_name!r}\nreview = {json.dumps(command)}\n"
+    )
+    prefix = "review-crash-" + project_name
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings, policy)
+    try:
+        async with aiohttp.ClientSession() as http:
+            session = await create_session(http, first.api, project_name)
+            await upload_all(http, session, [wheel])
+            status = await wait_status(http, session["links"]["session"], {"processing"}, 10)
+            assert status["status"] == "processing", status
+            for _ in range(100):  # the scanner has started (a Python interpreter's start)
+                if log.exists() and "start" in log.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            first.process.send_signal(signal.SIGKILL)
+            first.process.wait()
+            assert "done" not in log.read_text(), "the review finished before the crash"
+
+            second = start_replica(
+                tmp_path, seaweedfs, pypiserver, prefix, principal_settings, policy
+            )
+            try:
+                url = second.on(session["links"]["session"])
+                status = await wait_status(http, url, {"open", "error"}, 60)
+                assert status["status"] == "open", status
+                assert log.read_text().count("start") == 2  # run again, not just waited out
+                async with http.post(
+                    second.on(session["links"]["publish"]), json={"meta": META}, headers=HEADERS
+                ) as response:
+                    assert response.status in (201, 202), await response.text()
+                status = await wait_status(http, url, {"published", "error"})
+                assert status["status"] == "published", status
+            finally:
+                second.process.terminate()
+                second.process.wait(30)
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+    assert await index_files(pypiserver, project_name) == {wheel.name: sha256_of(wheel)}
