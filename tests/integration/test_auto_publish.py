@@ -1,0 +1,71 @@
+"""Auto-publish (R-W11, python/peps#5070: an index may publish a session created for a legacy
+client once review passes): real ``twine upload`` to the staging URL, a real review command,
+the release on pypiserver with no second command."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.devstack import Server
+from tests.conftest import ALICE
+from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.integration.conftest import index_files
+from tests.integration.test_review import scanner
+from tests.integration.test_staged_legacy import stage_url, upload_with
+
+
+async def wait_for_index(pypiserver: Server, project: str, count: int) -> dict[str, str]:
+    deadline = time.monotonic() + 60
+    while True:
+        found = await index_files(pypiserver, project)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+async def test_twine_upload_with_auto_publish_and_a_passing_review_ends_on_the_index(
+    live_gateway: Any, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    command, log = scanner(tmp_path, pause=0.5)
+    policy = {
+        "match": project_name,
+        "review": command,
+        "auto_publish": "when-gates-pass",
+        "auto_publish_quiet": 2,
+    }
+    api = await live_gateway(policy={"projects": [policy]})
+    dists = [build_wheel(tmp_path, project_name, "1.0"), build_sdist(tmp_path, project_name, "1.0")]
+    home = tmp_path / "home"
+    code, output = await upload_with(
+        "twine", stage_url(api), ALICE.name, ALICE.password, dists, home
+    )
+    assert code == 0, output
+    assert await index_files(pypiserver, project_name) == {}  # staged, reviewed, then quiet
+    landed = await wait_for_index(pypiserver, project_name, len(dists))
+    assert landed == {d.name: sha256_of(d) for d in dists}
+    assert log.read_text().count("done") == len(dists)  # each file was reviewed, and passed
+
+
+async def test_a_failing_review_holds_an_auto_publish_back(
+    live_gateway: Any, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    from tests.integration.test_review import SIGNATURE
+
+    command, _ = scanner(tmp_path)
+    policy = {
+        "match": project_name,
+        "review": command,
+        "auto_publish": "when-gates-pass",
+        "auto_publish_quiet": 1,
+    }
+    api = await live_gateway(policy={"projects": [policy]})
+    dists = [build_wheel(tmp_path, project_name, "1.0", payload=SIGNATURE)]
+    code, output = await upload_with(
+        "twine", stage_url(api), ALICE.name, ALICE.password, dists, tmp_path / "home"
+    )
+    assert code == 0, output
+    await asyncio.sleep(4)  # twice the quiet period and the review's time
+    assert await index_files(pypiserver, project_name) == {}
