@@ -36,7 +36,7 @@ import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import aiohttp
 from yarl import URL
@@ -156,6 +156,12 @@ class UploadClient:
         return SessionView.read(answer, 201), True
 
     async def get_session(self, url: str) -> SessionView:
+        return SessionView.read(await self._transport.request("GET", url), 200)
+
+    async def release_session(self, name: str, version: str) -> SessionView:
+        """The release's live session, by name and version (this gateway's lookup, R-W11):
+        needs only the right to read it, as an approver has."""
+        url = f"{self.api_url.rstrip('/')}/releases/{quote(name)}/{quote(version)}"
         return SessionView.read(await self._transport.request("GET", url), 200)
 
     async def extend_session(self, session: SessionView, seconds: int) -> SessionView:

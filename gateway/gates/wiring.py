@@ -15,6 +15,7 @@ from gateway.gates.publish import PublishGate
 from gateway.gates.review_runner import ReviewRunner
 from gateway.gates.reviews import AddNotice, ReviewedSessions, Reviews, Wakeups
 from gateway.gates.service import AttestationGate
+from gateway.gates.status import GateStatus
 from gateway.services.audit import AuditTrail
 from gateway.services.session_files import SessionFiles
 from gateway.settings import PolicySettings
@@ -30,6 +31,7 @@ class Gates:
     approvals: Approvals
     reviews: Reviews  # the review step, started when a file completes
     policies: ProjectPolicies
+    status: GateStatus  # what a session's status says of them
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def build_gates(
         approvals=approvals,
         reviews=reviews,
         policies=policies,
+        status=GateStatus(policies, approvals, reviews),
     )
 
 

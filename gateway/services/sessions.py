@@ -201,6 +201,17 @@ class SessionService:
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 
+    async def of_release(self, name: str, version: str) -> PublishingSession:
+        """The release's live session (open, processing or error), found by its name and
+        version: for an approver, who may not create one to find it (R-W11). 404: none."""
+        with refused_as_invalid():
+            name, version = normalize_release(name, version)
+        pointer = await self._pointers.load(keys.live_release(name, version))
+        session = None if pointer is None else await self.find(pointer.session_id)
+        if session is None or is_terminal(session.status):
+            raise not_found("session")
+        return session
+
     async def get(self, sid: str) -> PublishingSession:
         session = await self.find(sid)
         if session is None:
