@@ -167,7 +167,7 @@ async def test_a_staged_legacy_upload_keeps_its_verified_attestation(live) -> No
     assert response.status == 200, response.reason
     services = live.client.server.app[SERVICES]
     [session] = [s async for s in _sessions(services, PROJECT)]
-    [upload] = await services.sessions.files(session.id)
+    [upload] = await services.session_files.records(session.id)
     assert upload.has_attestations
     assert upload.status == "completed"
     # The stage links the file's provenance (PEP 740) from its pages, and serves it.
@@ -202,7 +202,7 @@ async def test_a_staged_legacy_upload_with_a_bad_attestation_is_refused(  # type
     )
     services = live.client.server.app[SERVICES]
     for session in [s async for s in _sessions(services, PROJECT)]:
-        for upload in await services.sessions.files(session.id):
+        for upload in await services.session_files.records(session.id):
             assert upload.status == "canceled"  # the refused file is discarded
             assert not upload.has_attestations
             stored = await services.files._blobs.get(keys.attestations(session.id, upload.id))
