@@ -31,6 +31,10 @@ from tests.integration.replicas import (
     upload_all,
     wait_status,
 )
+from tests.integration.test_audit import audited_settings, auditor, by_action, journal, start
+
+# The audit journal's fixtures (a principal allowed to read it).
+audited_settings, auditor = audited_settings, auditor
 
 SIGNATURE = b"REVIEW-TEST-SIGNATURE-0123456789"
 
@@ -256,3 +260,28 @@ async def test_guarddog_flags_a_download_and_execute_sdist_and_passes_a_clean_on
     published = await api.post_json(session["links"]["publish"], {"meta": META})
     assert published.status == 201, await published.text()
     assert await index_files(pypiserver, project_name) == {good.name: sha256_of(good)}
+
+
+async def test_each_verdict_is_an_audit_event(  # type: ignore[no-untyped-def]
+    aiohttp_client, audited_settings, project_name: str, tmp_path: Path
+) -> None:
+    command, _ = scanner(tmp_path)
+    settings = audited_settings(policy={"projects": [{"match": project_name, "review": command}]})
+    api = await start(aiohttp_client, settings)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "good").mkdir()
+    bad = build_wheel(tmp_path / "bad", project_name, "1.0", payload=SIGNATURE)
+    good = build_wheel(tmp_path / "good", project_name, "1.0")
+    session = await api.create_session(project_name)
+    await api.upload(session, bad)
+    assert (await wait_for(api, session, {"error"}))["status"] == "error"
+    await api.upload(session, good)
+    assert (await wait_for(api, session, {"open"}))["status"] == "open"
+
+    events = by_action(await journal(api, project=project_name))
+    [failed] = events["review.failed"]
+    assert failed["outcome"] == "refused"
+    assert f"{SIGNATURE.decode()} FOUND" in failed["detail"]
+    assert failed["files"] == [{"filename": bad.name, "sha256": sha256_of(bad)}]
+    [passed] = events["review.passed"]
+    assert passed["files"] == [{"filename": good.name, "sha256": sha256_of(good)}]
