@@ -13,8 +13,11 @@ from gateway.devstack import Server
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import index_files
+from tests.integration.test_audit import auditor, by_action, journal
 from tests.integration.test_review import scanner
 from tests.integration.test_staged_legacy import stage_url, upload_with
+
+auditor = auditor  # the audit journal's reader, a fixture
 
 
 async def wait_for_index(pypiserver: Server, project: str, count: int) -> dict[str, str]:
@@ -27,7 +30,12 @@ async def wait_for_index(pypiserver: Server, project: str, count: int) -> dict[s
 
 
 async def test_twine_upload_with_auto_publish_and_a_passing_review_ends_on_the_index(
-    live_gateway: Any, pypiserver: Server, project_name: str, tmp_path: Path
+    live_gateway: Any,
+    pypiserver: Server,
+    principal_settings: list[dict[str, Any]],
+    auditor: dict[str, Any],
+    project_name: str,
+    tmp_path: Path,
 ) -> None:
     command, log = scanner(tmp_path, pause=0.5)
     policy = {
@@ -36,7 +44,9 @@ async def test_twine_upload_with_auto_publish_and_a_passing_review_ends_on_the_i
         "auto_publish": "when-gates-pass",
         "auto_publish_quiet": 2,
     }
-    api = await live_gateway(policy={"projects": [policy]})
+    api = await live_gateway(
+        policy={"projects": [policy]}, auth={"principals": [*principal_settings, auditor]}
+    )
     dists = [build_wheel(tmp_path, project_name, "1.0"), build_sdist(tmp_path, project_name, "1.0")]
     home = tmp_path / "home"
     code, output = await upload_with(
@@ -47,6 +57,10 @@ async def test_twine_upload_with_auto_publish_and_a_passing_review_ends_on_the_i
     landed = await wait_for_index(pypiserver, project_name, len(dists))
     assert landed == {d.name: sha256_of(d) for d in dists}
     assert log.read_text().count("done") == len(dists)  # each file was reviewed, and passed
+    events = by_action(await journal(api, project=project_name))
+    assert len(events["review.passed"]) == len(dists)
+    [published] = events["session.auto-published"]
+    assert published["detail"] in ("published", "processing")
 
 
 async def test_a_failing_review_holds_an_auto_publish_back(
