@@ -189,6 +189,15 @@ class UploadClient:
         raises :class:`OperationFailed` when the publish resolves to ``error``.
         """
         answer = await self._post(session.response.links.publish, {})
+        if _under_review(answer):
+            # The gateway's review step (R-W11) runs on the files first: wait for its
+            # verdict, then publish what passed.
+            reviewed = await self.wait_session(session.url, max_wait=max_wait)
+            if reviewed.status != "open":
+                raise OperationFailed(
+                    f"the review ended in {reviewed.status!r}", reviewed.status, reviewed.notices
+                )
+            answer = await self._post(session.response.links.publish, {})
         result, url = await self._published_already(answer, session)
         if result is None:
             result = SessionView.read(answer, 201, 202)
@@ -418,6 +427,16 @@ class UploadClient:
     async def _post(self, url: str, document: dict[str, Any]) -> Answer:
         """POST an Upload 2.0 request document (``meta`` added)."""
         return await self._transport.request("POST", url, Body.json({"meta": META, **document}))
+
+
+def _under_review(answer: Answer) -> bool:
+    """A ``409 review-in-progress``: the session is ``processing`` for its review step."""
+    if answer.status != 409:
+        return False
+    try:
+        return str(answer.json().get("type", "")).endswith("review-in-progress")
+    except ClientError:
+        return False
 
 
 def _processing(view: SessionView | FileUploadView) -> bool:

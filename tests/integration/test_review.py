@@ -23,6 +23,7 @@ from gateway.devstack import Server
 from gateway.settings import Settings
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
+from tests.integration import test_client
 from tests.integration.conftest import META, Api, index_files, problem
 from tests.integration.replicas import (
     HEADERS,
@@ -33,8 +34,9 @@ from tests.integration.replicas import (
 )
 from tests.integration.test_audit import audited_settings, auditor, by_action, journal, start
 
-# The audit journal's fixtures (a principal allowed to read it).
+# The audit journal's fixtures (a principal allowed to read it); the CLI's (test_client.py).
 audited_settings, auditor = audited_settings, auditor
+env, root, cli = test_client.env, test_client.root, test_client.cli
 
 SIGNATURE = b"REVIEW-TEST-SIGNATURE-0123456789"
 
@@ -285,3 +287,30 @@ async def test_each_verdict_is_an_audit_event(  # type: ignore[no-untyped-def]
     assert failed["files"] == [{"filename": bad.name, "sha256": sha256_of(bad)}]
     [passed] = events["review.passed"]
     assert passed["files"] == [{"filename": good.name, "sha256": sha256_of(good)}]
+
+
+@pytest.fixture
+async def live(live_gateway, project_name: str, tmp_path: Path) -> Api:  # type: ignore[no-untyped-def]
+    """A gateway on a real port (for the CLI) that reviews the project's files."""
+    command, _ = scanner(tmp_path, pause=1.0)
+    policy = {"projects": [{"match": project_name, "review": command}]}
+    return await live_gateway(policy=policy)  # type: ignore[no-any-return]
+
+
+async def test_the_cli_publish_waits_for_the_review_then_publishes(  # type: ignore[no-untyped-def]
+    cli, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0")
+    code, _, err = await cli.publish(str(wheel))
+    assert code == 0, err
+    assert await index_files(pypiserver, project_name) == {wheel.name: sha256_of(wheel)}
+
+
+async def test_the_cli_publish_reports_a_failed_review(  # type: ignore[no-untyped-def]
+    cli, pypiserver: Server, project_name: str, tmp_path: Path
+) -> None:
+    wheel = build_wheel(tmp_path, project_name, "1.0", payload=SIGNATURE)
+    code, _, err = await cli.publish(str(wheel))
+    assert code != 0
+    assert f"{wheel.name}: {SIGNATURE.decode()} FOUND" in err
+    assert await index_files(pypiserver, project_name) == {}
