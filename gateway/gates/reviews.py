@@ -110,15 +110,21 @@ class Reviews:
         """A file completed: review it if the project's policy says so (in the background)."""
         command = self._command(session.name)
         if command is not None and upload.committed is not None:
-            await self._start(session, upload, command)
+            await self._begin(session, upload, command)
 
     def _command(self, project: str) -> list[str] | None:
         policy = self._policies.for_project(project)
         return None if policy is None or not policy.review else list(policy.review)
 
-    async def _start(
-        self, session: PublishingSession, upload: FileUpload, command: list[str]
-    ) -> None:
+    async def _begin(
+        self,
+        session: PublishingSession,
+        upload: FileUpload,
+        command: list[str],
+        only_if: Callable[[Review | None], bool] | None = None,
+    ) -> bool:
+        """Hold the file's review and run it in the background (False: ``only_if`` did not
+        hold of the review recorded: another replica got there first)."""
         assert upload.committed is not None
         lease = granted(self.holder, timedelta(seconds=self._runner.timeout) + LEASE_MARGIN)
         assert lease.until is not None
@@ -130,9 +136,11 @@ class Reviews:
             until=lease.until,
         )
         await self._due.wake_at(session.id, lease.until)  # first: a crash leaves it visited
-        await self._put(session.id, upload.id, review)
+        if not await self._put(session.id, upload.id, review, only_if):
+            return False
         await self._sessions.reviewed(session.id, SessionEvent.REVIEW_STARTED)
         self._spawn(self._review(session, upload, command))
+        return True
 
     async def _put(
         self,
@@ -291,23 +299,10 @@ class Reviews:
         def unchanged(current: Review | None) -> bool:
             return current == seen
 
-        assert upload.committed is not None
-        lease = granted(self.holder, timedelta(seconds=self._runner.timeout) + LEASE_MARGIN)
-        assert lease.until is not None
-        review = Review(
-            filename=upload.filename,
-            sha256=upload.committed.digests["sha256"],
-            state="running",
-            holder=lease.holder,
-            until=lease.until,
-        )
-        await self._due.wake_at(session.id, lease.until)
-        if not await self._put(session.id, upload.id, review, unchanged):
-            return False  # another replica took it first
-        log.info("review.resumed", session=session.id[:8], filename=upload.filename)
-        await self._sessions.reviewed(session.id, SessionEvent.REVIEW_STARTED)
-        self._spawn(self._review(session, upload, command))
-        return True
+        taken = await self._begin(session, upload, command, unchanged)
+        if taken:
+            log.info("review.resumed", session=session.id[:8], filename=upload.filename)
+        return taken
 
 
 def _completed(uploads: list[FileUpload]) -> dict[str, FileUpload]:
