@@ -5,6 +5,7 @@ the release on pypiserver with no second command."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from gateway.devstack import Server
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import index_files
+from tests.integration.replicas import start_replica
 from tests.integration.test_audit import auditor, by_action, journal
 from tests.integration.test_review import scanner
 from tests.integration.test_staged_legacy import stage_url, upload_with
@@ -83,3 +85,40 @@ async def test_a_failing_review_holds_an_auto_publish_back(
     assert code == 0, output
     await asyncio.sleep(4)  # twice the quiet period and the review's time
     assert await index_files(pypiserver, project_name) == {}
+
+
+async def test_an_auto_publish_pending_when_its_gateway_is_killed_is_done_by_another_replica(
+    seaweedfs: Server,
+    pypiserver: Server,
+    principal_settings: list[dict[str, Any]],
+    project_name: str,
+    tmp_path: Path,
+) -> None:
+    """The timer dies with its gateway; the sweep of a replica on the same bucket, told by the
+    due index when the quiet period ends, publishes instead."""
+    policy = (
+        f"[[policy.projects]]\nmatch = {project_name!r}\n"
+        'auto_publish = "when-gates-pass"\nauto_publish_quiet = 3\n'
+    )
+    prefix = "auto-crash-" + project_name
+    dists = [build_wheel(tmp_path, project_name, "1.0")]
+    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings, policy)
+    try:
+        url = f"http://127.0.0.1:{first.port}/legacy/+stage/"
+        code, output = await upload_with(
+            "twine", url, ALICE.name, ALICE.password, dists, tmp_path / "home"
+        )
+        assert code == 0, output
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        assert await index_files(pypiserver, project_name) == {}, "published before the crash"
+        second = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings, policy)
+        try:
+            landed = await wait_for_index(pypiserver, project_name, len(dists))
+        finally:
+            second.process.terminate()
+            second.process.wait(30)
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+    assert landed == {d.name: sha256_of(d) for d in dists}
