@@ -66,10 +66,13 @@ class ReviewRunner:
             output = await asyncio.wait_for(self._capped(process.stdout), self._timeout)
             code = await asyncio.wait_for(process.wait(), self._timeout)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            await _kill(process)
             return Verdict(False, f"the review command did not finish in {self._timeout}s")
+        except asyncio.CancelledError:
+            # The gateway shuts down: no command outlives it (the review's lease lapses and
+            # another replica's sweep runs it again).
+            await asyncio.shield(_kill(process))
+            raise
         text = output.decode("utf-8", errors="replace").strip()
         if code != 0 and not text:
             text = f"the review command exited with status {code}"
@@ -92,3 +95,9 @@ class ReviewRunner:
 async def _save(chunks: AsyncIterator[bytes], out: BinaryIO) -> None:
     async for chunk in chunks:
         await asyncio.to_thread(out.write, chunk)
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()

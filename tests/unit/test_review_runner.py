@@ -4,9 +4,13 @@ time bounded, at most ``review_concurrency`` at once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 
 from gateway.gates.review_runner import ReviewRunner
 from gateway.settings import PolicySettings
@@ -66,3 +70,19 @@ async def test_at_most_review_concurrency_commands_run_at_once() -> None:
     )
     (start_a, end_a), (start_b, end_b) = (map(float, v.output.split()) for v in verdicts)
     assert end_a <= start_b or end_b <= start_a  # one after the other
+
+
+async def test_a_canceled_review_kills_its_command(tmp_path: Path) -> None:
+    runner = ReviewRunner(PolicySettings())
+    pid_file = tmp_path / "pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    review = asyncio.create_task(runner.run(python(code), "f.whl", chunks()))
+    for _ in range(500):  # the interpreter starts, then writes its pid
+        if pid_file.exists() and pid_file.read_text():
+            break
+        await asyncio.sleep(0.02)
+    review.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await review
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)  # gone (reaped), not left running
