@@ -92,6 +92,7 @@ HANDLERS: dict[str, Handler] = {
     "api:extend-session": sessions.extend_session,
     "api:publish": sessions.publish_session,
     "api:approve": approvals.approve_session,
+    "api:release-session": sessions.release_session,
     "api:create-file": files.create_file,
     "api:file": files.file_status,
     "api:delete-file": files.delete_file,
@@ -204,6 +205,7 @@ def _services(
         gates=gates,
         provenance=core.gates.provenance,
         approvals=core.gates.approvals,
+        gate_status=core.gates.status,
         yanks=core.yanks,
         reads=_read_path(settings, core, http, hops),
     )

@@ -447,6 +447,26 @@ class ProjectPolicySettings(Section):
     cancel_requires: Literal["uploader", "approver"] = Field(
         "uploader", description="approver: only a principal who may approve may cancel."
     )
+    review: list[str] = Field(
+        default_factory=list,
+        description='A command run on every completed file, e.g. ["clamdscan", "{file}"]: '
+        "exit 0 passes; [] = no review.",
+    )
+    auto_publish: Literal["never", "when-gates-pass"] = Field(
+        "never",
+        description="when-gates-pass: publish a session staged legacy uploads created once "
+        "every gate passed and no file arrived for auto_publish_quiet seconds.",
+    )
+    auto_publish_quiet: PositiveSeconds = Field(
+        30, description="Seconds without a new file before an auto-publish."
+    )
+
+    @field_validator("review")
+    @classmethod
+    def _review_is_a_command(cls, review: list[str]) -> list[str]:
+        if review and not review[0].strip():
+            raise ValueError("the review command's first element names the program")
+        return review
 
 
 class PolicySettings(Section):
@@ -460,6 +480,15 @@ class PolicySettings(Section):
         False, description="Refresh Sigstore's trust root over the network (TUF) at start."
     )
     projects: list[ProjectPolicySettings] = Field(default_factory=list)
+    review_concurrency: int = Field(
+        2, gt=0, description="Review commands run at once, per process."
+    )
+    review_timeout: PositiveSeconds = Field(
+        300, description="A review command still running after this is killed and fails."
+    )
+    review_output_limit: int = Field(
+        16384, gt=0, description="Bytes of a review command's output kept as its finding."
+    )
 
 
 class LoggingSettings(Section):

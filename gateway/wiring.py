@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from gateway.gates.wiring import Gates, build_gates
+from gateway.gates.auto_publish import AutoPublisher
+from gateway.gates.wiring import Around, Gates, PendingGateWork, build_gates
 from gateway.publish.backends.base import Backend
 from gateway.publish.journal import Journals
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import AuditTrail
+from gateway.services.completed import CompletedFiles, FollowUps
 from gateway.services.due_index import DueIndex
 from gateway.services.file_facts import FileFactsService
 from gateway.services.file_summaries import FileSummaries
@@ -48,6 +50,7 @@ class Core:
     publish_windows: PublishWindows
     yanks: YankService
     gates: Gates
+    auto_publish: AutoPublisher
 
 
 def wire(
@@ -67,32 +70,29 @@ def wire(
     sessions = SessionService(
         records, blobs, settings.sessions, names, session_files, due, audit.session_expired
     )
-    files = _file_service(
-        settings, uploads, session_files, blobs, sessions, due, names, backend, audit
-    )
     publish_windows = PublishWindows()
     file_facts = FileFactsService(records, publish_windows)
     journals = Journals(records, due, session_files, settings.publish.lease)
     worker = PublishWorker(
-        sessions,
-        session_files,
-        names,
-        journals,
-        blobs,
-        backend,
-        http,
-        settings.backend,
-        settings.publish,
-        files.add_notice,
-        audit,
-        file_facts,
+        *(sessions, session_files, names, journals, blobs, backend, http),
+        *(settings.backend, settings.publish),
+        uploads.add_notice,  # what FileService.add_notice does: the worker needs no files
+        *(audit, file_facts),
     )
-    gates = build_gates(settings, records, blobs, session_files, audit)
+    around = Around(sessions, due, uploads.add_notice)
+    gates = build_gates(settings, records, blobs, session_files, audit, around)
     publisher = Publisher(
         sessions, session_files, names, backend, journals, worker, settings.publish, gates.publish
     )
+    auto_publish = AutoPublisher(gates.policies, sessions, session_files, publisher, due, audit)
+    # Built after the publisher: a completed file may start its release's auto-publish.
+    followers = FollowUps([gates.reviews, auto_publish])
+    files = _file_service(
+        settings, uploads, session_files, blobs, sessions, due, names, backend, audit, followers
+    )
     interval = settings.sessions.sweep_interval
-    sweeper = Sweeper(sessions, due, files, publisher, records, audit, interval)
+    pending = PendingGateWork(gates.reviews, auto_publish)
+    sweeper = Sweeper(sessions, due, files, publisher, records, audit, interval, pending)
     return Core(
         names=names,
         uploads=uploads,
@@ -109,6 +109,7 @@ def wire(
         publish_windows=publish_windows,
         yanks=YankService(records, backend.published_files, audit),
         gates=gates,
+        auto_publish=auto_publish,
     )
 
 
@@ -122,6 +123,7 @@ def _file_service(
     names: NameRegistry,
     backend: Backend,
     audit: AuditTrail,
+    followers: CompletedFiles,
 ) -> FileService:
     return FileService(
         uploads,
@@ -135,4 +137,5 @@ def _file_service(
         audit,
         session_files,
         index_checks=settings.backend.checks_like_pypi,
+        completed=followers,
     )

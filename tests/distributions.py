@@ -145,8 +145,10 @@ def build_sdist(
     requires_dist: tuple[str, ...] = (),
     headers: tuple[str, ...] = (),
     description: str = "",
+    members: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path."""
+    """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path; ``members``:
+    more files, by their path under the sdist's top directory."""
     stem = distribution_stem(name)
     root = f"{stem}-{version}"
     files = {
@@ -162,6 +164,7 @@ def build_sdist(
         f"{root}/pyproject.toml": _pyproject(name, version),
         f"{root}/{stem}/__init__.py": b"",
         f"{root}/{stem}/payload.bin": payload,
+        **{f"{root}/{path}": data for path, data in (members or {}).items()},
     }
 
     tar_bytes = io.BytesIO()

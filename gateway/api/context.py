@@ -11,6 +11,7 @@ from gateway.auth.principals import Authenticator
 from gateway.gates.approvals import Approvals
 from gateway.gates.provenance import ProvenanceStore
 from gateway.gates.service import AttestationGate
+from gateway.gates.status import GateStatus
 from gateway.proxy.simple_api import ReadPath
 from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
@@ -49,6 +50,7 @@ class Services:
     gates: AttestationGate
     provenance: ProvenanceStore
     approvals: Approvals
+    gate_status: GateStatus
     yanks: YankService  # PEP 592 for any index (R-W10)
     reads: ReadPath | None  # the read path's simple API; None when read_proxy is off
 

@@ -57,12 +57,17 @@ def session_document(
     files: Mapping[str, FileSummary | FileUpload],
     urls: Urls,
     mechanisms: list[str],
+    gates: models.ReleaseGates | None = None,
 ) -> bytes:
     """:func:`session_body`, encoded. The envelope goes through the protocol model; the
     ``files`` mapping, built from records validated when they were read, is encoded as it
-    is: validating it again cost more than the rest of a 400-file session's status."""
+    is: validating it again cost more than the rest of a 400-file session's status.
+    ``gates``: what the release gates say, on a status (absent otherwise)."""
     envelope = session_body(session, {}, urls, mechanisms).model_dump(mode="json", by_alias=True)
     envelope["files"] = _listed(session.id, files, urls)
+    envelope.pop("gates", None)
+    if gates is not None:
+        envelope["gates"] = gates.model_dump(mode="json", by_alias=True)
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -15,7 +15,7 @@ from gateway.auth.principals import may_approve
 from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, refused_as_invalid
 from gateway.domain.records import FileSummary, FileUpload, PublishingSession
-from gateway.domain.states import SessionState
+from gateway.domain.states import SessionState, is_terminal
 from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
@@ -60,7 +60,31 @@ async def session_status(request: web.Request) -> web.Response:
     session = await services(request).sessions.get(request.match_info["sid"])
     if not may_approve(principal, session.name):  # an approver reads what it approves (R-W11)
         authorize(principal, session.name)
-    return await _render(request, session)
+    return await _render_status(request, session)
+
+
+async def release_session(request: web.Request) -> web.Response:
+    """The live session of ``{project}/{version}``, for whoever may read its status: an
+    approver finds the release it approves without creating a session (R-W11)."""
+    principal = await authenticate(request)
+    project, version = request.match_info["project"], request.match_info["version"]
+    if not may_approve(principal, project):
+        authorize(principal, project)
+    session = await services(request).sessions.of_release(project, version)
+    return await _render_status(request, session)
+
+
+async def _render_status(request: web.Request, session: PublishingSession) -> web.Response:
+    """The session's document with what its release gates say (who approved, what is
+    missing) when a policy covers the project."""
+    svc = services(request)
+    if not svc.gate_status.covers(session.name) or is_terminal(session.status):
+        return await _render(request, session)
+    uploads = await svc.session_files.records(session.id)
+    files = svc.session_files.visible(uploads)
+    gates = await svc.gate_status.describe(session, list(files.values()))
+    body = session_document(session, files, svc.urls, svc.mechanisms, gates)
+    return web.Response(body=body, content_type=UPLOAD_V2_JSON)
 
 
 async def extend_session(request: web.Request) -> web.Response:

@@ -68,6 +68,13 @@ class SessionView:
     def notices(self) -> list[str]:
         return list(self.response.notices)
 
+    @property
+    def gates(self) -> dict[str, Any] | None:
+        """What the release gates say (who approved, what is missing), when a policy covers
+        the project."""
+        gates = self.response.gates
+        return None if gates is None else gates.model_dump(mode="json", by_alias=True)
+
 
 @dataclass
 class FileUploadView:

@@ -36,7 +36,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import aiohttp
 
@@ -159,6 +159,12 @@ class UploadClient:
     async def get_session(self, url: str) -> SessionView:
         return SessionView.read(await self._transport.request("GET", url), 200)
 
+    async def release_session(self, name: str, version: str) -> SessionView:
+        """The release's live session, by name and version (this gateway's lookup, R-W11):
+        needs only the right to read it, as an approver has."""
+        url = f"{self.api_url.rstrip('/')}/releases/{quote(name)}/{quote(version)}"
+        return SessionView.read(await self._transport.request("GET", url), 200)
+
     async def extend_session(self, session: SessionView, seconds: int) -> SessionView:
         """Ask for ``seconds`` more; the answer's ``expires-at`` is what the server granted."""
         url = session.response.links.extend
@@ -184,6 +190,15 @@ class UploadClient:
         raises :class:`OperationFailed` when the publish resolves to ``error``.
         """
         answer = await self._post(session.response.links.publish, {})
+        if _under_review(answer):
+            # The gateway's review step (R-W11) runs on the files first: wait for its
+            # verdict, then publish what passed.
+            reviewed = await self.wait_session(session.url, max_wait=max_wait)
+            if reviewed.status != "open":
+                raise OperationFailed(
+                    f"the review ended in {reviewed.status!r}", reviewed.status, reviewed.notices
+                )
+            answer = await self._post(session.response.links.publish, {})
         result = await _deferred.published_already(self._transport, answer, session)
         if result is not None:
             url = result.url
@@ -357,3 +372,13 @@ class UploadClient:
     async def _post(self, url: str, document: dict[str, Any]) -> Answer:
         """POST an Upload 2.0 request document (``meta`` added)."""
         return await self._transport.request("POST", url, Body.json({"meta": META, **document}))
+
+
+def _under_review(answer: Answer) -> bool:
+    """A ``409 review-in-progress``: the session is ``processing`` for its review step."""
+    if answer.status != 409:
+        return False
+    try:
+        return str(answer.json().get("type", "")).endswith("review-in-progress")
+    except ClientError:
+        return False

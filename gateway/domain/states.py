@@ -26,6 +26,14 @@ class SessionEvent(StrEnum):
     PUBLISH_FAILED = "deferred publish failed"
     CANCEL = "cancel"
     EXPIRE = "expire"
+    # The review step (R-W11, python/peps#5070: "processing" covers automated review).
+    REVIEW_STARTED = "start a review"
+    REVIEW_PASSED = "every review passed"
+    REVIEW_FAILED = "a review failed"
+    # What a client may still do while its files are reviewed (not while they publish):
+    # the transitions layer picks these for a session in review.
+    EDIT_FILES_IN_REVIEW = "edit files during review"
+    CANCEL_IN_REVIEW = "cancel during review"
 
 
 class FileState(StrEnum):
@@ -67,6 +75,13 @@ SESSION_TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
     **{(state, SE.CANCEL): S.CANCELED for state in _EDITABLE},
     # A publish in flight is never cut short by expiry: it resolves first.
     **{(state, SE.EXPIRE): S.CANCELED for state in _EDITABLE},
+    # Review: "processing" while a completed file is reviewed, "error" when a review fails;
+    # the files stay editable (a replaced file is reviewed again) and the session cancelable.
+    **{(state, SE.REVIEW_STARTED): S.PROCESSING for state in (*_EDITABLE, S.PROCESSING)},
+    (S.PROCESSING, SE.REVIEW_PASSED): S.OPEN,
+    **{(state, SE.REVIEW_FAILED): S.ERROR for state in (*_EDITABLE, S.PROCESSING)},
+    (S.PROCESSING, SE.EDIT_FILES_IN_REVIEW): S.PROCESSING,
+    (S.PROCESSING, SE.CANCEL_IN_REVIEW): S.CANCELED,
 }
 
 F, FE = FileState, FileEvent

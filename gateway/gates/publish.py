@@ -1,6 +1,7 @@
 """The publish gate (R-W11): a covered project's release publishes only when every file has
 an attestation that verifies for it and comes from a publisher the policy lists. Publish is
-refused with one problem naming each file and what it lacks; the check reads each attested
+refused with one problem naming each file and what it lacks (a review not passed for its
+bytes among it, :mod:`gateway.gates.reviews`); the check reads each attested
 file's stored attestations once (flat per file) and re-verifies them offline, so a policy
 changed since they were attached still holds. A release that passes has each file's PEP 740
 provenance kept (:mod:`gateway.gates.provenance`)."""
@@ -16,6 +17,7 @@ from gateway.gates.approvals import Approvals
 from gateway.gates.attestations import AttestationRefused, AttestationVerifier, Verified
 from gateway.gates.policy import ProjectPolicies, refuse_unlisted
 from gateway.gates.provenance import ProvenanceStore
+from gateway.gates.reviews import Reviews
 from gateway.protocol import audit
 from gateway.protocol.audit import AuditFile
 from gateway.services.audit import AuditTrail
@@ -34,6 +36,7 @@ class PublishGate:
         blobs: BlobStore,
         provenance: ProvenanceStore,
         approvals: Approvals,
+        reviews: Reviews,
         audit: AuditTrail,
     ):
         self._verifier = verifier
@@ -41,6 +44,7 @@ class PublishGate:
         self._blobs = blobs
         self._provenance = provenance
         self._approvals = approvals
+        self._reviews = reviews
         self.audit = audit
 
     async def check(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
@@ -49,6 +53,8 @@ class PublishGate:
         policy = self._policies.for_project(session.name)
         found = await asyncio.gather(*(self._attested(session, u, policy) for u in uploads))
         unmet = {u.filename: why for u, (why, _) in zip(uploads, found, strict=True) if why}
+        for filename, why in await self._reviews.unmet(session, uploads):
+            unmet[filename] = f"{unmet[filename]}; {why}" if filename in unmet else why
         gaps = [Pointer(f"files.{name}", why) for name, why in sorted(unmet.items())]
         approvals = await self._approvals.unmet(session, uploads, policy)
         if approvals is not None:

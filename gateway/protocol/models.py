@@ -202,6 +202,25 @@ class SessionFile(_ResponsePart):
     notices: list[str] = Field(default_factory=list)
 
 
+class GateApproval(_ResponsePart):
+    principal: str
+    at: str
+
+
+class GateGap(_ResponsePart):
+    source: str = Field(description='"approvals", or "files.{filename}"')
+    message: str
+
+
+class ReleaseGates(_ResponsePart):
+    """The release gates of the project's policy (docs/policy.md): who approved the files as
+    they are, and what is still missing before publish."""
+
+    approvals_required: int = Field(alias="approvals-required")
+    approved_by: list[GateApproval] = Field(default_factory=list, alias="approved-by")
+    missing: list[GateGap] = Field(default_factory=list)
+
+
 class SessionResponse(Response):
     links: SessionLinks
     mechanisms: list[str]
@@ -212,6 +231,11 @@ class SessionResponse(Response):
     status: SessionStatus
     files: dict[str, SessionFile]
     notices: list[str] = Field(default_factory=list)
+    gates: ReleaseGates | SkipJsonSchema[None] = Field(
+        None,
+        description="On a session's status, when a release-gate policy covers its project.",
+        json_schema_extra=_omitted_when_none,
+    )
 
 
 class FileLinks(_ResponsePart):

@@ -306,6 +306,12 @@ _OPERATIONS: dict[str, dict[str, Any]] = {
             _json_body("EmptyRequest"),
         ),
         _operation(
+            "getReleaseSession",
+            "The live session of a release, by name and version (release gates: an approver "
+            "finds what it approves)",
+            {"200": _answer("OK", "SessionResponse"), "404": _answer("No live session")},
+        ),
+        _operation(
             "createFile",
             "Start a file upload session",
             {"202": _answer("Accepted", "FileResponse", Location="file upload session")},

@@ -56,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     _api("api:extend-session", "POST", f"{_SESSION}/extend", "extendSession"),
     _api("api:publish", "POST", f"{_SESSION}/publish", "publishSession"),
     _api("api:approve", "POST", f"{_SESSION}/approve", "approveSession"),
+    _api("api:release-session", "GET", "releases/{project}/{version}", "getReleaseSession"),
     _api("api:create-file", "POST", f"{_SESSION}/files", "createFile"),
     _api("api:file", "GET", _FILE, "getFile"),
     _api("api:delete-file", "DELETE", _FILE, "deleteFile"),

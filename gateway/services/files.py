@@ -24,6 +24,7 @@ from gateway.logs import log
 from gateway.mechanisms import presigned
 from gateway.protocol.models import FileCreateRequest
 from gateway.services.audit import AuditTrail
+from gateway.services.completed import NO_FOLLOW_UP, CompletedFiles
 from gateway.services.due_index import DueIndex
 from gateway.services.file_claims import FilenameClaims
 from gateway.services.file_lookup import FileLookup
@@ -57,6 +58,7 @@ class FileService:
         audit: AuditTrail,
         session_files: SessionFiles,
         index_checks: bool = False,
+        completed: CompletedFiles = NO_FOLLOW_UP,
     ):
         self._records = records
         self._session_files = session_files
@@ -71,6 +73,7 @@ class FileService:
             records, blobs, sessions, self._lookup, self._claims, session_files, settings, part_size
         )
         self._validator = FileValidator(records, blobs, settings, index_checks)
+        self._completed = completed  # the release gates' review and auto-publish
         # The validations running in the background (deferred completions), until done.
         self.validations: set[asyncio.Task[None]] = set()
 
@@ -255,6 +258,7 @@ class FileService:
             session.id, upload.id, succeeded, known=known, metadata=metadata
         )
         await self._audit.file_event(session, upload)
+        await self._completed.file_completed(session, upload)
         return upload, None
 
     def _spawn(self, work: Awaitable[None]) -> None:

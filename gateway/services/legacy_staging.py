@@ -21,7 +21,7 @@ from gateway.distribution.releases import normalize_release
 from gateway.domain.errors import DomainError, Kind, Pointer, refused_as_invalid
 from gateway.domain.records import CreationPath, FileUpload, PublishingSession
 from gateway.domain.states import SessionEvent, is_editable
-from gateway.domain.transitions import require
+from gateway.domain.transitions import in_review, require
 from gateway.mechanisms.digests import BLAKE2B_256
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
@@ -132,12 +132,13 @@ class LegacyStaging:
         self, name: str, version: str, principal_id: str
     ) -> PublishingSession | None:
         """The session this principal's last staged upload of the release went into, while
-        it is editable: one read, where finding it anew costs a session created and dropped
-        and a listing of the index. Only the same principal's: another's goes through the
-        name checks of :meth:`_open`."""
+        it is editable or in review (its next files still arrive): one read, where finding it
+        anew costs a session created and dropped and a listing of the index. Only the same
+        principal's: another's goes through the name checks of :meth:`_open`."""
         sid = self._joined.get((name, version, principal_id))
         session = None if sid is None else await self._sessions.find(sid)
-        if session is None or session.created_via != LEGACY or not is_editable(session.status):
+        joinable = session is not None and (is_editable(session.status) or in_review(session))
+        if session is None or session.created_via != LEGACY or not joinable:
             self._joined.pop((name, version, principal_id), None)
             return None
         require(session, SessionEvent.EDIT_FILES)  # a publish under way: 409, as ever

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from gateway.distribution.releases import normalize_release
@@ -21,8 +21,13 @@ from gateway.domain.records import (
     PublishingSession,
     ReleasePointer,
 )
-from gateway.domain.states import SessionEvent, SessionState, is_editable, is_terminal
-from gateway.domain.transitions import next_state
+from gateway.domain.states import (
+    SessionEvent,
+    SessionState,
+    is_editable,
+    is_terminal,
+)
+from gateway.domain.transitions import apply_review, next_state
 from gateway.logs import log
 from gateway.services.due_index import DueIndex
 from gateway.services.names import NameRegistry
@@ -194,6 +199,16 @@ class SessionService:
             session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
         return session
 
+    async def of_release(self, name: str, version: str) -> PublishingSession:
+        """The release's live session, for an approver who may not create one (R-W11)."""
+        with refused_as_invalid():
+            name, version = normalize_release(name, version)
+        pointer = await self._pointers.load(keys.live_release(name, version))
+        session = None if pointer is None else await self.find(pointer.session_id)
+        if session is None or is_terminal(session.status):
+            raise not_found("session")
+        return session
+
     async def get(self, sid: str) -> PublishingSession:
         session = await self.find(sid)
         if session is None:
@@ -221,6 +236,15 @@ class SessionService:
         # session not due: it then keeps only the next visit.
         await self._due.wake_at(sid, session.expires_at)
         return session
+
+    async def reviewed(self, sid: str, event: SessionEvent, notice: str | None = None) -> None:
+        """Move the session as the review step says (R-W11, :func:`apply_review`)."""
+
+        def move(session: PublishingSession) -> PublishingSession | None:
+            return session if apply_review(session, event, notice) else None
+
+        await self._update(sid, move)
+        log.info("session.reviewed", session=sid[:8], review=event.value)
 
     async def cancel(self, sid: str) -> PublishingSession:
         return await self._end(sid, SessionEvent.CANCEL, None)
@@ -305,11 +329,6 @@ class SessionService:
         """Sessions holding their release (open, processing or error): one listing request
         per thousand."""
         return len([key async for key in self._pointers.keys(keys.LIVE)])
-
-    async def session_ids(self) -> AsyncIterator[str]:
-        async for key in self._sessions.keys(keys.SESSIONS, delimiter="/"):
-            if keys.is_session_record(key):
-                yield keys.session_id_of(key)
 
     async def tidy(self, session: PublishingSession) -> None:
         """Purge an ended session's data; forget the session once its retention is over.

@@ -35,6 +35,17 @@ class LapsedPublishes(Protocol):
     async def resume_lapsed(self, session: PublishingSession) -> None: ...
 
 
+class PendingGates(Protocol):
+    """The release gates' background work (reviews, auto-publish), resumed by the sweep."""
+
+    async def resume(self, session: PublishingSession) -> datetime | None: ...
+
+
+class _NoGates:
+    async def resume(self, session: PublishingSession) -> datetime | None:
+        return None
+
+
 class Sweeper:
     def __init__(
         self,
@@ -45,6 +56,7 @@ class Sweeper:
         records: JsonRecords,
         audit: AuditTrail,
         interval: int = 60,
+        gates: PendingGates = _NoGates(),  # noqa: B008 - stateless, shared on purpose
     ):
         self._sessions = sessions
         self._due = due
@@ -56,6 +68,7 @@ class Sweeper:
         # the holder stopped sweeping.
         self._hold_for = timedelta(seconds=3 * interval)
         self._audit = audit
+        self._gates = gates
 
     async def sweep(self) -> bool:
         """Visit what is due, if this replica holds the sweep lease (False: another does).
@@ -105,5 +118,7 @@ class Sweeper:
             await self._publisher.resume_lapsed(session)
         else:
             deadline = await self._files.resume_overdue(session)
+            waiting = await self._gates.resume(session)
+            deadline = min((d for d in (deadline, waiting) if d is not None), default=None)
         session = await self._sessions.find(sid)
         return None if session is None else self._due.next_visit(session, deadline)

@@ -143,3 +143,48 @@ async def test_the_cli_approves_a_release(  # type: ignore[no-untyped-def]
     assert "Approved session" in out
     response = await publish(live, session)
     assert response.status in (201, 202), await response.text()
+
+
+async def test_status_shows_who_approved_and_what_is_missing(  # type: ignore[no-untyped-def]
+    gated, project_name: str, tmp_path: Path
+) -> None:
+    api: Api = gated
+    session = await api.create_session(project_name)
+    await api.upload(session, build_wheel(tmp_path, project_name, "1.0"))
+    status = await api.status(session["links"]["session"])
+    assert status["gates"] == {
+        "approvals-required": 2,
+        "approved-by": [],
+        "missing": [
+            {"source": "approvals", "message": "0 of 2 approvals (approved by: nobody yet)"}
+        ],
+    }
+    assert (await approve(api, session, CAROL)).status == 200
+    # An approver without upload rights reads the status too (R-W11).
+    url = api.path(session["links"]["session"])
+    response = await api.client.get(url, headers={"Authorization": DAVE.authorization})
+    gates = (await response.json(content_type=None))["gates"]
+    assert [a["principal"] for a in gates["approved-by"]] == ["config:carol"]
+    assert gates["missing"] == [
+        {"source": "approvals", "message": "1 of 2 approvals (approved by: config:carol)"}
+    ]
+
+
+async def test_an_approver_without_upload_rights_approves_by_release(  # type: ignore[no-untyped-def]
+    live: Api, cli: Cli, project_name: str, tmp_path: Path
+) -> None:
+    session = await live.create_session(project_name)
+    await live.upload(session, build_wheel(tmp_path, project_name, "1.0"))
+    release = f"{project_name}==1.0"
+    carol = ("-u", "carol", "-p", CAROL.password, "--repository-url", live.base + live.root)
+    code, out, err = await cli.run("session", "approve", release, *carol)
+    assert code == 0, err
+    assert "Approved session" in out
+    assert "approvals: 1 of 1 (approved by: config:carol)" in out
+    status = await live.status(session["links"]["session"])
+    assert status["gates"]["missing"] == []
+    code, _, err = await cli.run("session", "approve", f"{project_name}==2.0", *carol)
+    assert code != 0  # no session: nothing is created for the lookup
+    assert "not found" in err.lower(), err
+    response = await publish(live, session)
+    assert response.status in (201, 202), await response.text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 from gateway.client.api import ClientError, ProblemError, SessionView, UploadClient
 from gateway.client.cli.context import EXIT_OK, EXIT_REFUSED, Context, authenticated
@@ -90,11 +91,14 @@ async def _release_session_command(context: Context, name: str, version: str) ->
             credentials.repository_url, authorization=credentials.authorization, http=http
         )
         try:
-            session, created = await client.create_session(name, version)
-            if created:
-                await client.cancel_session(session.url)
-                context.reporter.error(f"{name} {version} has no session in progress")
-                return EXIT_REFUSED
+            if context.args.session_command == "approve":  # an approver may not create one
+                session = await client.release_session(name, version)
+            else:
+                session, created = await client.create_session(name, version)
+                if created:
+                    await client.cancel_session(session.url)
+                    context.reporter.error(f"{name} {version} has no session in progress")
+                    return EXIT_REFUSED
             lid = local_id(session.url)
             session = await _apply(context, client, session, lid)
         except ClientError as exc:
@@ -149,6 +153,7 @@ def _show_session(
         "expires_at": session.expires_at,
         "files": {name: {"status": entry.get("status")} for name, entry in session.files.items()},
         "notices": session.notices,
+        "gates": session.gates,
     }
     verb = {
         "publish": "Published",
@@ -166,7 +171,20 @@ def _show_session(
         lines.append(f"  {name}: {entry.get('status')}")
         lines.extend(f"    notice: {notice}" for notice in entry.get("notices") or [])
     lines.extend(f"  notice: {notice}" for notice in session.notices)
+    lines.extend(_gate_lines(session.gates))
     reporter.result(document, lines)
+
+
+def _gate_lines(gates: dict[str, Any] | None) -> list[str]:
+    """Who approved and what the release still lacks before publish (R-W11)."""
+    if gates is None:
+        return []
+    approved = ", ".join(a["principal"] for a in gates["approved-by"]) or "nobody"
+    lines = [f"  approvals: {len(gates['approved-by'])} of {gates['approvals-required']}"]
+    if gates["approvals-required"] or gates["approved-by"]:
+        lines[0] += f" (approved by: {approved})"
+    lines += [f"  missing: {gap['source']}: {gap['message']}" for gap in gates["missing"]]
+    return lines
 
 
 def _list_sessions(context: Context, state: StateFile) -> int:
