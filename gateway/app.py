@@ -124,7 +124,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
 
 async def _start_draining(app: web.Application) -> None:
     # aiohttp calls this first on SIGTERM, then gives in-flight requests the drain timeout.
-    app[DRAIN].started = True
+    app[DRAIN].leaving = app[DRAIN].started = True
     log.info("shutdown.draining")
 
 
