@@ -194,6 +194,7 @@ def _services(
         provenance=core.gates.provenance,
         approvals=core.gates.approvals,
         yanks=core.yanks,
+        file_facts=core.file_facts,
         reads=_read_path(settings, core, http, hops),
     )
 

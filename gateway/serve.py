@@ -62,7 +62,9 @@ async def _serve(settings: Settings) -> None:
         # Readiness fails first; the load balancer stops sending here within the grace,
         # during which whatever still arrives is served as usual.
         drain.leaving = True
-        log.info("shutdown.started", in_flight=drain.in_flight, grace=settings.server.shutdown_grace)
+        log.info(
+            "shutdown.started", in_flight=drain.in_flight, grace=settings.server.shutdown_grace
+        )
         await asyncio.sleep(settings.server.shutdown_grace)
         drain.started = True
         await site.stop()

@@ -16,6 +16,7 @@ from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import AuditTrail
+from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
@@ -50,6 +51,8 @@ class Services:
     provenance: ProvenanceStore
     approvals: Approvals
     yanks: YankService | None = None  # PEP 592 for any index (R-W10)
+    # Facts records: written by pass-through legacy uploads whether or not read_proxy is on.
+    file_facts: FileFactsService | None = None
     reads: ReadPath | None = None  # the read path's simple API, when read_proxy is on
 
 
