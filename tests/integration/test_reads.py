@@ -539,3 +539,23 @@ async def test_a_legacy_upload_through_the_gateway_records_facts_from_its_bytes(
     learned = await facts.get(sha256_of(middle))
     assert learned is not None
     assert learned.learned_from == "index"
+
+
+async def test_a_metadata_file_does_not_ask_the_index_for_the_listing_again(
+    live_gateway, recorder, pypiserver: Server, two_releases: dict[str, Path], project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Even revalidating every page (page_max_age 0), the `.metadata` an installer asks for
+    right after the page uses the listing just confirmed: the index is read once, not twice."""
+    index, index_url = await recorder(pypiserver.url)
+    front = await live_gateway(proxy={"read_proxy": True, "upstream": index_url, "page_max_age": 0})
+    page_path = f"/simple/{project_name}/"
+    _, _, body = await get_page(front.base + page_path)
+    [entry] = [e for e in json.loads(body)["files"] if "-1.0-" in e["filename"]]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(front.base + entry["url"] + ".metadata") as response,
+    ):
+        assert response.status == 200
+    assert index.paths.count(page_path) == 1, index.paths
+    await get_page(front.base + page_path)  # a page itself still asks the index every time
+    assert index.paths.count(page_path) == 2, index.paths
