@@ -81,6 +81,9 @@ __all__ = [
 ]
 
 META = {"api-version": API_VERSION}
+# How long a retried publish waits for an earlier attempt still under way: the server's
+# publish lease (60 s by default) lapsing, then a sweep taking the publish over.
+PUBLISH_TAKEOVER_WAIT = 180.0
 
 
 class UploadClient:
@@ -206,6 +209,18 @@ class UploadClient:
         if answer.status != 409:
             return None, session.url
         current = await self.get_session(session.url)
+        if current.status == "open" and _problem_type(answer).endswith("publish-in-progress"):
+            # The earlier attempt holds the publish (its replica may have died holding the
+            # lease): the session leaves `open` once it, or the replica taking it over, ends.
+            self._transport.on_retry("publish: an earlier attempt is under way; waiting for it")
+            current = await self._transport.poll(
+                session.url,
+                lambda polled: SessionView.read(polled, 200),
+                lambda view: view.status == "open",
+                first_delay=1.0,
+                max_wait=PUBLISH_TAKEOVER_WAIT,
+                waiting_for="the earlier publish attempt",
+            )
         if current.status not in ("processing", "published"):
             return None, session.url
         self._transport.on_retry(
@@ -412,6 +427,14 @@ class UploadClient:
     async def _post(self, url: str, document: dict[str, Any]) -> Answer:
         """POST an Upload 2.0 request document (``meta`` added)."""
         return await self._transport.request("POST", url, Body.json({"meta": META, **document}))
+
+
+def _problem_type(answer: Answer) -> str:
+    if answer.media_type != PROBLEM_JSON:
+        return ""
+    with contextlib.suppress(ClientError):  # a body that is not a problem document
+        return str(answer.json().get("type", ""))
+    return ""
 
 
 def _processing(view: SessionView | FileUploadView) -> bool:
