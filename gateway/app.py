@@ -136,7 +136,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
 
 async def _start_draining(app: web.Application) -> None:
     # aiohttp calls this first on SIGTERM, then gives in-flight requests the drain timeout.
-    app[DRAIN].started = True
+    app[DRAIN].leaving = app[DRAIN].started = True
     log.info("shutdown.draining")
 
 
@@ -207,6 +207,7 @@ def _services(
         approvals=core.gates.approvals,
         gate_status=core.gates.status,
         yanks=core.yanks,
+        file_facts=core.file_facts,
         reads=_read_path(settings, core, http, hops),
     )
 

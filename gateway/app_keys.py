@@ -12,10 +12,12 @@ from gateway.store.s3 import S3Client
 
 
 class Drain:
-    """Shutdown state: once started, readiness fails and new writes are turned away, while
-    the requests already in flight are counted down to zero."""
+    """Shutdown state. Once leaving, readiness fails while requests are still served (the
+    shutdown grace, for load balancers that have not yet noticed); once started, new writes
+    are turned away too, while the requests already in flight are counted down to zero."""
 
     def __init__(self) -> None:
+        self.leaving = False
         self.started = False
         self.in_flight = 0
         self._idle = asyncio.Event()

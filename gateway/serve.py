@@ -2,10 +2,11 @@
 
 The runner is driven by hand rather than by ``web.run_app``: aiohttp's own shutdown marks
 every connection closing first, after which it drops the rest of a request body still
-arriving — an upload in flight could never finish. So the gateway drains itself: stop
-listening, fail readiness, refuse new writes, wait (up to ``server.drain_timeout``) until the
-requests in flight are done, and only then let aiohttp close connections and run cleanup
-(which hands unfinished publishes over to other replicas).
+arriving — an upload in flight could never finish. So the gateway drains itself: fail
+readiness, keep serving for ``server.shutdown_grace`` seconds, stop listening, refuse new
+writes, wait (up to ``server.drain_timeout``) until the requests in flight are done, and
+only then let aiohttp close connections and run cleanup (which hands unfinished publishes
+over to other replicas).
 """
 
 from __future__ import annotations
@@ -58,8 +59,14 @@ async def _serve(settings: Settings) -> None:
             reload_on_sighup(tls, settings.server)
         await until_signalled()
         drain = runner.app[DRAIN]
+        # Readiness fails first; the load balancer stops sending here within the grace,
+        # during which whatever still arrives is served as usual.
+        drain.leaving = True
+        log.info(
+            "shutdown.started", in_flight=drain.in_flight, grace=settings.server.shutdown_grace
+        )
+        await asyncio.sleep(settings.server.shutdown_grace)
         drain.started = True
-        log.info("shutdown.started", in_flight=drain.in_flight)
         await site.stop()
         if not await drain.wait_idle(settings.server.drain_timeout):
             log.warning("shutdown.drain_timeout", in_flight=drain.in_flight)

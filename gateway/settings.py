@@ -97,6 +97,13 @@ class ServerSettings(Section):
     )
     api_root: str = "/upload/2.0/"
     drain_timeout: PositiveSeconds = 30
+    shutdown_grace: float = Field(
+        0,
+        ge=0,
+        description="Seconds between SIGTERM and closing the listener during which readiness "
+        "fails but every request is still served, so that a load balancer probing readiness "
+        "stops sending here first. 0 in Kubernetes, where the pod's preStop sleep does this.",
+    )
     idle_timeout: PositiveSeconds = Field(
         15,
         description="A connection that has not sent a whole request head this long after opening "

@@ -17,6 +17,7 @@ from gateway.publish.preview import PreviewService
 from gateway.publish.publisher import Publisher
 from gateway.publish.worker import PublishWorker
 from gateway.services.audit import AuditTrail
+from gateway.services.file_facts import FileFactsService
 from gateway.services.files import FileService
 from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
@@ -53,6 +54,8 @@ class Services:
     gate_status: GateStatus
     yanks: YankService  # PEP 592 for any index (R-W10)
     reads: ReadPath | None  # the read path's simple API; None when read_proxy is off
+    # Facts records: written by pass-through legacy uploads whether or not read_proxy is on.
+    file_facts: FileFactsService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -38,7 +38,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[DRAIN].started:
+    if request.app[DRAIN].leaving:
         raise Problem(503, "not-ready", "Shutting down.", [ErrorItem("process", "draining")])
     settings = services(request).settings
     hops = request.app[HOPS]

@@ -31,10 +31,12 @@ from gateway.api.context import services
 from gateway.api.errors import problem_for
 from gateway.app_keys import HOPS, HTTP_CLIENT
 from gateway.auth.config import basic_username
+from gateway.domain import clock
 from gateway.domain.errors import DomainError
 from gateway.logs import log
 from gateway.outbound import tls_failure
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.proxy.legacy_facts import FileTap, record_facts
 from gateway.proxy.upstream import streaming_timeout, unreachable
 
 # Headers of the caller's request that the index needs to see as they were.
@@ -89,12 +91,16 @@ async def _legacy_upload(request: web.Request) -> web.StreamResponse:
     # A `staged` field after the file must not let the form reach the index whole.
     remaining = request.content_length - head.file_start if request.content_length else None
     watch = staged.TrailerWatch(boundary, proxy.max_form_fields_bytes, _scan, remaining)
+    tap = FileTap(boundary) if head.filename else None
     body = _passed_through(
-        chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch
+        chunks, head, allowed - already, svc.settings.uploads.max_file_size, watch, tap
     )
     legacy_upload_starts(request, head.fields)  # the audit journal: an index refusal
     response = await _forward(request, body)
     await legacy_upload_event(request, head.fields, head.filename)
+    if tap is not None and head.filename and svc.file_facts is not None:
+        upload_time = clock.rfc3339(clock.now())
+        await record_facts(svc.file_facts, tap, head.filename, upload_time)
     return response
 
 
@@ -180,9 +186,13 @@ async def _passed_through(
     allowed: int,
     max_file_size: int,
     watch: staged.TrailerWatch,
+    tap: FileTap | None,
 ) -> AsyncIterator[bytes]:
+    """The form as it arrived; what passes from the file part on is also ``tap``'s."""
     yield head.raw[: head.file_start]
     if first := watch.feed(head.raw[head.file_start :]):
+        if tap is not None:
+            tap.feed(first)
         yield first
     sent = 0
     async for chunk in chunks:
@@ -190,8 +200,13 @@ async def _passed_through(
         if sent > allowed:  # a client without Content-Length: stop as soon as it overflows
             raise _too_large(max_file_size)
         if passed := watch.feed(chunk):
+            if tap is not None:
+                tap.feed(passed)
             yield passed
-    if rest := watch.end():
+    rest = watch.end()
+    if tap is not None:
+        tap.end(rest)
+    if rest:
         yield rest
 
 

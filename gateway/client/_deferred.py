@@ -9,7 +9,11 @@ from urllib.parse import urljoin
 
 from gateway.client._errors import OperationFailed
 from gateway.client._models import FileUploadView, SessionView
-from gateway.client._transport import Answer, Transport, retry_after
+from gateway.client._transport import Answer, Transport, problem_type, retry_after
+
+# How long a retried publish waits for an earlier attempt that holds it (R-W12): a lease,
+# taken over by the sweep once it lapses.
+PUBLISH_TAKEOVER_WAIT = 180.0
 
 
 async def published_already(
@@ -20,6 +24,18 @@ async def published_already(
     if answer.status != 409:
         return None
     current = SessionView.read(await transport.request("GET", session.url), 200)
+    if current.status == "open" and problem_type(answer).endswith("publish-in-progress"):
+        # The earlier attempt holds the publish (its replica may have died holding the
+        # lease): the session leaves `open` once it, or the replica taking it over, ends.
+        transport.on_retry("publish: an earlier attempt is under way; waiting for it")
+        current = await transport.poll(
+            session.url,
+            lambda polled: SessionView.read(polled, 200),
+            lambda view: view.status == "open",
+            first_delay=1.0,
+            max_wait=PUBLISH_TAKEOVER_WAIT,
+            waiting_for="the earlier publish attempt",
+        )
     if current.status not in ("processing", "published"):
         return None
     transport.on_retry(f"publish: an earlier attempt went through; the session is {current.status}")

@@ -5,6 +5,7 @@ bounded, credentials only for the API root's origin, and the one loop that polls
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
@@ -260,3 +261,12 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
+
+
+def problem_type(answer: Answer) -> str:
+    """The ``type`` of a problem document answer; "" for any other answer."""
+    if answer.media_type != PROBLEM_JSON:
+        return ""
+    with contextlib.suppress(ClientError):  # a body that is not a problem document
+        return str(answer.json().get("type", ""))
+    return ""

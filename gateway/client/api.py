@@ -60,7 +60,15 @@ from gateway.client._mechanisms import (
     send_resumable,
 )
 from gateway.client._models import FileUploadView, SessionView
-from gateway.client._transport import Answer, Body, RetryPolicy, Transport, expect, retry_after
+from gateway.client._transport import (
+    Answer,
+    Body,
+    RetryPolicy,
+    Transport,
+    expect,
+    problem_type,
+    retry_after,
+)
 from gateway.protocol.audit import AuditPage
 from gateway.protocol.mechanisms import HTTP_POST_BYTES
 from gateway.protocol.media import API_VERSION, PROBLEM_JSON, UPLOAD_V2_JSON
@@ -376,9 +384,4 @@ class UploadClient:
 
 def _under_review(answer: Answer) -> bool:
     """A ``409 review-in-progress``: the session is ``processing`` for its review step."""
-    if answer.status != 409:
-        return False
-    try:
-        return str(answer.json().get("type", "")).endswith("review-in-progress")
-    except ClientError:
-        return False
+    return answer.status == 409 and problem_type(answer).endswith("review-in-progress")

@@ -98,10 +98,16 @@ class SimplePages:
         self._learning = asyncio.Semaphore(LEARN_CONCURRENCY)
 
     async def project(
-        self, path: str, project: str, content_type: str, authorization: str | None
+        self,
+        path: str,
+        project: str,
+        content_type: str,
+        authorization: str | None,
+        max_age: float = 0.0,
     ) -> Served:
-        """The project page at the read path ``path`` (e.g. /simple/name/)."""
-        cached = await self._revalidate(path, authorization, project=project)
+        """The project page at the read path ``path`` (e.g. /simple/name/); ``max_age``:
+        serve a listing this old without asking the index, if ``proxy.page_max_age`` is less."""
+        cached = await self._revalidate(path, authorization, project=project, max_age=max_age)
         yanks = await self._yanks.yanks(project)
         # A yank or unyank changes the page without the index's listing changing.
         snapshot = str(sorted(yanks.reasons.items()))
@@ -128,13 +134,19 @@ class SimplePages:
         return rendered
 
     async def _revalidate(
-        self, path: str, authorization: str | None, root: bool = False, project: str = ""
+        self,
+        path: str,
+        authorization: str | None,
+        root: bool = False,
+        project: str = "",
+        max_age: float = 0.0,
     ) -> _Cached:
         key = (path, _credential_key(authorization))
         cached = self._pages.get(key)
         now = time.monotonic()
         publishing = self._windows.is_open(project)
-        if cached is not None and now - cached.checked_at < self._max_age and not publishing:
+        fresh_enough = max(max_age, self._max_age)
+        if cached is not None and now - cached.checked_at < fresh_enough and not publishing:
             return cached
         page = await self._reader.page(
             self._upstream + path, INDEX_ACCEPT, authorization, cached.page if cached else None

@@ -19,6 +19,7 @@ from tests.chaos.workload import Attempt
 from tests.cluster import BUCKET, PASSWORD, USER, Cluster
 from tests.consistency import check_bucket
 
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 LINK = re.compile(r'href="[^"]*/([^/"#]+)#sha256=([0-9a-f]{64})"')
 
 
@@ -53,8 +54,10 @@ async def check(
 ) -> Verdict:
     async with aiohttp.ClientSession() as http:
         await _index(http, cluster, history, verdict)
+        await _read_path(http, cluster, history, verdict)
         await _failed_say_why(http, cluster, history, verdict)
         await _audit(http, cluster, history, verdict)
+    _installs(history, verdict)
     await _bucket(cluster, retention, verdict)
     return verdict
 
@@ -85,6 +88,48 @@ async def _index(
             on_index = {n: d for n, d in digests.items() if f"-{attempt.version}-" in n}
             if attempt.status == "published":
                 _same_files(attempt, on_index, verdict)
+
+
+async def _read_path(
+    http: aiohttp.ClientSession, cluster: Cluster, history: list[Attempt], verdict: Verdict
+) -> None:
+    """The gateway's read path (PEP 691 JSON through the load balancer) lists exactly the
+    files the index lists, with the same sha256s (R-W10)."""
+    for project in sorted({a.project for a in history}):
+        on_index = sorted(await _index_files(http, cluster.index_url, project))
+        headers = {"Accept": SIMPLE_JSON}
+        async with http.get(f"{cluster.simple_url}{project}/", headers=headers) as response:
+            if response.status == 404 and not on_index:
+                continue
+            if response.status != 200:
+                verdict.violations.append(f"read path: {project} answered {response.status}")
+                continue
+            page = json.loads(await response.read())
+        served = sorted((f["filename"], f["hashes"].get("sha256", "")) for f in page["files"])
+        if served != on_index:
+            verdict.violations.append(
+                f"read path: {project} lists {len(served)} files, the index {len(on_index)}, "
+                f"differing in {sorted(set(served) ^ set(on_index))[:3]}"
+            )
+
+
+def _installs(history: list[Attempt], verdict: Verdict) -> None:
+    """Every pip install, from a stage or through the read path, succeeded; through the read
+    path pip got one of the release's own files, with its sha256."""
+    for attempt in history:
+        what = f"{attempt.project} {attempt.version}"
+        if attempt.pip == "failed":
+            verdict.violations.append(f"{what}: pip could not install it from its stage")
+        read = attempt.read_install
+        if read is None:
+            continue
+        if not read:
+            verdict.violations.append(f"{what}: pip could not install it through the read path")
+        elif attempt.files.get(read["file"]) != read["sha256"]:
+            verdict.violations.append(
+                f"{what}: through the read path pip installed {read['file']} "
+                f"with sha256 {read['sha256'][:12]}, not one of the release's files"
+            )
 
 
 def _same_files(attempt: Attempt, on_index: dict[str, str], verdict: Verdict) -> None:

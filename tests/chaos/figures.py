@@ -37,6 +37,11 @@ def figures(history: list[Attempt], events: list[Event], access_log: Path) -> di
             [a for a in published if a not in restarted]
         ),
         "pip_installs_from_stage": dict(Counter(a.pip for a in history if a.pip)),
+        "pip_installs_from_read_path": dict(
+            Counter(
+                "ok" if a.read_install else "failed" for a in history if a.read_install is not None
+            )
+        ),
         "lb_answers_by_status": dict(sorted(Counter(s for _, s in answers).items())),
         "volume_loss": [
             _volume_loss(e, history, answers) for e in events if e.kind == "kill-volume"

@@ -58,7 +58,13 @@ async def run_chaos(config: ChaosConfig) -> Report:
         until = started + config.seconds
         nemesis = Nemesis(cluster, config.seed, config.kinds, config.gap)
         workload = Workload(
-            cluster.api, USER, PASSWORD, config.workdir, config.publishers, config.seed
+            cluster.api,
+            cluster.simple_url,
+            USER,
+            PASSWORD,
+            config.workdir,
+            config.publishers,
+            config.seed,
         )
         faults = asyncio.create_task(asyncio.to_thread(nemesis.run, until))
         verdict = Verdict()

@@ -2,8 +2,10 @@
 
 Each publisher publishes releases one after another until the deadline, each release either
 with ``upload-gateway publish`` or with ``publish --stage``, a pip install from the stage, and
-``session publish``. Releases hold 1-20 wheels; some carry a file large enough to take several
-S3 parts and several seconds. Every attempt is recorded with what the client reported."""
+``session publish``. Some published releases are then installed with pip through the
+gateway's read path (the load balancer's ``/simple/``), as every installer would. Releases
+hold 1-20 wheels; some carry a file large enough to take several S3 parts and several
+seconds. Every attempt is recorded with what the client and pip reported."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from tests.distributions import build_wheel
 RETRY_LINE = re.compile(r"warning: (retrying \S+ \S+ in [\d.]+s \((?P<cause>.*)\)|(?P<note>.*))")
 CLIENT_TIMEOUT = 300
 LARGE = 10 * 1024 * 1024  # > one 8 MiB part
+# A published release shows on the read path within proxy.page_max_age (1 s) on every replica.
+PAGE_MAX_AGE = 1.0
 
 
 @dataclass
@@ -40,6 +44,9 @@ class Attempt:
     error: dict[str, Any] | None = None
     retries: list[str] = field(default_factory=list)  # the cause of each retry the client told
     pip: str | None = None  # "ok" / "failed" for a staged release installed from its stage
+    # A published release installed through the read path: the file pip chose and the
+    # sha256 it verified, from pip's --report ({} when pip failed).
+    read_install: dict[str, str] | None = None
     stderr: str = ""
 
     @property
@@ -53,6 +60,7 @@ class Attempt:
 @dataclass
 class Workload:
     api: str
+    simple: str  # the read path: the load balancer's /simple/
     user: str
     password: str
     workdir: Path
@@ -60,6 +68,7 @@ class Workload:
     seed: int
     large_every: int = 4  # one release in this many carries a large file
     stage_every: int = 3  # one release in this many is staged, installed, then published
+    read_every: int = 2  # one published release in this many is installed via the read path
     history: list[Attempt] = field(default_factory=list)
 
     async def run(self, until: float) -> list[Attempt]:
@@ -87,6 +96,9 @@ class Workload:
             else:
                 await self._direct(attempt, files, env)
             attempt.ended = time.time()
+            if attempt.status == "published" and rng.randrange(self.read_every) == 0:
+                await asyncio.sleep(PAGE_MAX_AGE)
+                attempt.read_install = await self._pip_from_read_path(attempt)
 
     def _build(
         self, project: str, version: str, count: int, large: bool, rng: random.Random
@@ -165,6 +177,21 @@ class Workload:
 
     async def _pip_from_stage(self, attempt: Attempt, stage: str) -> str:
         target = self.workdir / "installs" / f"{attempt.project}-{attempt.version}"
+        return "ok" if await self._pip(attempt, stage, target) else "failed"
+
+    async def _pip_from_read_path(self, attempt: Attempt) -> dict[str, str]:
+        target = self.workdir / "reads" / f"{attempt.project}-{attempt.version}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        report = target.parent / f"{target.name}.json"
+        if not await self._pip(attempt, self.simple, target, "--report", str(report)):
+            return {}
+        installed = json.loads(report.read_text())["install"][0]["download_info"]
+        return {
+            "file": installed["url"].rsplit("/", 1)[-1].split("#")[0],
+            "sha256": installed["archive_info"]["hashes"]["sha256"],
+        }
+
+    async def _pip(self, attempt: Attempt, index: str, target: Path, *extra: str) -> bool:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -174,18 +201,19 @@ class Workload:
             "install",
             "--no-deps",
             "--index-url",
-            stage,
+            index,
             "--target",
             str(target),
+            *extra,
             f"{attempt.project}=={attempt.version}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await asyncio.wait_for(process.communicate(), CLIENT_TIMEOUT)
         if process.returncode != 0:
-            attempt.stderr += "\npip: " + output.decode()[-2000:]
-            return "failed"
-        return "ok"
+            attempt.stderr += f"\npip from {index}: " + output.decode()[-2000:]
+            return False
+        return True
 
     def _env(self, number: int) -> dict[str, str]:
         home = self.workdir / "publishers" / str(number)

@@ -10,6 +10,7 @@ behind them, and fault proxies on the replicas' way to S3 and to the index.
 from __future__ import annotations
 
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,11 @@ class Cluster:
         return self.nginx.url + "/upload/2.0/"
 
     @property
+    def simple_url(self) -> str:
+        """The gateway's read path, through the load balancer: where installers read."""
+        return self.nginx.url + "/simple/"
+
+    @property
     def index_url(self) -> str:
         return self.pypiserver.url
 
@@ -85,7 +91,7 @@ def start_cluster(
         wiring = Wiring(
             public_url=nginx.url,
             s3_url=s3_proxy.url,
-            index_url=index_proxy.url,
+            index_url=index_proxy.url.rstrip("/"),  # simple_url's path is the read path's
             index_user=INDEX_USER,
             index_password=INDEX_PASSWORD,
             bucket=BUCKET,
@@ -105,9 +111,9 @@ def start_cluster(
             nginx,
             wiring.prefix,
         )
-        for replica in gateways:
-            started.append(replica)
-            replica.start()
+        started.extend(gateways)
+        with ThreadPoolExecutor(len(gateways)) as pool:
+            list(pool.map(lambda replica: replica.start(), gateways))
     except BaseException:
         for thing in reversed(started):
             for stop in ("kill", "stop", "close"):

@@ -28,10 +28,13 @@ def main() -> None:
         for volume in cluster.seaweed.volumes:
             print(f"  {volume.name}  {volume.url}")
         print(f"index          {cluster.index_url}/simple/")
+        print(f"read path      {cluster.simple_url}  (the gateway's simple API)")
         print(f"data and logs  {workdir}")
         print(
             f"\npublish:  upload-gateway publish --repository-url {cluster.api} "
-            f"-u {USER} -p {PASSWORD} dist/*\nCtrl+C stops everything."
+            f"-u {USER} -p {PASSWORD} dist/*\n"
+            f"install:  pip install --index-url {cluster.simple_url} NAME\n"
+            "Ctrl+C stops everything."
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -114,6 +114,9 @@ sync_wait = 1
 lease = 5
 [stage]
 redirect_downloads = false
+[proxy]
+# The load balancer's /simple/ and /packages/ are the gateway's read path (docs/reads.md).
+read_proxy = true
 [logging]
 json = true
 {wiring.principals_toml}

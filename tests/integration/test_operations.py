@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.api.context import SERVICES
@@ -178,6 +179,35 @@ async def test_sigterm_drains_uploads_and_hands_publishes_over(
             if replica.process.poll() is None:
                 replica.process.terminate()
                 replica.process.wait(30)
+
+
+async def test_sigterm_fails_readiness_and_serves_writes_for_the_shutdown_grace(
+    seaweedfs: Server,
+    pypiserver: Server,
+    principal_settings,
+    project_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # type: ignore[no-untyped-def]
+    """R-W5/R-W12: with `server.shutdown_grace`, readiness flips first and a write arriving
+    in the grace is served (not `503 shutting-down`); then the listener closes."""
+    monkeypatch.setenv("GATEWAY_SERVER__SHUTDOWN_GRACE", "3")
+    a = start_replica(tmp_path, seaweedfs, pypiserver, "grace-" + project_name, principal_settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await _readyz(http, a.port) == 200
+            a.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            assert await _readyz(http, a.port) == 503
+            session = await create_session(http, a.api, project_name)  # asserts 201
+            assert session["status"] == "open"
+            await asyncio.sleep(3)
+            assert await _readyz(http, a.port) is None  # no longer listening
+            assert await asyncio.to_thread(a.process.wait, 30) == 0
+    finally:
+        if a.process.poll() is None:
+            a.process.terminate()
+            a.process.wait(30)
 
 
 async def _readyz(http: aiohttp.ClientSession, port: int) -> int | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -486,3 +487,75 @@ async def test_an_index_s_own_yank_stands_unless_the_gateway_yanked(
     code, output = await cli(front, "unyank", f"{project_name}==1.0")
     assert code == 0, output
     assert await yanked() == {"1.0": "the index says so", "2.0": None}
+
+
+def metadata_in_the_middle(wheel: Path) -> Path:
+    """The same wheel rewritten with its METADATA between two 400 KiB members: neither in
+    the first nor in the last 256 KiB of the archive."""
+    rewritten = wheel.with_name(wheel.name.replace("-py3-", "-py2.py3-"))
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(rewritten, "w") as target:
+        for info in source.infolist():
+            if info.filename.endswith(".dist-info/METADATA"):
+                target.writestr("before.bin", os.urandom(400 << 10))
+                target.writestr(info, source.read(info))
+                target.writestr("after.bin", os.urandom(400 << 10))
+            else:
+                target.writestr(info, source.read(info))
+    return rewritten
+
+
+async def test_a_legacy_upload_through_the_gateway_records_facts_from_its_bytes(
+    front: Api, project_name: str, tmp_path: Path
+) -> None:
+    """R-W10: twine through the legacy pass-through; the facts are taken from the bytes as
+    they go by when their start and end hold the core metadata, else learned on first read."""
+    wheel = build_wheel(
+        tmp_path, project_name, "1.0", requires_python=">=3.9", payload=os.urandom(2 << 20)
+    )
+    sdist = build_sdist(tmp_path, project_name, "1.0")
+    middle = metadata_in_the_middle(wheel)
+    code, output = await twine_upload_async(front.base + "/legacy/", wheel, sdist, middle)
+    assert code == 0, output
+    facts = front.client.app[SERVICES].file_facts
+    assert facts is not None
+    record = await facts.get(sha256_of(wheel))
+    assert record is not None
+    assert record.learned_from == "legacy-upload"
+    assert record.requires_python == ">=3.9"
+    assert record.size == wheel.stat().st_size
+    with zipfile.ZipFile(wheel) as archive:
+        [member] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(member)
+    assert await facts.metadata(sha256_of(wheel)) == metadata
+    assert record.metadata_sha256 == hashlib.sha256(metadata).hexdigest()
+    sdist_record = await facts.get(sha256_of(sdist))
+    assert sdist_record is not None
+    assert sdist_record.learned_from == "legacy-upload"
+    # No record without its METADATA: the read path learns that one from the index.
+    assert await facts.get(sha256_of(middle)) is None
+    _, _, body = await get_page(front.base + f"/simple/{project_name}/")
+    entries = {e["filename"]: e for e in json.loads(body)["files"]}
+    assert "core-metadata" in entries[middle.name]
+    learned = await facts.get(sha256_of(middle))
+    assert learned is not None
+    assert learned.learned_from == "index"
+
+
+async def test_a_metadata_file_does_not_ask_the_index_for_the_listing_again(
+    live_gateway, recorder, pypiserver: Server, two_releases: dict[str, Path], project_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Even revalidating every page (page_max_age 0), the `.metadata` an installer asks for
+    right after the page uses the listing just confirmed: the index is read once, not twice."""
+    index, index_url = await recorder(pypiserver.url)
+    front = await live_gateway(proxy={"read_proxy": True, "upstream": index_url, "page_max_age": 0})
+    page_path = f"/simple/{project_name}/"
+    _, _, body = await get_page(front.base + page_path)
+    [entry] = [e for e in json.loads(body)["files"] if "-1.0-" in e["filename"]]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(front.base + entry["url"] + ".metadata") as response,
+    ):
+        assert response.status == 200
+    assert index.paths.count(page_path) == 1, index.paths
+    await get_page(front.base + page_path)  # a page itself still asks the index every time
+    assert index.paths.count(page_path) == 2, index.paths
