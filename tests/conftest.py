@@ -20,6 +20,7 @@ from gateway import logs
 from gateway.devstack import Server, start_devpi, start_pypiserver, start_seaweedfs, write_htpasswd
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings, load_settings
+from tests.distributions import build_sdist, build_wheel
 
 BUCKET = "gateway-tests"
 
@@ -191,3 +192,14 @@ def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
 def project_name() -> str:
     """A project name no other test uses."""
     return "proj-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def wheel(tmp_path: Path, project_name: str) -> Path:
+    """A small valid wheel of ``project_name`` 1.0, for every tier."""
+    return build_wheel(tmp_path, project_name, "1.0", payload=b"wheel payload")
+
+
+@pytest.fixture
+def sdist(tmp_path: Path, project_name: str) -> Path:
+    return build_sdist(tmp_path, project_name, "1.0", payload=b"sdist payload")

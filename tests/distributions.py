@@ -117,6 +117,51 @@ def build_wheel(
     return path
 
 
+# In-memory archives of exactly the members given, for tests of the archive reader.
+
+
+def zip_bytes(
+    files: dict[str, bytes],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    comment: bytes = b"",
+) -> bytes:
+    """A zip of ``files`` in memory, as it is: no RECORD or WHEEL is added (archive tests
+    build broken wheels with it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def tar_bytes(
+    members: list[tuple[str, bytes]],
+    *,
+    tar_format: int = tarfile.PAX_FORMAT,
+    pax_headers: dict[str, str] | None = None,
+) -> bytes:
+    """A tar of the given members; names ending in '/' become directories."""
+    buffer = io.BytesIO()
+    with tarfile.open(
+        fileobj=buffer, mode="w", format=tar_format, pax_headers=pax_headers or {}
+    ) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name.rstrip("/"))
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+            else:
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def sdist_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A gzipped tar of ``members`` in memory, as they are."""
+    return gzip.compress(tar_bytes(members), mtime=0)
+
+
 def build_platform_wheels(
     tmp_path: Path, name: str, version: str, count: int, *, size: int = 0
 ) -> list[Path]:

@@ -117,6 +117,15 @@ class Api:
         return await response.json(content_type=UPLOAD_V2_JSON)
 
 
+async def make_api(  # type: ignore[no-untyped-def]
+    aiohttp_client, settings: Settings, authorization: str = ALICE.authorization
+) -> Api:
+    """An ``Api`` over a fresh app built from ``settings`` (sweeper off: tests drive it)."""
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, authorization
+    )
+
+
 @pytest.fixture
 async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
     return await aiohttp_client(create_app(settings, run_sweeper=False))

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
 from tests.conftest import ALICE, BOB, TOKEN, User
 from tests.distributions import build_wheel
 from tests.integration import test_client
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, make_api, problem
 from tests.integration.test_client import Cli
 
 # The CLI's fixtures (a clean environment, the repository URL of ``live``, the runner).
@@ -46,8 +45,7 @@ async def gated(aiohttp_client, make_settings, principal_settings, approvers, pr
             "projects": [{"match": project_name, "approvals": 2, "cancel_requires": "approver"}]
         },
     )
-    client = await aiohttp_client(create_app(settings, run_sweeper=False))
-    return Api(client, settings, ALICE.authorization)
+    return await make_api(aiohttp_client, settings)
 
 
 async def approve(api: Api, session: dict[str, Any], user: User) -> Any:

@@ -14,27 +14,19 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.devstack import Server
 from gateway.publish.backends import backend_for
-from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, TOKEN
 from tests.distributions import build_wheel, sha256_of
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, make_api, problem
 
 INDEXER = "Basic " + base64.b64encode(f"{INDEX_USER}:{INDEX_PASSWORD}".encode()).decode()
 CI_TOKEN = f"Bearer {TOKEN}"
 ISSUER = "https://ci.example.test"
 AUDIENCE = "upload-gateway-tests"
-
-
-async def make_api(aiohttp_client, settings: Settings, authorization: str) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, authorization
-    )
 
 
 def passthrough_backend(kind: str, pypiserver: Server, devpi: Server) -> dict[str, Any]:

@@ -20,14 +20,12 @@ import pytest
 from aiohttp import ClientResponse
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.devstack import Server
 from gateway.domain import clock
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.settings import MiB
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy
 from tests.integration.conftest import (
@@ -35,6 +33,7 @@ from tests.integration.conftest import (
     Api,
     assert_consistent,
     index_files,
+    make_api,
     problem,
     put_parts,
 )
@@ -67,9 +66,7 @@ async def api(aiohttp_client, make_settings, s3_fault: FaultProxy, index_fault: 
         publish={"sync_wait": 5, "retries": 1, "lease": 2},
         uploads={"mechanisms": [S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES]},
     )
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    return await make_api(aiohttp_client, settings)
 
 
 async def unavailable(response: ClientResponse, status: int = 503) -> dict[str, Any]:
@@ -337,9 +334,7 @@ async def test_a_slow_index_gets_no_more_connections_than_configured(
             "max_connections": 2,
         }
     )
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     index_fault.heal(latency=0.2)
     # A new project's session asks the index whether the name is taken: 8 at once.
     await asyncio.gather(*(api.create_session(f"{project_name}-{n}") for n in range(8)))

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
@@ -35,7 +34,7 @@ from tests.attestation_assets import (
     attestation,
 )
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
-from tests.integration.conftest import META, Api, index_files, problem
+from tests.integration.conftest import META, Api, index_files, make_api, problem
 from tests.integration.test_auth_chain import Issuer
 from tests.integration.test_staged_legacy import legacy_form, post_form, run, stage_url
 
@@ -60,8 +59,7 @@ def policy(**publisher: str) -> dict[str, object]:
 def gated(aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
     async def start(**publisher: str) -> Api:
         settings: Settings = make_settings(policy=policy(**publisher))
-        client: TestClient = await aiohttp_client(create_app(settings, run_sweeper=False))
-        return Api(client, settings, ALICE.authorization)
+        return await make_api(aiohttp_client, settings)
 
     return start
 
@@ -256,15 +254,11 @@ async def test_a_policy_changed_since_the_attestation_was_attached_holds_at_publ
     aiohttp_client, make_settings
 ) -> None:
     before: Settings = make_settings(policy=policy())
-    first = Api(
-        await aiohttp_client(create_app(before, run_sweeper=False)), before, ALICE.authorization
-    )
+    first = await make_api(aiohttp_client, before)
     session = await upload_sdist(first, attested=True)
     # The same bucket and prefix, after the operator narrowed the project's publishers.
     after: Settings = make_settings(policy=policy(repository="acme/widgets"))
-    second = Api(
-        await aiohttp_client(create_app(after, run_sweeper=False)), after, ALICE.authorization
-    )
+    second = await make_api(aiohttp_client, after)
     document = await problem(await publish(second, session), 409)
     assert f"{SDIST.name}: publisher: signed by GitHub {REPOSITORY}" in document["detail"]
 

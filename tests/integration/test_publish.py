@@ -10,23 +10,15 @@ from typing import Any
 import pytest
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import HTTP_CLIENT
 from gateway.devstack import Server, start_pypiserver
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.publish.backends import backend_for
-from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
+from tests.conftest import INDEX_PASSWORD, INDEX_USER, twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, pip, problem
-
-
-async def make_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+from tests.integration.conftest import META, Api, make_api, pip, problem
 
 
 def devpi_backend(devpi: Server) -> dict[str, str]:

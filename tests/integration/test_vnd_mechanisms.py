@@ -27,6 +27,7 @@ from tests.integration.conftest import (
     Api,
     assert_consistent,
     index_files,
+    make_api,
     problem,
     put_parts,
 )
@@ -44,15 +45,9 @@ def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
     )
 
 
-async def start_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
-
-
 @pytest.fixture
 async def api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return await start_api(aiohttp_client, settings)
+    return await make_api(aiohttp_client, settings)
 
 
 @pytest.fixture
@@ -61,28 +56,11 @@ def wheel_bytes(tmp_path: Path, project_name: str) -> tuple[str, bytes]:
     return wheel.name, wheel.read_bytes()
 
 
-async def start_file(
-    api: Api, session: dict[str, Any], name: str, data: bytes, mechanism: str
-) -> dict[str, Any]:
-    response = await api.post_json(
-        session["links"]["upload"],
-        {
-            "meta": META,
-            "filename": name,
-            "size": len(data),
-            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "mechanism": mechanism,
-        },
-    )
-    assert response.status == 202, await response.text()
-    return await response.json(content_type=None)
-
-
 async def new_file(
     api: Api, project: str, name: str, data: bytes, mechanism: str
 ) -> dict[str, Any]:
     """A publishing session for ``project`` with one file upload session in it."""
-    return await start_file(api, await api.create_session(project), name, data, mechanism)
+    return await api.create_file(await api.create_session(project), name, data, mechanism=mechanism)
 
 
 async def offset_of(api: Api, file: dict[str, Any]) -> tuple[int, str]:
@@ -263,13 +241,13 @@ async def test_a_restarted_gateway_resumes_the_upload(
     """The second half goes to a fresh process: nothing of the first survives but S3, so the
     digests are computed again from the finished object, and must still match."""
     name, data = wheel_bytes
-    first = await start_api(aiohttp_client, settings)
+    first = await make_api(aiohttp_client, settings)
     file = await new_file(first, project_name, name, data, RESUMABLE)
     half = len(data) // 2
     assert (await append(first, file, 0, data[:half], last=False)).status == 204
     await first.client.close()
 
-    second = await start_api(aiohttp_client, settings)
+    second = await make_api(aiohttp_client, settings)
     assert await offset_of(second, file) == (half, "?0")
     assert (await append(second, file, half, data[half:], last=True)).status == 204
     assert (await completed(second, file))["status"] == "completed"
@@ -395,7 +373,7 @@ async def test_presigned_missing_part_is_409_and_can_be_fixed(
 async def test_mechanisms_not_enabled_are_422(
     aiohttp_client, make_settings, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start_api(aiohttp_client, make_settings())  # the default: no presigned
+    api = await make_api(aiohttp_client, make_settings())  # the default: no presigned
     name, data = wheel_bytes
     session = await api.create_session(project_name)
     assert session["mechanisms"] == [RESUMABLE, HTTP_POST_BYTES]
