@@ -21,6 +21,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 __all__ = [
     "build_many_with_pypa_build",
@@ -42,6 +43,16 @@ _TAR_TIME = 315532800  # the same instant, as a Unix timestamp
 def distribution_stem(name: str) -> str:
     """The name as it appears in wheel and sdist filenames (PEP 427 / PEP 625)."""
     return re.sub(r"[-_.]+", "_", name).lower()
+
+
+class MetadataFields(TypedDict, total=False):
+    """The core metadata a test may choose; :func:`core_metadata` has the defaults."""
+
+    summary: str
+    requires_python: str
+    requires_dist: tuple[str, ...]
+    headers: tuple[str, ...]
+    description: str
 
 
 def core_metadata(
@@ -79,11 +90,7 @@ def build_wheel(
     *,
     payload: bytes = b"",
     tag: str = "py3-none-any",
-    summary: str = "A test distribution",
-    requires_python: str = ">=3.8",
-    requires_dist: tuple[str, ...] = (),
-    headers: tuple[str, ...] = (),
-    description: str = "",
+    **metadata: Unpack[MetadataFields],
 ) -> Path:
     """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
@@ -92,15 +99,7 @@ def build_wheel(
     files = {
         f"{stem}/__init__.py": b"",
         payload_name: payload,
-        f"{dist_info}/METADATA": core_metadata(
-            name,
-            version,
-            summary=summary,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            headers=headers,
-            description=description,
-        ),
+        f"{dist_info}/METADATA": core_metadata(name, version, **metadata),
         f"{dist_info}/WHEEL": _wheel_file(tag),
     }
     files[f"{dist_info}/RECORD"] = _record(files, f"{dist_info}/RECORD")
@@ -185,25 +184,13 @@ def build_sdist(
     version: str,
     *,
     payload: bytes = b"",
-    summary: str = "A test distribution",
-    requires_python: str = ">=3.8",
-    requires_dist: tuple[str, ...] = (),
-    headers: tuple[str, ...] = (),
-    description: str = "",
+    **metadata: Unpack[MetadataFields],
 ) -> Path:
     """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
     root = f"{stem}-{version}"
     files = {
-        f"{root}/PKG-INFO": core_metadata(
-            name,
-            version,
-            summary=summary,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            headers=headers,
-            description=description,
-        ),
+        f"{root}/PKG-INFO": core_metadata(name, version, **metadata),
         f"{root}/pyproject.toml": _pyproject(name, version),
         f"{root}/{stem}/__init__.py": b"",
         f"{root}/{stem}/payload.bin": payload,

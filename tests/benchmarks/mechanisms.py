@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from tests import wire
 from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack
 from tests.benchmarks.upload import file_chunks, make_file
 
@@ -26,27 +27,10 @@ from tests.benchmarks.upload import file_chunks, make_file
 async def _start(
     http: aiohttp.ClientSession, stack: Stack, path: Path, sha256: str, version: str, mechanism: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    async with http.post(
-        stack.api,
-        json={"meta": META, "name": "bench-mechanisms", "version": version},
-        headers=HEADERS,
-    ) as response:
-        session = await response.json(content_type=None)
-        assert response.status == 201, session
-    async with http.post(
-        session["links"]["upload"],
-        json={
-            "meta": META,
-            "filename": f"bench_mechanisms-{version}-py3-none-any.whl",
-            "size": path.stat().st_size,
-            "hashes": {"sha256": sha256},
-            "mechanism": mechanism,
-        },
-        headers=HEADERS,
-    ) as response:
-        file = await response.json(content_type=None)
-        assert response.status == 202, file
-    return session, file
+    session = await wire.create_session(http, stack.api, "bench-mechanisms", version, AUTHORIZATION)
+    filename = f"bench_mechanisms-{version}-py3-none-any.whl"
+    body = wire.file_body(filename, size=path.stat().st_size, sha256=sha256, mechanism=mechanism)
+    return session, await wire.create_file(http, session, body, AUTHORIZATION)
 
 
 async def post_bytes(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:

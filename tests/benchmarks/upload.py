@@ -20,14 +20,14 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from gateway.settings import S3Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.s3 import ensure_bucket, open_client
-from tests.benchmarks.stack import AUTHORIZATION, BUCKET, META, UPLOAD_V2, Stack
+from tests import wire
+from tests.benchmarks.stack import AUTHORIZATION, BUCKET, UPLOAD_V2, Stack
 
 CHUNK = 1 << 20
 PART_SIZE = 8 << 20  # the gateway's default s3.part_size, so both sides send the same parts
@@ -58,26 +58,10 @@ async def gateway_upload(
     size = path.stat().st_size
     headers = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
     async with aiohttp.ClientSession() as http:
-        async with http.post(
-            stack.api,
-            json={"meta": META, "name": "bench-upload", "version": version},
-            headers=headers,
-        ) as response:
-            session: dict[str, Any] = await response.json(content_type=None)
-            assert response.status == 201, session
-        async with http.post(
-            session["links"]["upload"],
-            json={
-                "meta": META,
-                "filename": f"bench_upload-{version}-py3-none-any.whl",
-                "size": size,
-                "hashes": {"sha256": sha256},
-                "mechanism": "http-post-bytes",
-            },
-            headers=headers,
-        ) as response:
-            file = await response.json(content_type=None)
-            assert response.status == 202, file
+        session = await wire.create_session(http, stack.api, "bench-upload", version, AUTHORIZATION)
+        filename = f"bench_upload-{version}-py3-none-any.whl"
+        body = wire.file_body(filename, size=size, sha256=sha256)
+        file = await wire.create_file(http, session, body, AUTHORIZATION)
 
         sampling = asyncio.create_task(_sample_rss(stack, peak))
         started = time.perf_counter()

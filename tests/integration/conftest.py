@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -25,8 +24,7 @@ from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
 from tests.conftest import ALICE
 from tests.consistency import check_bucket
-
-META = {"api-version": "2.0"}
+from tests.wire import META, file_body, session_body
 
 
 class Api:
@@ -65,7 +63,7 @@ class Api:
         return await self.client.delete(self.path(url), headers=self.headers(**headers))
 
     async def create_session(self, name: str, version: str = "1.0") -> dict[str, Any]:
-        response = await self.post_json(self.root, {"meta": META, "name": name, "version": version})
+        response = await self.post_json(self.root, session_body(name, version))
         assert response.status == 201, await response.text()
         return await response.json(content_type=UPLOAD_V2_JSON)
 
@@ -77,14 +75,7 @@ class Api:
     async def start_file(
         self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
     ) -> ClientResponse:
-        body = {
-            "meta": META,
-            "filename": filename,
-            "size": len(data),
-            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "mechanism": "http-post-bytes",
-            **overrides,
-        }
+        body = file_body(filename, data, **overrides)
         return await self.post_json(session["links"]["upload"], body)
 
     async def create_file(
