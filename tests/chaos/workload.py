@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import PIP
 from tests.distributions import build_wheel
 
 RETRY_LINE = re.compile(r"warning: (retrying \S+ \S+ in [\d.]+s \((?P<cause>.*)\)|(?P<note>.*))")
@@ -166,11 +167,7 @@ class Workload:
     async def _pip_from_stage(self, attempt: Attempt, stage: str) -> str:
         target = self.workdir / "installs" / f"{attempt.project}-{attempt.version}"
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
+            *PIP,
             "install",
             "--no-deps",
             "--index-url",

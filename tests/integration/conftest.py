@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
-from tests.conftest import ALICE
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, PIP
 from tests.consistency import check_bucket
 from tests.wire import META, file_body, session_body
 
@@ -97,6 +96,21 @@ class Api:
     async def complete(self, file: dict[str, Any]) -> ClientResponse:
         return await self.post_json(file["links"]["complete"], {"meta": META})
 
+    async def publish(self, session: dict[str, Any]) -> ClientResponse:
+        return await self.post_json(session["links"]["publish"], {"meta": META})
+
+    async def settled(self, url: str, tries: int = 600) -> dict[str, Any]:
+        """The status at ``url`` (a session's or a file's) once it is no longer processing."""
+        for _ in range(tries):
+            status = await self.status(url)
+            if status["status"] != "processing":
+                return status
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{url} stayed processing")
+
+    async def wait_resolved(self, session: dict[str, Any]) -> dict[str, Any]:
+        return await self.settled(session["links"]["session"])
+
     async def upload(self, session: dict[str, Any], path: Path) -> dict[str, Any]:
         """The whole file upload flow for a file that must end up completed."""
         data = path.read_bytes()
@@ -106,6 +120,23 @@ class Api:
         response = await self.complete(file)
         assert response.status == 201, await response.text()
         return await response.json(content_type=UPLOAD_V2_JSON)
+
+
+def backend_section(kind: str, index: Server, *, credentials: bool = True) -> dict[str, Any]:
+    """The ``[backend]`` settings for the suite's pypiserver or devpi (``index``); without
+    ``credentials`` only the caller's own reach the index (passthrough)."""
+    if kind == "devpi":
+        upload_url = index.extra["index_url"]
+        simple_url = upload_url + "+simple/"
+    else:
+        upload_url, simple_url = index.url + "/", index.url + "/simple/"
+    return {
+        "kind": kind,
+        "upload_url": upload_url,
+        "simple_url": simple_url,
+        "username": INDEX_USER if credentials else None,
+        "password": INDEX_PASSWORD if credentials else None,
+    }
 
 
 async def make_api(  # type: ignore[no-untyped-def]
@@ -148,14 +179,7 @@ async def live(live_gateway) -> Api:  # type: ignore[no-untyped-def]
 async def pip(*args: str) -> None:
     """Real pip, run without blocking the event loop that may be serving it."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *PIP, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     output, _ = await asyncio.wait_for(process.communicate(), 180)
     assert process.returncode == 0, output.decode()

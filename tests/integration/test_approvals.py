@@ -53,10 +53,6 @@ async def approve(api: Api, session: dict[str, Any], user: User) -> Any:
     return await api.post_json(url, {"meta": META}, authorization=user.authorization)
 
 
-async def publish(api: Api, session: dict[str, Any]) -> Any:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
-
-
 async def test_two_approvers_other_than_the_uploader_let_publish_through(  # type: ignore[no-untyped-def]
     gated, project_name: str, tmp_path: Path
 ) -> None:
@@ -65,7 +61,7 @@ async def test_two_approvers_other_than_the_uploader_let_publish_through(  # typ
     (tmp_path / "b").mkdir()
     session = await api.create_session(project_name)
     completed = await api.upload(session, build_wheel(tmp_path / "a", project_name, "1.0"))
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert document["errors"] == [
         {"source": "approvals", "message": "0 of 2 approvals (approved by: nobody yet)"}
     ]
@@ -79,19 +75,19 @@ async def test_two_approvers_other_than_the_uploader_let_publish_through(  # typ
     body = await response.json(content_type=None)
     assert [a["principal"] for a in body["approvals"]] == ["config:carol"]
     assert body["required"] == 2
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert "1 of 2 approvals (approved by: config:carol)" in document["detail"]
     assert (await approve(api, session, DAVE)).status == 200
 
     # Replacing the file withdraws both approvals (python/peps#5070).
     assert (await api.delete(completed["links"]["file-upload-session"])).status == 204
     await api.upload(session, build_wheel(tmp_path / "b", project_name, "1.0", summary="new"))
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert "0 of 2 approvals" in document["detail"]
 
     for approver in (CAROL, DAVE):
         assert (await approve(api, session, approver)).status == 200
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status in (201, 202), await response.text()
     for _ in range(100):
         if (await api.status(session["links"]["session"]))["status"] == "published":
@@ -139,5 +135,5 @@ async def test_the_cli_approves_a_release(  # type: ignore[no-untyped-def]
     code, out, err = await cli.run("session", "approve", url, "-u", "carol", "-p", CAROL.password)
     assert code == 0, err
     assert "Approved session" in out
-    response = await publish(live, session)
+    response = await live.publish(session)
     assert response.status in (201, 202), await response.text()

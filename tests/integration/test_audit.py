@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway.api.context import SERVICES
 from gateway.app_keys import S3_CLIENT
@@ -31,8 +30,8 @@ from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, TOKEN, twine_
 from tests.distributions import build_wheel, sha256_of
 from tests.faults import FaultProxy
 from tests.integration.conftest import META, Api, assert_consistent, make_api, problem
+from tests.integration.oidc import AUDIENCE, ISSUER, Issuer, serve_jwks
 from tests.integration.replicas import create_session, start_replica
-from tests.integration.test_auth_chain import AUDIENCE, ISSUER, Issuer
 
 AUDITOR_PASSWORD = "auditor-password-5c1e"
 AUDITOR = "Basic " + base64.b64encode(f"auditor:{AUDITOR_PASSWORD}".encode()).decode()
@@ -280,17 +279,9 @@ async def test_oidc_events_name_the_issuer_and_the_matched_claims(
     aiohttp_server, aiohttp_client, audited_settings
 ) -> None:  # type: ignore[no-untyped-def]
     issuer = Issuer()
-    jwks_app = web.Application()
-
-    async def keys(_: web.Request) -> web.Response:
-        return web.json_response(issuer.jwks())
-
-    jwks_app.router.add_get("/jwks", keys)
-    jwks = await aiohttp_server(jwks_app)
+    jwks_url = await serve_jwks(aiohttp_server, issuer)
     oidc = {
-        "issuers": [
-            {"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": str(jwks.make_url("/jwks"))}
-        ],
+        "issuers": [{"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": jwks_url}],
         "policies": [
             {
                 "issuer": ISSUER,

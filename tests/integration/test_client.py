@@ -24,7 +24,7 @@ from aiohttp.typedefs import Handler
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, free_port
-from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER
+from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER, PIP
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import Api
 
@@ -142,11 +142,7 @@ async def test_stage_install_from_the_stage_then_publish(
 
     target = tmp_path / "target"
     pip = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
+        *PIP,
         "install",
         "--index-url",
         pypiserver.url + "/simple/",

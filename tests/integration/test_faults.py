@@ -87,14 +87,10 @@ async def settle(api: Api, session: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("the session stayed processing")
 
 
-async def publish(api: Api, session: dict[str, Any]) -> ClientResponse:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
-
-
 async def publish_until_published(api: Api, session: dict[str, Any]) -> None:
     """What a client does after a failure: publish again until the session is published."""
     for _ in range(5):
-        response = await publish(api, session)
+        response = await api.publish(session)
         if (
             response.status in (201, 202, 409)
             and (await settle(api, session))["status"] == "published"
@@ -157,7 +153,7 @@ async def test_s3_down_when_publish_is_asked_for(
     for path in release:
         await api.upload(session, path)
     s3_fault.reset()
-    await unavailable(await publish(api, session))
+    await unavailable(await api.publish(session))
     s3_fault.heal()
     await assert_consistent(api)
     await publish_until_published(api, session)
@@ -178,7 +174,7 @@ async def test_s3_failing_in_the_middle_of_a_publish(
         await api.upload(session, path)
     index_fault.heal(latency=0.05)  # slow the index so that the fault lands mid-publish
     before = index_fault.connections
-    publishing = asyncio.create_task(publish(api, session))
+    publishing = asyncio.create_task(api.publish(session))
     while index_fault.connections == before and not publishing.done():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     s3_fault.reset()
@@ -203,7 +199,7 @@ async def test_index_failing_in_the_middle_of_a_publish(
     for path in release:
         await api.upload(session, path)
     index_fault.cut_after(6 * MiB)  # in the middle of the 12 MiB wheel's upload
-    response = await publish(api, session)
+    response = await api.publish(session)
     if response.status in (502, 503):
         await unavailable(response, response.status)
         assert (await api.status(session["links"]["session"]))["status"] == "open"

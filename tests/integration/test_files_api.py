@@ -475,11 +475,7 @@ async def test_deferred_completion(
     assert response.status == 202
     assert response.headers["Location"] == file["links"]["file-upload-session"]
     assert (await response.json(content_type=UPLOAD_V2_JSON))["status"] == "processing"
-    for _ in range(50):
-        status = await api.status(file["links"]["file-upload-session"])
-        if status["status"] != "processing":
-            break
-        await asyncio.sleep(0.1)
+    status = await api.settled(file["links"]["file-upload-session"], tries=50)
     assert status["status"] == "completed"
 
 
@@ -499,11 +495,7 @@ async def test_stalled_deferred_completion_is_resumed_by_the_sweeper(
         lambda d: {**d, "status": "processing", "processing_deadline": "2000-01-01T00:00:00Z"},
     )
     await api.client.app[SERVICES].sweeper.sweep()
-    for _ in range(50):
-        status = await api.status(file["links"]["file-upload-session"])
-        if status["status"] != "processing":
-            break
-        await asyncio.sleep(0.1)
+    status = await api.settled(file["links"]["file-upload-session"], tries=50)
     assert status["status"] == "completed"
 
 

@@ -23,8 +23,14 @@ from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, User
 from tests.distributions import build_many_with_pypa_build, build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, assert_consistent, index_files, pip
-from tests.integration.test_publish import devpi_backend
+from tests.integration.conftest import (
+    META,
+    Api,
+    assert_consistent,
+    backend_section,
+    index_files,
+    pip,
+)
 
 TOOLS = ("twine", "uv", "hatch", "flit")
 
@@ -500,7 +506,7 @@ async def test_devpi_release_staged_by_twine_publishes_whole(
     live_gateway: Any, devpi: Server, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:
     project_name, release = pooled
-    api = await live_gateway(backend=devpi_backend(devpi))
+    api = await live_gateway(backend=backend_section("devpi", devpi))
     code, output = await upload_with(
         "twine", stage_url(api), ALICE.name, ALICE.password, release, tmp_path / "home"
     )

@@ -10,6 +10,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -228,35 +229,36 @@ async def test_zip_bomb_is_refused_from_its_declared_size() -> None:
     assert reader.bytes_read < 128 * 1024  # only the tail and the directory
 
 
-async def test_zip_bomb_lying_about_its_size_is_stopped_while_inflating() -> None:
-    raw = core_metadata(body=b"a" * (8 * MiB))
-    crc = zlib.crc32(raw)
-    data = hand_zip([Entry(f"{DIST_INFO}/METADATA", raw, declared_size=100, crc=crc)])
-    error = await extraction_error(data, WHEEL)
+def _lying_size(raw: bytes) -> Entry:
+    return Entry(f"{DIST_INFO}/METADATA", raw, declared_size=100, crc=zlib.crc32(raw))
+
+
+def _bad_crc(raw: bytes) -> Entry:
+    return Entry(f"{DIST_INFO}/METADATA", raw, crc=zlib.crc32(raw) ^ 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "entry", "message"),
+    [
+        # A zip bomb lying about its size is stopped while inflating.
+        (core_metadata(body=b"a" * (8 * MiB)), _lying_size, "decompresses to more than the limit"),
+        # A member longer than declared, within the limit.
+        (
+            core_metadata(),
+            lambda raw: Entry(f"{DIST_INFO}/METADATA", raw, declared_size=10),
+            "central directory says 10",
+        ),
+        (core_metadata(), _bad_crc, "CRC-32"),
+        (core_metadata(), lambda raw: Entry(f"{DIST_INFO}/METADATA", raw, method=12), "method 12"),
+    ],
+    ids=["bomb-lying-about-its-size", "longer-than-declared", "bad-crc", "unsupported-compression"],
+)
+async def test_a_metadata_member_that_does_not_read_back_as_declared(
+    raw: bytes, entry: Callable[[bytes], Entry], message: str
+) -> None:
+    error = await extraction_error(hand_zip([entry(raw)]), WHEEL)
     assert error.source == "METADATA"
-    assert "decompresses to more than the limit" in str(error)
-
-
-async def test_member_longer_than_declared_within_the_limit() -> None:
-    data = hand_zip([Entry(f"{DIST_INFO}/METADATA", core_metadata(), declared_size=10)])
-    error = await extraction_error(data, WHEEL)
-    assert error.source == "METADATA"
-    assert "central directory says 10" in str(error)
-
-
-async def test_wheel_with_bad_crc() -> None:
-    raw = core_metadata()
-    data = hand_zip([Entry(f"{DIST_INFO}/METADATA", raw, crc=zlib.crc32(raw) ^ 1)])
-    error = await extraction_error(data, WHEEL)
-    assert error.source == "METADATA"
-    assert "CRC-32" in str(error)
-
-
-async def test_wheel_with_unsupported_compression() -> None:
-    data = hand_zip([Entry(f"{DIST_INFO}/METADATA", core_metadata(), method=12)])
-    error = await extraction_error(data, WHEEL)
-    assert error.source == "METADATA"
-    assert "method 12" in str(error)
+    assert message in str(error)
 
 
 async def test_wheel_whose_local_header_disagrees_with_the_directory() -> None:
