@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, PIP
 from tests.consistency import check_bucket
+from tests.integration.replicas import Replica, start_replica
 from tests.wire import META, file_body, session_body
 
 
@@ -146,6 +147,26 @@ async def make_api(  # type: ignore[no-untyped-def]
     return Api(
         await aiohttp_client(create_app(settings, run_sweeper=False)), settings, authorization
     )
+
+
+@pytest.fixture
+def replicas(  # type: ignore[no-untyped-def]
+    seaweedfs: Server, pypiserver: Server, principal_settings, tmp_path: Path
+) -> Iterator[Callable[..., Replica]]:
+    """Start gateway processes on a key prefix (``replicas(prefix, extra_toml="")``); those
+    still running are stopped after the test."""
+    started: list[Replica] = []
+
+    def start(prefix: str, extra: str = "") -> Replica:
+        replica = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings, extra)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        if replica.process.poll() is None:
+            replica.process.terminate()
+            replica.process.wait(30)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from tests.distributions import build_wheel, sha256_of
 from tests.faults import FaultProxy
 from tests.integration.conftest import META, Api, assert_consistent, make_api, problem
 from tests.integration.oidc import AUDIENCE, ISSUER, Issuer, serve_jwks
-from tests.integration.replicas import create_session, start_replica
+from tests.integration.replicas import create_session
 
 AUDITOR_PASSWORD = "auditor-password-5c1e"
 AUDITOR = "Basic " + base64.b64encode(f"auditor:{AUDITOR_PASSWORD}".encode()).decode()
@@ -371,32 +371,20 @@ async def test_s3_down_turns_a_refusal_into_503_not_an_unrecorded_401(
 
 
 async def test_two_replicas_writing_at_once_lose_nothing(
-    tmp_path: Path,
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    aiohttp_client,
-    audited_settings,
+    replicas, aiohttp_client, audited_settings
 ) -> None:  # type: ignore[no-untyped-def]
     reader = await make_api(aiohttp_client, audited_settings())
     prefix = reader.client.app[SERVICES].settings.s3.prefix
-    replicas = [
-        start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings) for _ in range(2)
-    ]
-    try:
-        stamp = time.time_ns()
-        projects = [f"replica-{stamp}-{n}" for n in range(40)]
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(
-                *(
-                    create_session(http, replicas[n % 2].api, project)
-                    for n, project in enumerate(projects)
-                )
+    started = [replicas(prefix) for _ in range(2)]
+    stamp = time.time_ns()
+    projects = [f"replica-{stamp}-{n}" for n in range(40)]
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(
+            *(
+                create_session(http, started[n % 2].api, project)
+                for n, project in enumerate(projects)
             )
-    finally:
-        for replica in replicas:
-            replica.process.terminate()
-            replica.process.wait(30)
+        )
     events = await journal(reader, limit=7)
     created = [e for e in events if e["action"] == "session.created"]
     assert sorted(e["project"] for e in created) == sorted(projects)

@@ -24,9 +24,9 @@ from aiohttp.typedefs import Handler
 from gateway.api.context import SERVICES
 from gateway.app import create_app
 from gateway.devstack import Server, free_port
-from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER, PIP
+from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, pip
 
 MiB = 1 << 20
 
@@ -141,8 +141,7 @@ async def test_stage_install_from_the_stage_then_publish(
     assert not on_index(servers_dir, wheel)
 
     target = tmp_path / "target"
-    pip = await asyncio.create_subprocess_exec(
-        *PIP,
+    await pip(
         "install",
         "--index-url",
         pypiserver.url + "/simple/",
@@ -151,11 +150,7 @@ async def test_stage_install_from_the_stage_then_publish(
         "--target",
         str(target),
         f"{project_name}==1.0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(pip.communicate(), 120)
-    assert pip.returncode == 0, output.decode()
     stem = project_name.replace("-", "_")
     assert (target / stem / "payload.bin").read_bytes() == b"staged bytes"
 

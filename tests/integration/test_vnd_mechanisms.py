@@ -31,7 +31,7 @@ from tests.integration.conftest import (
     problem,
     put_parts,
 )
-from tests.integration.replicas import create_session, start_replica
+from tests.integration.replicas import create_session
 from tests.integration.replicas import start_file as start_replica_file
 
 PART = 5 * MiB  # the smallest S3 part: several parts without big files
@@ -254,18 +254,14 @@ async def test_a_restarted_gateway_resumes_the_upload(
 
 
 async def test_a_killed_gateway_process_is_replaced_and_the_upload_goes_on(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
+    replicas, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """Between two appends the gateway process is killed (SIGKILL); a new process on the same
     bucket reports the offset and takes the rest."""
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 * MiB))
     data = wheel.read_bytes()
     prefix = "restart-" + project_name
-    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
+    first = replicas(prefix)
     async with aiohttp.ClientSession() as http:
         session = await create_session(http, first.api, project_name)
         file = await start_replica_file(http, session, wheel, RESUMABLE)
@@ -284,26 +280,22 @@ async def test_a_killed_gateway_process_is_replaced_and_the_upload_goes_on(
         first.process.kill()
         first.process.wait(10)
 
-        second = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-        try:
-            auth = {"Authorization": ALICE.authorization}
-            async with http.head(second.on(url), headers=auth) as response:
-                assert response.headers["Upload-Offset"] == str(half)
-            async with http.patch(
-                second.on(url),
-                data=data[half:],
-                headers={**headers, "Upload-Offset": str(half), "Upload-Complete": "?1"},
-            ) as response:
-                assert response.status == 204, await response.text()
-            async with http.post(
-                second.on(file["links"]["complete"]),
-                json={"meta": META},
-                headers={**auth, "Content-Type": "application/vnd.pypi.upload.v2+json"},
-            ) as response:
-                assert response.status == 201, await response.text()
-        finally:
-            second.process.terminate()
-            second.process.wait(30)
+        second = replicas(prefix)
+        auth = {"Authorization": ALICE.authorization}
+        async with http.head(second.on(url), headers=auth) as response:
+            assert response.headers["Upload-Offset"] == str(half)
+        async with http.patch(
+            second.on(url),
+            data=data[half:],
+            headers={**headers, "Upload-Offset": str(half), "Upload-Complete": "?1"},
+        ) as response:
+            assert response.status == 204, await response.text()
+        async with http.post(
+            second.on(file["links"]["complete"]),
+            json={"meta": META},
+            headers={**auth, "Content-Type": "application/vnd.pypi.upload.v2+json"},
+        ) as response:
+            assert response.status == 201, await response.text()
 
 
 async def test_resumed_bytes_that_differ_are_caught_at_completion(

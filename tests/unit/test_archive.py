@@ -503,20 +503,20 @@ def test_identity_matches_after_normalization(name: str, version: str) -> None:
     check_identity(extracted("foo-bar", "1.0"), name, version)
 
 
-def test_identity_name_mismatch() -> None:
+@pytest.mark.parametrize(
+    ("name", "version", "source", "quoted"),
+    [
+        ("other", "1.0", "metadata.name", ("'foo-bar'", "'other'")),
+        ("foo-bar", "1.1", "metadata.version", ("'1.0'", "'1.1'")),
+    ],
+    ids=["name-mismatch", "version-mismatch"],
+)
+def test_identity_mismatch(name: str, version: str, source: str, quoted: tuple[str, str]) -> None:
     with pytest.raises(DistributionError) as caught:
-        check_identity(extracted("foo-bar", "1.0"), "other", "1.0")
-    assert caught.value.source == "metadata.name"
-    assert "'foo-bar'" in str(caught.value)
-    assert "'other'" in str(caught.value)
-
-
-def test_identity_version_mismatch() -> None:
-    with pytest.raises(DistributionError) as caught:
-        check_identity(extracted("foo-bar", "1.0"), "foo-bar", "1.1")
-    assert caught.value.source == "metadata.version"
-    assert "'1.0'" in str(caught.value)
-    assert "'1.1'" in str(caught.value)
+        check_identity(extracted("foo-bar", "1.0"), name, version)
+    assert caught.value.source == source
+    for value in quoted:
+        assert value in str(caught.value)
 
 
 def test_identity_with_invalid_version() -> None:
