@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, PIP
 from tests.consistency import check_bucket
+from tests.integration.cli import Cli
 from tests.integration.replicas import Replica, start_replica
 from tests.wire import META, file_body, session_body
 
@@ -277,3 +279,36 @@ async def put_parts(
                 chunk[0] ^= 0xFF
             async with http.put(part["url"], data=bytes(chunk)) as response:
                 assert response.status == 200, await response.text()
+
+
+# The bundled client's fixtures: a clean environment, the repository URL of ``live``, and
+# the runner (``tests/integration/cli.py``).
+
+
+@pytest.fixture
+def root(live: Api) -> str:
+    return live.base + live.root
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No credentials, repository or state from the developer's environment leak in."""
+    cleaned = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TWINE_", "UPLOAD_GATEWAY_", "ACTIONS_ID_TOKEN_"))
+    }
+    home = tmp_path / "home"
+    home.mkdir()
+    cleaned.update(
+        HOME=str(home),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        UPLOAD_GATEWAY_STATE_FILE=str(tmp_path / "sessions.json"),
+        PYTHONUNBUFFERED="1",
+    )
+    return cleaned
+
+
+@pytest.fixture
+def cli(env: dict[str, str], root: str) -> Cli:
+    return Cli(env, root)

@@ -13,12 +13,8 @@ from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
 from tests.conftest import ALICE, BOB, TOKEN, User
 from tests.distributions import build_wheel
-from tests.integration import test_client
+from tests.integration.cli import Cli
 from tests.integration.conftest import META, Api, make_api, problem
-from tests.integration.test_client import Cli
-
-# The CLI's fixtures (a clean environment, the repository URL of ``live``, the runner).
-env, root, cli = test_client.env, test_client.root, test_client.cli
 
 CAROL = User("carol", "carol-password", ())
 DAVE = User("dave", "dave-password", ())

@@ -34,8 +34,8 @@ from tests.attestation_assets import (
 )
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
 from tests.integration.conftest import Api, index_files, make_api, problem
+from tests.integration.legacy import legacy_form, post_form, run, stage_url
 from tests.integration.oidc import Issuer, serve_jwks
-from tests.integration.test_staged_legacy import legacy_form, post_form, run, stage_url
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
