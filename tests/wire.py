@@ -21,21 +21,14 @@ def session_body(name: str, version: str) -> dict[str, Any]:
     return {"meta": META, "name": name, "version": version}
 
 
-def file_body(
-    filename: str, data: bytes | None = None, *, size: int = 0, sha256: str = "", **overrides: Any
-) -> dict[str, Any]:
-    """A file upload session's create request: of ``data``, or of ``size`` and ``sha256``
-    when the bytes are too large to hold (benchmarks stream them from disk)."""
+def file_body(filename: str, data: bytes | None = None, **overrides: Any) -> dict[str, Any]:
+    """A file upload session's create request: of ``data`` (its size and sha256), with any
+    field overridden or added (``size=...``, ``hashes=...`` for the bytes too large to hold
+    that benchmarks stream from disk, or for the wrong values a test sends on purpose)."""
+    body: dict[str, Any] = {"meta": META, "filename": filename}
     if data is not None:
-        size, sha256 = len(data), hashlib.sha256(data).hexdigest()
-    return {
-        "meta": META,
-        "filename": filename,
-        "size": size,
-        "hashes": {"sha256": sha256},
-        "mechanism": "http-post-bytes",
-        **overrides,
-    }
+        body.update(size=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()})
+    return {**body, "mechanism": "http-post-bytes", **overrides}
 
 
 def json_headers(authorization: str) -> dict[str, str]:

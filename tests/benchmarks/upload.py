@@ -65,7 +65,8 @@ async def start_upload(
     """A publishing session for ``project`` and a file upload session of ``path`` in it."""
     session = await wire.create_session(http, stack.api, project, version, AUTHORIZATION)
     filename = f"{project.replace('-', '_')}-{version}-py3-none-any.whl"
-    body = wire.file_body(filename, size=path.stat().st_size, sha256=sha256, mechanism=mechanism)
+    size, hashes = path.stat().st_size, {"sha256": sha256}
+    body = wire.file_body(filename, size=size, hashes=hashes, mechanism=mechanism)
     return session, await wire.create_file(http, session, body, AUTHORIZATION)
 
 
