@@ -5,6 +5,7 @@ Tests isolate themselves by key prefix and project name, never by restarting ser
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import secrets
@@ -20,8 +21,11 @@ from gateway import logs
 from gateway.devstack import Server, start_devpi, start_pypiserver, start_seaweedfs, write_htpasswd
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings, load_settings
+from tests.distributions import build_sdist, build_wheel
 
 BUCKET = "gateway-tests"
+# pip as the tests run it: quiet about its own version, never a cached download.
+PIP = (sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,52 +54,40 @@ BOB = User("bob", "bob-password", ("bob-*",))
 TOKEN = "pypi-" + "t" * 40
 
 
-def twine_upload(repository_url: str, *paths: Path) -> None:
+def twine_command(
+    repository_url: str,
+    *paths: Path,
+    username: str = INDEX_USER,
+    password: str = INDEX_PASSWORD,
+    options: tuple[str, ...] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """The ``twine upload`` command line and its environment."""
     # TWINE_* from the developer's shell must not redirect or re-authenticate the upload.
     env = {key: value for key, value in os.environ.items() if not key.startswith("TWINE_")}
-    command = [
-        sys.executable,
-        "-m",
-        "twine",
-        "upload",
-        "--repository-url",
-        repository_url,
-        "-u",
-        INDEX_USER,
-        "-p",
-        INDEX_PASSWORD,
-        "--non-interactive",
-        "--disable-progress-bar",
-        *map(str, paths),
-    ]
+    command = [sys.executable, "-m", "twine", "upload", "--repository-url", repository_url]
+    command += ["-u", username, "-p", password, "--non-interactive", "--disable-progress-bar"]
+    return [*command, *options, *map(str, paths)], env
+
+
+def twine_upload(repository_url: str, *paths: Path) -> None:
+    command, env = twine_command(repository_url, *paths)
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 async def twine_upload_async(
-    repository_url: str, *paths: Path, username: str = INDEX_USER, password: str = INDEX_PASSWORD
+    repository_url: str,
+    *paths: Path,
+    username: str = INDEX_USER,
+    password: str = INDEX_PASSWORD,
+    options: tuple[str, ...] = (),
 ) -> tuple[int, str]:
     """twine as a subprocess that leaves the event loop free (for servers in this process)."""
-    import asyncio
-
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TWINE_")}
+    command, env = twine_command(
+        repository_url, *paths, username=username, password=password, options=options
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "twine",
-        "upload",
-        "--repository-url",
-        repository_url,
-        "-u",
-        username,
-        "-p",
-        password,
-        "--non-interactive",
-        "--disable-progress-bar",
-        *map(str, paths),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
     )
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode or 0, output.decode()
@@ -191,3 +183,14 @@ def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
 def project_name() -> str:
     """A project name no other test uses."""
     return "proj-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def wheel(tmp_path: Path, project_name: str) -> Path:
+    """A small valid wheel of ``project_name`` 1.0, for every tier."""
+    return build_wheel(tmp_path, project_name, "1.0", payload=b"wheel payload")
+
+
+@pytest.fixture
+def sdist(tmp_path: Path, project_name: str) -> Path:
+    return build_sdist(tmp_path, project_name, "1.0", payload=b"sdist payload")

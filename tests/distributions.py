@@ -21,6 +21,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 __all__ = [
     "build_many_with_pypa_build",
@@ -42,6 +43,16 @@ _TAR_TIME = 315532800  # the same instant, as a Unix timestamp
 def distribution_stem(name: str) -> str:
     """The name as it appears in wheel and sdist filenames (PEP 427 / PEP 625)."""
     return re.sub(r"[-_.]+", "_", name).lower()
+
+
+class MetadataFields(TypedDict, total=False):
+    """The core metadata a test may choose; :func:`core_metadata` has the defaults."""
+
+    summary: str
+    requires_python: str
+    requires_dist: tuple[str, ...]
+    headers: tuple[str, ...]
+    description: str
 
 
 def core_metadata(
@@ -79,11 +90,7 @@ def build_wheel(
     *,
     payload: bytes = b"",
     tag: str = "py3-none-any",
-    summary: str = "A test distribution",
-    requires_python: str = ">=3.8",
-    requires_dist: tuple[str, ...] = (),
-    headers: tuple[str, ...] = (),
-    description: str = "",
+    **metadata: Unpack[MetadataFields],
 ) -> Path:
     """Write ``{stem}-{version}-{tag}.whl`` into ``tmp_path`` and return its path."""
     stem = distribution_stem(name)
@@ -92,15 +99,7 @@ def build_wheel(
     files = {
         f"{stem}/__init__.py": b"",
         payload_name: payload,
-        f"{dist_info}/METADATA": core_metadata(
-            name,
-            version,
-            summary=summary,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            headers=headers,
-            description=description,
-        ),
+        f"{dist_info}/METADATA": core_metadata(name, version, **metadata),
         f"{dist_info}/WHEEL": _wheel_file(tag),
     }
     files[f"{dist_info}/RECORD"] = _record(files, f"{dist_info}/RECORD")
@@ -115,6 +114,51 @@ def build_wheel(
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
     return path
+
+
+# In-memory archives of exactly the members given, for tests of the archive reader.
+
+
+def zip_bytes(
+    files: dict[str, bytes],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+    comment: bytes = b"",
+) -> bytes:
+    """A zip of ``files`` in memory, as it is: no RECORD or WHEEL is added (archive tests
+    build broken wheels with it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.comment = comment
+    return buffer.getvalue()
+
+
+def tar_bytes(
+    members: list[tuple[str, bytes]],
+    *,
+    tar_format: int = tarfile.PAX_FORMAT,
+    pax_headers: dict[str, str] | None = None,
+) -> bytes:
+    """A tar of the given members; names ending in '/' become directories."""
+    buffer = io.BytesIO()
+    with tarfile.open(
+        fileobj=buffer, mode="w", format=tar_format, pax_headers=pax_headers or {}
+    ) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name.rstrip("/"))
+            if name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+            else:
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def sdist_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    """A gzipped tar of ``members`` in memory, as they are."""
+    return gzip.compress(tar_bytes(members), mtime=0)
 
 
 def build_platform_wheels(
@@ -140,27 +184,15 @@ def build_sdist(
     version: str,
     *,
     payload: bytes = b"",
-    summary: str = "A test distribution",
-    requires_python: str = ">=3.8",
-    requires_dist: tuple[str, ...] = (),
-    headers: tuple[str, ...] = (),
-    description: str = "",
     members: dict[str, bytes] | None = None,
+    **metadata: Unpack[MetadataFields],
 ) -> Path:
     """Write ``{stem}-{version}.tar.gz`` into ``tmp_path`` and return its path; ``members``:
     more files, by their path under the sdist's top directory."""
     stem = distribution_stem(name)
     root = f"{stem}-{version}"
     files = {
-        f"{root}/PKG-INFO": core_metadata(
-            name,
-            version,
-            summary=summary,
-            requires_python=requires_python,
-            requires_dist=requires_dist,
-            headers=headers,
-            description=description,
-        ),
+        f"{root}/PKG-INFO": core_metadata(name, version, **metadata),
         f"{root}/pyproject.toml": _pyproject(name, version),
         f"{root}/{stem}/__init__.py": b"",
         f"{root}/{stem}/payload.bin": payload,

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiobotocore.session import get_session
 from aiohttp import web
@@ -22,18 +23,24 @@ from gateway.store.s3 import client_config
 CLIENT = web.AppKey("client", object)
 
 
+def bench_s3(endpoint: str) -> Any:
+    """An aiobotocore S3 client (a context manager) on the benchmark's SeaweedFS, with the
+    gateway's own client configuration."""
+    return get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+        config=client_config(timeout=60, attempts=3),
+    )
+
+
 def make_app(endpoint: str, bucket: str, key: str) -> web.Application:
     app = web.Application()
 
     async def client(app: web.Application) -> AsyncIterator[None]:
-        async with get_session().create_client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench-secret",
-            config=client_config(timeout=60, attempts=3),
-        ) as s3:
+        async with bench_s3(endpoint) as s3:
             app[CLIENT] = s3
             yield
 

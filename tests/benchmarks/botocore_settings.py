@@ -29,6 +29,7 @@ from aiobotocore.session import get_session
 from gateway.devstack import start_seaweedfs
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import S3Config, client_config, open_client, open_small_objects
+from tests.benchmarks.bare_status import bench_s3
 
 SIZE = 512 << 20
 PART = 8 << 20
@@ -115,14 +116,7 @@ async def _per_call_cpu(call: Any, times: int, **kwargs: Any) -> float:
 
 
 async def _prepare(url: str) -> None:
-    async with get_session().create_client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench-secret",
-        config=client_config(60, 3),
-    ) as client:
+    async with bench_s3(url) as client:
         await client.create_bucket(Bucket=BUCKET)
         await client.put_object(Bucket=BUCKET, Key="record.json", Body=b'{"a": 1}' * 60)
         await asyncio.gather(

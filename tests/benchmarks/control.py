@@ -10,7 +10,6 @@ the S3 and index calls each create makes, counted from the gateway's ``/metrics`
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from tests.benchmarks.stack import (
     s3_calls,
 )
 from tests.distributions import build_wheel
+from tests.wire import file_body, session_body
 
 CONCURRENCY = 16
 SLICE = 2.0  # seconds
@@ -219,17 +219,11 @@ async def _round_trips(stack: Stack) -> dict[str, float]:
             figures[f"index_calls_{name}"] = sum(index.values())
             return body
 
-        create = {"meta": META, "name": "bench-trips", "version": "1.0"}
+        create = session_body("bench-trips", "1.0")
         session = await step("create", "POST", stack.api, json=create, headers=HEADERS)
         links = session["links"]
         await step("status", "GET", links["session"], headers=HEADERS)
-        file_request = {
-            "meta": META,
-            "filename": wheel.name,
-            "size": len(data),
-            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "mechanism": "http-post-bytes",
-        }
+        file_request = file_body(wheel.name, data)
         file = await step(
             "file_create", "POST", links["upload"], json=file_request, headers=HEADERS
         )

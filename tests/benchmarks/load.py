@@ -8,7 +8,6 @@ Reports p50/p99 latency per call type, releases/s, errors (target 0) and peak ga
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import statistics
 import time
@@ -20,6 +19,7 @@ import aiohttp
 
 from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack, cpu_of, start_gateway
 from tests.distributions import build_wheel
+from tests.wire import file_body, session_body
 
 
 async def _timed(
@@ -41,7 +41,7 @@ async def _publisher(
     session = await _timed(
         latencies,
         "create",
-        http.post(api, json={"meta": META, "name": project, "version": "1.0"}, headers=HEADERS),
+        http.post(api, json=session_body(project, "1.0"), headers=HEADERS),
         {201},
     )
     file = await _timed(
@@ -49,13 +49,7 @@ async def _publisher(
         "file",
         http.post(
             session["links"]["upload"],
-            json={
-                "meta": META,
-                "filename": wheel.name,
-                "size": len(data),
-                "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-                "mechanism": "http-post-bytes",
-            },
+            json=file_body(wheel.name, data),
             headers=HEADERS,
         ),
         {202},

@@ -19,62 +19,17 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks.stack import AUTHORIZATION, HEADERS, META, Stack
-from tests.benchmarks.upload import file_chunks, make_file
-
-
-async def _start(
-    http: aiohttp.ClientSession, stack: Stack, path: Path, sha256: str, version: str, mechanism: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    async with http.post(
-        stack.api,
-        json={"meta": META, "name": "bench-mechanisms", "version": version},
-        headers=HEADERS,
-    ) as response:
-        session = await response.json(content_type=None)
-        assert response.status == 201, session
-    async with http.post(
-        session["links"]["upload"],
-        json={
-            "meta": META,
-            "filename": f"bench_mechanisms-{version}-py3-none-any.whl",
-            "size": path.stat().st_size,
-            "hashes": {"sha256": sha256},
-            "mechanism": mechanism,
-        },
-        headers=HEADERS,
-    ) as response:
-        file = await response.json(content_type=None)
-        assert response.status == 202, file
-    return session, file
-
-
-async def post_bytes(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
-    async with http.post(
-        file["mechanism"]["file_url"],
-        data=file_chunks(path),
-        headers={
-            "Authorization": AUTHORIZATION,
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(path.stat().st_size),
-        },
-    ) as response:
-        assert response.status == 200, await response.text()
+from tests.benchmarks.stack import HEADERS, META, Stack
+from tests.benchmarks.upload import make_file, post_bytes, send_file, start_upload
 
 
 async def patch_resumable(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
-    async with http.patch(
-        file["mechanism"]["upload_url"],
-        data=file_chunks(path),
-        headers={
-            "Authorization": AUTHORIZATION,
-            "Content-Type": "application/partial-upload",
-            "Content-Length": str(path.stat().st_size),
-            "Upload-Offset": "0",
-            "Upload-Complete": "?1",
-        },
-    ) as response:
-        assert response.status == 204, await response.text()
+    headers = {
+        "Content-Type": "application/partial-upload",
+        "Upload-Offset": "0",
+        "Upload-Complete": "?1",
+    }
+    await send_file(http, "PATCH", file["mechanism"]["upload_url"], path, 204, **headers)
 
 
 async def put_presigned(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
@@ -123,7 +78,9 @@ async def measure(stack: Stack, size: int, rounds: int) -> dict[str, float]:
             line = []
             for name, run in runs.items():
                 version = f"{round_number}.{len(seconds[name])}+{name.replace('-', '')}"
-                session, file = await _start(http, stack, path, sha256, version, identifiers[name])
+                session, file = await start_upload(
+                    http, stack, "bench-mechanisms", version, path, sha256, identifiers[name]
+                )
                 elapsed, used = await _timed(stack, run(http, file, path))
                 seconds[name].append(elapsed)
                 cpu[name].append(used)

@@ -10,7 +10,6 @@ Each round alternates which side goes first, after one untimed upload of the sam
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -28,32 +27,19 @@ from tests.benchmarks.stack import (
     warm_up,
 )
 from tests.distributions import build_wheel
-
-
-async def _json(response: aiohttp.ClientResponse, status: int) -> Any:
-    body = await response.json(content_type=None)
-    assert response.status == status, body
-    return body
+from tests.wire import create_file, expect_json, file_body
 
 
 async def _upload(http: aiohttp.ClientSession, session: dict[str, Any], path: Path) -> None:
     data = path.read_bytes()
-    body = {
-        "meta": META,
-        "filename": path.name,
-        "size": len(data),
-        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-        "mechanism": "http-post-bytes",
-    }
-    async with http.post(session["links"]["upload"], json=body, headers=HEADERS) as response:
-        file = await _json(response, 202)
+    file = await create_file(http, session, file_body(path.name, data), AUTHORIZATION)
     octets = {"Authorization": AUTHORIZATION, "Content-Type": "application/octet-stream"}
     async with http.post(file["mechanism"]["file_url"], data=data, headers=octets) as response:
-        await _json(response, 200)
+        await expect_json(response, 200)
     async with http.post(
         file["links"]["complete"], json={"meta": META}, headers=HEADERS
     ) as response:
-        await _json(response, 201)
+        await expect_json(response, 201)
 
 
 async def _publish_and_wait(http: aiohttp.ClientSession, session: dict[str, Any]) -> None:
@@ -78,7 +64,7 @@ async def gateway_release(
         async with http.post(
             stack.api, json={"meta": META, "name": project, "version": version}, headers=HEADERS
         ) as response:
-            session = await _json(response, 201)
+            session = await expect_json(response, 201)
         await asyncio.gather(*(_upload(http, session, p) for p in paths))
         publish_started = time.perf_counter()
         await _publish_and_wait(http, session)

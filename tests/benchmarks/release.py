@@ -59,7 +59,9 @@ def _release(work: Path, version: str, files: int) -> list[Path]:
     return [*wheels, build_sdist(work, PROJECT, version)]
 
 
-def _client(stack: Stack, paths: list[Path], *options: str) -> tuple[float, dict[str, object]]:
+def client_publish(
+    stack: Stack, paths: list[Path], *options: str
+) -> tuple[float, dict[str, object]]:
     """Seconds ``upload-gateway publish`` takes for ``paths``, and its JSON outcome; fails
     unless every file completed (and, without ``--stage``, the release was published)."""
     env = {
@@ -94,7 +96,7 @@ def _release_figures(stack: Stack, work: Path, files: int) -> dict[str, float]:
     twine_s = twine(stack.index.url + "/", _release(work, f"2.{files}", files))
     paths = _release(work, f"1.{files}", files)
     s3_before, index_before, cpu_before = s3_calls(stack.api), backend_calls(stack.api), _cpu(stack)
-    gateway_s, _ = _client(stack, paths)
+    gateway_s, _ = client_publish(stack, paths)
     cpu = delta(_cpu(stack), cpu_before)
     s3 = delta(s3_calls(stack.api), s3_before)
     index = delta(backend_calls(stack.api), index_before)
@@ -114,7 +116,7 @@ def _release_figures(stack: Stack, work: Path, files: int) -> dict[str, float]:
 
 def _stage_figures(stack: Stack, work: Path, twine_s: float) -> dict[str, float]:
     cpu_before = _cpu(stack)
-    stage_s, _ = _client(stack, _release(work, "3.0", 51), "--stage")
+    stage_s, _ = client_publish(stack, _release(work, "3.0", 51), "--stage")
     cpu = delta(_cpu(stack), cpu_before)
     cancel_release(stack, PROJECT, "3.0")
     stage_url = stack.api.replace("/upload/2.0/", "/legacy/+stage/")

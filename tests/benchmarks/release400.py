@@ -13,16 +13,11 @@ One round, twine first: the gateway then publishes onto the index already holdin
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from tests.benchmarks.release import client_publish
 from tests.benchmarks.stack import (
-    PASSWORD,
-    USER,
     Stack,
     alternate,
     backend_calls,
@@ -53,26 +48,7 @@ def _wheels(work: Path, version: str) -> list[Path]:
 def _client_publish(stack: Stack, paths: list[Path]) -> float:
     """Seconds ``upload-gateway publish`` takes to upload and publish ``paths``; fails unless
     the release ends published with every file."""
-    # No credentials, repository or session state from the developer's environment.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TWINE_", "UPLOAD_GATEWAY_", "ACTIONS_ID_TOKEN_"))
-    }
-    env["UPLOAD_GATEWAY_STATE_FILE"] = str(stack.workdir / "client-sessions.json")
-    command = [sys.executable, "-m", "gateway", "publish", "--repository-url", stack.api]
-    command += ["-u", USER, "-p", PASSWORD, "--protocol", "2", "--quiet", "--json"]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [*command, *map(str, paths)], capture_output=True, env=env, text=True, check=False
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"upload-gateway publish: {done.returncode} {done.stderr[-2000:]}")
-    outcome = json.loads(done.stdout)
-    completed = [f for f, entry in outcome["files"].items() if entry["status"] == "completed"]
-    if outcome["status"] != "published" or len(completed) != len(paths):
-        raise RuntimeError(f"release not published whole: {done.stdout[:2000]}")
+    elapsed, _ = client_publish(stack, paths)
     return elapsed
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from gateway.devstack import Server, free_port, start_pypiserver, start_seaweedfs, write_htpasswd
 from gateway.hashed_secrets import hash_secret
+from tests.conftest import twine_command
 from tests.distributions import build_wheel
 
 USER, PASSWORD = "bench", "bench-password"
@@ -163,28 +164,9 @@ def start_gateway(workdir: Path, s3: Server, index: Server) -> tuple[subprocess.
 
 def twine(url: str, paths: list[Path]) -> float:
     """Seconds `twine upload` takes to send ``paths`` to ``url`` as the bench user."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    command, env = twine_command(url, *paths, username=USER, password=PASSWORD)
     started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "twine",
-            "upload",
-            "--repository-url",
-            url,
-            "-u",
-            USER,
-            "-p",
-            PASSWORD,
-            "--non-interactive",
-            "--disable-progress-bar",
-            *map(str, paths),
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 

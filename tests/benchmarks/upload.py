@@ -27,7 +27,8 @@ import aiohttp
 from gateway.settings import S3Settings
 from gateway.store.blobs import BlobStore
 from gateway.store.s3 import ensure_bucket, open_client
-from tests.benchmarks.stack import AUTHORIZATION, BUCKET, META, UPLOAD_V2, Stack
+from tests import wire
+from tests.benchmarks.stack import AUTHORIZATION, BUCKET, UPLOAD_V2, Stack
 
 CHUNK = 1 << 20
 PART_SIZE = 8 << 20  # the gateway's default s3.part_size, so both sides send the same parts
@@ -52,45 +53,50 @@ async def file_chunks(path: Path):  # type: ignore[no-untyped-def]
             yield chunk
 
 
+async def start_upload(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    project: str,
+    version: str,
+    path: Path,
+    sha256: str,
+    mechanism: str = "http-post-bytes",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A publishing session for ``project`` and a file upload session of ``path`` in it."""
+    session = await wire.create_session(http, stack.api, project, version, AUTHORIZATION)
+    filename = f"{project.replace('-', '_')}-{version}-py3-none-any.whl"
+    size, hashes = path.stat().st_size, {"sha256": sha256}
+    body = wire.file_body(filename, size=size, hashes=hashes, mechanism=mechanism)
+    return session, await wire.create_file(http, session, body, AUTHORIZATION)
+
+
+async def send_file(
+    http: aiohttp.ClientSession, method: str, url: str, path: Path, status: int, **headers: str
+) -> None:
+    """Stream ``path`` as the body of one request, as a client uploading a large file does."""
+    headers = {
+        "Authorization": AUTHORIZATION,
+        "Content-Length": str(path.stat().st_size),
+        **headers,
+    }
+    async with http.request(method, url, data=file_chunks(path), headers=headers) as response:
+        assert response.status == status, await response.text()
+
+
+async def post_bytes(http: aiohttp.ClientSession, file: dict[str, Any], path: Path) -> None:
+    url = file["mechanism"]["file_url"]
+    await send_file(http, "POST", url, path, 200, **{"Content-Type": "application/octet-stream"})
+
+
 async def gateway_upload(
     stack: Stack, path: Path, sha256: str, version: str, peak: list[int]
 ) -> float:
-    size = path.stat().st_size
     headers = {"Authorization": AUTHORIZATION, "Content-Type": UPLOAD_V2}
     async with aiohttp.ClientSession() as http:
-        async with http.post(
-            stack.api,
-            json={"meta": META, "name": "bench-upload", "version": version},
-            headers=headers,
-        ) as response:
-            session: dict[str, Any] = await response.json(content_type=None)
-            assert response.status == 201, session
-        async with http.post(
-            session["links"]["upload"],
-            json={
-                "meta": META,
-                "filename": f"bench_upload-{version}-py3-none-any.whl",
-                "size": size,
-                "hashes": {"sha256": sha256},
-                "mechanism": "http-post-bytes",
-            },
-            headers=headers,
-        ) as response:
-            file = await response.json(content_type=None)
-            assert response.status == 202, file
-
+        session, file = await start_upload(http, stack, "bench-upload", version, path, sha256)
         sampling = asyncio.create_task(_sample_rss(stack, peak))
         started = time.perf_counter()
-        async with http.post(
-            file["mechanism"]["file_url"],
-            data=file_chunks(path),
-            headers={
-                "Authorization": AUTHORIZATION,
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(size),
-            },
-        ) as response:
-            assert response.status == 200, await response.text()
+        await post_bytes(http, file, path)
         elapsed = time.perf_counter() - started
         sampling.cancel()
         async with http.delete(session["links"]["session"], headers=headers):

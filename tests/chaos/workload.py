@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import PIP
 from tests.distributions import build_wheel
 
 RETRY_LINE = re.compile(r"warning: (retrying \S+ \S+ in [\d.]+s \((?P<cause>.*)\)|(?P<note>.*))")
@@ -193,11 +194,7 @@ class Workload:
 
     async def _pip(self, attempt: Attempt, index: str, target: Path, *extra: str) -> bool:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
+            *PIP,
             "install",
             "--no-deps",
             "--index-url",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ from gateway.settings import Settings, load_settings
 from gateway.store.blobs import BlobStore
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
 from gateway.wiring import wire
-from tests.distributions import build_wheel
 
 ALICE = Principal("config:alice", "alice", ("*",))
 BOB = Principal("config:bob", "bob", ("*",))
@@ -244,10 +242,6 @@ async def upload(
 
 
 @pytest.fixture
-def project() -> str:
-    return "fast-" + secrets.token_hex(4)
-
-
-@pytest.fixture
-def wheel(tmp_path: Path, project: str) -> Path:
-    return build_wheel(tmp_path, project, "1.0")
+def project(project_name: str) -> str:
+    """The fast tier's short name for the suite's unique ``project_name``."""
+    return project_name

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import os
 import re
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,11 @@ from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from gateway.store.record_store import RecordStore
 from gateway.store.s3 import open_client, open_small_objects
-from tests.conftest import ALICE
+from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, PIP
 from tests.consistency import check_bucket
-
-META = {"api-version": "2.0"}
+from tests.integration.cli import Cli
+from tests.integration.replicas import Replica, start_replica
+from tests.wire import META, file_body, session_body
 
 
 class Api:
@@ -65,7 +65,7 @@ class Api:
         return await self.client.delete(self.path(url), headers=self.headers(**headers))
 
     async def create_session(self, name: str, version: str = "1.0") -> dict[str, Any]:
-        response = await self.post_json(self.root, {"meta": META, "name": name, "version": version})
+        response = await self.post_json(self.root, session_body(name, version))
         assert response.status == 201, await response.text()
         return await response.json(content_type=UPLOAD_V2_JSON)
 
@@ -77,14 +77,7 @@ class Api:
     async def start_file(
         self, session: dict[str, Any], filename: str, data: bytes, **overrides: Any
     ) -> ClientResponse:
-        body = {
-            "meta": META,
-            "filename": filename,
-            "size": len(data),
-            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "mechanism": "http-post-bytes",
-            **overrides,
-        }
+        body = file_body(filename, data, **overrides)
         return await self.post_json(session["links"]["upload"], body)
 
     async def create_file(
@@ -106,6 +99,21 @@ class Api:
     async def complete(self, file: dict[str, Any]) -> ClientResponse:
         return await self.post_json(file["links"]["complete"], {"meta": META})
 
+    async def publish(self, session: dict[str, Any]) -> ClientResponse:
+        return await self.post_json(session["links"]["publish"], {"meta": META})
+
+    async def settled(self, url: str, tries: int = 600) -> dict[str, Any]:
+        """The status at ``url`` (a session's or a file's) once it is no longer processing."""
+        for _ in range(tries):
+            status = await self.status(url)
+            if status["status"] != "processing":
+                return status
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{url} stayed processing")
+
+    async def wait_resolved(self, session: dict[str, Any]) -> dict[str, Any]:
+        return await self.settled(session["links"]["session"])
+
     async def upload(self, session: dict[str, Any], path: Path) -> dict[str, Any]:
         """The whole file upload flow for a file that must end up completed."""
         data = path.read_bytes()
@@ -115,6 +123,52 @@ class Api:
         response = await self.complete(file)
         assert response.status == 201, await response.text()
         return await response.json(content_type=UPLOAD_V2_JSON)
+
+
+def backend_section(kind: str, index: Server, *, credentials: bool = True) -> dict[str, Any]:
+    """The ``[backend]`` settings for the suite's pypiserver or devpi (``index``); without
+    ``credentials`` only the caller's own reach the index (passthrough)."""
+    if kind == "devpi":
+        upload_url = index.extra["index_url"]
+        simple_url = upload_url + "+simple/"
+    else:
+        upload_url, simple_url = index.url + "/", index.url + "/simple/"
+    return {
+        "kind": kind,
+        "upload_url": upload_url,
+        "simple_url": simple_url,
+        "username": INDEX_USER if credentials else None,
+        "password": INDEX_PASSWORD if credentials else None,
+    }
+
+
+async def make_api(  # type: ignore[no-untyped-def]
+    aiohttp_client, settings: Settings, authorization: str = ALICE.authorization
+) -> Api:
+    """An ``Api`` over a fresh app built from ``settings`` (sweeper off: tests drive it)."""
+    return Api(
+        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, authorization
+    )
+
+
+@pytest.fixture
+def replicas(  # type: ignore[no-untyped-def]
+    seaweedfs: Server, pypiserver: Server, principal_settings, tmp_path: Path
+) -> Iterator[Callable[..., Replica]]:
+    """Start gateway processes on a key prefix (``replicas(prefix, extra_toml="")``); those
+    still running are stopped after the test."""
+    started: list[Replica] = []
+
+    def start(prefix: str, extra: str = "") -> Replica:
+        replica = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings, extra)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        if replica.process.poll() is None:
+            replica.process.terminate()
+            replica.process.wait(30)
 
 
 @pytest.fixture
@@ -148,14 +202,7 @@ async def live(live_gateway) -> Api:  # type: ignore[no-untyped-def]
 async def pip(*args: str) -> None:
     """Real pip, run without blocking the event loop that may be serving it."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *PIP, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     output, _ = await asyncio.wait_for(process.communicate(), 180)
     assert process.returncode == 0, output.decode()
@@ -232,3 +279,36 @@ async def put_parts(
                 chunk[0] ^= 0xFF
             async with http.put(part["url"], data=bytes(chunk)) as response:
                 assert response.status == 200, await response.text()
+
+
+# The bundled client's fixtures: a clean environment, the repository URL of ``live``, and
+# the runner (``tests/integration/cli.py``).
+
+
+@pytest.fixture
+def root(live: Api) -> str:
+    return live.base + live.root
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No credentials, repository or state from the developer's environment leak in."""
+    cleaned = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TWINE_", "UPLOAD_GATEWAY_", "ACTIONS_ID_TOKEN_"))
+    }
+    home = tmp_path / "home"
+    home.mkdir()
+    cleaned.update(
+        HOME=str(home),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        UPLOAD_GATEWAY_STATE_FILE=str(tmp_path / "sessions.json"),
+        PYTHONUNBUFFERED="1",
+    )
+    return cleaned
+
+
+@pytest.fixture
+def cli(env: dict[str, str], root: str) -> Cli:
+    return Cli(env, root)

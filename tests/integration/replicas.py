@@ -4,7 +4,6 @@ what only separate processes show: crashes, SIGTERM, several replicas on one buc
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import subprocess
 import sys
 import time
@@ -15,11 +14,11 @@ from typing import Any
 import aiohttp
 
 from gateway.devstack import Server, free_port, http_status
-from gateway.protocol.media import UPLOAD_V2_JSON
+from tests import wire
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
+from tests.wire import META
 
-META = {"api-version": "2.0"}
-HEADERS = {"Authorization": ALICE.authorization, "Content-Type": UPLOAD_V2_JSON}
+HEADERS = wire.json_headers(ALICE.authorization)
 
 
 @dataclass
@@ -104,11 +103,7 @@ def start_replica(
 
 
 async def create_session(http: aiohttp.ClientSession, api: str, project: str) -> dict[str, Any]:
-    body = {"meta": META, "name": project, "version": "1.0"}
-    async with http.post(api, json=body, headers=HEADERS) as response:
-        session = await response.json(content_type=None)
-        assert response.status == 201, session
-    return session
+    return await wire.create_session(http, api, project, "1.0", ALICE.authorization)
 
 
 async def start_file(
@@ -117,18 +112,8 @@ async def start_file(
     wheel: Path,
     mechanism: str = "http-post-bytes",
 ) -> dict[str, Any]:
-    data = wheel.read_bytes()
-    body = {
-        "meta": META,
-        "filename": wheel.name,
-        "size": len(data),
-        "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-        "mechanism": mechanism,
-    }
-    async with http.post(session["links"]["upload"], json=body, headers=HEADERS) as response:
-        file = await response.json(content_type=None)
-        assert response.status == 202, file
-    return file
+    body = wire.file_body(wheel.name, wheel.read_bytes(), mechanism=mechanism)
+    return await wire.create_file(http, session, body, ALICE.authorization)
 
 
 async def send_and_complete(http: aiohttp.ClientSession, file: dict[str, Any], data: bytes) -> None:

@@ -9,17 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway.app import create_app
 from gateway.hashed_secrets import hash_secret
 from gateway.settings import Settings
 from tests.conftest import ALICE, BOB, TOKEN, User
 from tests.distributions import build_wheel
-from tests.integration import test_client
-from tests.integration.conftest import META, Api, problem
-from tests.integration.test_client import Cli
-
-# The CLI's fixtures (a clean environment, the repository URL of ``live``, the runner).
-env, root, cli = test_client.env, test_client.root, test_client.cli
+from tests.integration.cli import Cli
+from tests.integration.conftest import META, Api, make_api, problem
 
 CAROL = User("carol", "carol-password", ())
 DAVE = User("dave", "dave-password", ())
@@ -46,17 +41,12 @@ async def gated(aiohttp_client, make_settings, principal_settings, approvers, pr
             "projects": [{"match": project_name, "approvals": 2, "cancel_requires": "approver"}]
         },
     )
-    client = await aiohttp_client(create_app(settings, run_sweeper=False))
-    return Api(client, settings, ALICE.authorization)
+    return await make_api(aiohttp_client, settings)
 
 
 async def approve(api: Api, session: dict[str, Any], user: User) -> Any:
     url = session["links"]["session"] + "/approve"
     return await api.post_json(url, {"meta": META}, authorization=user.authorization)
-
-
-async def publish(api: Api, session: dict[str, Any]) -> Any:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
 
 
 async def test_two_approvers_other_than_the_uploader_let_publish_through(  # type: ignore[no-untyped-def]
@@ -67,7 +57,7 @@ async def test_two_approvers_other_than_the_uploader_let_publish_through(  # typ
     (tmp_path / "b").mkdir()
     session = await api.create_session(project_name)
     completed = await api.upload(session, build_wheel(tmp_path / "a", project_name, "1.0"))
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert document["errors"] == [
         {"source": "approvals", "message": "0 of 2 approvals (approved by: nobody yet)"}
     ]
@@ -81,19 +71,19 @@ async def test_two_approvers_other_than_the_uploader_let_publish_through(  # typ
     body = await response.json(content_type=None)
     assert [a["principal"] for a in body["approvals"]] == ["config:carol"]
     assert body["required"] == 2
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert "1 of 2 approvals (approved by: config:carol)" in document["detail"]
     assert (await approve(api, session, DAVE)).status == 200
 
     # Replacing the file withdraws both approvals (python/peps#5070).
     assert (await api.delete(completed["links"]["file-upload-session"])).status == 204
     await api.upload(session, build_wheel(tmp_path / "b", project_name, "1.0", summary="new"))
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert "0 of 2 approvals" in document["detail"]
 
     for approver in (CAROL, DAVE):
         assert (await approve(api, session, approver)).status == 200
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status in (201, 202), await response.text()
     for _ in range(100):
         if (await api.status(session["links"]["session"]))["status"] == "published":
@@ -141,7 +131,7 @@ async def test_the_cli_approves_a_release(  # type: ignore[no-untyped-def]
     code, out, err = await cli.run("session", "approve", url, "-u", "carol", "-p", CAROL.password)
     assert code == 0, err
     assert "Approved session" in out
-    response = await publish(live, session)
+    response = await live.publish(session)
     assert response.status in (201, 202), await response.text()
 
 
@@ -186,5 +176,5 @@ async def test_an_approver_without_upload_rights_approves_by_release(  # type: i
     code, _, err = await cli.run("session", "approve", f"{project_name}==2.0", *carol)
     assert code != 0  # no session: nothing is created for the lookup
     assert "not found" in err.lower(), err
-    response = await publish(live, session)
+    response = await live.publish(session)
     assert response.status in (201, 202), await response.text()

@@ -18,10 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
 from gateway.devstack import Server
 from gateway.domain import clock
@@ -32,9 +30,9 @@ from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, TOKEN, twine_upload_async
 from tests.distributions import build_wheel, sha256_of
 from tests.faults import FaultProxy
-from tests.integration.conftest import META, Api, assert_consistent, problem
-from tests.integration.replicas import create_session, start_replica
-from tests.integration.test_auth_chain import AUDIENCE, ISSUER, Issuer
+from tests.integration.conftest import META, Api, assert_consistent, make_api, problem
+from tests.integration.oidc import AUDIENCE, ISSUER, Issuer, serve_jwks
+from tests.integration.replicas import create_session
 
 AUDITOR_PASSWORD = "auditor-password-5c1e"
 AUDITOR = "Basic " + base64.b64encode(f"auditor:{AUDITOR_PASSWORD}".encode()).decode()
@@ -55,11 +53,6 @@ def audited_settings(make_settings, principal_settings, auditor):  # type: ignor
         return make_settings(auth=auth, **sections)  # type: ignore[no-any-return]
 
     return make
-
-
-async def start(aiohttp_client, settings: Settings, authorization: str = "") -> Api:  # type: ignore[no-untyped-def]
-    app = create_app(settings, run_sweeper=False)
-    return Api(await aiohttp_client(app), settings, authorization or ALICE.authorization)
 
 
 async def read_page(api: Api, authorization: str = AUDITOR, **query: str) -> aiohttp.ClientResponse:
@@ -120,7 +113,7 @@ async def assert_no_secret(api: Api, *secrets: str) -> None:
 async def test_every_upload2_action_is_one_event_with_its_facts(
     aiohttp_client, audited_settings, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start(aiohttp_client, audited_settings())
+    api = await make_api(aiohttp_client, audited_settings())
     hints = {"User-Agent": "audit-test/1.0", "X-Forwarded-For": "203.0.113.9"}
     response = await api.post_json(
         api.root,
@@ -216,7 +209,7 @@ async def test_every_upload2_action_is_one_event_with_its_facts(
 async def test_client_address_comes_through_trusted_proxies_only(
     aiohttp_client, audited_settings, project_name: str
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start(
+    api = await make_api(
         aiohttp_client, audited_settings(server={"trusted_proxies": ["127.0.0.0/8", "10.0.0.0/8"]})
     )
     # The client claims a spoofed first hop; the proxies in front appended the rest.
@@ -237,7 +230,8 @@ async def test_expiry_is_journaled_once_however_many_replicas_see_it(
     moment = [clock.now()]
     monkeypatch.setattr(clock, "now", lambda: moment[0])
     settings = audited_settings(sessions={"lifetime": 60})
-    first, second = await start(aiohttp_client, settings), await start(aiohttp_client, settings)
+    first = await make_api(aiohttp_client, settings)
+    second = await make_api(aiohttp_client, settings)
     created = await first.create_session(project_name)
     moment[0] += timedelta(seconds=61)
     await asyncio.gather(
@@ -256,7 +250,8 @@ async def test_a_publish_finished_by_two_replicas_is_journaled_once(
     # A holder whose lease lapsed under load may finish the publish its successor finishes
     # too: both record the attempt's event, which must be one object.
     settings = audited_settings()
-    first, second = await start(aiohttp_client, settings), await start(aiohttp_client, settings)
+    first = await make_api(aiohttp_client, settings)
+    second = await make_api(aiohttp_client, settings)
     created = await first.create_session(project_name)
     session = await first.client.app[SERVICES].sessions.get(created["session-token"])
     attempt = PublishJournal(
@@ -308,17 +303,9 @@ async def test_oidc_events_name_the_issuer_and_the_matched_claims(
     aiohttp_server, aiohttp_client, audited_settings
 ) -> None:  # type: ignore[no-untyped-def]
     issuer = Issuer()
-    jwks_app = web.Application()
-
-    async def keys(_: web.Request) -> web.Response:
-        return web.json_response(issuer.jwks())
-
-    jwks_app.router.add_get("/jwks", keys)
-    jwks = await aiohttp_server(jwks_app)
+    jwks_url = await serve_jwks(aiohttp_server, issuer)
     oidc = {
-        "issuers": [
-            {"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": str(jwks.make_url("/jwks"))}
-        ],
+        "issuers": [{"issuer": ISSUER, "audience": AUDIENCE, "jwks_url": jwks_url}],
         "policies": [
             {
                 "issuer": ISSUER,
@@ -327,7 +314,7 @@ async def test_oidc_events_name_the_issuer_and_the_matched_claims(
             }
         ],
     }
-    api = await start(aiohttp_client, audited_settings(auth={"oidc": oidc}))
+    api = await make_api(aiohttp_client, audited_settings(auth={"oidc": oidc}))
     project = f"acme-{time.time_ns()}"
     token = issuer.token(
         workflow="release",
@@ -362,7 +349,7 @@ async def test_an_event_that_cannot_be_written_fails_the_action(
     aiohttp_client, audited_settings, project_name: str, capfd
 ) -> None:  # type: ignore[no-untyped-def]
     settings = audited_settings(audit={"bucket": f"audit-{time.time_ns()}"})
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     s3 = api.client.app[S3_CLIENT]
     await s3.delete_bucket(Bucket=settings.audit.bucket)  # the journal's bucket goes away
     response = await api.post_json(api.root, {"meta": META, "name": project_name, "version": "1.0"})
@@ -398,7 +385,7 @@ async def test_s3_down_turns_a_refusal_into_503_not_an_unrecorded_401(
     aiohttp_client, audited_settings, s3_fault: FaultProxy
 ) -> None:  # type: ignore[no-untyped-def]
     settings = audited_settings(s3={"endpoint_url": s3_fault.url, "timeout": 3, "attempts": 1})
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     body = {"meta": META, "name": "x", "version": "1"}
     s3_fault.reset()
     await problem(await api.post_json(api.root, body, WRONG), 503)
@@ -408,32 +395,20 @@ async def test_s3_down_turns_a_refusal_into_503_not_an_unrecorded_401(
 
 
 async def test_two_replicas_writing_at_once_lose_nothing(
-    tmp_path: Path,
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    aiohttp_client,
-    audited_settings,
+    replicas, aiohttp_client, audited_settings
 ) -> None:  # type: ignore[no-untyped-def]
-    reader = await start(aiohttp_client, audited_settings())
+    reader = await make_api(aiohttp_client, audited_settings())
     prefix = reader.client.app[SERVICES].settings.s3.prefix
-    replicas = [
-        start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings) for _ in range(2)
-    ]
-    try:
-        stamp = time.time_ns()
-        projects = [f"replica-{stamp}-{n}" for n in range(40)]
-        async with aiohttp.ClientSession() as http:
-            await asyncio.gather(
-                *(
-                    create_session(http, replicas[n % 2].api, project)
-                    for n, project in enumerate(projects)
-                )
+    started = [replicas(prefix) for _ in range(2)]
+    stamp = time.time_ns()
+    projects = [f"replica-{stamp}-{n}" for n in range(40)]
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(
+            *(
+                create_session(http, started[n % 2].api, project)
+                for n, project in enumerate(projects)
             )
-    finally:
-        for replica in replicas:
-            replica.process.terminate()
-            replica.process.wait(30)
+        )
     events = await journal(reader, limit=7)
     created = [e for e in events if e["action"] == "session.created"]
     assert sorted(e["project"] for e in created) == sorted(projects)
@@ -446,7 +421,7 @@ async def test_two_replicas_writing_at_once_lose_nothing(
 async def test_reader_paginates_filters_and_refuses(
     aiohttp_client, audited_settings, project_name: str
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start(aiohttp_client, audited_settings())
+    api = await make_api(aiohttp_client, audited_settings())
     for version in ("1.0", "1.1", "1.2", "1.3", "1.4"):
         await api.create_session(project_name, version)
     await api.create_session(project_name + "-other")
@@ -487,7 +462,7 @@ async def test_reader_paginates_filters_and_refuses(
 async def test_retention_deletes_whole_days_past_it(
     aiohttp_client, audited_settings, project_name: str
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start(aiohttp_client, audited_settings(audit={"retention_days": 3}))
+    api = await make_api(aiohttp_client, audited_settings(audit={"retention_days": 3}))
     await api.create_session(project_name)
     trail = api.client.app[SERVICES].audit
     today = datetime.now(UTC).date()

@@ -10,51 +10,21 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import HTTP_CLIENT, S3_CLIENT
 from gateway.devstack import Server
 from gateway.publish.backends import backend_for
-from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, TOKEN
 from tests.distributions import build_wheel, sha256_of
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, backend_section, make_api, problem
+from tests.integration.oidc import AUDIENCE, ISSUER, Issuer, serve_jwks
 
 INDEXER = "Basic " + base64.b64encode(f"{INDEX_USER}:{INDEX_PASSWORD}".encode()).decode()
 CI_TOKEN = f"Bearer {TOKEN}"
-ISSUER = "https://ci.example.test"
-AUDIENCE = "upload-gateway-tests"
-
-
-async def make_api(aiohttp_client, settings: Settings, authorization: str) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, authorization
-    )
-
-
-def passthrough_backend(kind: str, pypiserver: Server, devpi: Server) -> dict[str, Any]:
-    # No service credential: only the caller's reaches the index.
-    if kind == "devpi":
-        index = devpi.extra["index_url"]
-        return {
-            "kind": "devpi",
-            "upload_url": index,
-            "simple_url": index + "+simple/",
-            "username": None,
-            "password": None,
-        }
-    return {
-        "kind": "pypiserver",
-        "upload_url": pypiserver.url + "/",
-        "simple_url": pypiserver.url + "/simple/",
-        "username": None,
-        "password": None,
-    }
 
 
 @pytest.mark.parametrize("kind", ["pypiserver", "devpi"])
@@ -68,7 +38,7 @@ async def test_passthrough_credentials_are_checked_and_used_to_publish(
     tmp_path: Path,
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(
-        backend=passthrough_backend(kind, pypiserver, devpi),
+        backend=backend_section(kind, devpi if kind == "devpi" else pypiserver, credentials=False),
         auth={"passthrough": {"enabled": True}},
     )
     api = await make_api(aiohttp_client, settings, INDEXER)
@@ -100,7 +70,7 @@ async def test_interrupted_passthrough_publish_asks_to_publish_again(
     bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(
-        backend=passthrough_backend("pypiserver", pypiserver, devpi),
+        backend=backend_section("pypiserver", pypiserver, credentials=False),
         auth={"passthrough": {"enabled": True}},
     )
     api = await make_api(aiohttp_client, settings, INDEXER)
@@ -133,49 +103,10 @@ async def test_interrupted_passthrough_publish_asks_to_publish_again(
 # -- OIDC -------------------------------------------------------------------------------
 
 
-class Issuer:
-    def __init__(self) -> None:
-        self.keys: dict[str, Any] = {
-            "k1": rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        }
-
-    def jwks(self) -> dict[str, Any]:
-        entries = []
-        for kid, key in self.keys.items():
-            algorithm = (
-                jwt.algorithms.RSAAlgorithm
-                if isinstance(key, rsa.RSAPrivateKey)
-                else jwt.algorithms.ECAlgorithm
-            )
-            entry = algorithm.to_jwk(key.public_key(), as_dict=True)
-            entries.append({**entry, "kid": kid, "use": "sig"})
-        return {"keys": entries}
-
-    def token(self, kid: str = "k1", algorithm: str = "RS256", **claims: Any) -> str:
-        now = int(time.time())
-        body = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": "repo:acme/widgets:ref:refs/tags/v1",
-            "repository": "acme/widgets",
-            "iat": now,
-            "nbf": now,
-            "exp": now + 300,
-            **claims,
-        }
-        return jwt.encode(body, self.keys[kid], algorithm=algorithm, headers={"kid": kid})
-
-
 @pytest.fixture
 async def oidc(aiohttp_server, aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
     issuer = Issuer()
-    app = web.Application()
-
-    async def jwks(_: web.Request) -> web.Response:
-        return web.json_response(issuer.jwks())
-
-    app.router.add_get("/jwks", jwks)
-    server = await aiohttp_server(app)
+    jwks_url = await serve_jwks(aiohttp_server, issuer)
     settings = make_settings(
         auth={
             "oidc": {
@@ -183,7 +114,7 @@ async def oidc(aiohttp_server, aiohttp_client, make_settings):  # type: ignore[n
                     {
                         "issuer": ISSUER,
                         "audience": AUDIENCE,
-                        "jwks_url": str(server.make_url("/jwks")),
+                        "jwks_url": jwks_url,
                     }
                 ],
                 "policies": [
@@ -355,7 +286,7 @@ async def test_no_secret_reaches_logs_problems_or_the_bucket(
     token = issuer.token()
     await create(oidc_api, token, "acme-" + str(time.time_ns()))
     settings = make_settings(
-        backend=passthrough_backend("pypiserver", pypiserver, devpi),
+        backend=backend_section("pypiserver", pypiserver, credentials=False),
         auth={"passthrough": {"enabled": True}},
     )
     api = await make_api(aiohttp_client, settings, INDEXER)

@@ -14,10 +14,11 @@ from gateway.devstack import Server
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.integration.conftest import index_files
+from tests.integration.legacy import stage_url
 from tests.integration.replicas import start_replica
 from tests.integration.test_audit import auditor, by_action, journal
 from tests.integration.test_review import scanner
-from tests.integration.test_staged_legacy import stage_url, upload_with
+from tests.integration.test_staged_legacy import upload_with
 
 auditor = auditor  # the audit journal's reader, a fixture
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import re
 import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,89 +23,10 @@ from gateway.app import create_app
 from gateway.devstack import Server, free_port
 from tests.conftest import BOB, INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import Api
+from tests.integration.cli import Cli, json_lines, on_index, sessions_of
+from tests.integration.conftest import Api, pip
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def root(live: Api) -> str:
-    return live.base + live.root
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """No credentials, repository or state from the developer's environment leak in."""
-    cleaned = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TWINE_", "UPLOAD_GATEWAY_", "ACTIONS_ID_TOKEN_"))
-    }
-    home = tmp_path / "home"
-    home.mkdir()
-    cleaned.update(
-        HOME=str(home),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        UPLOAD_GATEWAY_STATE_FILE=str(tmp_path / "sessions.json"),
-        PYTHONUNBUFFERED="1",
-    )
-    return cleaned
-
-
-class Cli:
-    def __init__(self, env: dict[str, str], root: str) -> None:
-        self.env = env
-        self.root = root
-
-    async def start(self, *args: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.env,
-        )
-
-    async def run(self, *args: str) -> tuple[int, str, str]:
-        process = await self.start(*args)
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-        assert b"Traceback" not in err, err.decode()
-        return process.returncode or 0, out.decode(), err.decode()
-
-    async def publish(self, *args: str, user: str = "alice", password: str = "alice-password"):  # type: ignore[no-untyped-def]
-        return await self.run(
-            "publish", "--repository-url", self.root, "-u", user, "-p", password, *args
-        )
-
-    async def session(self, action: str, sid: str, *args: str) -> tuple[int, str, str]:
-        # No --repository-url: the state file remembers where the session lives.
-        return await self.run("session", action, sid, "-u", "alice", "-p", "alice-password", *args)
-
-
-@pytest.fixture
-def cli(env: dict[str, str], root: str) -> Cli:
-    return Cli(env, root)
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def on_index(servers_dir: Path, path: Path) -> bool:
-    stored = servers_dir / "packages" / path.name
-    return stored.is_file() and sha256_of(stored) == sha256_of(path)
-
-
-async def sessions_of(api: Api, project: str) -> list[Any]:
-    services = api.client.server.app[SERVICES]
-    found = []
-    async for sid in services.sessions.session_ids():
-        session = await services.sessions.find(sid)
-        if session is not None and session.name == project:
-            found.append(session)
-    return found
 
 
 async def test_publish_uploads_wheel_and_sdist_onto_the_index(
@@ -141,12 +59,7 @@ async def test_stage_install_from_the_stage_then_publish(
     assert not on_index(servers_dir, wheel)
 
     target = tmp_path / "target"
-    pip = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
+    await pip(
         "install",
         "--index-url",
         pypiserver.url + "/simple/",
@@ -155,11 +68,7 @@ async def test_stage_install_from_the_stage_then_publish(
         "--target",
         str(target),
         f"{project_name}==1.0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(pip.communicate(), 120)
-    assert pip.returncode == 0, output.decode()
     stem = project_name.replace("-", "_")
     assert (target / stem / "payload.bin").read_bytes() == b"staged bytes"
 

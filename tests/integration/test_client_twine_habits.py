@@ -2,10 +2,6 @@
 keyring, and next-step hints that work exactly as printed. Real CLI subprocesses, real
 gateway, pypiserver and SeaweedFS; the keyring is keyrings.alt's file-backed one."""
 
-# The fixtures of test_client.py are imported, so pytest sees them and their names reappear
-# as test parameters: F811 is the import working, not a redefinition.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import asyncio
@@ -17,16 +13,8 @@ from pathlib import Path
 from gateway.devstack import Server
 from tests.conftest import INDEX_PASSWORD, INDEX_USER
 from tests.distributions import build_sdist, build_wheel
+from tests.integration.cli import Cli, json_lines, on_index, sessions_of
 from tests.integration.conftest import Api
-from tests.integration.test_client import (  # noqa: F401  (fixtures)
-    Cli,
-    cli,
-    env,
-    json_lines,
-    on_index,
-    root,
-    sessions_of,
-)
 
 
 async def run_as_printed(cli: Cli, line: str, **substitutions: str) -> tuple[int, str, str]:

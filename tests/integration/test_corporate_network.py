@@ -25,9 +25,8 @@ from gateway.mechanisms import HTTP_POST_BYTES, S3_PRESIGNED
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.publish.backends import backend_for
 from gateway.settings import MiB, Settings
-from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api
+from tests.integration.conftest import META, Api, make_api
 from tests.integration.tls_stack import ConnectProxy, Pki, make_pki
 
 pytestmark = pytest.mark.skipif(
@@ -94,11 +93,6 @@ def corp_settings(make_settings, pki: Pki, tls_s3: Server, tls_index: Server):  
     return make
 
 
-async def start(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    app = create_app(settings, run_sweeper=False)
-    return Api(await aiohttp_client(app), settings, ALICE.authorization)
-
-
 async def presigned_upload(api: Api, session: dict[str, Any], path: Path, pki: Pki) -> None:
     """The presigned mechanism: bytes PUT straight to S3 (mutual TLS), then read back by the
     gateway to verify them (the hop that bypasses aiobotocore)."""
@@ -131,7 +125,7 @@ async def publish_release(api: Api, project: str, tmp_path: Path, pki: Pki) -> l
 async def test_full_flow_over_mutual_tls_on_every_hop(
     aiohttp_client, corp_settings, pki: Pki, pypiserver: Server, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start(aiohttp_client, corp_settings())
+    api = await make_api(aiohttp_client, corp_settings())
     ready = await api.client.get("/readyz")
     assert ready.status == 200, await ready.text()
     wheel, sdist = await publish_release(api, project_name, tmp_path, pki)
@@ -147,7 +141,7 @@ async def test_index_with_an_untrusted_certificate_is_backend_unavailable(
 ) -> None:  # type: ignore[no-untyped-def]
     # The system store (SSL_CERT_FILE in this environment) does not know the company CA.
     settings = corp_settings(backend={"ca_bundle": str(pki.stranger_ca)})
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     ready = await api.client.get("/readyz")
     assert ready.status == 503
     errors = {item["source"]: item["message"] for item in (await ready.json())["errors"]}
@@ -166,7 +160,7 @@ async def test_readyz_names_the_read_proxy_upstream_when_its_handshake_fails(
     aiohttp_client, corp_settings, pki: Pki, tls_index: Server
 ) -> None:  # type: ignore[no-untyped-def]
     upstream = {"read_proxy": True, "upstream": tls_index.url, "ca_bundle": str(pki.stranger_ca)}
-    api = await start(aiohttp_client, corp_settings(proxy=upstream))
+    api = await make_api(aiohttp_client, corp_settings(proxy=upstream))
     ready = await api.client.get("/readyz")
     assert ready.status == 503
     errors = {item["source"]: item["message"] for item in (await ready.json())["errors"]}
@@ -178,7 +172,7 @@ async def test_index_without_the_client_certificate_is_backend_unavailable(
     aiohttp_client, corp_settings, pki: Pki, project_name: str, tmp_path: Path, capfd
 ) -> None:  # type: ignore[no-untyped-def]
     settings = corp_settings(backend={"client_cert": None, "client_key": None})
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     response = await api.post_json(
         api.root, {"meta": META, "name": project_name, "version": "1.0"}
     )  # the gateway asks the index what it holds of the project first
@@ -199,7 +193,7 @@ async def test_s3_without_its_tls_settings_stops_the_start_naming_the_hop(
     aiohttp_client, corp_settings, s3: dict[str, object], reason: str, capfd
 ) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(Exception):  # noqa: B017, PT011  (botocore's SSLError, as raised)
-        await start(aiohttp_client, corp_settings(s3=s3))
+        await make_api(aiohttp_client, corp_settings(s3=s3))
     err = capfd.readouterr().err
     line = next(line for line in err.splitlines() if "startup.s3_unreachable" in line)
     assert "hop=s3" in line.replace("'", "")
@@ -238,7 +232,7 @@ async def test_every_hop_goes_through_the_proxy_unless_no_proxy_matches(
             }
         },
     )
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     await publish_release(api, project_name, tmp_path, pki)
     assert (await api.client.get(f"/simple/{project_name}/")).status == 200
     token = bearer_token("https://issuer.test")
@@ -260,7 +254,7 @@ async def test_every_hop_goes_through_the_proxy_unless_no_proxy_matches(
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     connect_proxy.reset()
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     (tmp_path / "b").mkdir()
     await publish_release(api, project_name + "-b", tmp_path / "b", pki)
     assert (await api.client.get(f"/simple/{project_name}-b/")).status == 200
@@ -281,7 +275,7 @@ async def test_an_explicit_hop_proxy_overrides_the_environment(
     settings = corp_settings(
         s3={"outbound_proxy": ""}, backend={"outbound_proxy": connect_proxy.url}
     )
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     await publish_release(api, project_name, tmp_path, pki)
     assert connect_proxy.targets() == {tls_index.url.removeprefix("https://")}
 

@@ -6,19 +6,11 @@ import asyncio
 from datetime import timedelta
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE
-from tests.integration.conftest import META, Api, problem
-
-
-async def make_api(aiohttp_client, settings) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+from tests.integration.conftest import META, make_api, problem
 
 
 async def test_expired_session_reads_as_canceled_and_frees_the_release(

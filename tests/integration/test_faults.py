@@ -20,14 +20,12 @@ import pytest
 from aiohttp import ClientResponse
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.devstack import Server
 from gateway.domain import clock
 from gateway.mechanisms import HTTP_POST_BYTES, RESUMABLE, S3_PRESIGNED
 from gateway.settings import MiB
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
 from tests.faults import FaultProxy
 from tests.integration.conftest import (
@@ -35,6 +33,7 @@ from tests.integration.conftest import (
     Api,
     assert_consistent,
     index_files,
+    make_api,
     problem,
     put_parts,
 )
@@ -67,9 +66,7 @@ async def api(aiohttp_client, make_settings, s3_fault: FaultProxy, index_fault: 
         publish={"sync_wait": 5, "retries": 1, "lease": 2},
         uploads={"mechanisms": [S3_PRESIGNED, RESUMABLE, HTTP_POST_BYTES]},
     )
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    return await make_api(aiohttp_client, settings)
 
 
 async def unavailable(response: ClientResponse, status: int = 503) -> dict[str, Any]:
@@ -90,14 +87,10 @@ async def settle(api: Api, session: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("the session stayed processing")
 
 
-async def publish(api: Api, session: dict[str, Any]) -> ClientResponse:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
-
-
 async def publish_until_published(api: Api, session: dict[str, Any]) -> None:
     """What a client does after a failure: publish again until the session is published."""
     for _ in range(5):
-        response = await publish(api, session)
+        response = await api.publish(session)
         if (
             response.status in (201, 202, 409)
             and (await settle(api, session))["status"] == "published"
@@ -160,7 +153,7 @@ async def test_s3_down_when_publish_is_asked_for(
     for path in release:
         await api.upload(session, path)
     s3_fault.reset()
-    await unavailable(await publish(api, session))
+    await unavailable(await api.publish(session))
     s3_fault.heal()
     await assert_consistent(api)
     await publish_until_published(api, session)
@@ -181,7 +174,7 @@ async def test_s3_failing_in_the_middle_of_a_publish(
         await api.upload(session, path)
     index_fault.heal(latency=0.05)  # slow the index so that the fault lands mid-publish
     before = index_fault.connections
-    publishing = asyncio.create_task(publish(api, session))
+    publishing = asyncio.create_task(api.publish(session))
     while index_fault.connections == before and not publishing.done():  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     s3_fault.reset()
@@ -206,7 +199,7 @@ async def test_index_failing_in_the_middle_of_a_publish(
     for path in release:
         await api.upload(session, path)
     index_fault.cut_after(6 * MiB)  # in the middle of the 12 MiB wheel's upload
-    response = await publish(api, session)
+    response = await api.publish(session)
     if response.status in (502, 503):
         await unavailable(response, response.status)
         assert (await api.status(session["links"]["session"]))["status"] == "open"
@@ -337,9 +330,7 @@ async def test_a_slow_index_gets_no_more_connections_than_configured(
             "max_connections": 2,
         }
     )
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     index_fault.heal(latency=0.2)
     # A new project's session asks the index whether the name is taken: 8 at once.
     await asyncio.gather(*(api.create_session(f"{project_name}-{n}") for n in range(8)))

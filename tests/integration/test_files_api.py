@@ -14,7 +14,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import S3_CLIENT
 from gateway.domain import clock
 from gateway.protocol.media import UPLOAD_V2_JSON
@@ -25,8 +24,8 @@ from gateway.store.record_store import RecordStore
 from gateway.store.s3 import is_not_found
 from tests import attestation_assets as assets
 from tests.conftest import ALICE, BOB
-from tests.distributions import build_sdist, build_wheel
-from tests.integration.conftest import META, Api, problem
+from tests.distributions import build_wheel
+from tests.integration.conftest import META, Api, make_api, problem
 
 FileBody = dict[str, Any]
 
@@ -34,16 +33,6 @@ FileBody = dict[str, Any]
 @pytest.fixture
 async def session(api: Api, project_name: str) -> dict[str, Any]:
     return await api.create_session(project_name, "1.0")
-
-
-@pytest.fixture
-def wheel(tmp_path: Path, project_name: str) -> Path:
-    return build_wheel(tmp_path, project_name, "1.0", payload=b"wheel payload")
-
-
-@pytest.fixture
-def sdist(tmp_path: Path, project_name: str) -> Path:
-    return build_sdist(tmp_path, project_name, "1.0", payload=b"sdist payload")
 
 
 async def s3_keys(api: Api, prefix: str) -> list[str]:
@@ -194,9 +183,7 @@ async def test_size_over_maximum_is_409(
     aiohttp_client, make_settings, project_name: str, wheel: Path
 ) -> None:  # type: ignore[no-untyped-def]  # R-F4
     settings = make_settings(uploads={"max_file_size": 100})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     session = await api.create_session(project_name)
     document = await problem(await api.start_file(session, wheel.name, b"x" * 101), 409)
     assert document["errors"][0]["source"] == "size"
@@ -479,9 +466,7 @@ async def test_deferred_completion(
     aiohttp_client, make_settings, project_name: str, wheel: Path
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(uploads={"defer_validation_above": 1})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     session = await api.create_session(project_name)
     data = wheel.read_bytes()
     file = await api.create_file(session, wheel.name, data)
@@ -490,11 +475,7 @@ async def test_deferred_completion(
     assert response.status == 202
     assert response.headers["Location"] == file["links"]["file-upload-session"]
     assert (await response.json(content_type=UPLOAD_V2_JSON))["status"] == "processing"
-    for _ in range(50):
-        status = await api.status(file["links"]["file-upload-session"])
-        if status["status"] != "processing":
-            break
-        await asyncio.sleep(0.1)
+    status = await api.settled(file["links"]["file-upload-session"], tries=50)
     assert status["status"] == "completed"
 
 
@@ -514,11 +495,7 @@ async def test_stalled_deferred_completion_is_resumed_by_the_sweeper(
         lambda d: {**d, "status": "processing", "processing_deadline": "2000-01-01T00:00:00Z"},
     )
     await api.client.app[SERVICES].sweeper.sweep()
-    for _ in range(50):
-        status = await api.status(file["links"]["file-upload-session"])
-        if status["status"] != "processing":
-            break
-        await asyncio.sleep(0.1)
+    status = await api.settled(file["links"]["file-upload-session"], tries=50)
     assert status["status"] == "completed"
 
 
@@ -547,11 +524,6 @@ async def test_other_principal_is_forbidden_on_file_urls(
     await problem(await bob.delete(file["links"]["file-upload-session"]), 403)
 
 
-async def make_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    app = create_app(settings, run_sweeper=False)
-    return Api(await aiohttp_client(app), settings, ALICE.authorization)
-
-
 def api_settings(api: Api) -> Settings:
     return api.client.app[SERVICES].settings
 
@@ -562,9 +534,7 @@ async def test_client_disconnect_mid_body_aborts_and_file_can_be_resent(
     import os
 
     settings = make_settings(s3={"part_size": 5 << 20})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     session = await api.create_session(project_name)
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 << 20))
     data = wheel.read_bytes()

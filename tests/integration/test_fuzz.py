@@ -8,9 +8,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from gateway.devstack import Server, executable
+from gateway.devstack import executable
 from tests.conftest import ALICE
-from tests.integration.replicas import start_replica
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHECKS = ",".join(
@@ -24,42 +23,36 @@ CHECKS = ",".join(
 
 
 async def test_no_server_errors_and_no_drift_from_the_document(
-    seaweedfs: Server, pypiserver: Server, principal_settings, project_name: str, tmp_path: Path
+    replicas, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    replica = start_replica(
-        tmp_path, seaweedfs, pypiserver, "fuzz-" + project_name, principal_settings
+    replica = replicas("fuzz-" + project_name)
+    process = await asyncio.create_subprocess_exec(
+        executable("schemathesis"),
+        "run",
+        replica.api + "openapi.json",
+        "--checks",
+        CHECKS,
+        "--header",
+        f"Authorization: {ALICE.authorization}",
+        "--max-examples",
+        os.environ.get("FUZZ_EXAMPLES", "15"),
+        "--seed",
+        os.environ.get("FUZZ_SEED", "694"),
+        "--request-timeout",
+        "30",
+        "--max-failures",
+        "20",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # its example database stays out of the checkout
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks",
+            "PYTHONPATH": str(REPOSITORY),
+            "NO_COLOR": "1",
+        },
     )
-    try:
-        process = await asyncio.create_subprocess_exec(
-            executable("schemathesis"),
-            "run",
-            replica.api + "openapi.json",
-            "--checks",
-            CHECKS,
-            "--header",
-            f"Authorization: {ALICE.authorization}",
-            "--max-examples",
-            os.environ.get("FUZZ_EXAMPLES", "15"),
-            "--seed",
-            os.environ.get("FUZZ_SEED", "694"),
-            "--request-timeout",
-            "30",
-            "--max-failures",
-            "20",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=tmp_path,  # its example database stays out of the checkout
-            env={
-                **os.environ,
-                "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks",
-                "PYTHONPATH": str(REPOSITORY),
-                "NO_COLOR": "1",
-            },
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), 1200)
-        text = output.decode(errors="replace")
-        (tmp_path / "schemathesis.log").write_text(text)
-        assert process.returncode == 0, text[-6000:]
-    finally:
-        replica.process.terminate()
-        await asyncio.to_thread(replica.process.wait, 30)
+    output, _ = await asyncio.wait_for(process.communicate(), 1200)
+    text = output.decode(errors="replace")
+    (tmp_path / "schemathesis.log").write_text(text)
+    assert process.returncode == 0, text[-6000:]

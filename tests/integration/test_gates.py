@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from gateway.api.context import SERVICES
 from gateway.app import create_app
@@ -36,9 +34,9 @@ from tests.attestation_assets import (
     attestation,
 )
 from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER
-from tests.integration.conftest import META, Api, index_files, problem
-from tests.integration.test_auth_chain import Issuer
-from tests.integration.test_staged_legacy import legacy_form, post_form, run, stage_url
+from tests.integration.conftest import Api, index_files, make_api, problem
+from tests.integration.legacy import legacy_form, post_form, run, stage_url
+from tests.integration.oidc import Issuer, serve_jwks
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 GOOD_PUBLISHER = {"kind": "GitHub", "repository": REPOSITORY, "workflow": WORKFLOW}
@@ -61,8 +59,7 @@ def policy(**publisher: str) -> dict[str, object]:
 def gated(aiohttp_client, make_settings):  # type: ignore[no-untyped-def]
     async def start(**publisher: str) -> Api:
         settings: Settings = make_settings(policy=policy(**publisher))
-        client: TestClient = await aiohttp_client(create_app(settings, run_sweeper=False))
-        return Api(client, settings, ALICE.authorization)
+        return await make_api(aiohttp_client, settings)
 
     return start
 
@@ -239,14 +236,10 @@ async def upload_sdist(api: Api, attested: bool) -> dict[str, Any]:
     return session
 
 
-async def publish(api: Api, session: dict[str, Any]) -> Any:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
-
-
 async def test_a_required_attestation_missing_refuses_publish_naming_the_file(gated) -> None:  # type: ignore[no-untyped-def]
     api = await gated()
     session = await upload_sdist(api, attested=False)
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert document["type"].endswith("release-gates-unmet")
     assert f"{SDIST.name}: no attestation (the policy requires one)" in document["detail"]
     assert document["errors"] == [
@@ -259,16 +252,12 @@ async def test_a_policy_changed_since_the_attestation_was_attached_holds_at_publ
     aiohttp_client, make_settings
 ) -> None:
     before: Settings = make_settings(policy=policy())
-    first = Api(
-        await aiohttp_client(create_app(before, run_sweeper=False)), before, ALICE.authorization
-    )
+    first = await make_api(aiohttp_client, before)
     session = await upload_sdist(first, attested=True)
     # The same bucket and prefix, after the operator narrowed the project's publishers.
     after: Settings = make_settings(policy=policy(repository="acme/widgets"))
-    second = Api(
-        await aiohttp_client(create_app(after, run_sweeper=False)), after, ALICE.authorization
-    )
-    document = await problem(await publish(second, session), 409)
+    second = await make_api(aiohttp_client, after)
+    document = await problem(await second.publish(session), 409)
     assert f"{SDIST.name}: publisher: signed by GitHub {REPOSITORY}" in document["detail"]
 
 
@@ -291,7 +280,7 @@ async def test_a_release_with_its_verified_attestation_publishes(  # type: ignor
     client = await aiohttp_client(create_app(settings, run_sweeper=False))
     api = Api(client, settings, ALICE.authorization)
     session = await upload_sdist(api, attested=True)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status in (201, 202), await response.text()
     for _ in range(100):
         if (await api.status(session["links"]["session"]))["status"] == "published":
@@ -334,17 +323,9 @@ async def github_oidc(aiohttp_server, aiohttp_client, make_settings):  # type: i
     """A gateway trusting a local stand-in for GitHub's OIDC issuer (its own keys, served
     from loopback), with the pypi-attestations policy naming environment ``pypi``."""
     issuer = Issuer()
-    app = web.Application()
-
-    async def jwks(_: web.Request) -> web.Response:
-        return web.json_response(issuer.jwks())
-
-    app.router.add_get("/jwks", jwks)
-    server = await aiohttp_server(app)
+    jwks_url = await serve_jwks(aiohttp_server, issuer)
     oidc = {
-        "issuers": [
-            {"issuer": GITHUB, "audience": "gw", "jwks_url": str(server.make_url("/jwks"))}
-        ],
+        "issuers": [{"issuer": GITHUB, "audience": "gw", "jwks_url": jwks_url}],
         "policies": [
             {"issuer": GITHUB, "claims": {"repository": "trailofbits/*"}, "projects": [PROJECT]}
         ],

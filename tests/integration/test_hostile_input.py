@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
 from tests.conftest import ALICE, BOB
 from tests.distributions import build_wheel
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, make_api, problem
 
 
 async def test_deeply_nested_json_is_400(client: TestClient, settings: Settings) -> None:
@@ -58,9 +57,7 @@ async def test_files_per_session_are_capped(
     aiohttp_client, make_settings, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(uploads={"max_files_per_session": 2})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     session = await api.create_session(project_name)
     tags = ["py2-none-any", "py3-none-any", "cp312-cp312-manylinux_2_28_x86_64"]
     wheels = [build_wheel(tmp_path, project_name, "1.0", tag=tag) for tag in tags]
@@ -74,9 +71,7 @@ async def test_open_sessions_per_principal_are_capped(
     aiohttp_client, make_settings, project_name: str
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(sessions={"max_open_per_principal": 2})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     first = await api.create_session(project_name, "1.0")
     await api.create_session(project_name, "2.0")
     over = await api.post_json(api.root, {"meta": META, "name": project_name, "version": "3.0"})
@@ -102,9 +97,7 @@ async def test_a_marker_left_by_a_crash_does_not_hold_the_quota(
     bucket_records: RecordStore,
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(sessions={"max_open_per_principal": 1})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     crashed = await api.create_session(project_name, "1.0")
     session_key = keys.session(crashed["session-token"])
 

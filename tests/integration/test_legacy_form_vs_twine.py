@@ -18,8 +18,6 @@ import asyncio
 import hashlib
 import io
 import json
-import os
-import sys
 import tarfile
 import zipfile
 from collections.abc import Sequence
@@ -36,6 +34,7 @@ from gateway.protocol.legacy_upload_form import (
     filetype_and_pyversion,
     legacy_form_fields,
 )
+from tests.conftest import twine_upload_async
 from tests.distributions import build_wheel
 
 Fields = list[tuple[str, str]]
@@ -149,32 +148,11 @@ class Recorder:
 
 
 async def twine_upload(url: str, *paths: Path, attestations: bool = False) -> None:
-    # TWINE_* from the developer's shell must not redirect or re-authenticate the upload.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TWINE_")}
-    command = [
-        "-m",
-        "twine",
-        "upload",
-        "--repository-url",
-        url,
-        "-u",
-        "x",
-        "-p",
-        "y",
-        "--non-interactive",
-        "--disable-progress-bar",
-        *(["--attestations"] if attestations else []),
-        *map(str, paths),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *command,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    options = ("--attestations",) if attestations else ()
+    code, output = await twine_upload_async(
+        url, *paths, username="x", password="y", options=options
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, output.decode()
+    assert code == 0, output
 
 
 async def record_twine(*paths: Path, attestations: bool = False) -> Recorder:

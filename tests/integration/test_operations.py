@@ -12,7 +12,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.api.context import SERVICES
-from gateway.devstack import Server
 from tests.distributions import build_platform_wheels, build_wheel, sha256_of
 from tests.integration.conftest import Api
 from tests.integration.replicas import (
@@ -20,7 +19,6 @@ from tests.integration.replicas import (
     META,
     create_session,
     start_file,
-    start_replica,
     upload_all,
     wait_status,
 )
@@ -65,149 +63,114 @@ async def test_metrics_scrape_parses(api: Api, project_name: str, tmp_path: Path
 
 
 async def test_two_replicas_behave_as_one(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
-    servers_dir: Path,
+    replicas, project_name: str, tmp_path: Path, servers_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     prefix = "replicas-" + project_name
-    a = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-    b = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-    try:
-        async with aiohttp.ClientSession() as http:
-            # Concurrent duplicate creates split across the replicas: exactly one 201.
-            body = {"meta": META, "name": project_name + "-dup", "version": "1.0"}
+    a, b = replicas(prefix), replicas(prefix)
+    async with aiohttp.ClientSession() as http:
+        # Concurrent duplicate creates split across the replicas: exactly one 201.
+        body = {"meta": META, "name": project_name + "-dup", "version": "1.0"}
 
-            async def create_on(replica) -> int:  # type: ignore[no-untyped-def]
-                async with http.post(replica.api, json=body, headers=HEADERS) as response:
-                    return response.status
+        async def create_on(replica) -> int:  # type: ignore[no-untyped-def]
+            async with http.post(replica.api, json=body, headers=HEADERS) as response:
+                return response.status
 
-            statuses = await asyncio.gather(*(create_on(r) for r in [a, b] * 5))
-            assert sorted(statuses) == [201] + [409] * 9
+        statuses = await asyncio.gather(*(create_on(r) for r in [a, b] * 5))
+        assert sorted(statuses) == [201] + [409] * 9
 
-            wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"two replicas")
-            session = await create_session(http, a.api, project_name)  # create on A
-            on_b = {**session, "links": {k: b.on(v) for k, v in session["links"].items()}}
-            file = await start_file(http, on_b, wheel)  # upload session on B
-            data = wheel.read_bytes()
-            octets = {**HEADERS, "Content-Type": "application/octet-stream"}
-            async with http.post(
-                b.on(file["mechanism"]["file_url"]), data=data, headers=octets
-            ) as r:
-                assert r.status == 200
-            async with http.post(
-                a.on(file["links"]["complete"]), json={"meta": META}, headers=HEADERS
-            ) as r:  # complete on A
-                assert r.status == 201, await r.text()
-            async with http.post(
-                on_b["links"]["publish"], json={"meta": META}, headers=HEADERS
-            ) as r:  # publish on B
-                assert r.status in (201, 202)
-            for replica in (a, b):  # status on both
-                status = await wait_status(
-                    http, replica.on(session["links"]["session"]), {"published", "error"}
-                )
-                assert status["status"] == "published", status
-        assert sha256_of(servers_dir / "packages" / wheel.name) == sha256_of(wheel)
-    finally:
-        for replica in (a, b):
-            replica.process.terminate()
-            replica.process.wait(30)
+        wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"two replicas")
+        session = await create_session(http, a.api, project_name)  # create on A
+        on_b = {**session, "links": {k: b.on(v) for k, v in session["links"].items()}}
+        file = await start_file(http, on_b, wheel)  # upload session on B
+        data = wheel.read_bytes()
+        octets = {**HEADERS, "Content-Type": "application/octet-stream"}
+        async with http.post(b.on(file["mechanism"]["file_url"]), data=data, headers=octets) as r:
+            assert r.status == 200
+        async with http.post(
+            a.on(file["links"]["complete"]), json={"meta": META}, headers=HEADERS
+        ) as r:  # complete on A
+            assert r.status == 201, await r.text()
+        async with http.post(
+            on_b["links"]["publish"], json={"meta": META}, headers=HEADERS
+        ) as r:  # publish on B
+            assert r.status in (201, 202)
+        for replica in (a, b):  # status on both
+            status = await wait_status(
+                http, replica.on(session["links"]["session"]), {"published", "error"}
+            )
+            assert status["status"] == "published", status
+    assert sha256_of(servers_dir / "packages" / wheel.name) == sha256_of(wheel)
 
 
 async def test_sigterm_drains_uploads_and_hands_publishes_over(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
-    servers_dir: Path,
+    replicas, project_name: str, tmp_path: Path, servers_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     prefix = "drain-" + project_name
-    a = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-    b = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
+    a, b = replicas(prefix), replicas(prefix)
     packages = servers_dir / "packages"
-    try:
-        async with aiohttp.ClientSession() as http:
-            # A publish under way on A...
-            wheels = build_platform_wheels(tmp_path, project_name, "1.0", 5, size=24 << 20)
-            published = await create_session(http, a.api, project_name)
-            await upload_all(http, published, wheels)
-            async with http.post(
-                published["links"]["publish"], json={"meta": META}, headers=HEADERS
-            ) as r:
-                assert r.status == 202
-            # ...and a large upload in flight on A.
-            big = (
-                build_wheel(
-                    tmp_path / "big", project_name + "-big", "1.0", payload=os.urandom(64 << 20)
-                )
-                if (tmp_path / "big").mkdir() is None
-                else None
+    async with aiohttp.ClientSession() as http:
+        # A publish under way on A...
+        wheels = build_platform_wheels(tmp_path, project_name, "1.0", 5, size=24 << 20)
+        published = await create_session(http, a.api, project_name)
+        await upload_all(http, published, wheels)
+        async with http.post(
+            published["links"]["publish"], json={"meta": META}, headers=HEADERS
+        ) as r:
+            assert r.status == 202
+        # ...and a large upload in flight on A.
+        big = (
+            build_wheel(
+                tmp_path / "big", project_name + "-big", "1.0", payload=os.urandom(64 << 20)
             )
-            assert big is not None
-            uploading = await create_session(http, a.api, project_name + "-big")
-            file = await start_file(http, uploading, big)
-            transfer = asyncio.create_task(send_bytes(http, file, big.read_bytes()))
-            await asyncio.sleep(0.3)
-            a.process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)
-            ready_during_drain = await _readyz(http, a.port)
-            assert await transfer == 200  # the upload in flight finishes during the drain
-            assert await asyncio.to_thread(a.process.wait, 60) == 0
-            assert ready_during_drain in (503, None)  # failing, or no longer listening
-            # The client carries on with another replica.
-            async with http.post(
-                b.on(file["links"]["complete"]), json={"meta": META}, headers=HEADERS
-            ) as response:
-                assert response.status == 201, await response.text()
-            # B takes the publish over from A's released lease.
-            status = await wait_status(
-                http, b.on(published["links"]["session"]), {"published", "error"}
-            )
-            assert status["status"] == "published", status
-            big_status = await wait_status(
-                http, b.on(file["links"]["file-upload-session"]), {"completed"}
-            )
-            assert big_status["status"] == "completed"
-        for wheel in wheels:
-            assert sha256_of(packages / wheel.name) == sha256_of(wheel)
-    finally:
-        for replica in (a, b):
-            if replica.process.poll() is None:
-                replica.process.terminate()
-                replica.process.wait(30)
+            if (tmp_path / "big").mkdir() is None
+            else None
+        )
+        assert big is not None
+        uploading = await create_session(http, a.api, project_name + "-big")
+        file = await start_file(http, uploading, big)
+        transfer = asyncio.create_task(send_bytes(http, file, big.read_bytes()))
+        await asyncio.sleep(0.3)
+        a.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        ready_during_drain = await _readyz(http, a.port)
+        assert await transfer == 200  # the upload in flight finishes during the drain
+        assert await asyncio.to_thread(a.process.wait, 60) == 0
+        assert ready_during_drain in (503, None)  # failing, or no longer listening
+        # The client carries on with another replica.
+        async with http.post(
+            b.on(file["links"]["complete"]), json={"meta": META}, headers=HEADERS
+        ) as response:
+            assert response.status == 201, await response.text()
+        # B takes the publish over from A's released lease.
+        status = await wait_status(
+            http, b.on(published["links"]["session"]), {"published", "error"}
+        )
+        assert status["status"] == "published", status
+        big_status = await wait_status(
+            http, b.on(file["links"]["file-upload-session"]), {"completed"}
+        )
+        assert big_status["status"] == "completed"
+    for wheel in wheels:
+        assert sha256_of(packages / wheel.name) == sha256_of(wheel)
 
 
 async def test_sigterm_fails_readiness_and_serves_writes_for_the_shutdown_grace(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    replicas, project_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """R-W5/R-W12: with `server.shutdown_grace`, readiness flips first and a write arriving
     in the grace is served (not `503 shutting-down`); then the listener closes."""
     monkeypatch.setenv("GATEWAY_SERVER__SHUTDOWN_GRACE", "3")
-    a = start_replica(tmp_path, seaweedfs, pypiserver, "grace-" + project_name, principal_settings)
-    try:
-        async with aiohttp.ClientSession() as http:
-            assert await _readyz(http, a.port) == 200
-            a.process.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.5)
-            assert await _readyz(http, a.port) == 503
-            session = await create_session(http, a.api, project_name)  # asserts 201
-            assert session["status"] == "open"
-            await asyncio.sleep(3)
-            assert await _readyz(http, a.port) is None  # no longer listening
-            assert await asyncio.to_thread(a.process.wait, 30) == 0
-    finally:
-        if a.process.poll() is None:
-            a.process.terminate()
-            a.process.wait(30)
+    a = replicas("grace-" + project_name)
+    async with aiohttp.ClientSession() as http:
+        assert await _readyz(http, a.port) == 200
+        a.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert await _readyz(http, a.port) == 503
+        session = await create_session(http, a.api, project_name)  # asserts 201
+        assert session["status"] == "open"
+        await asyncio.sleep(3)
+        assert await _readyz(http, a.port) is None  # no longer listening
+        assert await asyncio.to_thread(a.process.wait, 30) == 0
 
 
 async def _readyz(http: aiohttp.ClientSession, port: int) -> int | None:

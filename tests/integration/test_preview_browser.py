@@ -14,7 +14,7 @@ from gateway.devstack import Server
 from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel
 from tests.integration.conftest import Api
-from tests.integration.test_preview import MARKDOWN, RICH_HEADERS, Page
+from tests.integration.pages import MARKDOWN, RICH_HEADERS, Page
 
 pytestmark = pytest.mark.browser
 

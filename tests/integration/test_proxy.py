@@ -8,15 +8,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.app import create_app
 from gateway.devstack import Server, free_port
 from gateway.protocol import multipart
 from gateway.publish.backends.base import basic_authorization
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload_async
+from tests.conftest import INDEX_PASSWORD, INDEX_USER, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, pip
+from tests.integration.conftest import META, Api, make_api, pip
 
 
 @pytest.fixture
@@ -141,9 +140,7 @@ async def test_limits_and_a_dead_index(
 ) -> None:  # type: ignore[no-untyped-def]
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=b"x" * 5000)
     small = make_settings(uploads={"max_file_size": 1000})
-    api = Api(
-        await aiohttp_client(create_app(small, run_sweeper=False)), small, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, small)
     fields = [(":action", "file_upload"), ("name", project_name), ("version", "1.0")]
     content_type, head, tail = multipart.frame(fields, wheel.name)
     response = await api.client.post(  # with a Content-Length, as twine sends it
@@ -155,7 +152,7 @@ async def test_limits_and_a_dead_index(
     assert response.content_type == "application/problem+json"
     dead = f"http://127.0.0.1:{free_port()}"
     down = make_settings(backend={"upload_url": dead + "/", "simple_url": dead + "/simple/"})
-    api = Api(await aiohttp_client(create_app(down, run_sweeper=False)), down, ALICE.authorization)
+    api = await make_api(aiohttp_client, down)
     form = aiohttp.FormData()
     form.add_field(":action", "file_upload")
     form.add_field("name", project_name + "-other")

@@ -10,34 +10,15 @@ from typing import Any
 import pytest
 
 from gateway.api.context import SERVICES
-from gateway.app import create_app
 from gateway.app_keys import HTTP_CLIENT
 from gateway.devstack import Server, start_pypiserver
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.publish.backends import backend_for
-from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.record_store import RecordStore
-from tests.conftest import ALICE, INDEX_PASSWORD, INDEX_USER, twine_upload
+from tests.conftest import twine_upload
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, pip, problem
-
-
-async def make_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
-
-
-def devpi_backend(devpi: Server) -> dict[str, str]:
-    index = devpi.extra["index_url"]
-    return {
-        "kind": "devpi",
-        "upload_url": index,
-        "simple_url": index + "+simple/",
-        "username": INDEX_USER,
-        "password": INDEX_PASSWORD,
-    }
+from tests.integration.conftest import META, Api, backend_section, make_api, pip, problem
 
 
 async def listing(api: Api, project: str) -> dict[str, str | None]:
@@ -46,23 +27,10 @@ async def listing(api: Api, project: str) -> dict[str, str | None]:
     return await backend.published_files(project)
 
 
-async def publish(api: Api, session: dict[str, Any]) -> Any:
-    return await api.post_json(session["links"]["publish"], {"meta": META})
-
-
-async def wait_resolved(api: Api, session: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(600):
-        status = await api.status(session["links"]["session"])
-        if status["status"] != "processing":
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError("publish did not resolve")
-
-
 @pytest.fixture(params=["pypiserver", "devpi"])
 async def backend_api(request, aiohttp_client, make_settings, pypiserver, devpi) -> tuple[Api, str]:  # type: ignore[no-untyped-def]
     if request.param == "devpi":
-        settings = make_settings(backend=devpi_backend(devpi))
+        settings = make_settings(backend=backend_section("devpi", devpi))
         return await make_api(aiohttp_client, settings), devpi.extra["index_url"] + "+simple/"
     settings = make_settings()
     return await make_api(aiohttp_client, settings), pypiserver.url + "/simple/"
@@ -77,7 +45,7 @@ async def test_publish_release_and_pip_install_it(
     session = await api.create_session(project_name)
     await api.upload(session, sdist)
     await api.upload(session, wheel)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status == 201, await response.text()
     assert response.headers["Location"] == session["links"]["session"]
     body = await response.json(content_type=UPLOAD_V2_JSON)
@@ -111,7 +79,7 @@ async def test_publish_refuses_unfinished_files(
     session = await api.create_session(project_name)
     await api.upload(session, wheel)
     await api.create_file(session, sdist.name, sdist.read_bytes())
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert document["errors"] == [{"source": f"files.{sdist.name}", "message": "pending"}]
     assert (await api.status(session["links"]["session"]))["status"] == "open"
     assert await listing(api, project_name) == {}
@@ -130,7 +98,7 @@ async def test_conflict_with_other_bytes_on_the_index(
     other = tmp_path / "other"
     other.mkdir()
     twine_upload(pypiserver.url + "/", build_wheel(other, project_name, "1.0", payload=b"legacy"))
-    document = await problem(await publish(api, session), 409)
+    document = await problem(await api.publish(session), 409)
     assert wheel.name in document["detail"]
     status = await api.status(session["links"]["session"])
     assert status["status"] == "open"  # a synchronous failure changes nothing
@@ -144,7 +112,7 @@ async def test_same_bytes_already_on_the_index_count_as_done(
     session = await api.create_session(project_name)
     await api.upload(session, wheel)
     twine_upload(pypiserver.url + "/", wheel)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status == 201, await response.text()
     assert await listing(api, project_name) == {wheel.name: sha256_of(wheel)}
 
@@ -160,9 +128,9 @@ async def test_ten_parallel_uploads_then_publish(
     ]
     session = await api.create_session(project_name)
     await asyncio.gather(*(api.upload(session, wheel) for wheel in wheels))
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status in (201, 202)
-    assert (await wait_resolved(api, session))["status"] == "published"
+    assert (await api.wait_resolved(session))["status"] == "published"
     assert await listing(api, project_name) == {w.name: sha256_of(w) for w in wheels}
 
 
@@ -173,12 +141,12 @@ async def test_deferred_publish(
     wheel = build_wheel(tmp_path, project_name, "1.0")
     session = await api.create_session(project_name)
     await api.upload(session, wheel)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status == 202
     assert response.headers["Location"] == session["links"]["session"]
     assert (await response.json(content_type=UPLOAD_V2_JSON))["status"] == "processing"
     await problem(await api.delete(session["links"]["session"]), 409)  # R-P6
-    assert (await wait_resolved(api, session))["status"] == "published"
+    assert (await api.wait_resolved(session))["status"] == "published"
     status = await api.status(session["links"]["session"])
     assert status["status"] == "published"
 
@@ -187,7 +155,7 @@ async def test_empty_session_registers_the_name(
     api: Api, project_name: str, bucket_records: RecordStore
 ) -> None:  # R-P12
     session = await api.create_session(project_name)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status == 201
     registration = await bucket_records.get(keys.name_registration(project_name))
     assert registration is not None
@@ -217,7 +185,7 @@ async def test_attestations_dropped_by_the_index_are_reported(  # type: ignore[n
         assert response.status == 200, await response.text()
         await api.send_bytes(file, data)
         await api.complete(file)
-        body = await (await publish(api, session)).json(content_type=UPLOAD_V2_JSON)
+        body = await (await api.publish(session)).json(content_type=UPLOAD_V2_JSON)
         assert body["status"] == "published"
         assert any("drops" in notice for notice in body["notices"])
     finally:
@@ -251,9 +219,9 @@ async def test_index_down_then_up_again(
     await api.upload(session, wheel)
     await api.upload(session, sdist)
     index.stop()
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status == 202, await response.text()
-    status = await wait_resolved(api, session)
+    status = await api.wait_resolved(session)
     assert status["status"] == "error"
     assert any("not answering" in notice for notice in status["notices"]), status
     assert await bucket_records.get(keys.filename_reservation(project_name, wheel.name)) is None
@@ -262,9 +230,9 @@ async def test_index_down_then_up_again(
     assert extend.status == 200
     index = start_pypiserver(packages, servers_dir / "htpasswd", tmp_path / "pypi.log", port=port)
     try:
-        response = await publish(api, session)
+        response = await api.publish(session)
         assert response.status in (201, 202), await response.text()
-        assert (await wait_resolved(api, session))["status"] == "published"
+        assert (await api.wait_resolved(session))["status"] == "published"
         assert sorted(p.name for p in packages.iterdir()) == sorted([wheel.name, sdist.name])
     finally:
         index.stop()
@@ -294,13 +262,13 @@ async def test_deferred_conflict_ends_in_error_naming_the_file(
     await api.upload(session, wheel)
     await api.upload(session, sdist)
     index.stop()
-    assert (await publish(api, session)).status == 202
+    assert (await api.publish(session)).status == 202
     other = tmp_path / "other"
     other.mkdir()
     build_sdist(other, project_name, "1.0", payload=b"different").rename(packages / sdist.name)
     index = start_pypiserver(packages, servers_dir / "htpasswd", tmp_path / "pypi.log", port=port)
     try:
-        status = await wait_resolved(api, session)
+        status = await api.wait_resolved(session)
     finally:
         index.stop()
     assert status["status"] == "error"
@@ -334,7 +302,7 @@ async def test_publishing_again_takes_over_a_journal_nobody_renews(
         return {**data, "publish": journal}
 
     await bucket_records.update(keys.session(session["session-token"]), abandoned_publish)
-    response = await publish(api, session)
+    response = await api.publish(session)
     assert response.status in (201, 202), await response.text()
-    assert (await wait_resolved(api, session))["status"] == "published"
+    assert (await api.wait_resolved(session))["status"] == "published"
     assert await listing(api, project_name) == {wheel.name: sha256_of(wheel)}

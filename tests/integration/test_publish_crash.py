@@ -9,59 +9,44 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.devstack import Server
 from tests.distributions import build_platform_wheels, sha256_of
 from tests.integration.replicas import (
     HEADERS,
     META,
     create_session,
-    start_replica,
     upload_all,
     wait_status,
 )
 
 
 async def test_kill_9_mid_publish_then_resume(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
-    servers_dir: Path,
+    replicas, project_name: str, tmp_path: Path, servers_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
     wheels = build_platform_wheels(tmp_path, project_name, "1.0", 6, size=24 << 20)
     names = {w.name for w in wheels}
     packages = servers_dir / "packages"
     prefix = "crash-" + project_name
-    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-    try:
-        async with aiohttp.ClientSession() as http:
-            session = await create_session(http, first.api, project_name)
-            await upload_all(http, session, wheels)
-            async with http.post(
-                session["links"]["publish"], json={"meta": META}, headers=HEADERS
-            ) as r:
-                assert r.status == 202, await r.text()
-            for _ in range(600):
-                landed = names & {p.name for p in packages.iterdir()}
-                if landed:
-                    break
-                await asyncio.sleep(0.02)
-            first.process.send_signal(signal.SIGKILL)
-            first.process.wait()
-            assert landed != names, "the publish finished before the crash; nothing was tested"
+    first = replicas(prefix)
+    async with aiohttp.ClientSession() as http:
+        session = await create_session(http, first.api, project_name)
+        await upload_all(http, session, wheels)
+        async with http.post(
+            session["links"]["publish"], json={"meta": META}, headers=HEADERS
+        ) as r:
+            assert r.status == 202, await r.text()
+        for _ in range(600):
+            landed = names & {p.name for p in packages.iterdir()}
+            if landed:
+                break
+            await asyncio.sleep(0.02)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        assert landed != names, "the publish finished before the crash; nothing was tested"
 
-            second = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-            try:
-                status = await wait_status(
-                    http, second.on(session["links"]["session"]), {"published", "error"}
-                )
-                assert status["status"] == "published", status
-            finally:
-                second.process.terminate()
-                second.process.wait(30)
-    finally:
-        if first.process.poll() is None:
-            first.process.kill()
+        second = replicas(prefix)
+        status = await wait_status(
+            http, second.on(session["links"]["session"]), {"published", "error"}
+        )
+        assert status["status"] == "published", status
     on_index = {p.name: sha256_of(p) for p in packages.iterdir() if p.name in names}
     assert on_index == {w.name: sha256_of(w) for w in wheels}

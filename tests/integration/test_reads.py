@@ -20,8 +20,7 @@ from gateway.api.context import SERVICES
 from gateway.devstack import Server
 from tests.conftest import ALICE, BOB, User, twine_upload_async
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import Api
-from tests.integration.test_publish import devpi_backend, publish, wait_resolved
+from tests.integration.conftest import Api, backend_section
 
 UV = str(Path(sys.executable).with_name("uv"))
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -293,8 +292,8 @@ async def test_a_release_published_through_the_gateway_is_known_at_once(
     session = await front.create_session(project_name)
     await front.upload(session, wheel)
     await front.upload(session, sdist)
-    assert (await publish(front, session)).status in (201, 202)
-    assert (await wait_resolved(front, session))["status"] == "published"
+    assert (await front.publish(session)).status in (201, 202)
+    assert (await front.wait_resolved(session))["status"] == "published"
     facts = front.client.app[SERVICES].reads.facts
     for path in (wheel, sdist):
         record = await facts.get(sha256_of(path))
@@ -375,7 +374,7 @@ async def devpi_front(live_gateway, devpi: Server) -> tuple[Api, str]:  # type: 
     index = devpi.extra["index_url"]
     index_path = index.removeprefix(devpi.url)
     api = await live_gateway(
-        backend=devpi_backend(devpi),
+        backend=backend_section("devpi", devpi),
         proxy={"read_proxy": True, "read_prefixes": [index_path]},
     )
     return api, index_path
@@ -427,8 +426,8 @@ async def test_a_publish_through_the_gateway_shows_at_once_despite_the_page_cach
     # Through the gateway: its page is asked of the index again at once.
     session = await front.create_session(project_name, "1.2")
     await front.upload(session, build_wheel(tmp_path, project_name, "1.2"))
-    assert (await publish(front, session)).status in (201, 202)
-    assert (await wait_resolved(front, session))["status"] == "published"
+    assert (await front.publish(session)).status in (201, 202)
+    assert (await front.wait_resolved(session))["status"] == "published"
     versions = json.loads((await get_page(page))[2])["versions"]
     assert sorted(versions) == ["1.0", "1.1", "1.2"]
 

@@ -23,8 +23,7 @@ from gateway.devstack import Server
 from gateway.settings import Settings
 from tests.conftest import ALICE
 from tests.distributions import build_sdist, build_wheel, sha256_of
-from tests.integration import test_client
-from tests.integration.conftest import META, Api, index_files, problem
+from tests.integration.conftest import META, Api, index_files, make_api, problem
 from tests.integration.replicas import (
     HEADERS,
     create_session,
@@ -32,11 +31,10 @@ from tests.integration.replicas import (
     upload_all,
     wait_status,
 )
-from tests.integration.test_audit import audited_settings, auditor, by_action, journal, start
+from tests.integration.test_audit import audited_settings, auditor, by_action, journal
 
-# The audit journal's fixtures (a principal allowed to read it); the CLI's (test_client.py).
+# The audit journal's fixtures (a principal allowed to read it).
 audited_settings, auditor = audited_settings, auditor
-env, root, cli = test_client.env, test_client.root, test_client.cli
 
 SIGNATURE = b"REVIEW-TEST-SIGNATURE-0123456789"
 
@@ -269,7 +267,7 @@ async def test_each_verdict_is_an_audit_event(  # type: ignore[no-untyped-def]
 ) -> None:
     command, _ = scanner(tmp_path)
     settings = audited_settings(policy={"projects": [{"match": project_name, "review": command}]})
-    api = await start(aiohttp_client, settings)
+    api = await make_api(aiohttp_client, settings)
     (tmp_path / "bad").mkdir()
     (tmp_path / "good").mkdir()
     bad = build_wheel(tmp_path / "bad", project_name, "1.0", payload=SIGNATURE)

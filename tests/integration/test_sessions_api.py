@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.settings import Settings
 from tests.conftest import ALICE, BOB, TOKEN
-from tests.integration.conftest import META, Api, problem
+from tests.integration.conftest import META, Api, make_api, problem
 
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -111,9 +110,7 @@ async def test_capped_extension_still_succeeds(
     aiohttp_client, make_settings, project_name: str
 ) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(sessions={"lifetime": 3600, "max_lifetime": 3600})
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     created = await api.create_session(project_name)
     response = await api.post_json(created["links"]["extend"], {"meta": META, "extend-for": 99999})
     assert response.status == 200
@@ -157,17 +154,13 @@ async def test_revoked_permission_is_denied_per_request(
 ) -> None:  # type: ignore[no-untyped-def]
     """R-G7: a principal whose permission is gone gets 403 on its next request."""
     settings = make_settings()
-    api = Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
+    api = await make_api(aiohttp_client, settings)
     created = await api.create_session(project_name)
     revoked = [
         dict(p, projects=["other-*"]) if p["name"] == "alice" else p for p in principal_settings
     ]
     later = make_settings(s3={"prefix": settings.s3.prefix}, auth={"principals": revoked})
-    api_later = Api(
-        await aiohttp_client(create_app(later, run_sweeper=False)), later, ALICE.authorization
-    )
+    api_later = await make_api(aiohttp_client, later)
     await problem(await api_later.get(created["links"]["session"]), 403)
     await problem(await api_later.delete(created["links"]["session"]), 403)
     # Permission is evaluated per request, not bound to the creator: Bob is never allowed.

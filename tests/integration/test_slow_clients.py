@@ -76,6 +76,15 @@ async def closed_within(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     pytest.fail("the server kept a trickling connection open")
 
 
+async def first_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """What the gateway answers to the bytes written so far (the client then hangs up)."""
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(65536), GIVE_UP)
+    finally:
+        writer.close()
+
+
 async def test_a_request_head_trickling_in_is_cut_off(gateway: Settings) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.server.port)
     writer.write(b"GET /upload/2.0/openapi.json HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -107,11 +116,7 @@ async def test_a_stalled_json_body_is_a_408(gateway: Settings, project_name: str
         + f"Content-Length: {len(body) + 100}\r\n\r\n".encode()
         + body
     )
-    await writer.drain()
-    try:
-        answer = await asyncio.wait_for(reader.read(65536), GIVE_UP)
-    finally:
-        writer.close()
+    answer = await first_answer(reader, writer)
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"application/problem+json" in answer
     assert b"client-too-slow" in answer
@@ -150,11 +155,7 @@ async def test_a_stalled_upload_is_a_408_and_can_be_sent_again(
         f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode()
         + data[: 2 << 20]
     )
-    await writer.drain()
-    try:
-        answer = await asyncio.wait_for(reader.read(65536), GIVE_UP)
-    finally:
-        writer.close()
+    answer = await first_answer(reader, writer)
     assert answer.startswith(b"HTTP/1.1 408"), answer
 
     status = await (await http.get(file["links"]["file-upload-session"])).json(

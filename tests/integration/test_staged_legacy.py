@@ -23,14 +23,17 @@ from gateway.protocol import multipart
 from gateway.store import keys
 from tests.conftest import ALICE, BOB, INDEX_PASSWORD, INDEX_USER, User
 from tests.distributions import build_many_with_pypa_build, build_sdist, build_wheel, sha256_of
-from tests.integration.conftest import META, Api, assert_consistent, index_files, pip
-from tests.integration.test_publish import devpi_backend
+from tests.integration.conftest import (
+    META,
+    Api,
+    assert_consistent,
+    backend_section,
+    index_files,
+    pip,
+)
+from tests.integration.legacy import legacy_form, post_form, run, stage_url
 
 TOOLS = ("twine", "uv", "hatch", "flit")
-
-
-def stage_url(api: Api) -> str:
-    return api.base + "/legacy/+stage/"
 
 
 def plain_url(api: Api) -> str:
@@ -38,25 +41,6 @@ def plain_url(api: Api) -> str:
 
 
 # -- driving the tools ---------------------------------------------------------------------
-
-
-async def run(*argv: str, cwd: Path | None = None, **env: str) -> tuple[int, str]:
-    """A tool as a subprocess that leaves the event loop (serving the gateway) free. The
-    developer's own tool settings never leak in: a fresh HOME, no TWINE_/UV_/FLIT_/HATCH_."""
-    inherited = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TWINE_", "UV_", "FLIT_", "HATCH_", "PIP_"))
-    }
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env={**inherited, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), 180)
-    return process.returncode or 0, output.decode(errors="replace")
 
 
 async def upload_with(
@@ -155,27 +139,6 @@ async def staged_objects(api: Api, session: dict[str, Any]) -> list[str]:
 
 def files_of(session: dict[str, Any]) -> dict[str, str]:
     return {name: entry["status"] for name, entry in session["files"].items()}
-
-
-def legacy_form(name: str, version: str, path: Path, **extra: str) -> list[tuple[str, str]]:
-    fields = [(":action", "file_upload"), ("protocol_version", "1")]
-    fields += [("name", name), ("version", version), ("sha256_digest", sha256_of(path))]
-    return fields + list(extra.items())
-
-
-async def post_form(
-    url: str, fields: list[tuple[str, str]], path: Path, user: User = ALICE
-) -> aiohttp.ClientResponse:
-    """A legacy upload by hand, as twine frames it."""
-    content_type, head, tail = multipart.frame(fields, path.name)
-    body = head + path.read_bytes() + tail
-    headers = {"Content-Type": content_type, "Authorization": user.authorization}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(url, data=body, headers=headers) as response,
-    ):
-        await response.read()
-        return response
 
 
 # -- every tool, staged then published -----------------------------------------------------
@@ -500,7 +463,7 @@ async def test_devpi_release_staged_by_twine_publishes_whole(
     live_gateway: Any, devpi: Server, pooled: tuple[str, list[Path]], tmp_path: Path
 ) -> None:
     project_name, release = pooled
-    api = await live_gateway(backend=devpi_backend(devpi))
+    api = await live_gateway(backend=backend_section("devpi", devpi))
     code, output = await upload_with(
         "twine", stage_url(api), ALICE.name, ALICE.password, release, tmp_path / "home"
     )

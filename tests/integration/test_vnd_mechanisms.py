@@ -27,10 +27,11 @@ from tests.integration.conftest import (
     Api,
     assert_consistent,
     index_files,
+    make_api,
     problem,
     put_parts,
 )
-from tests.integration.replicas import create_session, start_replica
+from tests.integration.replicas import create_session
 from tests.integration.replicas import start_file as start_replica_file
 
 PART = 5 * MiB  # the smallest S3 part: several parts without big files
@@ -44,15 +45,9 @@ def settings(make_settings) -> Settings:  # type: ignore[no-untyped-def]
     )
 
 
-async def start_api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return Api(
-        await aiohttp_client(create_app(settings, run_sweeper=False)), settings, ALICE.authorization
-    )
-
-
 @pytest.fixture
 async def api(aiohttp_client, settings: Settings) -> Api:  # type: ignore[no-untyped-def]
-    return await start_api(aiohttp_client, settings)
+    return await make_api(aiohttp_client, settings)
 
 
 @pytest.fixture
@@ -61,28 +56,11 @@ def wheel_bytes(tmp_path: Path, project_name: str) -> tuple[str, bytes]:
     return wheel.name, wheel.read_bytes()
 
 
-async def start_file(
-    api: Api, session: dict[str, Any], name: str, data: bytes, mechanism: str
-) -> dict[str, Any]:
-    response = await api.post_json(
-        session["links"]["upload"],
-        {
-            "meta": META,
-            "filename": name,
-            "size": len(data),
-            "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
-            "mechanism": mechanism,
-        },
-    )
-    assert response.status == 202, await response.text()
-    return await response.json(content_type=None)
-
-
 async def new_file(
     api: Api, project: str, name: str, data: bytes, mechanism: str
 ) -> dict[str, Any]:
     """A publishing session for ``project`` with one file upload session in it."""
-    return await start_file(api, await api.create_session(project), name, data, mechanism)
+    return await api.create_file(await api.create_session(project), name, data, mechanism=mechanism)
 
 
 async def offset_of(api: Api, file: dict[str, Any]) -> tuple[int, str]:
@@ -263,31 +241,27 @@ async def test_a_restarted_gateway_resumes_the_upload(
     """The second half goes to a fresh process: nothing of the first survives but S3, so the
     digests are computed again from the finished object, and must still match."""
     name, data = wheel_bytes
-    first = await start_api(aiohttp_client, settings)
+    first = await make_api(aiohttp_client, settings)
     file = await new_file(first, project_name, name, data, RESUMABLE)
     half = len(data) // 2
     assert (await append(first, file, 0, data[:half], last=False)).status == 204
     await first.client.close()
 
-    second = await start_api(aiohttp_client, settings)
+    second = await make_api(aiohttp_client, settings)
     assert await offset_of(second, file) == (half, "?0")
     assert (await append(second, file, half, data[half:], last=True)).status == 204
     assert (await completed(second, file))["status"] == "completed"
 
 
 async def test_a_killed_gateway_process_is_replaced_and_the_upload_goes_on(
-    seaweedfs: Server,
-    pypiserver: Server,
-    principal_settings,
-    project_name: str,
-    tmp_path: Path,
+    replicas, project_name: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """Between two appends the gateway process is killed (SIGKILL); a new process on the same
     bucket reports the offset and takes the rest."""
     wheel = build_wheel(tmp_path, project_name, "1.0", payload=os.urandom(12 * MiB))
     data = wheel.read_bytes()
     prefix = "restart-" + project_name
-    first = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
+    first = replicas(prefix)
     async with aiohttp.ClientSession() as http:
         session = await create_session(http, first.api, project_name)
         file = await start_replica_file(http, session, wheel, RESUMABLE)
@@ -306,26 +280,22 @@ async def test_a_killed_gateway_process_is_replaced_and_the_upload_goes_on(
         first.process.kill()
         first.process.wait(10)
 
-        second = start_replica(tmp_path, seaweedfs, pypiserver, prefix, principal_settings)
-        try:
-            auth = {"Authorization": ALICE.authorization}
-            async with http.head(second.on(url), headers=auth) as response:
-                assert response.headers["Upload-Offset"] == str(half)
-            async with http.patch(
-                second.on(url),
-                data=data[half:],
-                headers={**headers, "Upload-Offset": str(half), "Upload-Complete": "?1"},
-            ) as response:
-                assert response.status == 204, await response.text()
-            async with http.post(
-                second.on(file["links"]["complete"]),
-                json={"meta": META},
-                headers={**auth, "Content-Type": "application/vnd.pypi.upload.v2+json"},
-            ) as response:
-                assert response.status == 201, await response.text()
-        finally:
-            second.process.terminate()
-            second.process.wait(30)
+        second = replicas(prefix)
+        auth = {"Authorization": ALICE.authorization}
+        async with http.head(second.on(url), headers=auth) as response:
+            assert response.headers["Upload-Offset"] == str(half)
+        async with http.patch(
+            second.on(url),
+            data=data[half:],
+            headers={**headers, "Upload-Offset": str(half), "Upload-Complete": "?1"},
+        ) as response:
+            assert response.status == 204, await response.text()
+        async with http.post(
+            second.on(file["links"]["complete"]),
+            json={"meta": META},
+            headers={**auth, "Content-Type": "application/vnd.pypi.upload.v2+json"},
+        ) as response:
+            assert response.status == 201, await response.text()
 
 
 async def test_resumed_bytes_that_differ_are_caught_at_completion(
@@ -395,7 +365,7 @@ async def test_presigned_missing_part_is_409_and_can_be_fixed(
 async def test_mechanisms_not_enabled_are_422(
     aiohttp_client, make_settings, project_name: str, wheel_bytes: tuple[str, bytes]
 ) -> None:  # type: ignore[no-untyped-def]
-    api = await start_api(aiohttp_client, make_settings())  # the default: no presigned
+    api = await make_api(aiohttp_client, make_settings())  # the default: no presigned
     name, data = wheel_bytes
     session = await api.create_session(project_name)
     assert session["mechanisms"] == [RESUMABLE, HTTP_POST_BYTES]

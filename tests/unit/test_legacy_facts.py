@@ -11,8 +11,8 @@ import random
 import zipfile
 
 import pytest
-from gateway.api.staged import TrailerWatch
 
+from gateway.api.staged import TrailerWatch
 from gateway.distribution.archive import extract_metadata
 from gateway.proxy.legacy_facts import FileTap, NotHeld
 

@@ -9,7 +9,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = sorted([ROOT / "README.md", ROOT / "deploy" / "README.md", *(ROOT / "docs").glob("*.md")])
+DOCS = sorted(
+    [
+        ROOT / "README.md",
+        ROOT / "CHANGELOG.md",
+        ROOT / "deploy" / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+    ]
+)
+FIGURES = ROOT / "docs" / "figures.md"
+# A table of figures (its first column headed "figure"), or a row naming a benchmark figure
+# (`upload_throughput_ratio`, `release_s3_calls_per_file`...).
+FIGURE_ROW = re.compile(
+    r"^\|\s*figure\s*\|"
+    r"|^\|[^|\n]*`[a-z0-9_]+_(?:ratio|units|mib|share|per_file|per_page|rps|p99_ms|s3_requests)`",
+    re.MULTILINE,
+)
 REQUIREMENTS = ROOT / "docs" / "requirements.md"
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -39,6 +54,17 @@ def relative_links(path: Path) -> list[str]:
 def test_readme_is_a_ten_minute_read() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 250, f"README.md has {len(lines)} lines; move reference text to docs/"
+
+
+def test_figures_are_tabled_on_the_figures_page_only() -> None:
+    # The changelog keeps the figures of their time; every other page links docs/figures.md.
+    assert FIGURE_ROW.search(FIGURES.read_text()), "docs/figures.md lost its figures table"
+    elsewhere = [
+        str(doc.relative_to(ROOT))
+        for doc in DOCS
+        if doc not in (FIGURES, ROOT / "CHANGELOG.md") and FIGURE_ROW.search(prose(doc))
+    ]
+    assert not elsewhere, f"figures tabled outside docs/figures.md: {elsewhere}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
