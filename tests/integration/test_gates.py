@@ -210,10 +210,8 @@ async def test_a_staged_legacy_upload_with_a_bad_attestation_is_refused(  # type
 
 
 async def _sessions(services: Any, project: str) -> Any:
-    async for sid in services.sessions.session_ids():
-        session = await services.sessions.find(sid)
-        if session is not None and session.name == project:
-            yield session
+    """The release's live session (the tests stage one release of ``project``)."""
+    yield await services.sessions.of_release(project, VERSION)
 
 
 # -- at publish: every file of a covered project needs a verified, allowed attestation ------
