@@ -135,6 +135,7 @@ class OidcAuthenticator:
     def _audited_claims(self, claims: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         """The issuer, the usual CI identity claims and every claim a policy constrains."""
         names = {"iss", "repository", "workflow", "workflow_ref", "ref", "environment"}
+        names |= {"project_path", "ci_config_ref_uri"}  # GitLab's, for the attestation gate
         for policy in self._settings.policies:
             if policy.issuer == claims["iss"]:
                 names.update(policy.claims)

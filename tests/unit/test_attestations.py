@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pypi_attestations import GitHubPublisher, GitLabPublisher
 
 from gateway.gates.attestations import (
     AttestationRefused,
@@ -16,6 +17,7 @@ from gateway.gates.attestations import (
     Reason,
     sigstore_verifier,
 )
+from gateway.gates.identity import token_mismatch
 from gateway.gates.policy import ProjectPolicies
 from gateway.gates.provenance import provenance_document
 from gateway.gates.publishers import describe, matches
@@ -152,3 +154,66 @@ def test_the_provenance_built_matches_the_one_pypi_serves(verifier: AttestationV
     assert [a["envelope"] for a in our_bundle["attestations"]] == [
         a["envelope"] for a in pypi_bundle["attestations"]
     ]
+
+
+# -- trusted publishing: the attestation must come from the token's identity (R-W11) --------
+
+GITHUB_TOKEN = {
+    "iss": "https://token.actions.githubusercontent.com",
+    "repository": "acme/widgets",
+    "workflow_ref": "acme/widgets/.github/workflows/release.yml@refs/tags/v1",
+}
+GITLAB_CI_FILE = "ci/release.gitlab-ci.yml"
+GITLAB_TOKEN = {
+    "iss": "https://gitlab.com",
+    "project_path": "acme/widgets",
+    "ci_config_ref_uri": "gitlab.com/acme/widgets//ci/release.gitlab-ci.yml@refs/heads/main",
+}
+
+
+@pytest.mark.parametrize(
+    ("publisher", "claims", "refused"),
+    [
+        (GitHubPublisher(repository="Acme/Widgets", workflow="release.yml"), GITHUB_TOKEN, False),
+        (GitHubPublisher(repository="acme/widgets", workflow="other.yml"), GITHUB_TOKEN, True),
+        (GitHubPublisher(repository="acme/gadgets", workflow="release.yml"), GITHUB_TOKEN, True),
+        (
+            GitLabPublisher(
+                repository="acme/widgets", workflow_filepath="ci/release.gitlab-ci.yml"
+            ),
+            GITLAB_TOKEN,
+            False,
+        ),
+        (
+            GitLabPublisher(repository="acme/widgets", workflow_filepath=".gitlab-ci.yml"),
+            GITLAB_TOKEN,
+            True,
+        ),
+        (
+            GitLabPublisher(
+                repository="acme/gadgets", workflow_filepath="ci/release.gitlab-ci.yml"
+            ),
+            GITLAB_TOKEN,
+            True,
+        ),
+        (GitHubPublisher(repository="acme/widgets", workflow="release.yml"), GITLAB_TOKEN, True),
+        (GitHubPublisher(repository="acme/widgets", workflow="x.yml"), {"iss": "https://x"}, False),
+    ],
+    ids=[
+        "github-same",
+        "github-other-workflow",
+        "github-other-repository",
+        "gitlab-same",
+        "gitlab-other-ci-file",
+        "gitlab-other-project",
+        "github-attestation-gitlab-token",
+        "other-issuer-not-compared",
+    ],
+)
+def test_an_attestation_must_come_from_the_tokens_identity(
+    publisher: GitHubPublisher | GitLabPublisher, claims: dict[str, str], refused: bool
+) -> None:
+    mismatch = token_mismatch(publisher, claims)
+    assert (mismatch is not None) is refused, mismatch
+    if refused:
+        assert "trusted-publishing token is for" in mismatch
