@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.api.context import SERVICES
+from gateway.app_keys import S3_CLIENT
+from gateway.store import keys
 from tests.distributions import sha256_of
 
 if TYPE_CHECKING:  # the conftest imports this module for its fixtures
@@ -58,10 +60,18 @@ def on_index(servers_dir: Path, path: Path) -> bool:
 
 
 async def sessions_of(api: Api, project: str) -> list[Any]:
-    services = api.client.server.app[SERVICES]
+    """Every session of ``project`` the gateway keeps, read from the bucket's own listing."""
+    app = api.client.server.app
+    services = app[SERVICES]
+    prefix = services.settings.s3.prefix
+    listing = await app[S3_CLIENT].list_objects_v2(
+        Bucket=services.settings.s3.bucket, Prefix=prefix + keys.SESSIONS, Delimiter="/"
+    )
     found = []
-    async for sid in services.sessions.session_ids():
-        session = await services.sessions.find(sid)
-        if session is not None and session.name == project:
-            found.append(session)
+    for item in listing.get("Contents", []):
+        key = item["Key"].removeprefix(prefix)
+        if keys.is_session_record(key):
+            session = await services.sessions.find(keys.session_id_of(key))
+            if session is not None and session.name == project:
+                found.append(session)
     return found
