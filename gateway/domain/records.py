@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.domain import clock
 from gateway.domain.lease import Lease
 from gateway.domain.states import FileState, SessionState
 
@@ -68,7 +67,8 @@ class PublishJournal(Record):
     )
     published_by: str
     started_at: datetime = Field(
-        default_factory=clock.now,
+        # To the microsecond, as every audit event's time: events sort by it.
+        default_factory=lambda: datetime.now(UTC),
         description="When the attempt began: the time of its audit events, which whichever "
         "replica finishes it records, so that they all write one object.",
     )
