@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import secrets
@@ -59,6 +60,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response.headers[REQUEST_ID] = request_id
         sent = response.body_length if response.prepared else (response.content_length or 0)
         return response
+    except web.HTTPException as exc:  # a redirect or an aiohttp refusal is its own status
+        status = exc.status
+        raise
+    except asyncio.CancelledError:  # the client went away: nginx's 499, not a failure of ours
+        status = 499
+        raise
     finally:
         elapsed = time.perf_counter() - started
         route = _route_name(request)

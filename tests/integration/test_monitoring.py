@@ -56,3 +56,22 @@ async def test_dashboard_and_alerts_query_only_exported_metrics(
         named = {name for expr in expressions for name in _METRIC.findall(expr)}
         assert named, f"{title}: queries no gateway metric"
         assert named <= exported, f"{title}: {sorted(named - exported)} not exported"
+
+
+async def test_a_redirect_is_counted_as_its_own_status_not_as_a_failure(
+    live: Api, project_name: str
+) -> None:  # R-W5: a raised 301 was counted (and logged) as 500, tripping 5xx alerts
+    session = await live.create_session(project_name)
+    stage = session["links"]["stage"]
+    unnormalized = live.path(stage) + project_name.upper().replace("-", "_") + "/"
+    response = await live.client.get(unnormalized, allow_redirects=False)
+    assert response.status == 301
+    text = await (await live.client.get("/metrics")).text()
+    counted = {
+        sample.labels["status"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "upload_gateway_requests"
+        for sample in family.samples
+        if sample.labels.get("route") == "stage:project"
+    }
+    assert counted == {"301"}, counted
