@@ -127,6 +127,13 @@ def _session_links(mechanisms: Sequence[str]) -> dict[str, Any]:
                 "operationId": "stageProject",
                 "parameters": {"token": _SESSION, "project": "$request.body#/name"},
             },
+            "getReleaseSession": {
+                "operationId": "getReleaseSession",
+                "parameters": {
+                    "project": "$request.body#/name",
+                    "version": "$request.body#/version",
+                },
+            },
         }
     )
 
