@@ -64,14 +64,21 @@ async def test_a_redirect_is_counted_as_its_own_status_not_as_a_failure(
     session = await live.create_session(project_name)
     stage = session["links"]["stage"]
     unnormalized = live.path(stage) + project_name.upper().replace("-", "_") + "/"
+    before = await stage_project_requests(live)
     response = await live.client.get(unnormalized, allow_redirects=False)
     assert response.status == 301
+    after = await stage_project_requests(live)
+    assert after.get("301", 0) == before.get("301", 0) + 1, (before, after)
+    assert after.get("500", 0) == before.get("500", 0), (before, after)
+
+
+async def stage_project_requests(live: Api) -> dict[str, float]:
+    """The stage project page's requests so far, by status (the gateway is shared)."""
     text = await (await live.client.get("/metrics")).text()
-    counted = {
-        sample.labels["status"]
+    return {
+        sample.labels["status"]: sample.value
         for family in text_string_to_metric_families(text)
         if family.name == "upload_gateway_requests"
         for sample in family.samples
-        if sample.labels.get("route") == "stage:project"
+        if sample.name.endswith("_total") and sample.labels.get("route") == "stage:project"
     }
-    assert counted == {"301"}, counted
