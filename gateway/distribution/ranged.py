@@ -8,6 +8,7 @@ ranges it needs and never for the whole file.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Protocol
 
 from gateway.distribution.errors import DistributionError
@@ -75,3 +76,12 @@ async def read_exact(reader: RangeReader, start: int, length: int) -> bytes:
     if len(data) != length:
         raise OSError(f"reader returned {len(data)} bytes for {length} bytes at offset {start}")
     return data
+
+
+def from_blocks(blocks: Mapping[int, bytes], start: int, length: int) -> bytes | None:
+    """The ``length`` bytes at ``start`` when one of ``blocks`` (offset -> bytes already
+    held) holds them all; None when none does."""
+    for offset, block in blocks.items():
+        if offset <= start and start + length <= offset + len(block):
+            return block[start - offset : start - offset + length]
+    return None

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from gateway.distribution.ranged import from_blocks
 from gateway.outbound import Hop
 
 # An index page larger than this is not a listing we serve; the client gets the index's own.
@@ -152,9 +153,9 @@ class RemoteFile:
 
     async def read_range(self, start: int, length: int) -> bytes:
         length = max(0, min(length, self._size - start))
-        for offset, block in self._blocks.items():
-            if offset <= start and start + length <= offset + len(block):
-                return block[start - offset : start - offset + length]
+        held = from_blocks(self._blocks, start, length)
+        if held is not None:
+            return held
         byte_range = f"bytes={start}-{start + length - 1}"
         status, body, _, _ = await self._reader.get_range(
             self._url, self._authorization, byte_range

@@ -18,6 +18,7 @@ import hashlib
 from botocore.exceptions import ClientError
 
 from gateway.distribution.archive import DistributionError
+from gateway.distribution.ranged import from_blocks
 from gateway.logs import log
 from gateway.proxy.index_reader import FIRST_RANGE_BYTES
 from gateway.services.file_facts import FileFactsService
@@ -95,9 +96,9 @@ class HeldBytes:
 
     async def read_range(self, start: int, length: int) -> bytes:
         length = max(0, min(length, self._size - start))
-        for offset, block in self._blocks.items():
-            if offset <= start and start + length <= offset + len(block):
-                return block[start - offset : start - offset + length]
+        held = from_blocks(self._blocks, start, length)
+        if held is not None:
+            return held
         raise NotHeld(f"bytes {start}-{start + length - 1} went by unkept")
 
 
