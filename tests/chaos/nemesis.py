@@ -42,20 +42,27 @@ class Nemesis:
     gap: tuple[float, float] = (5.0, 15.0)  # seconds of calm between two events
     events: list[Event] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    # Set once every kind has been played: a slow drain must not leave a kind out of a short
+    # run, so the first round plays in full even past the deadline (the load waits for it).
+    round_played: threading.Event = field(default_factory=threading.Event)
 
     def run(self, until: float, first_after: float = 5.0) -> list[Event]:
         """Blocking (run it in a thread): events in a seeded order until ``until``
-        (``time.monotonic``), then everything healed and back up."""
+        (``time.monotonic``) and at least one of each kind, then everything healed and
+        back up."""
         rng = random.Random(self.seed)
         order = list(self.kinds)
         self._calm(first_after)
         index = 0
-        while time.monotonic() < until and not self.stop.is_set():
+        while (time.monotonic() < until or index < len(order)) and not self.stop.is_set():
             if index % len(order) == 0:
                 rng.shuffle(order)
             getattr(self, "_" + order[index % len(order)].replace("-", "_"))(rng)
             index += 1
+            if index == len(order):
+                self.round_played.set()
             self._calm(rng.uniform(*self.gap))
+        self.round_played.set()
         self.heal()
         return self.events
 

@@ -69,7 +69,10 @@ async def run_chaos(config: ChaosConfig) -> Report:
         faults = asyncio.create_task(asyncio.to_thread(nemesis.run, until))
         verdict = Verdict()
         try:
-            history = await workload.run(until)
+            # The load lasts the configured seconds and until every fault kind has played.
+            history = await workload.run(
+                lambda: time.monotonic() < until or not nemesis.round_played.is_set()
+            )
             # Leases lapse (5 s) and are taken over by a sweep (every 2 s); checked before
             # the retention purges the sessions the last releases ended.
             await asyncio.sleep(5 + 3 * 2)

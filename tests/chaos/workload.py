@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,16 +73,17 @@ class Workload:
     read_every: int = 2  # one published release in this many is installed via the read path
     history: list[Attempt] = field(default_factory=list)
 
-    async def run(self, until: float) -> list[Attempt]:
-        await asyncio.gather(*(self._publisher(p, until) for p in range(self.publishers)))
+    async def run(self, loading: Callable[[], bool]) -> list[Attempt]:
+        """Each publisher starts releases while ``loading()`` says so."""
+        await asyncio.gather(*(self._publisher(p, loading) for p in range(self.publishers)))
         return self.history
 
-    async def _publisher(self, number: int, until: float) -> None:
+    async def _publisher(self, number: int, loading: Callable[[], bool]) -> None:
         rng = random.Random(self.seed * 1000 + number)
         project = f"chaos-{self.seed}-{number}"
         env = self._env(number)
         release = 0
-        while time.monotonic() < until:
+        while loading():
             release += 1
             version = f"1.{release}"
             count = rng.randint(1, 20)
