@@ -93,7 +93,7 @@ async def _release(stack: Stack, raw: Path, _: int) -> None:
     work.mkdir(exist_ok=True)
     paths = release._release(work, "9.0", 201)
     spy = _spy(stack.gateway.pid, raw, None)
-    took, _outcome = await asyncio.to_thread(release._client, stack, paths)
+    took, _outcome = await asyncio.to_thread(release.client_publish, stack, paths)
     print(f"201-file release took {took:.1f}s")
     spy.send_signal(2)  # py-spy writes its output on SIGINT
     spy.wait()
