@@ -124,12 +124,13 @@ class StateFile:
                 setattr(record, key, value)
             record.updated_at = _now()
 
-    def mark_completed(self, session_id: str, filename: str, sha256: str) -> None:
-        """Remember that this client completed ``filename`` with these bytes in the session."""
+    def mark_completed(self, session_id: str, files: Mapping[str, str]) -> None:
+        """Remember that this client completed ``files`` (filename -> sha256 of the bytes)
+        in the session."""
         with self._locked() as records:
             record = records.get(session_id)
             if record is not None:
-                record.completed[filename] = sha256
+                record.completed.update(files)
                 record.updated_at = _now()
 
     @contextlib.contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.client.cli.publish_files import Completions
 from gateway.client.state import (
     SessionRecord,
     StateError,
@@ -84,3 +85,23 @@ def test_a_corrupt_file_is_reported(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(StateError, match="not a session state file"):
         StateFile(path).records()
+
+
+def test_completions_are_written_in_batches_and_at_the_end(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "sessions.json")
+    saved = state.save(record("https://u/sessions/many"))
+    writes = []
+    original = state._write
+
+    def counted(records: dict[str, SessionRecord]) -> None:
+        writes.append(len(records[saved.id].completed))
+        original(records)
+
+    state._write = counted  # type: ignore[method-assign]  # counting the file's rewrites
+    names = [f"foo-1.0-py3-none-manylinux_2_{n}_x86_64.whl" for n in range(400)]
+    with Completions(state, saved.id, every=3600) as completions:
+        for name in names:
+            completions.add(name, name[-20:])
+    # One rewrite of the state file for the 400 completions, not one each.
+    assert writes == [400]
+    assert StateFile(state.path).get(saved.id).completed[names[7]] == names[7][-20:]

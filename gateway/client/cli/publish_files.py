@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -38,7 +39,8 @@ class ReleaseUploads:
         limit = asyncio.Semaphore(self._args.parallel)
         skipped = self._already_completed(session, release, lid)
         validating: list[Distribution] = []
-        with self._reporter.transfer(release.files) as transfer:
+        completions = Completions(self._state, lid)
+        with completions, self._reporter.transfer(release.files) as transfer:
 
             async def one(dist: Distribution) -> None:
                 if dist.filename in skipped:
@@ -51,7 +53,7 @@ class ReleaseUploads:
                 elif status == "processing":
                     validating.append(dist)
                 else:
-                    self._state.mark_completed(lid, dist.filename, dist.sha256)
+                    completions.add(dist.filename, dist.sha256)
 
             await _all_or_nothing([one(dist) for dist in release.files])
         if validating:
@@ -83,14 +85,17 @@ class ReleaseUploads:
         self._reporter.step(f"waiting for the server to validate {', '.join(names)}")
         final = await self._client.wait_for_files(session, names)
         failed: list[tuple[str, dict[str, Any]]] = []
+        completed = {}
         for dist in validating:
             entry = final.files.get(dist.filename) or {}
             if entry.get("status") == "completed":
-                self._state.mark_completed(lid, dist.filename, dist.sha256)
+                completed[dist.filename] = dist.sha256
             else:
                 failed.append((dist.filename, entry))
                 if entry.get("link"):
                     await self._client.discard_file(entry["link"])
+        if completed:
+            self._state.mark_completed(lid, completed)
         if failed:
             name, entry = failed[0]
             status = str(entry.get("status"))
@@ -131,6 +136,38 @@ class ReleaseUploads:
         )
         self._reporter.step(f"{dist.filename}: {file.status}")
         return file.status
+
+
+class Completions:
+    """The files completed in a session, written to the state file (for --skip-existing) at
+    most once a second and when the release's uploads end, however they end. One write per
+    file would rewrite the whole file for each: quadratic in a release of hundreds of wheels.
+    A client killed meanwhile forgets at most a second's completions; those files are sent
+    again."""
+
+    def __init__(self, state: StateFile, lid: str, every: float = 1.0) -> None:
+        self._state = state
+        self._lid = lid
+        self._every = every
+        self._pending: dict[str, str] = {}
+        self._written = time.monotonic()
+
+    def add(self, filename: str, sha256: str) -> None:
+        self._pending[filename] = sha256
+        if time.monotonic() - self._written >= self._every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._state.mark_completed(self._lid, self._pending)
+            self._pending = {}
+        self._written = time.monotonic()
+
+    def __enter__(self) -> Completions:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()
 
 
 async def _all_or_nothing(coroutines: list[Awaitable[None]]) -> None:
