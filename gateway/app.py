@@ -177,7 +177,7 @@ def _services(
     journal: AuditTrail,
 ) -> Services:
     s3 = settings.s3
-    records = RecordStore(client, objects, s3.bucket, s3.prefix)
+    records = RecordStore(objects, s3.bucket, s3.prefix)
     blobs = BlobStore(client, s3.bucket, s3.prefix, s3.timeout, hops.s3, objects)
     backend = backend_for(settings.backend, http, hops.backend)
     core = wire(settings, records, blobs, backend, http, journal)

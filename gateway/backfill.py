@@ -61,7 +61,7 @@ async def backfill(settings: Settings, projects: list[str], progress: Progress) 
         aiohttp.ClientSession(auto_decompress=False) as http,
     ):
         await ensure_bucket(client, settings.s3.bucket, settings.s3.create_bucket)
-        records = RecordStore(client, objects, settings.s3.bucket, settings.s3.prefix)
+        records = RecordStore(objects, settings.s3.bucket, settings.s3.prefix)
         # A backfill publishes nothing: no publish window opens.
         facts = FileFactsService(records, PublishWindows())
         hop = Hop("backend", settings.backend.tls(), settings.backend.outbound_proxy)

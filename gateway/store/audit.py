@@ -54,7 +54,7 @@ class AuditStore:
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
-        self._records = RecordStore(client, objects, bucket, prefix)
+        self._records = RecordStore(objects, bucket, prefix)
         self._blobs = BlobStore(client, bucket, prefix, timeout)
 
     async def append(self, key: str, data: dict[str, Any]) -> None:

@@ -5,8 +5,10 @@ each is a small body. botocore spends about 0.4 ms of CPU per request on top of 
 exchange itself (serialising the call, endpoint rules, the user agent, event hooks, parsing
 the answer): 0.62-0.76 ms per ``GetObject``/``PutObject`` against 0.25-0.33 ms for the same
 request signed by botocore's own SigV4 signer and sent with aiohttp (measured side by side,
-docs/performance.md). So record reads, conditional writes and deletes go this way; the bytes
-of uploads, listings and everything else stay on aiobotocore.
+docs/performance.md). So record reads, conditional writes, deletes and the listings of record
+keys go this way (a listing's answer is read for its keys alone, not parsed into botocore's
+dictionaries: a status GET lists its session's file summaries); the bytes of uploads and
+everything else stay on aiobotocore.
 
 What botocore would do and this keeps: path-style addresses on the client's endpoint, SigV4
 with the credentials botocore resolves (keys from the settings, else its default chain,
@@ -20,12 +22,13 @@ call, and failures raised as botocore's ``ClientError`` (an S3 error answer) or 
 from __future__ import annotations
 
 import asyncio
+import html
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import aiohttp
 from botocore.auth import S3SigV4Auth
@@ -43,6 +46,9 @@ S3Credentials = Callable[[], Awaitable[ReadOnlyCredentials | None]]
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRIED_CODES = frozenset({"RequestTimeout", "SlowDown", "Throttling", "ThrottlingException"})
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
+_KEY = re.compile(rb"<Key>([^<]*)</Key>")
+_NEXT = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+_URL_ENCODED = b"<EncodingType>url</EncodingType>"
 _MAX_BACKOFF = 20.0
 
 
@@ -89,6 +95,27 @@ class SmallObjects:
     async def delete(self, bucket: str, key: str, headers: Mapping[str, str]) -> Answer:
         return await self._send("DeleteObject", "DELETE", bucket, key, None, headers, (200, 204))
 
+    async def keys(
+        self, bucket: str, prefix: str, delimiter: str | None = None
+    ) -> AsyncIterator[str]:
+        """The keys under ``prefix`` (``ListObjectsV2``, page after page), in S3's order; with
+        ``delimiter``, those not rolled up into a common prefix."""
+        query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
+        if delimiter:
+            query["delimiter"] = delimiter
+        while True:
+            encoded = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
+            answer = await self._send("ListObjectsV2", "GET", bucket, "", query=encoded)
+            # Keys come form-encoded (a space as "+") when the server honours encoding-type, as
+            # S3 and SeaweedFS do; otherwise as XML text.
+            decode = unquote_plus if _URL_ENCODED in answer.body else html.unescape
+            for key in _KEY.findall(answer.body):
+                yield decode(key.decode())
+            token = _NEXT.search(answer.body)
+            if token is None or b"<IsTruncated>true</IsTruncated>" not in answer.body:
+                return
+            query["continuation-token"] = html.unescape(token.group(1).decode())
+
     async def _send(
         self,
         operation: str,
@@ -98,8 +125,10 @@ class SmallObjects:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         expected: tuple[int, ...] = (200,),
+        query: str = "",
     ) -> Answer:
         url = f"{self._endpoint}/{quote(bucket, safe='')}/{quote(key, safe='/~')}"
+        url += f"?{query}" if query else ""
         with metrics.s3_call(operation):
             for attempt in range(self._attempts):
                 last = attempt == self._attempts - 1

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from gateway.store.objects import SmallObjects
-from gateway.store.s3 import S3Client, is_not_found, is_precondition_failed
+from gateway.store.s3 import is_not_found, is_precondition_failed
 
 
 class RecordExists(Exception):
@@ -124,14 +124,12 @@ class RecordStore(JsonRecords):
 
     def __init__(
         self,
-        client: S3Client,
         objects: SmallObjects,
         bucket: str,
         prefix: str,
         max_attempts: int = 16,
     ):
-        self._client = client  # listings
-        self._objects = objects  # reads, conditional writes, deletes (store/objects.py)
+        self._objects = objects  # reads, conditional writes, deletes, listings (objects.py)
         self._bucket = bucket
         self._prefix = prefix
         self.max_attempts = max_attempts
@@ -180,10 +178,5 @@ class RecordStore(JsonRecords):
                 raise
 
     async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
-        paginator = self._client.get_paginator("list_objects_v2")
-        options = {"Delimiter": delimiter} if delimiter else {}
-        async for page in paginator.paginate(
-            Bucket=self._bucket, Prefix=self._key(prefix), **options
-        ):
-            for item in page.get("Contents", []):
-                yield item["Key"][len(self._prefix) :]
+        async for key in self._objects.keys(self._bucket, self._key(prefix), delimiter):
+            yield key[len(self._prefix) :]

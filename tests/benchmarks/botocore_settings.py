@@ -130,7 +130,7 @@ async def records_cpu(url: str, times: int = 1000) -> str:
     document = {"files": "x" * 1500}
     body = json.dumps(document).encode()
     async with open_client(config) as client, open_small_objects(config, client) as objs:
-        records = RecordStore(client, objs, BUCKET, "records/")
+        records = RecordStore(objs, BUCKET, "records/")
         key = f"r-{time.monotonic_ns()}.json"
         etag = await records.create(key, document)
 

@@ -219,7 +219,7 @@ async def bucket_records(settings: Settings) -> AsyncIterator[RecordStore]:
     the test's own: what a test plants or inspects there, it reaches as any S3 client would."""
     config = settings.s3.store_config()
     async with open_client(config) as client, open_small_objects(config, client) as objects:
-        yield RecordStore(client, objects, settings.s3.bucket, settings.s3.prefix)
+        yield RecordStore(objects, settings.s3.bucket, settings.s3.prefix)
 
 
 async def problem(response: ClientResponse, status: int) -> dict[str, Any]:

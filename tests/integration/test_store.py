@@ -29,7 +29,7 @@ async def s3(settings: Settings) -> AsyncIterator[S3Client]:
 async def records(s3: S3Client, settings: Settings) -> AsyncIterator[RecordStore]:
     config = settings.s3.store_config()
     async with open_small_objects(config, s3) as objects:
-        yield RecordStore(s3, objects, settings.s3.bucket, settings.s3.prefix)
+        yield RecordStore(objects, settings.s3.bucket, settings.s3.prefix)
 
 
 async def test_create_if_absent_refuses_second_create(records: RecordStore) -> None:
@@ -89,6 +89,16 @@ async def test_keys_with_delimiter_stay_at_one_level(records: RecordStore) -> No
     await records.create("sessions/x/files/y.json", {})
     found = [key async for key in records.keys("sessions/", delimiter="/")]
     assert found == ["sessions/x.json"]
+
+
+async def test_keys_come_back_whole_page_after_page(records: RecordStore) -> None:
+    # Filenames of summary entries hold "+", "~" and "%"; S3 pages a listing by 1,000 keys.
+    odd = ["listed/a+b~c%20d é.json", "listed/x&y<z>.json", "listed/q=1&r=2.json"]
+    plain = [f"listed/n{number:04d}.json" for number in range(1_100)]
+    await asyncio.gather(*(records.create(key, {}) for key in odd + plain))
+    found = [key async for key in records.keys("listed/")]
+    assert sorted(found) == sorted(odd + plain)
+    assert len(found) == len(set(found))
 
 
 async def test_missing_bucket_is_created(settings: Settings) -> None:
