@@ -3,7 +3,9 @@
 publish_throughput_ratio = gateway replay MiB/s (S3 → index, from publish to published) for a
 200 MiB wheel ÷ twine's MiB/s uploading the same-sized wheel from local disk.
 release_e2e_ratio = time of a 10 x 20 MiB release through the gateway end to end (create,
-parallel uploads, complete, publish, published) ÷ time of `twine upload` of the same files.
+parallel uploads, complete, publish, published) ÷ time of `twine upload` of the same files,
+with the CPU seconds each side cost the gateway, SeaweedFS, the index and the client (this
+process's driver, or twine) in its fastest round: where the machine's two cores went.
 Each round alternates which side goes first, after one untimed upload of the same size.
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from tests.benchmarks.stack import (
     META,
     Stack,
     alternate,
+    cpu_of,
+    delta,
     twine,
     warm_up,
 )
@@ -72,6 +78,25 @@ async def gateway_release(
     return ended - started, ended - publish_started
 
 
+def _cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far: the gateway, SeaweedFS, the index, and the client side (this
+    process, which drives the gateway's release, and the twine processes it waited for)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return stack.cpu_seconds() | {"index": cpu_of(stack.index.process.pid), "client": client}
+
+
+def _timed(stack: Stack, run: Callable[[], float]) -> tuple[float, dict[str, float]]:
+    before = _cpu(stack)
+    seconds = run()
+    return seconds, delta(_cpu(stack), before)
+
+
+def _fastest(runs: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[str, float]]:
+    return min(runs, key=lambda run: run[0])
+
+
 def measure(stack: Stack, rounds: int) -> dict[str, float]:
     work = stack.workdir / "dists"
     work.mkdir(exist_ok=True)
@@ -102,7 +127,8 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
         )
         gw.unlink()
         tw.unlink()
-    e2e_gateway, e2e_twine = [], []
+    e2e_gateway: list[tuple[float, dict[str, float]]] = []
+    e2e_twine: list[tuple[float, dict[str, float]]] = []
     for r in range(rounds):
         tags = [f"cp3{m}-cp3{m}-manylinux_2_28_x86_64" for m in range(8, 18)]
         gw = [
@@ -115,22 +141,30 @@ def measure(stack: Stack, rounds: int) -> dict[str, float]:
         ]
 
         def release_by_twine(tw: list[Path] = tw) -> None:
-            e2e_twine.append(twine(stack.index.url + "/", tw))
+            e2e_twine.append(_timed(stack, lambda: twine(stack.index.url + "/", tw)))
 
         def release_by_gateway(gw: list[Path] = gw, r: int = r) -> None:
             e2e_gateway.append(
-                asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0]
+                _timed(
+                    stack,
+                    lambda: asyncio.run(gateway_release(stack, "bench-release", f"1.{r}", gw))[0],
+                )
             )
 
         for run in alternate(r, release_by_twine, release_by_gateway):
             run()
         print(
-            f"  release round {r}: twine {e2e_twine[-1]:.1f}s, gateway {e2e_gateway[-1]:.1f}s",
+            f"  release round {r}: twine {e2e_twine[-1][0]:.1f}s (CPU-s {e2e_twine[-1][1]}), "
+            f"gateway {e2e_gateway[-1][0]:.1f}s (CPU-s {e2e_gateway[-1][1]})",
             flush=True,
         )
         for path in gw + tw:
             path.unlink()
+    (gateway_s, gateway_cpu), (twine_s, twine_cpu) = _fastest(e2e_gateway), _fastest(e2e_twine)
+    split = {f"release_e2e_gateway_side_cpu_s_{k}": v for k, v in gateway_cpu.items()}
+    split |= {f"release_e2e_twine_side_cpu_s_{k}": v for k, v in twine_cpu.items()}
     return {
         "publish_throughput_ratio": round(max(gateway_rates) / max(twine_rates), 3),
-        "release_e2e_ratio": round(min(e2e_gateway) / min(e2e_twine), 3),
+        "release_e2e_ratio": round(gateway_s / twine_s, 3),
+        **{name: round(value, 2) for name, value in split.items()},
     }
