@@ -39,7 +39,13 @@ class FileClaim(Record):
 
 
 class FilenameReservation(Record):
-    """A filename of a project held by a publish under way, kept once published (R-P8)."""
+    """A filename of a project held by session ``session_id`` since its publish reserved it
+    (R-P8). It says nothing of whether the file was published: its session's state does
+    (``published``), or the index (the file is there). It is dropped only for a file that
+    never reached the index; one whose file did, or may have, stays for good.
+
+    ``state``: "published" only in records written before the session said it (a write per
+    file at publish that is no longer made); such a reservation is never released."""
 
     session_id: str
     state: Literal["publishing", "published"] = "publishing"
@@ -141,6 +147,11 @@ class PublishingSession(Record):
     )
     notices: list[str] = Field(default_factory=list)
     publish: PublishJournal | None = None
+    maybe_on_index: list[str] = Field(
+        default_factory=list,
+        description="Filenames a failed publish of the session put, or may have put, on the "
+        "index: their reservations stay when the session ends (R-P8).",
+    )
     files: dict[str, FileSummary] | None = Field(
         None,
         description="File id -> summary, canceled ones kept as tombstones: written when the "

@@ -21,6 +21,9 @@ class PublishFailed(Exception):
     slug: str
     reason: str
     files: dict[str, str] = field(default_factory=dict)
+    # The file being posted may have reached the index all the same: its last post got no
+    # answer (its reservation then stays, R-P8).
+    maybe_landed: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.reason)

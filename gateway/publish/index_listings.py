@@ -32,6 +32,13 @@ class IndexListings:
                 await asyncio.sleep(backoff(attempt_number))
         raise AssertionError("unreachable")
 
+    async def now(self, project: str) -> Listing | None:
+        """The listing, asked once; None when the index did not give it."""
+        try:
+            return await self._backend.published_files(project)
+        except Exception:  # whatever the reason, the caller then assumes the worst
+            return None
+
     async def confirm(self, project: str, ordered: list[FileUpload]) -> None:
         """Every file is on the index with its sha256, by the index's own listing."""
         listing = await self._backend.published_files(project)

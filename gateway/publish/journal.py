@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Literal
 
@@ -196,10 +196,17 @@ class Journals:
         return (await self._write(sid, defer)).value
 
     async def finish(
-        self, sid: str, attempt: str, succeeded: bool, notices: list[str]
+        self,
+        sid: str,
+        attempt: str,
+        succeeded: bool,
+        notices: list[str],
+        maybe_on_index: Collection[str] = (),
     ) -> Versioned[PublishingSession]:
         """End publish ``attempt``: ``published``, or back to where it was for a caller still
         waiting (R-P7), ``error`` with ``notices`` for one that is not. The session as written.
+        ``maybe_on_index``: of a failed attempt, the files it put or may have put on the
+        index, noted in the session (their reservations stay, whoever releases the others).
 
         A published session is to be settled at once by the caller. Should it die first, no
         new entry of the sweep's is needed: the one for the publish lease (written when the
@@ -219,9 +226,13 @@ class Journals:
                 session.ended_at = clock.now()
                 session.notices.extend(notices)
                 session.files = fold(session.files or {}, shown)
-            elif session.status == SessionState.PROCESSING:
-                session.status = next_session_state(session.status, SessionEvent.PUBLISH_FAILED)
-                session.notices.extend(notices)
+            else:
+                kept = set(maybe_on_index) - set(session.maybe_on_index)
+                session.maybe_on_index.extend(sorted(kept))
+                if session.status == SessionState.PROCESSING:
+                    event = SessionEvent.PUBLISH_FAILED
+                    session.status = next_session_state(session.status, event)
+                    session.notices.extend(notices)
             return session
 
         return await self._write(sid, finish, known)

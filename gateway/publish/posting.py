@@ -64,6 +64,7 @@ class FilePoster:
     ) -> None:
         """Upload one file unless the index already has these exact bytes (R-W3)."""
         retries = self._settings.retries
+        unanswered = False  # the last post got no answer: it may have landed all the same
         for attempt_number in range(retries + 1):
             if attempt_number:  # a failed attempt may still have landed
                 listed = (await self._backend.published_files(session.name)).get(upload.filename)
@@ -76,10 +77,12 @@ class FilePoster:
                     f"{upload.filename} is already on the index with other contents.",
                     {upload.filename: "already on the index with another sha256"},
                 )
+            unanswered = False
             try:
                 answer = await self._post(session, upload, attempt_id)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason: str | None = f"the index could not be reached ({type(exc).__name__})"
+                unanswered = True
             else:
                 reason = await self._judge(session, upload, answer)
             if reason is None:
@@ -92,6 +95,7 @@ class FilePoster:
             "backend-unavailable",
             f"Giving up on {upload.filename}: {reason}.",
             {upload.filename: str(reason)},
+            maybe_landed=unanswered,
         )
 
     async def _judge(

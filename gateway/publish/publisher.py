@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from gateway.domain.errors import Kind
-from gateway.domain.records import FileUpload, PublishingSession
+from gateway.domain.records import PublishingSession
 from gateway.domain.states import SessionEvent
 from gateway.domain.transitions import require
 from gateway.gates.publish import PublishGate
@@ -25,7 +24,7 @@ from gateway.publish.failure import (
 )
 from gateway.publish.journal import Journals
 from gateway.publish.posting import BackendCredentials
-from gateway.publish.worker import Handed, PublishWorker
+from gateway.publish.worker import Handed, PublishWorker, reserve_filenames
 from gateway.services.names import NameRegistry
 from gateway.services.session_files import SessionFiles
 from gateway.services.sessions import SessionService
@@ -91,7 +90,10 @@ class Publisher:
                 check_conflicts(uploads, listing)
             except PublishFailed as failure:
                 raise failure.error() from None
-        reserved = await self._reserve(session, uploads)
+        try:
+            await reserve_filenames(self._names, session, uploads)
+        except PublishFailed as failure:
+            raise failure.error() from None
         journal = self._journals.new_attempt(
             order=[u.id for u in publish_order(uploads)],
             new_project=None if listing is None else not listing,
@@ -105,11 +107,13 @@ class Publisher:
             await self._files.check_as_read(session, everything)
             started = await self._journals.open_in_session(session.id, journal, known)
         except BaseException:
-            filenames = [u.filename for u in uploads]
+            # Nothing of this attempt was posted; a failed attempt before it may have.
+            kept = set(session.maybe_on_index)
+            filenames = [u.filename for u in uploads if u.filename not in kept]
             await self._names.release_filenames(session.name, filenames, session.id)
             raise
         log.info("publish.started", session=session.id[:8], files=len(uploads), by=principal.id)
-        handed = Handed(started, uploads, listing, reserved)
+        handed = Handed(started, uploads, listing)
         worker = self._worker.start(
             session.id, journal.attempt, principal.backend_credentials, handed
         )
@@ -125,21 +129,6 @@ class Publisher:
             # An index that is down right now may be back in a moment: the worker retries
             # (and checks conflicts) with backoff, and a lasting outage ends in `error`.
             return None
-
-    async def _reserve(
-        self, session: PublishingSession, uploads: list[FileUpload]
-    ) -> dict[str, str]:
-        """Reserve the filenames; the etags of the reservations made (filename -> etag)."""
-        filenames = [upload.filename for upload in uploads]
-        reserved = await self._names.reserve_filenames(session.name, filenames, session.id)
-        if reserved.taken is not None:
-            raise PublishFailed(
-                Kind.CONFLICT,
-                "filename-conflict",
-                f"{reserved.taken} is being published or was published by another session.",
-                {reserved.taken: "reserved by another publish"},
-            ).error()
-        return reserved.etags
 
     async def _defer(
         self, sid: str, attempt: str, worker: asyncio.Task[PublishingSession]

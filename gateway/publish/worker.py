@@ -27,6 +27,7 @@ from gateway.publish.failure import PublishFailed, check_conflicts, is_sdist, sh
 from gateway.publish.index_listings import IndexListings
 from gateway.publish.journal import Confirmations, Journals
 from gateway.publish.posting import BackendCredentials, FilePoster
+from gateway.publish.reach import Reach, maybe_on_index
 from gateway.services.audit import GATEWAY, AuditTrail
 from gateway.services.file_facts import FileFactsService
 from gateway.services.names import NameRegistry
@@ -49,7 +50,6 @@ class Handed:
     started: Versioned[PublishingSession]  # the session, as the journal was opened in it
     uploads: list[FileUpload]  # its file records (no file changes once the journal is open)
     listing: Listing | None  # the index's listing (None: the index did not answer)
-    reservations: dict[str, str]  # filename -> etag of its reservation, as created
 
 
 class PublishWorker:
@@ -78,6 +78,7 @@ class PublishWorker:
         self._audit = audit
         self._listings = IndexListings(backend, settings)
         self._poster = FilePoster(blobs, backend, http, index, settings, file_facts)
+        self._reach: dict[str, Reach] = {}  # by publish attempt this process works on
         self.tasks: set[asyncio.Task[PublishingSession]] = set()
 
     def start(
@@ -93,6 +94,8 @@ class PublishWorker:
         pass-through caller's, kept in memory only."""
         if credentials is not None:
             self._poster.caller_credentials[attempt] = credentials
+        # A new attempt posted nothing before this run; a resumed one is known once listed.
+        self._reach[attempt] = Reach(complete=handed is not None)
         task = asyncio.create_task(self._work(sid, attempt, handed))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -139,6 +142,7 @@ class PublishWorker:
                 time.perf_counter() - started
             )
             self._poster.caller_credentials.pop(attempt, None)
+            self._reach.pop(attempt, None)
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -158,7 +162,12 @@ class PublishWorker:
         listing = handed.listing if handed is not None else None
         if listing is None:
             listing = await self._listings.patiently(session.name)
+        reach = self._reach.setdefault(attempt, Reach())
+        reach.listed |= set(journal.confirmed) | {u.filename for u in ordered} & set(listing)
+        reach.complete = True
         check_conflicts(ordered, listing)
+        if handed is None:  # the request reserved them; a resumed run makes sure (R-P8)
+            await reserve_filenames(self._names, session, ordered)
         if journal.new_project is None:
             new_project = not listing
 
@@ -169,8 +178,7 @@ class PublishWorker:
             journal.new_project = new_project
         await self._put_all(session, attempt, ordered, listing, journal.confirmed)
         await self._listings.confirm(session.name, ordered)
-        reservations = handed.reservations if handed is not None else {}
-        return await self._succeed(session, attempt, journal, ordered, reservations)
+        return await self._succeed(session, attempt, journal, ordered)
 
     async def _begin(self, sid: str, attempt: str, handed: Handed | None) -> PublishingSession:
         """The session the run starts from: as the publish request has just written it, or
@@ -202,7 +210,7 @@ class PublishWorker:
         try:
             await self._put_bounded(session, attempt, wheels, listing, journal)
             for sdist in (upload for upload in todo if is_sdist(upload)):
-                await self._poster.put(session, sdist, listing.get(sdist.filename), attempt)
+                await self._put(session, sdist, listing.get(sdist.filename), attempt)
         except BaseException:
             with contextlib.suppress(Exception):  # the failure that stopped the run says more
                 await journal.close()
@@ -223,7 +231,7 @@ class PublishWorker:
 
         async def put(upload: FileUpload) -> None:
             async with slots:
-                await self._poster.put(session, upload, listing.get(upload.filename), attempt)
+                await self._put(session, upload, listing.get(upload.filename), attempt)
             await journal.add(upload.filename)
 
         tasks = [asyncio.create_task(put(upload)) for upload in uploads]
@@ -238,13 +246,25 @@ class PublishWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _put(
+        self, session: PublishingSession, upload: FileUpload, listed: str | None, attempt: str
+    ) -> None:
+        """Post one file (unless the index has it), noted in the attempt's :class:`Reach`."""
+        reach = self._reach.setdefault(attempt, Reach())
+        reach.begun.add(upload.filename)
+        try:
+            await self._poster.put(session, upload, listed, attempt)
+        except PublishFailed as failure:
+            if not failure.maybe_landed:  # the index refused it, or never took it
+                reach.begun.discard(upload.filename)
+            raise
+
     async def _succeed(
         self,
         session: PublishingSession,
         attempt: str,
         journal: PublishJournal,
         uploads: list[FileUpload],
-        reservations: dict[str, str],
     ) -> PublishingSession:
         notices: list[str] = []
         if self._index.kind in DROPS_ATTESTATIONS and any(u.has_attestations for u in uploads):
@@ -256,8 +276,7 @@ class PublishWorker:
         # write that fails when it was) unless the lease this process wrote rules that out.
         if not self._journals.surely_held(attempt):
             await self._journals.renew(session.id, attempt)
-        filenames = [u.filename for u in uploads]
-        await self._names.mark_published(session.name, filenames, session.id, reservations)
+        # The reservations stay as created: the session saying `published` tells the rest.
         if journal.new_project:
             await self._names.register(session.name, journal.published_by, session.id)
         # Before the session says `published`: a failed write leaves the journal to resume.
@@ -274,7 +293,8 @@ class PublishWorker:
 
     async def _fail(self, sid: str, attempt: str, failure: PublishFailed) -> None:
         """A deferred failure moves the session to ``error``; a failure the caller still waits
-        for leaves the state alone (R-P7). Either way the reservations go (R-P8)."""
+        for leaves the state alone (R-P7). Either way the reservations of the files that never
+        reached the index go; those of the files that did, or may have, stay (R-P8)."""
 
         notice = f"Publishing failed: {failure.reason}"
         uploads = self._files.visible(await self._files.records(sid))
@@ -285,15 +305,18 @@ class PublishWorker:
         noted = current is not None and current.status == SessionState.PROCESSING
         if noted:
             await self._notice_files(sid, uploads, failure)
+        reach = self._reach.get(attempt)
+        kept = await maybe_on_index(reach, self._listings, current, attempt, list(uploads))
         try:
-            session = (await self._journals.finish(sid, attempt, False, [notice])).value
+            session = (await self._journals.finish(sid, attempt, False, [notice], kept)).value
         except (RecordChanged, RecordMissing, DomainError):
             return
         by = asked.published_by if asked is not None else GATEWAY.id
         await self._audit.publish_failed(session, by, failure.reason)
         if session.status == SessionState.ERROR and not noted:  # deferred meanwhile
             await self._notice_files(sid, uploads, failure)
-        await self._sessions.release_filenames(session.name, list(uploads), sid)
+        unposted = [name for name in uploads if name not in session.maybe_on_index]  # noted: kept
+        await self._sessions.release_filenames(session.name, unposted, sid)
         log.warning("publish.failed", session=sid[:8], reason=failure.reason)
 
     async def _notice_files(
@@ -328,6 +351,25 @@ class PublishWorker:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def reserve_filenames(
+    names: NameRegistry, session: PublishingSession, uploads: list[FileUpload]
+) -> None:
+    """Reserve the files' names for the session (one conditional create each; one it holds
+    already counts), or raise the conflict naming the first another session holds. Kept for
+    good once a file reached the index: nothing is written when the publish ends. A resumed
+    run reserves again: a publish request that failed as it opened the journal (the write
+    landing unanswered) released them."""
+    filenames = [upload.filename for upload in uploads]
+    reserved = await names.reserve_filenames(session.name, filenames, session.id)
+    if reserved.taken is not None:
+        raise PublishFailed(
+            Kind.CONFLICT,
+            "filename-conflict",
+            f"{reserved.taken} is being published or was published by another session.",
+            {reserved.taken: "reserved by another publish"},
+        )
 
 
 def _journal(session: PublishingSession, attempt: str) -> PublishJournal:

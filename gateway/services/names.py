@@ -8,22 +8,26 @@ reservation into a registration. While the index has no file of the project, ano
 principal's first-release session for the name is refused with 403 (which also keeps the
 name's existence from anyone not entitled to it).
 
-A publish reserves each of its filenames for its duration; the reservations it published
-stay, so no other session and no legacy upload can replace those files.
+A publish reserves each of its filenames (one conditional create per file, R-W13), and the
+reservation names only the session holding it: whether its file was published is told by
+the session (``published``) or by the index (the file is there), so publishing writes
+nothing more per file. A reservation is released only for a file that never reached the
+index (a publish that failed or was canceled before posting it); the callers pass only
+those, and keep any they are unsure of. So no other session and no legacy upload can replace
+a published file.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from gateway.domain.errors import DomainError, Kind, Pointer
 from gateway.domain.records import FilenameReservation, NameRegistration
 from gateway.services.listings import PublishedFiles
 from gateway.store import keys
-from gateway.store.record_store import JsonRecords, RecordExists, RecordMissing
-from gateway.store.typed import Records, Versioned
+from gateway.store.record_store import JsonRecords, RecordExists
+from gateway.store.typed import Records
 
 RESERVED: Final[Literal["reserved"]] = "reserved"
 REGISTERED: Final[Literal["registered"]] = "registered"
@@ -113,52 +117,26 @@ class NameRegistry:
         self, project: str, filenames: list[str], sid: str
     ) -> FilenamesReserved:
         """Reserve every filename for session ``sid``, or none (then ``taken`` names the
-        first one another session holds)."""
-        taken: list[str] = []
-        created: dict[str, str] = {}
+        first one another session holds). A reservation ``sid`` already holds (a publish of
+        its that failed, or an interrupted attempt) counts as made, and stays in either
+        case: its file may be on the index."""
+        created: list[str] = []
         for filename in filenames:
             key = keys.filename_reservation(project, filename)
             try:
-                reserved = await self._filenames.create(key, FilenameReservation(session_id=sid))
-                created[filename] = reserved.etag
+                await self._filenames.create(key, FilenameReservation(session_id=sid))
+                created.append(filename)
             except RecordExists:
                 holder = await self._filenames.load(key)
                 if holder is None or holder.session_id != sid:
-                    await self.release_filenames(project, taken, sid)
+                    await self.release_filenames(project, created, sid)
                     return FilenamesReserved(taken=filename)
-            taken.append(filename)  # or left by an interrupted attempt of ours
-        return FilenamesReserved(etags=created)
-
-    async def mark_published(
-        self,
-        project: str,
-        filenames: list[str],
-        sid: str,
-        reserved: dict[str, str] | None = None,
-    ) -> None:
-        """Turn the reservations into lasting ones; one that went missing (a resumed journal
-        whose reservations were already released) is made anew. ``reserved``: filename ->
-        etag of the reservations as this publish created them (a reservation nobody changed
-        since is replaced without being read again)."""
-        published = FilenameReservation(session_id=sid, state="published")
-
-        def publish(held: FilenameReservation) -> FilenameReservation:
-            held.state = "published"
-            return held
-
-        as_created = FilenameReservation(session_id=sid)
-        for filename in filenames:
-            key = keys.filename_reservation(project, filename)
-            etag = (reserved or {}).get(filename)
-            known = None if etag is None else Versioned(as_created, etag)
-            try:
-                await self._filenames.update(key, publish, known)
-            except RecordMissing:
-                with contextlib.suppress(RecordExists):
-                    await self._filenames.create(key, published)
+        return FilenamesReserved()
 
     async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
-        """Drop this session's reservations of ``filenames``, except of those it published."""
+        """Drop this session's reservations of ``filenames``: the caller passes only files
+        that never reached the index. One written as "published" (by an older gateway)
+        stays whatever the caller says."""
         for filename in filenames:
             await self._filenames.delete_if(
                 keys.filename_reservation(project, filename),
@@ -171,7 +149,6 @@ class FilenamesReserved:
     """The outcome of :meth:`NameRegistry.reserve_filenames`."""
 
     taken: str | None = None  # the first filename another session holds: none was reserved
-    etags: dict[str, str] = field(default_factory=dict)  # filename -> etag, of those created
 
 
 def _taken(project: str) -> DomainError:

@@ -282,8 +282,9 @@ class SessionService:
         if not registered:
             await self._names.release(session.name, session.id)
         if session.status != SessionState.PUBLISHED:  # a published one's stay, all of them
-            # Left behind only when a failing publish could not release them (R-P8).
-            filenames = [upload.filename for upload in await self._files.records(session.id)]
+            # Left by a failing publish; those of files maybe on the index stay (R-P8).
+            records = await self._files.records(session.id)
+            filenames = [u.filename for u in records if u.filename not in session.maybe_on_index]
             await self.release_filenames(session.name, filenames, session.id)
         await self._blobs.purge(keys.session_data(session.id))
 
@@ -295,7 +296,7 @@ class SessionService:
         return (await self._write(session.id, settled, known)).value
 
     async def release_filenames(self, project: str, filenames: list[str], sid: str) -> None:
-        """Drop this session's reservations of ``filenames``, except of those it published."""
+        """Drop this session's reservations of ``filenames``, files not on the index."""
         await self._names.release_filenames(project, filenames, sid)
 
     async def _release(self, session: PublishingSession) -> None:

@@ -87,7 +87,8 @@ def file_claim(session_id: str, filename: str) -> str:
 
 
 def filename_reservation(project: str, filename: str) -> str:
-    """Held while a publish of ``filename`` is under way, then kept once published (R-P8)."""
+    """Held by the session whose publish reserved ``filename``; kept for good once the file
+    reached the index (R-P8)."""
     return f"publishing/{project}/{filename}.json"
 
 

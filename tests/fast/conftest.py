@@ -53,6 +53,7 @@ class FakeIndex:
     files: dict[str, dict[str, str]] = field(default_factory=dict)
     failures: int = 0  # answer this many uploads with 503 first
     down: bool = False  # listings fail as if the index did not answer
+    refused: set[str] = field(default_factory=set)  # filenames it answers 400 for
     uploads: int = 0
     # Run once a file is held, before the answer goes out (a test's view of "meanwhile").
     after_upload: Callable[[], Awaitable[None]] | None = None
@@ -65,6 +66,8 @@ class FakeIndex:
             self.failures -= 1
             return web.Response(status=503, reason="Busy")
         content = cast(web.FileField, form["content"])
+        if content.filename in self.refused:
+            return web.Response(status=400, reason="Refused")
         digest = hashlib.sha256(content.file.read()).hexdigest()
         if form.get("sha256_digest") != digest:
             return web.Response(status=400, reason="Digest mismatch")

@@ -41,9 +41,10 @@ async def test_publish_puts_every_file_on_the_index(
     assert stack.index.files[project] == {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in (wheel, sdist)
     }
+    # The reservation stays as the publish created it: the session tells it was published.
     held = await reservation(stack, project, wheel.name)
     assert held is not None
-    assert held.state == "published"
+    assert (held.session_id, held.state) == (session.id, "publishing")
     assert not [key for key in stack.blobs.objects if key.startswith(keys.session_data(session.id))]
 
 
@@ -90,6 +91,62 @@ async def test_an_index_failing_while_the_caller_waits_leaves_the_session_open(
     assert (await stack.publisher.publish(after, ALICE)).status == SessionState.PUBLISHED
 
 
+async def test_a_failed_publish_keeps_the_reservations_of_the_files_it_posted(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path
+) -> None:  # R-P8
+    sdist = build_sdist(tmp_path, project, "1.0")
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    await upload(stack, session, sdist)
+    await upload(stack, session, wheel)
+    stack.index.refused = {sdist.name}  # the wheel goes first and lands; the sdist does not
+    with pytest.raises(DomainError) as refused:
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    assert refused.value.slug == "backend-rejected"
+    assert list(stack.index.files[project]) == [wheel.name]
+    failed = await stack.sessions.get(session.id)
+    assert (failed.status, failed.maybe_on_index) == (SessionState.OPEN, [wheel.name])
+    held = await reservation(stack, project, wheel.name)
+    assert held is not None
+    assert held.session_id == session.id
+    assert await reservation(stack, project, sdist.name) is None
+    # Nor does the session ending release it: no other session may replace the wheel.
+    await stack.sessions.cancel(session.id)
+    assert (await stack.sessions.get(session.id)).settled
+    assert await reservation(stack, project, wheel.name) == held
+    assert await reservation(stack, project, sdist.name) is None
+    other = await stack.names.reserve_filenames(project, [sdist.name, wheel.name], "other")
+    assert other.taken == wheel.name
+    assert await reservation(stack, project, sdist.name) is None, "none reserved, or all"
+
+
+async def test_a_taken_over_publish_that_fails_keeps_what_the_index_lists(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path
+) -> None:  # R-P8
+    sdist = build_sdist(tmp_path, project, "1.0")
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    files = [await upload(stack, session, wheel), await upload(stack, session, sdist)]
+    # A pass-through caller's publish whose worker died after posting the wheel, before
+    # journaling it: nobody else has the caller's credentials to finish it.
+    dead = PublishJournal(
+        attempt="abandoned",
+        owner="dead-replica",
+        lease_until=lapsed("dead-replica").until or clock.now(),
+        order=[file.id for file in files],
+        published_by=ALICE.id,
+        credential="caller",
+    )
+    await stack.journals.open_in_session(session.id, dead)
+    await stack.names.reserve_filenames(project, [wheel.name, sdist.name], session.id)
+    stack.index.files[project] = {wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()}
+    await stack.sweeper.sweep()
+    await stack.settle()
+    failed = await stack.sessions.get(session.id)
+    assert failed.publish is None
+    assert failed.maybe_on_index == [wheel.name]
+    assert await reservation(stack, project, wheel.name) is not None
+    assert await reservation(stack, project, sdist.name) is None
+
+
 async def test_a_deferred_publish_fails_into_error(
     make_stack: MakeStack, project: str, wheel: Path
 ) -> None:
@@ -128,6 +185,30 @@ async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
     await stack.settle()
     assert (await stack.sessions.get(session.id)).status == SessionState.PUBLISHED
     assert list(stack.index.files[project]) == [wheel.name]
+
+
+async def test_a_resumed_publish_reserves_its_filenames_again(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-P8
+    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
+    file = await upload(stack, session, wheel)
+    # The publish request released the reservations as the journal was opened (the write
+    # landed, its answer did not), and the journal's worker died: nothing marks them at the
+    # end any more, so the resumed run reserves them before it posts.
+    dead = PublishJournal(
+        attempt="unanswered",
+        owner="dead-replica",
+        lease_until=lapsed("dead-replica").until or clock.now(),
+        order=[file.id],
+        published_by=ALICE.id,
+    )
+    await stack.journals.open_in_session(session.id, dead)
+    await stack.sweeper.sweep()
+    await stack.settle()
+    assert (await stack.sessions.get(session.id)).status == SessionState.PUBLISHED
+    held = await reservation(stack, project, wheel.name)
+    assert held is not None
+    assert held.session_id == session.id
 
 
 async def test_a_live_journal_is_left_to_its_holder(
@@ -176,11 +257,11 @@ async def test_a_publish_that_dies_after_its_last_upload_is_finished_without_a_s
     await upload(stack, session, build_sdist(tmp_path, project, "1.0"))
     await upload(stack, session, build_wheel(tmp_path, project, "1.0"))
 
-    async def die(*args: object) -> None:
+    async def die(*args: object, **kwargs: object) -> None:
         raise ConnectionError("the process died")
 
     # Both files are on the index; the process dies before the publish's end is written.
-    monkeypatch.setattr(stack.names, "mark_published", die)
+    monkeypatch.setattr(stack.journals, "finish", die)
     with pytest.raises(ConnectionError):
         await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
     monkeypatch.undo()

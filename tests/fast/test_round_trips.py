@@ -269,13 +269,14 @@ async def test_publish_costs_a_constant_per_file(
         calls.append(records.total - entries)
         session_writes.append(records.session_writes)
         other_bytes.append(records.written - records.session_written)
-    # Per file: its record read, its reservation created then marked published, its
-    # read-path facts record (R-W10, created once per content). Once: the
+    # Per file: its record read, its reservation created (the session saying `published`
+    # tells it was published: nothing more per file), its read-path facts record (R-W10,
+    # created once per content). Once: the
     # handler's read, the listing of the file records, the listing of the summary entries
     # (checked against the records read), the lease's due entry, the journal opened, the
     # name registered, the entries listed again and the session ended with them, the quota
     # marker and the live pointer (read + delete) dropped, the session settled.
-    assert calls == [12 + 4 * 2, 12 + 4 * 102, 12 + 4 * 202]
+    assert calls == [12 + 3 * 2, 12 + 3 * 102, 12 + 3 * 202]
     # The session record (its journal and, at the end, its summaries grow with the release)
     # is written a bounded number of times: journal entries come in at most MOST_ENTRIES
     # batches. Everything else written is the same per file with 2 files or 202.
