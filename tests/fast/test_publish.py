@@ -12,7 +12,7 @@ import pytest
 from gateway.domain import clock
 from gateway.domain.errors import DomainError, Kind
 from gateway.domain.lease import lapsed
-from gateway.domain.records import FilenameReservation, PublishJournal
+from gateway.domain.records import FilenameReservation, PublishingSession, PublishJournal
 from gateway.domain.states import SessionState
 from gateway.publish.journal import Journals
 from gateway.store import keys
@@ -164,20 +164,29 @@ async def test_a_deferred_publish_fails_into_error(
     assert file.notices, "the file the index refused says why"
 
 
-async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
-    stack: Stack, project: str, wheel: Path
-) -> None:  # R-W2
+async def abandoned_publish(
+    stack: Stack, project: str, wheel: Path, attempt: str
+) -> PublishingSession:
+    """A session of ``wheel`` whose publish ``attempt`` a replica began and died in: its
+    journal is open and its lease has run out."""
     session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
     file = await upload(stack, session, wheel)
-    # As if another replica started the publish and died: its lease has run out.
     dead = PublishJournal(
-        attempt="abandoned",
+        attempt=attempt,
         owner="dead-replica",
         lease_until=lapsed("dead-replica").until or clock.now(),
         order=[file.id],
         published_by=ALICE.id,
     )
     await stack.journals.open_in_session(session.id, dead)
+    return session
+
+
+async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-W2
+    # As if another replica started the publish and died: its lease has run out.
+    session = await abandoned_publish(stack, project, wheel, "abandoned")
     await stack.names.reserve_filenames(project, [wheel.name], session.id)
     await stack.sweeper.sweep()
     taken = await stack.sessions.get(session.id)
@@ -190,19 +199,10 @@ async def test_a_lapsed_journal_is_taken_over_by_the_sweep(
 async def test_a_resumed_publish_reserves_its_filenames_again(
     stack: Stack, project: str, wheel: Path
 ) -> None:  # R-P8
-    session, _ = await stack.sessions.create(project, "1.0", ALICE.id)
-    file = await upload(stack, session, wheel)
     # The publish request released the reservations as the journal was opened (the write
     # landed, its answer did not), and the journal's worker died: nothing marks them at the
     # end any more, so the resumed run reserves them before it posts.
-    dead = PublishJournal(
-        attempt="unanswered",
-        owner="dead-replica",
-        lease_until=lapsed("dead-replica").until or clock.now(),
-        order=[file.id],
-        published_by=ALICE.id,
-    )
-    await stack.journals.open_in_session(session.id, dead)
+    session = await abandoned_publish(stack, project, wheel, "unanswered")
     await stack.sweeper.sweep()
     await stack.settle()
     assert (await stack.sessions.get(session.id)).status == SessionState.PUBLISHED
