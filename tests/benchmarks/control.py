@@ -26,11 +26,11 @@ from tests.benchmarks.stack import (
     HEADERS,
     META,
     Stack,
-    _wait,
     backend_calls,
     cpu_of,
     delta,
     s3_calls,
+    wait_ready,
 )
 from tests.distributions import build_wheel
 from tests.wire import file_body, session_body
@@ -101,7 +101,7 @@ def _start_bare(stack: Stack, key: str) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL,
         stderr=(stack.workdir / "bare-status.log").open("ab"),
     )
-    _wait(f"http://127.0.0.1:{port}/readyz")
+    wait_ready(f"http://127.0.0.1:{port}/readyz")
     return process, f"http://127.0.0.1:{port}/status"
 
 

@@ -91,7 +91,7 @@ async def _upload(stack: Stack, raw: Path, _: int) -> None:
 async def _release(stack: Stack, raw: Path, _: int) -> None:
     work = stack.workdir / "profile-release"
     work.mkdir(exist_ok=True)
-    paths = release._release(work, "9.0", 201)
+    paths = release.release_files(work, "9.0", 201)
     spy = _spy(stack.gateway.pid, raw, None)
     took, _outcome = await asyncio.to_thread(release.client_publish, stack, paths)
     print(f"201-file release took {took:.1f}s")

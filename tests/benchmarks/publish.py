@@ -36,7 +36,7 @@ from tests.distributions import build_wheel
 from tests.wire import create_file, expect_json, file_body
 
 
-async def _upload(http: aiohttp.ClientSession, session: dict[str, Any], path: Path) -> None:
+async def upload_one(http: aiohttp.ClientSession, session: dict[str, Any], path: Path) -> None:
     data = path.read_bytes()
     file = await create_file(http, session, file_body(path.name, data), AUTHORIZATION)
     octets = {"Authorization": AUTHORIZATION, "Content-Type": "application/octet-stream"}
@@ -48,7 +48,7 @@ async def _upload(http: aiohttp.ClientSession, session: dict[str, Any], path: Pa
         await expect_json(response, 201)
 
 
-async def _publish_and_wait(http: aiohttp.ClientSession, session: dict[str, Any]) -> None:
+async def publish_and_wait(http: aiohttp.ClientSession, session: dict[str, Any]) -> None:
     async with http.post(
         session["links"]["publish"], json={"meta": META}, headers=HEADERS
     ) as response:
@@ -71,9 +71,9 @@ async def gateway_release(
             stack.api, json={"meta": META, "name": project, "version": version}, headers=HEADERS
         ) as response:
             session = await expect_json(response, 201)
-        await asyncio.gather(*(_upload(http, session, p) for p in paths))
+        await asyncio.gather(*(upload_one(http, session, p) for p in paths))
         publish_started = time.perf_counter()
-        await _publish_and_wait(http, session)
+        await publish_and_wait(http, session)
         ended = time.perf_counter()
     return ended - started, ended - publish_started
 

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from gateway.devstack import free_port
-from tests.benchmarks.stack import Stack, _config, _wait, alternate, cpu_of, twine
+from tests.benchmarks.stack import Stack, _config, alternate, cpu_of, twine, wait_ready
 from tests.distributions import build_wheel
 
 DEPENDENCIES = 5
@@ -163,7 +163,7 @@ def _reading_gateway(
         stdout=subprocess.DEVNULL,
         stderr=(work / "gateway.log").open("ab"),
     )
-    _wait(f"http://127.0.0.1:{port}/readyz")
+    wait_ready(f"http://127.0.0.1:{port}/readyz")
     return gateway, f"http://127.0.0.1:{port}"
 
 

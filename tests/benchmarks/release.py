@@ -53,7 +53,7 @@ PAYLOAD = 4 << 10
 PROJECT = "bench-release"
 
 
-def _release(work: Path, version: str, files: int) -> list[Path]:
+def release_files(work: Path, version: str, files: int) -> list[Path]:
     """``files`` distributions of one release: ``files - 1`` wheels of distinct platform tags
     (CPython minors x glibc versions), each with its own random payload, and an sdist."""
     tags = [
@@ -116,11 +116,11 @@ def bare_release(stack: Stack, paths: list[Path], *options: str) -> float:
 
 
 def _release_figures(stack: Stack, work: Path, files: int) -> dict[str, float]:
-    twine_before = twine(stack.index.url + "/", _release(work, f"2.{files}", files))
+    twine_before = twine(stack.index.url + "/", release_files(work, f"2.{files}", files))
     cpu_before = _cpu(stack)
-    floor_s = bare_release(stack, _release(work, f"0.{files}", files))
+    floor_s = bare_release(stack, release_files(work, f"0.{files}", files))
     floor_cpu = delta(_cpu(stack), cpu_before)
-    paths = _release(work, f"1.{files}", files)
+    paths = release_files(work, f"1.{files}", files)
     s3_before, index_before, cpu_before = s3_calls(stack.api), backend_calls(stack.api), _cpu(stack)
     gateway_s, _ = client_publish(stack, paths)
     cpu = delta(_cpu(stack), cpu_before)
@@ -128,7 +128,7 @@ def _release_figures(stack: Stack, work: Path, files: int) -> dict[str, float]:
     index = delta(backend_calls(stack.api), index_before)
     # pypiserver slows down as it fills up (each upload and listing looks at every file it
     # holds): twine runs before and after the others, and its mean is the baseline.
-    twine_after = twine(stack.index.url + "/", _release(work, f"4.{files}", files))
+    twine_after = twine(stack.index.url + "/", release_files(work, f"4.{files}", files))
     twine_s = (twine_before + twine_after) / 2
     print(
         f"  {files} files: twine {twine_before:.2f}s then {twine_after:.2f}s, "
@@ -156,14 +156,14 @@ def _release_figures(stack: Stack, work: Path, files: int) -> dict[str, float]:
 
 def _stage_figures(stack: Stack, work: Path, twine_s: float) -> dict[str, float]:
     cpu_before = _cpu(stack)
-    stage_s, _ = client_publish(stack, _release(work, "3.0", 51), "--stage")
+    stage_s, _ = client_publish(stack, release_files(work, "3.0", 51), "--stage")
     cpu = delta(_cpu(stack), cpu_before)
     cancel_release(stack, PROJECT, "3.0")
-    floor_s = bare_release(stack, _release(work, "3.1", 51), "--stage-only")
+    floor_s = bare_release(stack, release_files(work, "3.1", 51), "--stage-only")
     stage_url = stack.api.replace("/upload/2.0/", "/legacy/+stage/")
-    to_index = twine(stack.index.url + "/", _release(work, "6.0", 51))
+    to_index = twine(stack.index.url + "/", release_files(work, "6.0", 51))
     cpu_before = _cpu(stack)
-    to_stage = twine(stage_url, _release(work, "5.0", 51))
+    to_stage = twine(stage_url, release_files(work, "5.0", 51))
     legacy_cpu = delta(_cpu(stack), cpu_before)
     cancel_release(stack, PROJECT, "5.0")
     print(

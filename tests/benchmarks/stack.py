@@ -158,7 +158,7 @@ def start_gateway(workdir: Path, s3: Server, index: Server) -> tuple[subprocess.
         stderr=(workdir / f"gateway-{port}.log").open("ab"),
         env={**os.environ},
     )
-    _wait(f"http://127.0.0.1:{port}/readyz")
+    wait_ready(f"http://127.0.0.1:{port}/readyz")
     return gateway, f"http://127.0.0.1:{port}/upload/2.0/"
 
 
@@ -170,7 +170,7 @@ def twine(url: str, paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def _wait(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
