@@ -55,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _server_command(args: argparse.Namespace) -> int:
-    from gateway.settings import load_settings
-
     if args.command == "serve":
         return _serve(args.config)
     if args.command == "dev":
@@ -65,6 +63,7 @@ def _server_command(args: argparse.Namespace) -> int:
         return run_dev_stack(args.state_dir, args.port)
     if args.command == "index":
         from gateway.backfill import run_backfill
+        from gateway.settings import load_settings
 
         return run_backfill(load_settings(args.config), args.project)
     if args.command == "hash-password":
