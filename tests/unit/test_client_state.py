@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -87,21 +88,25 @@ def test_a_corrupt_file_is_reported(tmp_path: Path) -> None:
         StateFile(path).records()
 
 
+class CountingStateFile(StateFile):
+    """A state file counting its completion writes (each rewrites the whole file)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[int] = []
+
+    def mark_completed(self, session_id: str, files: Mapping[str, str]) -> None:
+        self.writes.append(len(files))
+        super().mark_completed(session_id, files)
+
+
 def test_completions_are_written_in_batches_and_at_the_end(tmp_path: Path) -> None:
-    state = StateFile(tmp_path / "sessions.json")
+    state = CountingStateFile(tmp_path / "sessions.json")
     saved = state.save(record("https://u/sessions/many"))
-    writes = []
-    original = state._write
-
-    def counted(records: dict[str, SessionRecord]) -> None:
-        writes.append(len(records[saved.id].completed))
-        original(records)
-
-    state._write = counted  # type: ignore[method-assign]  # counting the file's rewrites
     names = [f"foo-1.0-py3-none-manylinux_2_{n}_x86_64.whl" for n in range(400)]
     with Completions(state, saved.id, every=3600) as completions:
         for name in names:
             completions.add(name, name[-20:])
     # One rewrite of the state file for the 400 completions, not one each.
-    assert writes == [400]
+    assert state.writes == [400]
     assert StateFile(state.path).get(saved.id).completed[names[7]] == names[7][-20:]
