@@ -152,9 +152,7 @@ class FileService:
         chunks: AsyncIterator[bytes],
         content_length: int | None,
     ) -> FileUpload:
-        """Run ``http-post-bytes``: a repeated POST replaces the bytes. Of overlapping ones,
-        the latest to begin wins when the body's length is unknown or over one part; of
-        one-part bodies, the first to commit (a retry meeting its own bytes gets them)."""
+        """Run ``http-post-bytes`` (``FileTransfers.receive`` says who wins overlapping POSTs)."""
         return await self._transfers.receive(session, fid, chunks, content_length)
 
     async def receive_unsized(
