@@ -196,39 +196,11 @@ def start_nginx_tls(
     """Debian's nginx in the foreground, terminating TLS on loopback (demanding a client
     certificate when ``tls.client_ca`` is set) in front of the plain-HTTP ``upstream``, the
     way a company puts its index behind its own TLS."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise StackError("nginx is not installed; `apt-get install -y nginx` (as root)")
-    prefix.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    config = prefix / "nginx.conf"
-    config.write_text(_nginx_config(upstream, prefix, tls, port))
-    url = f"https://127.0.0.1:{port}"
-    return launch(
-        "nginx",
-        [nginx, "-p", str(prefix), "-c", str(config), "-e", str(log_path)],
-        url,
-        log_path,
-        ready=lambda: _listening(port),
-    )
-
-
-def _nginx_config(upstream: str, prefix: Path, tls: TlsFiles, port: int) -> str:
     client = (
         f"ssl_client_certificate {tls.client_ca}; ssl_verify_client on;" if tls.client_ca else ""
     )
-    temp = " ".join(
-        f"{kind}_temp_path {prefix / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""daemon off;
-master_process off;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} info;
-events {{ worker_connections 256; }}
-http {{
-  access_log {prefix / "access.log"};
-  {temp}
+    http = f"""  access_log {prefix / "access.log"};
   server {{
     listen 127.0.0.1:{port} ssl;
     ssl_certificate {tls.cert};
@@ -241,9 +213,47 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-Proto https;
     }}
-  }}
+  }}"""
+    url = f"https://127.0.0.1:{port}"
+    return launch_nginx(prefix, http, url, log_path, ready=lambda: _listening(port))
+
+
+def launch_nginx(
+    prefix: Path,
+    http: str,
+    url: str,
+    log_path: Path,
+    ready: Callable[[], bool],
+    *,
+    error_level: str = "info",
+    worker_connections: int = 256,
+) -> Server:
+    """Debian's nginx in the foreground, one process, everything it writes (pid, logs,
+    temporary files) under ``prefix``, serving ``http``: the directives of its ``http``
+    block."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise StackError("nginx is not installed; `apt-get install -y nginx` (as root)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    temp = " ".join(
+        f"{kind}_temp_path {prefix / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    config = prefix / "nginx.conf"
+    config.write_text(
+        f"""daemon off;
+master_process off;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} {error_level};
+events {{ worker_connections {worker_connections}; }}
+http {{
+  {temp}
+{http}
 }}
 """
+    )
+    command = [nginx, "-p", str(prefix), "-c", str(config), "-e", str(log_path)]
+    return launch("nginx", command, url, log_path, ready=ready)
 
 
 def _listening(port: int) -> bool:

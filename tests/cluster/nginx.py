@@ -7,51 +7,36 @@ client's retry to make, and the gateway's to make idempotent (R-W12)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from gateway.devstack import Server, StackError, free_port, http_status, launch
+from gateway.devstack import Server, free_port, http_status, launch_nginx
 
 FAIL_TIMEOUT = 2  # seconds a replica that failed is left out
 
 
 def start_nginx(prefix: Path, replica_ports: list[int], log_path: Path) -> Server:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise StackError("nginx is not installed; `apt-get install -y nginx` (as root)")
-    prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(prefix, port, replica_ports))
     url = f"http://127.0.0.1:{port}"
-    return launch(
-        "nginx",
-        [nginx, "-p", str(prefix), "-c", str(config), "-e", str(log_path)],
+    return launch_nginx(
+        prefix,
+        balancer(prefix, port, replica_ports),
         url,
         log_path,
         # Any answer, a 502 while no replica is up included, means nginx is serving.
         ready=lambda: http_status(url + "/healthz") is not None,
+        error_level="warn",
+        worker_connections=1024,
     )
 
 
-def nginx_config(prefix: Path, port: int, replica_ports: list[int]) -> str:
+def balancer(prefix: Path, port: int, replica_ports: list[int]) -> str:
+    """The ``http`` block's directives: the replicas behind one port."""
     servers = "\n".join(
         f"    server 127.0.0.1:{p} max_fails=1 fail_timeout={FAIL_TIMEOUT}s;" for p in replica_ports
     )
-    temp = " ".join(
-        f"{kind}_temp_path {prefix / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""daemon off;
-master_process off;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} warn;
-events {{ worker_connections 1024; }}
-http {{
-  log_format timed '$msec $remote_addr "$request" $status $request_time '
+    return f"""  log_format timed '$msec $remote_addr "$request" $status $request_time '
                    'upstream=$upstream_addr upstream_status=$upstream_status';
   access_log {prefix / "access.log"} timed;
-  {temp}
   upstream gateways {{
 {servers}
   }}
@@ -72,6 +57,4 @@ http {{
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-For $remote_addr;
     }}
-  }}
-}}
-"""
+  }}"""
