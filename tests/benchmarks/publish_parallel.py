@@ -35,27 +35,19 @@ from gateway.devstack import (
     start_seaweedfs,
     write_htpasswd,
 )
-from gateway.hashed_secrets import hash_secret
 from tests.benchmarks.publish import publish_and_wait, upload_one
 from tests.benchmarks.release import PROJECT, release_files
-from tests.benchmarks.stack import HEADERS, META, PASSWORD, USER, cpu_of, wait_ready
+from tests.benchmarks.stack import (
+    HEADERS,
+    META,
+    PASSWORD,
+    USER,
+    backend_toml,
+    cpu_of,
+    gateway_toml,
+    wait_ready,
+)
 from tests.wire import expect_json
-
-
-def _backend(kind: str, index: Server) -> str:
-    if kind == "devpi":
-        upload = index.extra["index_url"]
-        simple = upload + "+simple/"
-    else:
-        upload, simple = index.url + "/", index.url + "/simple/"
-    return f"""
-[backend]
-kind = "{kind}"
-upload_url = "{upload}"
-simple_url = "{simple}"
-username = "{USER}"
-password = "{PASSWORD}"
-"""
 
 
 @contextmanager
@@ -63,25 +55,8 @@ def _gateway(workdir: Path, s3: Server, backend: str, parallel: int) -> Iterator
     """A gateway posting ``parallel`` wheels at a time, on a bucket of its own; its API."""
     port = free_port()
     config = workdir / f"gateway-{parallel}.toml"
-    config.write_text(
-        f"""
-[server]
-port = {port}
-public_base_url = "http://127.0.0.1:{port}"
-[s3]
-endpoint_url = "{s3.url}"
-bucket = "parallel-{parallel}"
-access_key_id = "bench"
-secret_access_key = "bench-secret"
-[publish]
-parallel = {parallel}
-[[auth.principals]]
-name = "{USER}"
-password_hash = "{hash_secret(PASSWORD)}"
-[logging]
-level = "warning"
-{backend}"""
-    )
+    publish = f"[publish]\nparallel = {parallel}\n"
+    config.write_text(gateway_toml(port, s3, f"parallel-{parallel}", backend, publish))
     log = (workdir / f"gateway-{parallel}.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
@@ -133,7 +108,7 @@ def measure(kind: str, files: int, rounds: int, parallel: int) -> dict[str, floa
     times: dict[int, list[float]] = {1: [], parallel: []}
     index_cpu: dict[int, float] = {1: 0.0, parallel: 0.0}
     try:
-        backend = _backend(kind, index)
+        backend = backend_toml(kind, index)
         with (
             _gateway(workdir, s3, backend, 1) as serial,
             _gateway(workdir, s3, backend, parallel) as wide,

@@ -93,22 +93,7 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 
 def _config(workdir: Path, port: int, s3: Server, index: Server) -> Path:
     path = workdir / "gateway.toml"
-    path.write_text(
-        f"""
-[server]
-port = {port}
-public_base_url = "http://127.0.0.1:{port}"
-[s3]
-endpoint_url = "{s3.url}"
-bucket = "{BUCKET}"
-access_key_id = "bench"
-secret_access_key = "bench-secret"
-[backend]
-kind = "pypiserver"
-upload_url = "{index.url}/"
-simple_url = "{index.url}/simple/"
-username = "{USER}"
-password = "{PASSWORD}"
+    extra = f"""
 [sessions]
 max_open_per_principal = 10000  # the load run's publishers all log in as one principal
 [uploads]
@@ -117,14 +102,46 @@ mechanisms = [
 ]
 max_file_size = {4 << 30}
 defer_validation_above = {4 << 30}
+"""
+    path.write_text(gateway_toml(port, s3, BUCKET, backend_toml("pypiserver", index), extra))
+    return path
+
+
+def gateway_toml(port: int, s3: Server, bucket: str, backend: str, extra: str = "") -> str:
+    """A benchmark gateway's configuration: its port, its bucket on ``s3``, the index
+    (``backend``, a ``[backend]`` section), the bench user, warnings only, then ``extra``."""
+    return f"""
+[server]
+port = {port}
+public_base_url = "http://127.0.0.1:{port}"
+[s3]
+endpoint_url = "{s3.url}"
+bucket = "{bucket}"
+access_key_id = "bench"
+secret_access_key = "bench-secret"
+{backend}
 [[auth.principals]]
 name = "{USER}"
 password_hash = "{hash_secret(PASSWORD)}"
 [logging]
 level = "warning"
+{extra}"""
+
+
+def backend_toml(kind: str, index: Server) -> str:
+    """The ``[backend]`` section for the bench user on ``index`` (pypiserver or devpi)."""
+    if kind == "devpi":
+        upload = index.extra["index_url"]
+        simple = upload + "+simple/"
+    else:
+        upload, simple = index.url + "/", index.url + "/simple/"
+    return f"""[backend]
+kind = "{kind}"
+upload_url = "{upload}"
+simple_url = "{simple}"
+username = "{USER}"
+password = "{PASSWORD}"
 """
-    )
-    return path
 
 
 @contextmanager
