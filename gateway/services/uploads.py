@@ -179,11 +179,7 @@ class UploadRecords:
 
         def commit(upload: FileUpload) -> FileUpload:
             if upload.status != FileState.PENDING or upload.current_attempt != attempt:
-                raise conflict(
-                    "upload-superseded",
-                    "Another request replaced or completed this upload while these bytes arrived.",
-                    "body",
-                )
+                raise _superseded()
             replaced[0] = upload.committed.attempt if upload.committed else None
             upload.committed = committed
             upload.current_attempt = None
@@ -215,11 +211,7 @@ class UploadRecords:
                 if _same_bytes(upload.committed, committed):
                     theirs[0] = True
                     return None
-                raise conflict(
-                    "upload-superseded",
-                    "Another request replaced or completed this upload while these bytes arrived.",
-                    "body",
-                )
+                raise _superseded()
             replaced[0] = upload.committed.attempt if upload.committed else None
             upload.committed = committed
             upload.current_attempt = None  # a POST in flight since before this one lost
@@ -361,6 +353,14 @@ def require_mechanism(upload: FileUpload, mechanism: str) -> None:
             f"This file is uploaded with {upload.mechanism}, not {mechanism}.",
             "mechanism",
         )
+
+
+def _superseded() -> DomainError:
+    return conflict(
+        "upload-superseded",
+        "Another request replaced or completed this upload while these bytes arrived.",
+        "body",
+    )
 
 
 def _same_bytes(held: CommittedBytes | None, these: CommittedBytes) -> bool:
