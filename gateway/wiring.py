@@ -62,7 +62,7 @@ def wire(
     audit: AuditTrail,
 ) -> Core:
     """Each service gets its settings section; it asks the owners of records it does not write."""
-    names = NameRegistry(records, backend.published_files)
+    names = NameRegistry(records, backend.published_files, settings.backend.listing_max_age)
     summaries = FileSummaries(records)
     uploads = UploadRecords(records, summaries)
     due = DueIndex(records, settings.sessions.retention)

@@ -34,7 +34,7 @@ class FilenameClaims:
 
     async def refuse_published(self, session: PublishingSession, filename: str) -> None:
         """Best-effort check at create time (R-F5); the authoritative one is at publish."""
-        if await self._names.is_filename_reserved(session.name, filename):
+        if await self._names.was_filename_reserved(session.name, filename):
             raise conflict(
                 "filename-reserved", f"{filename} is being published or is published", "filename"
             )

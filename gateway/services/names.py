@@ -24,7 +24,7 @@ from typing import Final, Literal
 
 from gateway.domain.errors import DomainError, Kind, Pointer
 from gateway.domain.records import FilenameReservation, NameRegistration
-from gateway.services.listings import PublishedFiles
+from gateway.services.listings import PublishedFiles, RecentReads
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordExists
 from gateway.store.typed import Records
@@ -34,10 +34,14 @@ REGISTERED: Final[Literal["registered"]] = "registered"
 
 
 class NameRegistry:
-    def __init__(self, records: JsonRecords, published_files: PublishedFiles):
+    def __init__(
+        self, records: JsonRecords, published_files: PublishedFiles, listing_max_age: float
+    ):
         self._names = Records(records, NameRegistration)
         self._filenames = Records(records, FilenameReservation)
         self._published_files = published_files
+        # A release's creates share one listing of its reservations (services/listings.py).
+        self._reserved = RecentReads(self._reserved_from, listing_max_age)
 
     # -- project names -----------------------------------------------------------------
 
@@ -113,6 +117,19 @@ class NameRegistry:
     async def is_filename_reserved(self, project: str, filename: str) -> bool:
         return await self._filenames.get(keys.filename_reservation(project, filename)) is not None
 
+    async def was_filename_reserved(self, project: str, filename: str) -> bool:
+        """Advice for a file create (R-F5): whether ``filename`` was reserved when its
+        release's reservations were last listed, at most ``listing_max_age`` ago. One
+        listing serves a release's creates instead of a read per file; the publish's own
+        conditional create of each reservation is the authoritative check."""
+        return filename in await self._reserved((project, _release_start(filename)))
+
+    async def _reserved_from(self, scope: tuple[str, str]) -> frozenset[str]:
+        project, start = scope
+        prefix = keys.filename_reservations(project)
+        listed = self._filenames.keys(keys.filename_reservations(project, start))
+        return frozenset([key[len(prefix) :].removesuffix(".json") async for key in listed])
+
     async def reserve_filenames(
         self, project: str, filenames: list[str], sid: str
     ) -> FilenamesReserved:
@@ -154,3 +171,12 @@ class FilenamesReserved:
 def _taken(project: str) -> DomainError:
     detail = f"The name {project} is reserved for another publisher's first release."
     return DomainError(Kind.FORBIDDEN, "name-reserved", detail, [Pointer("name", detail)])
+
+
+def _release_start(filename: str) -> str:
+    """The start that a release's filenames share: ``{name}-{version}`` of a wheel or a
+    modern sdist (their name has no dash). An older sdist's dashed name gives a shorter
+    start, which lists more keys but answers the same."""
+    name, _, rest = filename.partition("-")
+    version = rest.split("-", 1)[0].removesuffix(".tar.gz").removesuffix(".zip")
+    return f"{name}-{version}"

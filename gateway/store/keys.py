@@ -92,6 +92,11 @@ def filename_reservation(project: str, filename: str) -> str:
     return f"publishing/{project}/{filename}.json"
 
 
+def filename_reservations(project: str, start: str = "") -> str:
+    """Where the reservations of ``project``'s filenames beginning with ``start`` are listed."""
+    return f"publishing/{project}/{start}"
+
+
 def name_registration(project: str) -> str:
     """A project first published through the gateway, and by whom (R-P12)."""
     return f"names/{project}.json"

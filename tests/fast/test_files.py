@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -111,6 +111,55 @@ async def test_files_of_another_release_are_refused(
     with pytest.raises(DomainError) as refused:
         await stack.files.create(session, file_request(other))
     assert refused.value.kind is Kind.INVALID
+
+
+async def test_a_filename_another_publish_reserved_is_refused_at_create(
+    stack: Stack, project: str, wheel: Path
+) -> None:  # R-F5, R-P8
+    await stack.names.reserve_filenames(project, [wheel.name], "another-session")
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    with pytest.raises(DomainError) as refused:
+        await stack.files.create(session, file_request(wheel))
+    assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "filename-reserved")
+
+
+async def test_a_releases_creates_share_one_listing_of_its_reservations(
+    make_stack: MakeStack, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R-F5, R-W13: one listing per release, not one read per file
+    stack = await make_stack()
+    listed: list[str] = []
+    keys_of = stack.records.keys
+
+    def counting_keys(prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        listed.append(prefix)
+        return keys_of(prefix, delimiter)
+
+    monkeypatch.setattr(stack.records, "keys", counting_keys)
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    tags = [f"cp31{n}-cp31{n}-manylinux_2_17_x86_64" for n in range(3)]
+    wheels = [build_wheel(tmp_path, project, "1.0", tag=tag) for tag in tags]
+    for built in wheels[:2]:
+        await stack.files.create(session, file_request(built))
+    stem = wheels[0].name.split("-")[0]
+    assert listed.count(keys.filename_reservations(project, f"{stem}-1.0")) == 1
+    # Reserved after the listing, within its max age: advice misses it, the publish won't.
+    await stack.names.reserve_filenames(project, [wheels[2].name], "another-session")
+    await stack.files.create(session, file_request(wheels[2]))
+    assert not await stack.names.is_filename_reserved(project, wheels[0].name)
+    assert await stack.names.is_filename_reserved(project, wheels[2].name)
+
+
+async def test_with_no_max_age_every_create_reads_the_reservations(
+    make_stack: MakeStack, project: str, wheel: Path
+) -> None:
+    stack = await make_stack(backend={"listing_max_age": 0})
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    await stack.files.create(session, file_request(wheel))
+    await stack.files.delete(session, (await stack.session_files.records(session.id))[0].id)
+    await stack.names.reserve_filenames(project, [wheel.name], "another-session")
+    with pytest.raises(DomainError) as refused:
+        await stack.files.create(session, file_request(wheel))
+    assert refused.value.slug == "filename-reserved"
 
 
 async def test_deferred_validation_completes_in_the_background(
