@@ -136,9 +136,12 @@ class TlsFiles:
     client_ca: Path | None = None
 
 
-def start_seaweedfs(data_dir: Path, log_path: Path, tls: TlsFiles | None = None) -> Server:
+def start_seaweedfs(
+    data_dir: Path, log_path: Path, tls: TlsFiles | None = None, s3_config: Path | None = None
+) -> Server:
     """``weed mini`` with every port chosen here, so nothing else on the machine collides;
-    with ``tls``, its S3 port speaks HTTPS only."""
+    with ``tls``, its S3 port speaks HTTPS only. Without ``s3_config`` (SeaweedFS's JSON of
+    identities, their keys and allowed actions) it accepts any request, signed or not."""
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {
         "master.port": free_port(),
@@ -167,6 +170,7 @@ def start_seaweedfs(data_dir: Path, log_path: Path, tls: TlsFiles | None = None)
         "-master.telemetry=false",
         *(f"-{flag}={port}" for flag, port in ports.items()),
         *_seaweedfs_tls_flags(tls),
+        *([f"-s3.config={s3_config}"] if s3_config else []),
     ]
     url = f"{'https' if tls else 'http'}://127.0.0.1:{ports['s3.port']}"
     # Any HTTP answer from the S3 port (even 403 to an unsigned request) means it is serving;
