@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from gateway.store.record_store import (
     Document,
     JsonRecords,
+    Listed,
     RecordChanged,
     RecordExists,
     RecordMissing,
@@ -68,12 +69,13 @@ class MemoryRecordStore(JsonRecords):
             raise RecordChanged(key)
         del self.objects[key]
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+    async def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
         await asyncio.sleep(0)
         for key in sorted(self.objects):
             rest = key[len(prefix) :]
-            if key.startswith(prefix) and not (delimiter and delimiter in rest):
-                yield key
+            found = self.objects.get(key)
+            if found and key.startswith(prefix) and not (delimiter and delimiter in rest):
+                yield Listed(key, found[1])
 
     def _write(self, key: str, data: Document) -> str:
         etag = _etag()
