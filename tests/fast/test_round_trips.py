@@ -300,6 +300,25 @@ async def test_publish_costs_a_constant_per_file(
     assert abs(first - second) <= 0.05 * first, other_bytes
 
 
+async def test_a_publish_on_another_replica_reads_each_file_record(
+    counted: Stack, project: str, tmp_path: Path
+) -> None:  # the file records come from the listing only at a version this replica holds
+    session, _ = await counted.sessions.create(project, "1.0", ALICE.id)
+    await upload(counted, session, build_sdist(tmp_path, project, "1.0"))
+    await upload(counted, session, build_wheel(tmp_path, project, "1.0"))
+    other = build_stack(
+        counted.settings, counted.index, counted.http, store(counted), counted.blobs
+    )
+    records = store(counted)
+    records.reset()
+    session, etag = await other.sessions.get_versioned(session.id)
+    published = await other.publisher.publish(session, ALICE, etag)
+    assert published.status == SessionState.PUBLISHED
+    # As on the replica that completed them, and each file record read: 3 per file.
+    assert records.total - (records.session_writes - 3) == 14 + 3 * 2
+    await other.worker.drain()
+
+
 class CountingBlobStore(MemoryBlobStore):
     """The in-memory blob store, counting the S3 requests for blobs (bytes, METADATA,
     attestations, provenance) each call stands for, by key prefix and operation."""
