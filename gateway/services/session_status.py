@@ -27,6 +27,8 @@ class Status:
 
 
 class SessionStatus:
+    """The reads of the status ``GET``: the session, then its files' mapping."""
+
     def __init__(self, records: JsonRecords, sessions: SessionService, files: SessionFiles):
         self._records = Records(records, PublishingSession)
         self._sessions = sessions  # a session whose time is up is expired as it is read
