@@ -350,9 +350,10 @@ class SessionService:
 
 
 async def _purge(blobs: BlobStore, sid: str) -> None:
-    """Delete an ended session's data and summary entries (its record stays)."""
-    for prefix in keys.purged(sid):
-        await blobs.purge(prefix)
+    """Delete an ended session's data and summary entries; its record, beside them, stays
+    (never purge ``keys.session_listing``)."""
+    await blobs.purge(keys.session_data(sid))  # entries of the older layout included
+    await blobs.purge(keys.file_summaries(sid), multipart=False)  # records only
 
 
 def _expires_now(session: PublishingSession) -> bool:

@@ -27,13 +27,6 @@ def session_listing(session_id: str) -> str:
     return f"sessions/{session_id}."
 
 
-def purged(session_id: str) -> tuple[str, ...]:
-    """What an ended session's settle deletes: its data, its summary entries (of both
-    layouts: ``older_file_summaries`` is under its data). Never ``session_listing``: the
-    record stays for its retention."""
-    return session_data(session_id), file_summaries(session_id)
-
-
 def file_records(session_id: str) -> str:
     return f"sessions/{session_id}/files/"
 
@@ -71,8 +64,9 @@ def file_summaries(session_id: str) -> str:
 
 
 def older_file_summaries(session_id: str) -> str:
-    """Where a gateway from before ``file_summaries`` wrote them: still read, and purged, where
-    they decide (a publish, the end of a session) while older replicas may be writing."""
+    """Where a gateway from before ``file_summaries`` wrote them (under ``session_data``, and
+    purged with it): still read where they decide (a publish, the end of a session), since
+    older replicas write there during a rolling upgrade."""
     return f"sessions/{session_id}/shown/"
 
 

@@ -73,7 +73,7 @@ class MemoryRecordStore(JsonRecords):
         await asyncio.sleep(0)
         for key in sorted(self.objects):
             rest = key[len(prefix) :]
-            found = self.objects.get(key)
+            found = self.objects.get(key)  # None once deleted while the caller went through
             if found and key.startswith(prefix) and not (delimiter and delimiter in rest):
                 yield Listed(key, found[1])
 
@@ -184,7 +184,7 @@ class MemoryBlobStore:
         await asyncio.sleep(0)
         return sorted(key for key in self.objects if key.startswith(prefix))
 
-    async def purge(self, prefix: str) -> None:
+    async def purge(self, prefix: str, multipart: bool = True) -> None:
         await asyncio.sleep(0)
         for key in [key for key in self.objects if key.startswith(prefix)]:
             del self.objects[key]

@@ -21,7 +21,8 @@ def test_an_entry_is_neither_a_session_record_nor_purged_with_the_record() -> No
     entry = keys.file_summary("sid", FIELDS)
     assert not keys.is_session_record(entry)
     assert keys.is_session_record(keys.session("sid"))
-    purged = keys.purged("sid")
+    # What the settle purges: the data (older entries included) and the entries.
+    purged = (keys.session_data("sid"), keys.file_summaries("sid"))
     assert any(entry.startswith(prefix) for prefix in purged)
     assert not any(keys.session("sid").startswith(prefix) for prefix in purged)
     older = keys.older_file_summaries("sid") + "fid.000001.1.pending.0.p-1.0.tar.gz"
