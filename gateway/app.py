@@ -188,6 +188,7 @@ def _services(
         urls=Urls(settings.server.public_base_url, settings.server.api_root),
         authenticators=build_chain(settings, http, hops),
         sessions=core.sessions,
+        status=core.status,
         session_files=core.session_files,
         files=core.files,
         resumable=core.resumable,

@@ -24,12 +24,14 @@ from gateway.services.names import NameRegistry
 from gateway.services.publish_windows import PublishWindows
 from gateway.services.resumable import ResumableUploads
 from gateway.services.session_files import SessionFiles
+from gateway.services.session_status import SessionStatus
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
 from gateway.services.yanks import YankService
 from gateway.settings import Settings
 from gateway.store.blobs import BlobStore
+from gateway.store.record_cache import CachedRecords
 from gateway.store.record_store import JsonRecords
 
 
@@ -40,6 +42,7 @@ class Core:
     due: DueIndex
     session_files: SessionFiles
     sessions: SessionService
+    status: SessionStatus
     files: FileService
     resumable: ResumableUploads
     journals: Journals
@@ -62,6 +65,7 @@ def wire(
     audit: AuditTrail,
 ) -> Core:
     """Each service gets its settings section; it asks the owners of records it does not write."""
+    records = CachedRecords(records)  # for the listings with etags: the status, publish's files
     names = NameRegistry(records, backend.published_files, settings.backend.listing_max_age)
     summaries = FileSummaries(records)
     uploads = UploadRecords(records, summaries)
@@ -99,6 +103,7 @@ def wire(
         due=due,
         session_files=session_files,
         sessions=sessions,
+        status=SessionStatus(records, sessions, session_files),
         files=files,
         resumable=ResumableUploads(uploads, blobs, files, settings.s3.part_size),
         journals=journals,

@@ -137,7 +137,10 @@ async def check_bucket(client: S3Client, bucket: str, prefix: str) -> list[str]:
 
     for key in found.objects:
         parts = key.split("/")
-        if parts[0] == "sessions" and len(parts) >= 3 and parts[1] not in sessions:
+        # A session's summary entries are beside its record (sessions/{sid}.shown/), or under
+        # its data where an older gateway wrote them (sessions/{sid}/shown/).
+        owner = parts[1].removesuffix(".shown") if len(parts) > 1 else ""
+        if parts[0] == "sessions" and len(parts) >= 3 and owner not in sessions:
             if not key.endswith(".json") or parts[2] != "files" or len(parts) != 4:
                 problems.append(f"{key}: belongs to no session")
         elif parts[0] == "sessions" and len(parts) == 4 and parts[2] == "names":

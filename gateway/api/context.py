@@ -23,6 +23,7 @@ from gateway.services.legacy_staging import LegacyStaging
 from gateway.services.names import NameRegistry
 from gateway.services.resumable import ResumableUploads
 from gateway.services.session_files import SessionFiles
+from gateway.services.session_status import SessionStatus
 from gateway.services.sessions import SessionService
 from gateway.services.stage import StageService
 from gateway.services.sweeper import Sweeper
@@ -36,6 +37,7 @@ class Services:
     urls: Urls
     authenticators: list[Authenticator]
     sessions: SessionService
+    status: SessionStatus  # the status GET's one listing
     session_files: SessionFiles
     files: FileService
     resumable: ResumableUploads

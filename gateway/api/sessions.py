@@ -20,6 +20,7 @@ from gateway.protocol import audit
 from gateway.protocol.media import UPLOAD_V2_JSON
 from gateway.protocol.models import EmptyRequest, ExtendRequest, SessionCreateRequest
 from gateway.protocol.problems import ErrorItem, Problem
+from gateway.services.session_status import Status
 
 
 async def create_session(request: web.Request) -> web.Response:
@@ -57,10 +58,10 @@ async def create_session(request: web.Request) -> web.Response:
 
 async def session_status(request: web.Request) -> web.Response:
     principal = await authenticate(request)
-    session = await services(request).sessions.get(request.match_info["sid"])
-    if not may_approve(principal, session.name):  # an approver reads what it approves (R-W11)
-        authorize(principal, session.name)
-    return await _render_status(request, session)
+    status = await services(request).status.read(request.match_info["sid"])
+    if not may_approve(principal, status.session.name):  # an approver reads it (R-W11)
+        authorize(principal, status.session.name)
+    return await _render_status(request, status)
 
 
 async def release_session(request: web.Request) -> web.Response:
@@ -71,15 +72,16 @@ async def release_session(request: web.Request) -> web.Response:
     if not may_approve(principal, project):
         authorize(principal, project)
     session = await services(request).sessions.of_release(project, version)
-    return await _render_status(request, session)
+    return await _render_status(request, Status(session, listed=None))
 
 
-async def _render_status(request: web.Request, session: PublishingSession) -> web.Response:
+async def _render_status(request: web.Request, status: Status) -> web.Response:
     """The session's document with what its release gates say (who approved, what is
     missing) when a policy covers the project."""
     svc = services(request)
+    session = status.session
     if not svc.gate_status.covers(session.name) or is_terminal(session.status):
-        return await _render(request, session)
+        return await _render(request, session, files=await svc.status.files(status))
     uploads = await svc.session_files.records(session.id)
     files = svc.session_files.visible(uploads)
     gates = await svc.gate_status.describe(session, list(files.values()))

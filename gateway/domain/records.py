@@ -158,6 +158,13 @@ class PublishingSession(Record):
         "session ends (a live one's are entries of their own, services/session_files.py). "
         "None in a record written before summaries existed: read from the file records.",
     )
+    summaries_beside: bool = Field(
+        False,
+        description="Created by a gateway that writes its files' summary entries beside the "
+        "record (keys.file_summaries): its status lists them there alone. False in a record "
+        "an older gateway created or rewrote (it drops the field), whose entries may be where "
+        "that gateway wrote them (keys.older_file_summaries).",
+    )
 
 
 class CommittedBytes(Record):

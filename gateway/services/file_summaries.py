@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.domain.records import FileSummary, FileUpload
 from gateway.domain.states import FileState
 from gateway.store import keys
-from gateway.store.record_store import JsonRecords, RecordExists
+from gateway.store.record_store import JsonRecords, Listed, RecordExists
 from gateway.store.typed import Records
 
 
@@ -35,22 +35,37 @@ class FileSummaries:
 
     async def forget(self, sid: str, fid: str) -> None:
         """Drop the entries of a file whose record is gone (a create that failed after a
-        racing request summarised it): found when a request on it meets no record."""
-        async for key in self._entries.keys(keys.file_summaries_of(sid, fid)):
-            await self._entries.delete(key)
+        racing request summarised it): found when a request on it meets no record. Of both
+        layouts: a publish folds both, and would refuse while one is left."""
+        for folder in (keys.file_summaries(sid), keys.older_file_summaries(sid)):
+            async for key in self._entries.keys(f"{folder}{fid}."):
+                await self._entries.delete(key)
 
-    async def entries(self, sid: str) -> list[FileSummary]:
+    async def entries(
+        self, sid: str, older_too: bool, listed: list[Listed] | None = None
+    ) -> list[FileSummary]:
         """Every summary entry of the session, any order, several per file (``session_files.fold``
-        them): each from its key, read only when it holds notices."""
+        them). ``listed``: a listing already made that holds them (the status's of
+        ``keys.session_listing``), else they are listed. ``older_too``: those an older gateway
+        wrote where they were before (``keys.older_file_summaries``) as well, one listing more."""
+        if listed is None:
+            listed = [entry async for entry in self._entries.listing(keys.file_summaries(sid))]
+        if older_too:
+            older = keys.older_file_summaries(sid)
+            listed = listed + [entry async for entry in self._entries.listing(older)]
+        return await self._read(listed)
+
+    async def _read(self, listed: list[Listed]) -> list[FileSummary]:
+        """The entries of a listing (others it holds are left out): each from its key, read
+        only when it holds notices (from what this process holds at the listed etag, if it
+        does: entries are never rewritten)."""
         found = [
-            summary
-            async for key in self._entries.keys(keys.file_summaries(sid))
-            if (summary := _from_key(key)) is not None
+            (entry, summary) for entry in listed if (summary := _from_key(entry.key)) is not None
         ]
-        noticed = [s for s in found if s.notices]
-        read = await self._entries.load_all(_entry_key(sid, s) for s in noticed)
+        noticed = [entry for entry, summary in found if summary.notices]
+        read = await self._entries.load_listed(noticed)
         by_key = {(s.id, s.revision): s for s in read}
-        return [by_key.get((s.id, s.revision), s) for s in found]
+        return [by_key.get((s.id, s.revision), s) for _, s in found]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -24,6 +24,7 @@ from gateway.domain.records import FileSummary, FileUpload, PublishingSession
 from gateway.domain.states import FileState, is_terminal
 from gateway.services.file_summaries import FileSummaries
 from gateway.services.uploads import UploadRecords
+from gateway.store.record_store import Listed
 
 # How long a session's file count, listed once, serves the creates that follow (with what
 # this process created since added): a release's creates come in a burst, and listing the
@@ -68,32 +69,45 @@ class SessionFiles:
         racing request summarised it): found when a request on it meets no record."""
         await self._summaries.forget(sid, fid)
 
-    async def summaries(self, session: PublishingSession) -> dict[str, FileSummary]:
+    async def summaries(
+        self,
+        session: PublishingSession,
+        listed: list[Listed] | None = None,
+        older_too: bool = False,
+    ) -> dict[str, FileSummary]:
         """File id -> the latest summary of each file, canceled ones included. An ended
         session's come from its record; a live one's from the entries, folded over any its
-        record holds (written by a gateway from before the entries)."""
+        record holds (written by a gateway from before the entries). ``listed``: a listing
+        of the session's ``keys.session_listing`` already made. ``older_too``: the entries an
+        older replica may have written where they were before as well, where a decision
+        rests on them (see ``PublishingSession.summaries_beside`` for the others)."""
         stored = session.files
         if stored is None:  # a record from before summaries: its file records, read once
             stored = {u.id: u.summary() for u in await self.records(session.id)}
         if is_terminal(session.status) and session.files is not None:
             return dict(stored)
-        return fold(stored, await self.entries(session.id))
+        older_too = older_too or not session.summaries_beside
+        return fold(stored, await self._summaries.entries(session.id, older_too, listed))
 
-    async def listed(self, session: PublishingSession) -> dict[str, FileSummary]:
-        """The session's ``files`` mapping, oldest first, canceled files left out (R-F14)."""
-        ordered = sorted((await self.summaries(session)).values(), key=_created)
+    async def listed(
+        self, session: PublishingSession, listed: list[Listed] | None = None
+    ) -> dict[str, FileSummary]:
+        """The session's ``files`` mapping, oldest first, canceled files left out (R-F14).
+        ``listed``: as for :meth:`summaries`."""
+        ordered = sorted((await self.summaries(session, listed)).values(), key=_created)
         return {s.filename: s for s in ordered if s.status != FileState.CANCELED}
 
     async def entries(self, sid: str) -> list[FileSummary]:
         """Every summary entry of the session, any order, several per file (:func:`fold`
-        them)."""
-        return await self._summaries.entries(sid)
+        them), those an older replica may have written included: for the write that ends
+        the session with them."""
+        return await self._summaries.entries(sid, older_too=True)
 
     async def check_as_read(self, session: PublishingSession, uploads: list[FileUpload]) -> None:
         """Before a publish opens its journal from ``uploads`` (every file record, just
         read): a conflict when a summary knows of a change made since they were read (a file
         added, deleted, completed); summaries a crash left behind are written."""
-        shown = await self.summaries(session)
+        shown = await self.summaries(session, older_too=True)
         read = {upload.id: upload for upload in uploads}
         for fid, summary in shown.items():
             if fid not in read or summary.revision > read[fid].revision:

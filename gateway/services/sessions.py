@@ -42,6 +42,9 @@ from gateway.store.typed import ClaimContention, Records, Versioned
 # Told of a session about to expire, before it does (the audit journal records it).
 BeforeExpiry = Callable[[PublishingSession], Awaitable[None]]
 
+# A change to a session record: the new record, or None to keep it.
+SessionChange = Callable[[PublishingSession], PublishingSession | None]
+
 TOKEN_BYTES = 32  # 256 bits from `secrets`: the session id doubles as the stage capability
 
 
@@ -97,6 +100,7 @@ class SessionService:
             created_by=creator,
             created_via=via,
             files={},
+            summaries_beside=True,
         )
         # The sweep's entry exists before the record, so no session is ever left unswept.
         await self._due.wake_at(session.id, session.expires_at)
@@ -192,12 +196,14 @@ class SessionService:
     async def find(self, sid: str) -> PublishingSession | None:
         """The session as stored, expiring it first when its time is up (R-P11)."""
         session = await self._sessions.load(keys.session(sid))
-        if session is None:
-            return None
-        if _expires_now(session):
-            await self._before_expiry(session)  # the audit journal: recorded before it happens
-            session = await self._end(sid, SessionEvent.EXPIRE, "The session expired.")
-        return session
+        return None if session is None else await self.expire_if_due(session)
+
+    async def expire_if_due(self, session: PublishingSession) -> PublishingSession:
+        """``session`` as just read, or as expired now when its time is up (R-P11)."""
+        if not _expires_now(session):
+            return session
+        await self._before_expiry(session)  # the audit journal: recorded before it happens
+        return await self._end(session.id, SessionEvent.EXPIRE, "The session expired.")
 
     async def of_release(self, name: str, version: str) -> PublishingSession:
         """The release's live session, for an approver who may not create one (R-W11)."""
@@ -286,7 +292,7 @@ class SessionService:
             records = await self._files.records(session.id)
             filenames = [u.filename for u in records if u.filename not in session.maybe_on_index]
             await self.release_filenames(session.name, filenames, session.id)
-        await self._blobs.purge(keys.session_data(session.id))
+        await _purge(self._blobs, session.id)
 
         def settled(current: PublishingSession) -> PublishingSession:
             current.settled = True
@@ -308,15 +314,13 @@ class SessionService:
             lambda pointer: pointer.session_id == session.id,
         )
 
-    async def _update(
-        self, sid: str, change: Callable[[PublishingSession], PublishingSession | None]
-    ) -> PublishingSession:
+    async def _update(self, sid: str, change: SessionChange) -> PublishingSession:
         return (await self._write(sid, change)).value
 
     async def _write(
         self,
         sid: str,
-        change: Callable[[PublishingSession], PublishingSession | None],
+        change: SessionChange,
         known: Versioned[PublishingSession] | None = None,
     ) -> Versioned[PublishingSession]:
         """Compare-and-swap of the session record; ``known``: the record as the caller has
@@ -333,18 +337,23 @@ class SessionService:
 
     async def tidy(self, session: PublishingSession) -> None:
         """Purge an ended session's data; forget the session once its retention is over.
-
         Purging again is cheap and catches bytes that a racing upload wrote after the first
-        purge.
-        """
+        purge."""
         if not session.settled:
             session = await self.settle(session)
         else:
-            await self._blobs.purge(keys.session_data(session.id))
+            await _purge(self._blobs, session.id)
         retention = timedelta(seconds=self._settings.retention)
         if session.ended_at and session.ended_at + retention <= clock.now():
             await self._sessions.delete(keys.session(session.id))
             log.info("session.forgotten", session=session.id[:8])
+
+
+async def _purge(blobs: BlobStore, sid: str) -> None:
+    """Delete an ended session's data and summary entries; its record, beside them, stays
+    (never purge ``keys.session_listing``)."""
+    await blobs.purge(keys.session_data(sid))  # entries of the older layout included
+    await blobs.purge(keys.file_summaries(sid), multipart=False)  # records only
 
 
 def _expires_now(session: PublishingSession) -> bool:

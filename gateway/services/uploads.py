@@ -45,13 +45,16 @@ class UploadRecords:
         return await self._uploads.get(keys.file_upload(sid, fid))
 
     async def of_session(self, sid: str) -> list[FileUpload]:
-        """Every file upload of the session, canceled ones included, oldest first."""
-        record_keys = [
-            key
-            async for key in self._uploads.keys(keys.file_records(sid), delimiter="/")
-            if key.endswith(".json")
+        """Every file upload of the session, canceled ones included, oldest first: each as
+        the listing showed it (read unless this process holds that version: a publish comes
+        right after the completions, most often on the same replica). Never fresher than
+        the listing; a change is written from a read of its own."""
+        listed = [
+            entry
+            async for entry in self._uploads.listing(keys.file_records(sid), delimiter="/")
+            if entry.key.endswith(".json")
         ]
-        uploads = await self._uploads.load_all(record_keys)
+        uploads = await self._uploads.load_listed(listed)
         return sorted(uploads, key=lambda upload: upload.created_at)
 
     # -- create, claim, discard ----------------------------------------------------------

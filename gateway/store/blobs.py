@@ -350,9 +350,21 @@ class BlobStore:
             found += [item["Key"][len(self._prefix) :] for item in page.get("Contents", [])]
         return found
 
-    async def purge(self, prefix: str) -> None:
-        """Delete every object and abort every unfinished multipart upload under ``prefix``."""
+    async def purge(self, prefix: str, multipart: bool = True) -> None:
+        """Delete every object and abort every unfinished multipart upload under ``prefix``;
+        ``multipart`` False: a prefix where only records are written (no listing of uploads)."""
         full = self._prefix + prefix
+        if multipart:
+            await self._abort_uploads(full)
+        objects = self._client.get_paginator("list_objects_v2")
+        async for page in objects.paginate(Bucket=self._bucket, Prefix=full):
+            batch = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if batch:
+                await self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+
+    async def _abort_uploads(self, full: str) -> None:
         uploads = self._client.get_paginator("list_multipart_uploads")
         async for page in uploads.paginate(Bucket=self._bucket, Prefix=full):
             for upload in page.get("Uploads", []):
@@ -363,13 +375,6 @@ class BlobStore:
                 except ClientError as exc:
                     if not is_not_found(exc):
                         raise
-        objects = self._client.get_paginator("list_objects_v2")
-        async for page in objects.paginate(Bucket=self._bucket, Prefix=full):
-            batch = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if batch:
-                await self._client.delete_objects(
-                    Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True}
-                )
 
 
 def _connect(url: str, timeout: float, hop: Hop) -> tuple[http.client.HTTPConnection, str]:

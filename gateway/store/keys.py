@@ -16,8 +16,15 @@ def session(session_id: str) -> str:
 
 
 def session_data(session_id: str) -> str:
-    """Everything that belongs to a session besides its status record."""
+    """Everything that belongs to a session besides its status record and its summary
+    entries."""
     return f"sessions/{session_id}/"
+
+
+def session_listing(session_id: str) -> str:
+    """The session record and its summary entries, found by one listing: no other key
+    starts so (a session id has no dot, and its data is under ``session_data``)."""
+    return f"sessions/{session_id}."
 
 
 def file_records(session_id: str) -> str:
@@ -51,6 +58,15 @@ def core_metadata(session_id: str, file_id: str) -> str:
 
 
 def file_summaries(session_id: str) -> str:
+    """Beside the session record (not under its data), so that the listing of
+    ``session_listing`` that finds the record finds them."""
+    return f"sessions/{session_id}.shown/"
+
+
+def older_file_summaries(session_id: str) -> str:
+    """Where a gateway from before ``file_summaries`` wrote them (under ``session_data``, and
+    purged with it): still read where they decide (a publish, the end of a session), since
+    older replicas write there during a rolling upgrade."""
     return f"sessions/{session_id}/shown/"
 
 
@@ -72,7 +88,10 @@ def file_summary(session_id: str, fields: SummaryFields) -> str:
 
 def file_summary_fields(key: str) -> SummaryFields | None:
     """The fields of a :func:`file_summary` key, None for anything else."""
-    parts = key.rpartition("/shown/")[2].split(".", 5)
+    folder, _, entry = key.rpartition("/")  # a filename has no slash
+    if not folder.endswith((".shown", "/shown")):  # either layout
+        return None
+    parts = entry.split(".", 5)
     if len(parts) != 6 or not all(parts[1:5]):
         return None
     fid, revision, created_us, status, notices, filename = parts

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from gateway.store.record_store import (
     Document,
     JsonRecords,
+    Listed,
     RecordChanged,
     RecordExists,
     RecordMissing,
@@ -68,12 +69,13 @@ class MemoryRecordStore(JsonRecords):
             raise RecordChanged(key)
         del self.objects[key]
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+    async def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
         await asyncio.sleep(0)
         for key in sorted(self.objects):
             rest = key[len(prefix) :]
-            if key.startswith(prefix) and not (delimiter and delimiter in rest):
-                yield key
+            found = self.objects.get(key)  # None once deleted while the caller went through
+            if found and key.startswith(prefix) and not (delimiter and delimiter in rest):
+                yield Listed(key, found[1])
 
     def _write(self, key: str, data: Document) -> str:
         etag = _etag()
@@ -182,7 +184,7 @@ class MemoryBlobStore:
         await asyncio.sleep(0)
         return sorted(key for key in self.objects if key.startswith(prefix))
 
-    async def purge(self, prefix: str) -> None:
+    async def purge(self, prefix: str, multipart: bool = True) -> None:
         await asyncio.sleep(0)
         for key in [key for key in self.objects if key.startswith(prefix)]:
             del self.objects[key]

@@ -6,9 +6,9 @@ exchange itself (serialising the call, endpoint rules, the user agent, event hoo
 the answer): 0.62-0.76 ms per ``GetObject``/``PutObject`` against 0.25-0.33 ms for the same
 request signed by botocore's own SigV4 signer and sent with aiohttp (measured side by side,
 docs/performance.md). So record reads, conditional writes, deletes and the listings of record
-keys go this way (a listing's answer is read for its keys alone, not parsed into botocore's
-dictionaries: a status GET lists its session's file summaries); the bytes of uploads and
-everything else stay on aiobotocore.
+keys go this way (a listing's answer is read for its keys and their ETags alone, not parsed
+into botocore's dictionaries: a status GET lists its session record and file summaries); the
+bytes of uploads and everything else stay on aiobotocore.
 
 What botocore would do and this keeps: path-style addresses on the client's endpoint, SigV4
 with the credentials botocore resolves (keys from the settings, else its default chain,
@@ -46,7 +46,9 @@ S3Credentials = Callable[[], Awaitable[ReadOnlyCredentials | None]]
 _RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRIED_CODES = frozenset({"RequestTimeout", "SlowDown", "Throttling", "ThrottlingException"})
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
+_CONTENTS = re.compile(rb"<Contents>(.*?)</Contents>", re.DOTALL)
 _KEY = re.compile(rb"<Key>([^<]*)</Key>")
+_ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 _NEXT = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _URL_ENCODED = b"<EncodingType>url</EncodingType>"
 _MAX_BACKOFF = 20.0
@@ -95,22 +97,21 @@ class SmallObjects:
     async def delete(self, bucket: str, key: str, headers: Mapping[str, str]) -> Answer:
         return await self._send("DeleteObject", "DELETE", bucket, key, None, headers, (200, 204))
 
-    async def keys(
+    async def listing(
         self, bucket: str, prefix: str, delimiter: str | None = None
-    ) -> AsyncIterator[str]:
-        """The keys under ``prefix`` (``ListObjectsV2``, page after page), in S3's order; with
-        ``delimiter``, those not rolled up into a common prefix."""
+    ) -> AsyncIterator[tuple[str, str]]:
+        """The keys under ``prefix`` (``ListObjectsV2``, page after page), in S3's order,
+        each with its object's ETag, quotes included: the one a ``PUT`` or ``GET`` of the
+        object answers (so a record read or written at that version is known to be the one
+        listed). With ``delimiter``, those not rolled up into a common prefix."""
         query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         if delimiter:
             query["delimiter"] = delimiter
         while True:
             encoded = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(query.items()))
             answer = await self._send("ListObjectsV2", "GET", bucket, "", query=encoded)
-            # Keys come form-encoded (a space as "+") when the server honours encoding-type, as
-            # S3 and SeaweedFS do; otherwise as XML text.
-            decode = unquote_plus if _URL_ENCODED in answer.body else html.unescape
-            for key in _KEY.findall(answer.body):
-                yield decode(key.decode())
+            for listed in _contents(answer.body):
+                yield listed
             token = _NEXT.search(answer.body)
             if token is None or b"<IsTruncated>true</IsTruncated>" not in answer.body:
                 return
@@ -164,6 +165,23 @@ class SmallObjects:
             **self._hop.options(url),
         ) as response:
             return Answer(response.status, response.headers, await response.read())
+
+
+def _contents(body: bytes) -> list[tuple[str, str]]:
+    """(key, ETag) of each object in one page of a listing."""
+    # Keys come form-encoded (a space as "+") when the server honours encoding-type, as S3
+    # and SeaweedFS do; otherwise as XML text. The ETag is always XML text (&quot; or &#34;).
+    decode = unquote_plus if _URL_ENCODED in body else html.unescape
+    found = []
+    for element in _CONTENTS.findall(body):
+        key, etag = _KEY.search(element), _ETAG.search(element)
+        if key is not None:
+            found.append((decode(key.group(1).decode()), html.unescape(_text(etag))))
+    return found
+
+
+def _text(found: re.Match[bytes] | None) -> str:
+    return "" if found is None else found.group(1).decode()
 
 
 def _error_code(body: bytes) -> str:

@@ -11,7 +11,7 @@ import json
 import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -58,6 +58,13 @@ class Stored:
         return self._data
 
 
+class Listed(NamedTuple):
+    """A key as a listing showed it, with its record's etag then."""
+
+    key: str
+    etag: str
+
+
 # A mutation returns the new document, or None to leave the record as it is (no write).
 Mutation = Callable[[dict[str, Any]], Document | Awaitable[Document | None] | None]
 
@@ -91,9 +98,20 @@ class JsonRecords(ABC):
         """Delete a record; with ``etag`` only if nobody changed it since it was read."""
 
     @abstractmethod
-    def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
-        """Every key under ``prefix`` in lexical order, without descending past
-        ``delimiter`` when one is given."""
+    def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
+        """Every key under ``prefix`` in lexical order, with the etag of its record as listed,
+        without descending past ``delimiter`` when one is given."""
+
+    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        """The keys of :meth:`listing`."""
+        async for listed in self.listing(prefix, delimiter):
+            yield listed.key
+
+    async def get_listed(self, listed: Listed) -> Stored | None:
+        """The record a listing showed, at that version or a later one: a store that holds
+        the record's body at the listed etag may answer without a request. Never for a read
+        that decides a write (that is :meth:`get`'s)."""
+        return await self.get(listed.key)
 
     async def update(self, key: str, mutate: Mutation) -> Stored:
         """Read, mutate, write back if nobody wrote in between; retry otherwise.
@@ -177,6 +195,7 @@ class RecordStore(JsonRecords):
             if not is_not_found(exc):
                 raise
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
-        async for key in self._objects.keys(self._bucket, self._key(prefix), delimiter):
-            yield key[len(self._prefix) :]
+    async def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
+        listed = self._objects.listing(self._bucket, self._key(prefix), delimiter)
+        async for key, etag in listed:
+            yield Listed(key[len(self._prefix) :], etag)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from gateway.store.record_store import (
     JsonRecords,
+    Listed,
     RecordChanged,
     RecordExists,
     RecordMissing,
@@ -66,9 +67,16 @@ class Records(Generic[T]):
         found = await self.get(key)
         return None if found is None else found.value
 
-    async def load_all(self, keys: Iterable[str]) -> list[T]:
-        """The records under ``keys`` that still exist, in order."""
-        found = await asyncio.gather(*(self.load(key) for key in keys))
+    async def load_listed(self, listed: Iterable[Listed]) -> list[T]:
+        """The records a listing showed that still exist, in order: each as listed when this
+        process holds that version (no request), else read (:meth:`JsonRecords.get_listed`).
+        Each a model of its own, whoever else loads the same record."""
+
+        async def load(one: Listed) -> T | None:
+            stored = await self._store.get_listed(one)
+            return None if stored is None else self._load(stored)
+
+        found = await asyncio.gather(*(load(one) for one in listed))
         return [value for value in found if value is not None]
 
     async def create(self, key: str, value: T) -> Versioned[T]:
@@ -145,9 +153,13 @@ class Records(Generic[T]):
                 continue
         raise ClaimContention(key)
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
-        async for key in self._store.keys(prefix, delimiter):
-            yield key
+    def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+        return self._store.keys(prefix, delimiter)
+
+    def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
+        """The keys under ``prefix`` with their etags (:meth:`JsonRecords.listing`), for
+        :meth:`load_listed`."""
+        return self._store.listing(prefix, delimiter)
 
 
 def _try(change: Callable[[T], T | None], draft: T) -> T | None:

@@ -242,8 +242,8 @@ async def _sessions(client: Any, prefix: str) -> tuple[dict[str, PublishingSessi
                 async with response["Body"] as body:
                     session = PublishingSession.model_validate_json(await body.read())
                 sessions[session.id] = session
-            elif "/" in rest:
-                data[rest.split("/", 1)[0]] += 1
+            elif "/" in rest:  # its data, or its summary entries beside its record
+                data[rest.split("/", 1)[0].removesuffix(".shown")] += 1
     return sessions, data
 
 

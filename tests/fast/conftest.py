@@ -34,6 +34,7 @@ from gateway.services.due_index import DueIndex
 from gateway.services.files import FileService
 from gateway.services.names import NameRegistry
 from gateway.services.session_files import SessionFiles
+from gateway.services.session_status import SessionStatus
 from gateway.services.sessions import SessionService
 from gateway.services.sweeper import Sweeper
 from gateway.services.uploads import UploadRecords
@@ -119,6 +120,7 @@ class Stack:
     http: aiohttp.ClientSession  # the stack's own, shared with the index's listings
     session_files: SessionFiles
     gates: Gates
+    status: SessionStatus
 
     async def settle(self) -> None:
         """Let background work (deferred validations, publish workers) finish."""
@@ -211,6 +213,7 @@ def build_stack(
         http,
         core.session_files,
         core.gates,
+        core.status,
     )
 
 

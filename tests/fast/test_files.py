@@ -18,6 +18,7 @@ from gateway.domain.records import FileUpload
 from gateway.domain.states import FileState
 from gateway.services.uploads import WriterBusy
 from gateway.store import keys
+from gateway.store.record_store import Listed
 from tests.distributions import build_wheel
 from tests.fast.conftest import MakeStack, Stack, chunks, file_request, upload
 
@@ -128,13 +129,13 @@ async def test_a_releases_creates_share_one_listing_of_its_reservations(
 ) -> None:  # R-F5, R-W13: one listing per release, not one read per file
     stack = await make_stack()
     listed: list[str] = []
-    keys_of = stack.records.keys
+    listing = stack.records.listing
 
-    def counting_keys(prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+    def counting_listing(prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
         listed.append(prefix)
-        return keys_of(prefix, delimiter)
+        return listing(prefix, delimiter)
 
-    monkeypatch.setattr(stack.records, "keys", counting_keys)
+    monkeypatch.setattr(stack.records, "listing", counting_listing)
     session, _ = await stack.sessions.create(project, "1.0", "config:alice")
     tags = [f"cp31{n}-cp31{n}-manylinux_2_17_x86_64" for n in range(3)]
     wheels = [build_wheel(tmp_path, project, "1.0", tag=tag) for tag in tags]

@@ -27,7 +27,7 @@ from gateway.protocol.models import FileCreateRequest
 from gateway.publish.journal import MOST_ENTRIES
 from gateway.store import keys
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
-from gateway.store.record_store import Document, Stored, encode
+from gateway.store.record_store import Document, Listed, Stored, encode
 from tests.distributions import build_sdist, build_wheel
 from tests.fast.conftest import ALICE, Stack, build_stack, chunks, file_request, upload
 
@@ -53,7 +53,7 @@ class CountingRecordStore(MemoryRecordStore):
     def total(self) -> int:
         return sum(self.requests.values())
 
-    async def create(self, key: str, data: dict[str, Any]) -> str:
+    async def create(self, key: str, data: Document) -> str:
         self.requests["PUT"] += 1
         self.written += len(encode(data))
         return await super().create(key, data)
@@ -64,7 +64,7 @@ class CountingRecordStore(MemoryRecordStore):
         self.read += 0 if found is None else len(self.objects[key][0])
         return found
 
-    async def replace(self, key: str, data: dict[str, Any], etag: str) -> str:
+    async def replace(self, key: str, data: Document, etag: str) -> str:
         self.requests["PUT"] += 1
         self.written += len(encode(data))
         if keys.is_session_record(key):
@@ -76,15 +76,15 @@ class CountingRecordStore(MemoryRecordStore):
         self.requests["DELETE"] += 1
         await super().delete(key, etag)
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+    async def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
         self.requests["LIST"] += 1
         count = 0
-        async for key in super().keys(prefix, delimiter):
+        async for listed in super().listing(prefix, delimiter):
             count += 1
             if count > LIST_PAGE and count % LIST_PAGE == 1:
                 self.requests["LIST"] += 1  # the next page
-            self.read += len(key)
-            yield key
+            self.read += len(listed.key)
+            yield listed
 
 
 @pytest.fixture
@@ -129,12 +129,12 @@ async def session_with(stack: Stack, project: str, files: int) -> PublishingSess
     return await stack.sessions.get(session.id)
 
 
-async def status(stack: Stack, sid: str) -> int:
-    """What ``GET /upload/{sid}`` asks of the store; its request count."""
+async def status(stack: Stack, sid: str, files: int) -> Counter[str]:
+    """What ``GET /upload/{sid}`` asks of the store, checking that it shows ``files``."""
     store(stack).reset()
-    session = await stack.sessions.get(sid)
-    await stack.session_files.listed(session)
-    return store(stack).total
+    found = await stack.status.read(sid)
+    assert len(await stack.status.files(found)) == files
+    return Counter(store(stack).requests)
 
 
 Cost = tuple[Counter[str], int, int]  # requests, record bytes read, record bytes written
@@ -158,14 +158,27 @@ async def file_create(stack: Stack, sid: str, project: str, number: int) -> Cost
     return cost(stack)
 
 
-async def test_status_costs_one_read_and_one_listing_whatever_the_number_of_files(
+async def test_status_costs_one_listing_whatever_the_number_of_files(
     counted: Stack, project: str
 ) -> None:  # R-W9
     one = await session_with(counted, project, 1)
     many = await session_with(counted, project + "-b", 400)
-    assert len(await counted.session_files.listed(many)) == 400
-    # The session record, and one page of its files' summary entries.
-    assert await status(counted, one.id) == await status(counted, many.id) == 2
+    # One page listing the session record with its etag, and its files' summary entries:
+    # the record is the one this replica last read or wrote, at that etag.
+    listed = Counter(LIST=1)
+    assert await status(counted, one.id, 1) == await status(counted, many.id, 400) == listed
+    # Another replica, which never read them: the listing, and the record read once.
+    other = build_stack(
+        counted.settings, counted.index, counted.http, store(counted), counted.blobs
+    )
+    read = Counter(LIST=1, GET=1)
+    assert await status(other, one.id, 1) == await status(other, many.id, 400) == read
+    assert await status(other, many.id, 400) == listed
+    # Changed by the first replica: read again by the other, not by the one that wrote it.
+    await counted.sessions.extend(many.id, 60)
+    assert await status(other, many.id, 400) == read
+    assert await status(counted, many.id, 400) == listed
+    await other.worker.drain()
 
 
 async def test_file_create_costs_the_same_with_1_or_400_files(
@@ -270,20 +283,41 @@ async def test_publish_costs_a_constant_per_file(
         calls.append(records.total - entries)
         session_writes.append(records.session_writes)
         other_bytes.append(records.written - records.session_written)
-    # Per file: its record read, its reservation created (the session saying `published`
-    # tells it was published: nothing more per file), its read-path facts record (R-W10,
-    # created once per content). Once: the
-    # handler's read, the listing of the file records, the listing of the summary entries
-    # (checked against the records read), the lease's due entry, the journal opened, the
-    # name registered, the entries listed again and the session ended with them, the quota
-    # marker and the live pointer (read + delete) dropped, the session settled.
-    assert calls == [12 + 3 * 2, 12 + 3 * 102, 12 + 3 * 202]
+    # Per file: its reservation created (the session saying `published` tells it was
+    # published: nothing more per file), its read-path facts record (R-W10, created once per
+    # content); its record is not read: the listing shows it at the version this replica
+    # wrote when it completed it. Once: the handler's read, the listing of the file records,
+    # the listings of the summary entries (where they are, and where an older gateway wrote
+    # them: checked against the records read), the lease's due entry, the journal opened,
+    # the name registered, the entries listed again (both places) and the session ended
+    # with them, the quota marker and the live pointer (read + delete) dropped, the session
+    # settled.
+    assert calls == [14 + 2 * 2, 14 + 2 * 102, 14 + 2 * 202]
     # The session record (its journal and, at the end, its summaries grow with the release)
     # is written a bounded number of times: journal entries come in at most MOST_ENTRIES
     # batches. Everything else written is the same per file with 2 files or 202.
     assert max(session_writes) <= 3 + MOST_ENTRIES
     first, second = (other_bytes[1] - other_bytes[0]) / 100, (other_bytes[2] - other_bytes[1]) / 100
     assert abs(first - second) <= 0.05 * first, other_bytes
+
+
+async def test_a_publish_on_another_replica_reads_each_file_record(
+    counted: Stack, project: str, tmp_path: Path
+) -> None:  # the file records come from the listing only at a version this replica holds
+    session, _ = await counted.sessions.create(project, "1.0", ALICE.id)
+    await upload(counted, session, build_sdist(tmp_path, project, "1.0"))
+    await upload(counted, session, build_wheel(tmp_path, project, "1.0"))
+    other = build_stack(
+        counted.settings, counted.index, counted.http, store(counted), counted.blobs
+    )
+    records = store(counted)
+    records.reset()
+    session, etag = await other.sessions.get_versioned(session.id)
+    published = await other.publisher.publish(session, ALICE, etag)
+    assert published.status == SessionState.PUBLISHED
+    # As on the replica that completed them, and each file record read: 3 per file.
+    assert records.total - (records.session_writes - 3) == 14 + 3 * 2
+    await other.worker.drain()
 
 
 class CountingBlobStore(MemoryBlobStore):
@@ -445,7 +479,7 @@ async def _dies_before_its_summary(stack: Stack, work: Awaitable[object]) -> Non
     create = stack.records.create
 
     async def dies_on_a_summary(key: str, data: Document) -> str:
-        if "/shown/" in key and keys.file_summary_fields(key) is not None:
+        if keys.file_summary_fields(key) is not None:
             raise ConnectionError("the process died")
         return await create(key, data)
 

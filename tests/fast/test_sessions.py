@@ -15,6 +15,7 @@ from gateway.domain.errors import DomainError, Kind
 from gateway.domain.states import SessionState
 from gateway.store import keys
 from gateway.store.memory import MemoryRecordStore
+from gateway.store.record_store import Listed
 from tests.fast.conftest import MakeStack, Stack, build_stack
 
 
@@ -165,12 +166,12 @@ class FailingListings(MemoryRecordStore):
         super().__init__()
         self.failures = failures
 
-    async def keys(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[str]:
+    async def listing(self, prefix: str, delimiter: str | None = None) -> AsyncIterator[Listed]:
         if "/open/" in prefix and self.failures:
             self.failures -= 1
             raise ConnectionError("S3 is not answering")
-        async for key in super().keys(prefix, delimiter):
-            yield key
+        async for listed in super().listing(prefix, delimiter):
+            yield listed
 
 
 async def test_a_count_that_failed_is_listed_again(stack: Stack, project: str) -> None:

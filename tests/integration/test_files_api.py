@@ -508,6 +508,8 @@ async def test_cancel_purges_everything_and_closes_file_urls(
     sid = session["session-token"]
     assert await s3_keys(api, keys.session_data(sid)) == []
     assert await multipart_uploads(api, settings, keys.session_data(sid)) == []
+    # The summary entries beside the record are purged with the data; the record stays.
+    assert await s3_keys(api, keys.session_listing(sid)) == [keys.session(sid)]
     await problem(await api.send_bytes(pending, sdist.read_bytes()), 404)
     await problem(await api.start_file(session, wheel.name, wheel.read_bytes()), 404)
     await problem(await api.get(pending["links"]["file-upload-session"]), 404)

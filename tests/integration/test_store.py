@@ -152,3 +152,26 @@ async def test_part_buffer_goes_out_in_slices() -> None:
         assert response.status == 200
     assert received == [body]
     assert written == [SEND_SLICE, SEND_SLICE, SEND_SLICE, 7]
+
+
+async def test_a_listing_shows_each_record_at_the_etag_its_write_answered(
+    records: RecordStore,
+) -> None:
+    # What lets a record this process wrote be taken from its cache when a listing names it
+    # (store/record_cache.py): odd keys, a rewrite, more than one page.
+    odd = ["tagged/a+b~c%20d é.json", "tagged/x&y<z>.json", "tagged/q=1&r=2.json"]
+    plain = [f"tagged/n{number:04d}.json" for number in range(1_050)]
+    written = dict(
+        zip(
+            odd + plain,
+            await asyncio.gather(*(records.create(key, {"k": key}) for key in odd + plain)),
+            strict=True,
+        )
+    )
+    written[odd[0]] = await records.replace(odd[0], {"k": "again"}, written[odd[0]])
+    listed = {entry.key: entry.etag async for entry in records.listing("tagged/")}
+    assert listed == written
+    assert len(set(listed.values())) > 1, "each etag names its record's bytes"
+    read = await records.get(odd[0])
+    assert read is not None
+    assert read.etag == listed[odd[0]]
