@@ -41,10 +41,23 @@ from gateway.services.uploads import UploadRecords
 from gateway.settings import Settings, load_settings
 from gateway.store.blobs import BlobStore
 from gateway.store.memory import MemoryBlobStore, MemoryRecordStore
+from gateway.store.record_store import Stored
 from gateway.wiring import wire
 
 ALICE = Principal("config:alice", "alice", ("*",))
 BOB = Principal("config:bob", "bob", ("*",))
+
+
+class ReadCountingStore(MemoryRecordStore):
+    """The in-memory store, counting its reads (``GetObject``s)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key: str) -> Stored | None:
+        self.reads += 1
+        return await super().get(key)
 
 
 @dataclass

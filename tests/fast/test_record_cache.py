@@ -7,24 +7,13 @@ from pydantic import BaseModel
 
 from gateway.store.memory import MemoryRecordStore
 from gateway.store.record_cache import BodyCache, CachedRecords
-from gateway.store.record_store import Listed, Stored
+from gateway.store.record_store import Listed
 from gateway.store.typed import Records
+from tests.fast.conftest import ReadCountingStore
 
 
 class Counter(BaseModel):
     n: int
-
-
-class Reads(MemoryRecordStore):
-    """The in-memory store, counting its reads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    async def get(self, key: str) -> Stored | None:
-        self.reads += 1
-        return await super().get(key)
 
 
 async def listed(store: CachedRecords, prefix: str = "") -> list[Listed]:
@@ -50,7 +39,7 @@ def test_the_cache_is_bounded_by_bytes_and_drops_the_least_recently_used() -> No
 
 
 async def test_a_listed_record_held_at_its_etag_is_not_read() -> None:
-    inner = Reads()
+    inner = ReadCountingStore()
     store = CachedRecords(inner)
     await store.create("a.json", {"n": 1})
     [entry] = await listed(store)
@@ -61,7 +50,7 @@ async def test_a_listed_record_held_at_its_etag_is_not_read() -> None:
 
 
 async def test_an_etag_mismatch_reads_the_record() -> None:
-    inner = Reads()
+    inner = ReadCountingStore()
     store = CachedRecords(inner)
     etag = await store.create("a.json", {"n": 1})
     await inner.replace("a.json", {"n": 2}, etag)  # another replica's write
@@ -76,7 +65,7 @@ async def test_an_etag_mismatch_reads_the_record() -> None:
 
 
 async def test_a_get_always_reads() -> None:
-    inner = Reads()
+    inner = ReadCountingStore()
     store = CachedRecords(inner)
     await store.create("a.json", {"n": 1})
     await store.get("a.json")
@@ -85,7 +74,7 @@ async def test_a_get_always_reads() -> None:
 
 
 async def test_a_delete_forgets() -> None:
-    inner = Reads()
+    inner = ReadCountingStore()
     store = CachedRecords(inner)
     await store.create("a.json", {"n": 1})
     [entry] = await listed(store)

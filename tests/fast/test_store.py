@@ -13,10 +13,10 @@ from gateway.store.record_store import (
     RecordChanged,
     RecordExists,
     RecordMissing,
-    Stored,
     UpdateContention,
 )
 from gateway.store.typed import Records
+from tests.fast.conftest import ReadCountingStore
 
 
 class Counter(BaseModel):
@@ -125,18 +125,8 @@ async def test_claim_has_one_winner_and_takes_over_a_dead_holder() -> None:
     assert await claims.load("p.json") == Counter(n=99)
 
 
-class ReadCounting(MemoryRecordStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    async def get(self, key: str) -> Stored | None:
-        self.reads += 1
-        return await super().get(key)
-
-
 async def test_an_update_from_a_known_version_writes_without_reading() -> None:
-    store = ReadCounting()
+    store = ReadCountingStore()
     counters = Records(store, Counter)
     known = await counters.create("c.json", Counter(n=0))
 
