@@ -157,7 +157,8 @@ class FilePoster:
                 Kind.INVALID, "invalid-distribution", str(exc), {upload.filename: str(exc)}
             ) from None
         backend = self._index
-        content = self._blobs.stream(keys.file_bytes(sid, fid, upload.committed.attempt))
+        key = keys.file_bytes(sid, fid, upload.committed.attempt)
+        content = self._blobs.stream(key, size=upload.committed.size)
         log.info("publish.upload", session=sid[:8], filename=upload.filename)
         with metrics.backend_call(backend.kind, "upload"):
             return await post_file(

@@ -258,8 +258,19 @@ class BlobStore:
         return ObjectRangeReader(self._client, self._bucket, self._prefix + key, size)
 
     async def stream(
-        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
+        self,
+        key: str,
+        chunk_size: int = 1 << 20,
+        byte_range: tuple[int, int] | None = None,
+        size: int | None = None,
     ) -> AsyncIterator[bytes]:
+        """The object's bytes, or ``byte_range``'s (inclusive). ``size``: the object's, when
+        the caller knows it: a small one is read in one request without botocore (as
+        :meth:`put` writes it), the bytes of a small file posted at publish."""
+        small = size is not None and size <= SMALL_OBJECT and byte_range is None
+        if small and self._objects is not None:
+            yield await self._objects.read(self._bucket, self._prefix + key)
+            return
         extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
         response = await self._client.get_object(
             Bucket=self._bucket, Key=self._prefix + key, **extra

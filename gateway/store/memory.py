@@ -159,7 +159,11 @@ class MemoryBlobStore:
         return MemoryRangeReader(self.objects[key])
 
     async def stream(
-        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
+        self,
+        key: str,
+        chunk_size: int = 1 << 20,
+        byte_range: tuple[int, int] | None = None,
+        size: int | None = None,
     ) -> AsyncIterator[bytes]:
         data = self.objects[key]
         start, end = byte_range or (0, len(data) - 1)

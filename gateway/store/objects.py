@@ -91,6 +91,11 @@ class SmallObjects:
     async def get(self, bucket: str, key: str) -> Answer:
         return await self._send("GetObject", "GET", bucket, key, expected=(200, 404))
 
+    async def read(self, bucket: str, key: str) -> bytes:
+        """The object's body; a missing object is raised as S3's 404 (``NoSuchKey``), as
+        botocore's ``get_object`` raises it."""
+        return (await self._send("GetObject", "GET", bucket, key)).body
+
     async def put(self, bucket: str, key: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         return await self._send("PutObject", "PUT", bucket, key, body, headers)
 

@@ -337,10 +337,14 @@ class CountingBlobStore(MemoryBlobStore):
         return await super().get(key)
 
     async def stream(
-        self, key: str, chunk_size: int = 1 << 20, byte_range: tuple[int, int] | None = None
+        self,
+        key: str,
+        chunk_size: int = 1 << 20,
+        byte_range: tuple[int, int] | None = None,
+        size: int | None = None,
     ) -> AsyncIterator[bytes]:
         self.requests["GET " + _kind(key)] += 1
-        async for chunk in super().stream(key, chunk_size, byte_range):
+        async for chunk in super().stream(key, chunk_size, byte_range, size):
             yield chunk
 
     async def delete(self, key: str) -> None:

@@ -11,11 +11,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from botocore.exceptions import ClientError
 
 from gateway.settings import Settings
 from gateway.store.blobs import SEND_SLICE, BlobStore, PartBuffer
 from gateway.store.record_store import RecordChanged, RecordExists, RecordStore
-from gateway.store.s3 import S3Client, ensure_bucket, open_client, open_small_objects
+from gateway.store.s3 import (
+    S3Client,
+    ensure_bucket,
+    is_not_found,
+    open_client,
+    open_small_objects,
+)
 
 
 @pytest.fixture
@@ -121,6 +128,27 @@ async def test_part_buffers_arrive_whole(s3: S3Client, settings: Settings) -> No
     assert await blobs.get("sliced.bin") == first + last
     await blobs.put("small.bin", PartBuffer(last))
     assert await blobs.get("small.bin") == last
+
+
+async def test_a_small_object_streams_in_one_request_as_botocore_reads_it(
+    s3: S3Client, settings: Settings
+) -> None:
+    """A stream told the object's size reads a small one without botocore (the bytes of a
+    small file posted at publish): the same bytes, and a missing object the same 404."""
+    config = settings.s3.store_config()
+    async with open_small_objects(config, s3) as objects:
+        blobs = BlobStore(s3, settings.s3.bucket, settings.s3.prefix, objects=objects)
+        data = os.urandom(70_000)
+        await blobs.put("small-stream.bin", data)
+        streamed = blobs.stream("small-stream.bin", chunk_size=4096, size=len(data))
+        assert [chunk async for chunk in streamed] == [data]  # one request, one chunk
+        read = [chunk async for chunk in blobs.stream("small-stream.bin", chunk_size=4096)]
+        assert len(read) > 1  # botocore's, chunk by chunk
+        assert b"".join(read) == data
+        for size in (10, None):  # without botocore, then with it
+            with pytest.raises(ClientError) as missing:
+                _ = [c async for c in blobs.stream("never-written.bin", size=size)]
+            assert is_not_found(missing.value)
 
 
 async def test_part_buffer_goes_out_in_slices() -> None:
