@@ -202,10 +202,9 @@ class BackendSettings(OutboundSettings):
     listing_max_age: float = Field(
         10,
         ge=0,
-        description="Seconds a listing read for a file create serves the next creates of "
-        "the release: the index's listing of the project, and the release's filename "
-        "reservations (they only ask them for advice: a publish always reads its own); "
-        "0 = every create reads them.",
+        description="Seconds a project's listing read for a file create serves the next ones "
+        "(they only ask it for advice: a publish always reads its own); 0 = every create "
+        "reads it.",
     )
     index_checks: bool | None = Field(
         None,

@@ -66,7 +66,7 @@ def wire(
 ) -> Core:
     """Each service gets its settings section; it asks the owners of records it does not write."""
     records = CachedRecords(records)  # for the listings with etags: the status, publish's files
-    names = NameRegistry(records, backend.published_files, settings.backend.listing_max_age)
+    names = NameRegistry(records, backend.published_files)
     summaries = FileSummaries(records)
     uploads = UploadRecords(records, summaries)
     due = DueIndex(records, settings.sessions.retention)

@@ -1,5 +1,5 @@
 """Reads shared by the file creates that only ask them for advice: the index's listing of a
-project, and the filename reservations of a release.
+project (by project), and a release's filename reservations (by session, NameRegistry).
 
 A file create refuses a filename the index already holds (R-F5) or that a publish reserved
 (R-P8), before any byte is sent; the authoritative checks are the publish's own fresh
@@ -7,11 +7,10 @@ listing of the index, which never overwrites a file, and its conditional create 
 reservation. A release's files are created in a burst (ten wheels at once, or one after
 another while their bytes are sent), and each read costs real work (pypiserver rescans its
 folder after every upload and hashes each new file; a reservation read is an S3 request per
-file), so the creates of one release share one read: requests arriving while it is being
-read wait for it, and later ones reuse it for ``max_age`` seconds. A file put on the index
-behind the gateway's back, or reserved by another session's publish, within that time is
-refused at publish (409 ``filename-conflict`` / ``filename-reserved``) instead of at its
-file create.
+file), so the creates share one read: requests arriving while it is being read wait for it,
+and later ones reuse it for ``max_age`` seconds. A file put on the index behind the
+gateway's back within that time is refused at publish (409 ``filename-conflict``) instead
+of at its file create.
 """
 
 from __future__ import annotations

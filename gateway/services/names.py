@@ -31,17 +31,19 @@ from gateway.store.typed import Records
 
 RESERVED: Final[Literal["reserved"]] = "reserved"
 REGISTERED: Final[Literal["registered"]] = "registered"
+# How long a session's listing of its release's reservations serves its creates. Never stale
+# for that session (``reserved_before``): a bound on memory, and on how many sessions' listings
+# are kept at once.
+RESERVATIONS_MAX_AGE = 60.0
 
 
 class NameRegistry:
-    def __init__(
-        self, records: JsonRecords, published_files: PublishedFiles, listing_max_age: float
-    ):
+    def __init__(self, records: JsonRecords, published_files: PublishedFiles):
         self._names = Records(records, NameRegistration)
         self._filenames = Records(records, FilenameReservation)
         self._published_files = published_files
-        # A release's creates share one listing of its reservations (services/listings.py).
-        self._reserved = RecentReads(self._reserved_from, listing_max_age)
+        # A session's creates share one listing of its release's reservations.
+        self._reserved = RecentReads(self._reserved_from, RESERVATIONS_MAX_AGE)
 
     # -- project names -----------------------------------------------------------------
 
@@ -117,15 +119,18 @@ class NameRegistry:
     async def is_filename_reserved(self, project: str, filename: str) -> bool:
         return await self._filenames.get(keys.filename_reservation(project, filename)) is not None
 
-    async def was_filename_reserved(self, project: str, filename: str) -> bool:
-        """Advice for a file create (R-F5): whether ``filename`` was reserved when its
-        release's reservations were last listed, at most ``listing_max_age`` ago. One
-        listing serves a release's creates instead of a read per file; the publish's own
-        conditional create of each reservation is the authoritative check."""
-        return filename in await self._reserved((project, _release_start(filename)))
+    async def reserved_before(self, sid: str, project: str, filename: str) -> bool:
+        """Whether another session reserved ``filename`` before session ``sid`` began: from
+        one listing of the release's reservations, shared by the creates of ``sid`` (R-F5,
+        R-P8). Complete for the session's whole life, however old: a reservation is made by
+        a publish, a publishing session is its release's live one, and a release has one
+        live session at a time (R-P3), so every other session's reservation of the release
+        was made before ``sid`` could begin. The session's own (a failed publish's files
+        that may be on the index) it tells itself (``maybe_on_index``)."""
+        return filename in await self._reserved((sid, project, _release_start(filename)))
 
-    async def _reserved_from(self, scope: tuple[str, str]) -> frozenset[str]:
-        project, start = scope
+    async def _reserved_from(self, scope: tuple[str, str, str]) -> frozenset[str]:
+        _, project, start = scope
         prefix = keys.filename_reservations(project)
         listed = self._filenames.keys(keys.filename_reservations(project, start))
         return frozenset([key[len(prefix) :].removesuffix(".json") async for key in listed])

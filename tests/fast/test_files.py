@@ -15,12 +15,12 @@ from gateway.domain import clock
 from gateway.domain.errors import DomainError, Kind
 from gateway.domain.lease import Lease, granted
 from gateway.domain.records import FileUpload
-from gateway.domain.states import FileState
+from gateway.domain.states import FileState, SessionState
 from gateway.services.uploads import WriterBusy
 from gateway.store import keys
 from gateway.store.record_store import Listed
-from tests.distributions import build_wheel
-from tests.fast.conftest import MakeStack, Stack, chunks, file_request, upload
+from tests.distributions import build_sdist, build_wheel
+from tests.fast.conftest import ALICE, MakeStack, Stack, chunks, file_request, upload
 
 
 async def test_create_send_complete(stack: Stack, project: str, wheel: Path) -> None:
@@ -124,9 +124,9 @@ async def test_a_filename_another_publish_reserved_is_refused_at_create(
     assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "filename-reserved")
 
 
-async def test_a_releases_creates_share_one_listing_of_its_reservations(
+async def test_a_sessions_creates_share_one_listing_of_its_releases_reservations(
     make_stack: MakeStack, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # R-F5, R-W13: one listing per release, not one read per file
+) -> None:  # R-F5, R-W13: one listing per session, not one read per file
     stack = await make_stack()
     listed: list[str] = []
     listing = stack.records.listing
@@ -136,30 +136,40 @@ async def test_a_releases_creates_share_one_listing_of_its_reservations(
         return listing(prefix, delimiter)
 
     monkeypatch.setattr(stack.records, "listing", counting_listing)
-    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
     tags = [f"cp31{n}-cp31{n}-manylinux_2_17_x86_64" for n in range(3)]
     wheels = [build_wheel(tmp_path, project, "1.0", tag=tag) for tag in tags]
-    for built in wheels[:2]:
-        await stack.files.create(session, file_request(built))
-    stem = wheels[0].name.split("-")[0]
-    assert listed.count(keys.filename_reservations(project, f"{stem}-1.0")) == 1
-    # Reserved after the listing, within its max age: advice misses it, the publish won't.
-    await stack.names.reserve_filenames(project, [wheels[2].name], "another-session")
-    await stack.files.create(session, file_request(wheels[2]))
-    assert not await stack.names.is_filename_reserved(project, wheels[0].name)
-    assert await stack.names.is_filename_reserved(project, wheels[2].name)
-
-
-async def test_with_no_max_age_every_create_reads_the_reservations(
-    make_stack: MakeStack, project: str, wheel: Path
-) -> None:
-    stack = await make_stack(backend={"listing_max_age": 0})
-    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
-    await stack.files.create(session, file_request(wheel))
-    await stack.files.delete(session, (await stack.session_files.records(session.id))[0].id)
-    await stack.names.reserve_filenames(project, [wheel.name], "another-session")
+    reservations = keys.filename_reservations(project, wheels[0].name.split("-")[0] + "-1.0")
+    first, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    for built in wheels:
+        await upload(stack, first, built)
+    assert listed.count(reservations) == 1
+    published = await stack.publisher.publish(await stack.sessions.get(first.id), ALICE)
+    assert published.status == SessionState.PUBLISHED
+    # The next session of the release lists again, within the same seconds: it began after
+    # the publish reserved every filename, so its listing holds them (the index's listing,
+    # shared for listing_max_age, still does not).
+    again, _ = await stack.sessions.create(project, "1.0", "config:alice")
     with pytest.raises(DomainError) as refused:
-        await stack.files.create(session, file_request(wheel))
+        await stack.files.create(again, file_request(wheels[0]))
+    assert (refused.value.kind, refused.value.slug) == (Kind.CONFLICT, "filename-reserved")
+    assert listed.count(reservations) == 2
+
+
+async def test_a_failed_publish_refuses_at_create_the_files_it_may_have_put_on_the_index(
+    stack: Stack, project: str, wheel: Path, tmp_path: Path
+) -> None:  # R-F5, R-P8: the session's own reservations, from its record
+    sdist = build_sdist(tmp_path, project, "1.0")
+    session, _ = await stack.sessions.create(project, "1.0", "config:alice")
+    await upload(stack, session, sdist)
+    posted = await upload(stack, session, wheel)
+    stack.index.refused = {sdist.name}  # the wheel lands, the sdist does not
+    with pytest.raises(DomainError):
+        await stack.publisher.publish(await stack.sessions.get(session.id), ALICE)
+    failed = await stack.sessions.get(session.id)
+    assert failed.maybe_on_index == [wheel.name]
+    await stack.files.delete(failed, posted.id)
+    with pytest.raises(DomainError) as refused:
+        await stack.files.create(failed, file_request(wheel))
     assert refused.value.slug == "filename-reserved"
 
 
