@@ -5,10 +5,11 @@ each is a small body. botocore spends about 0.4 ms of CPU per request on top of 
 exchange itself (serialising the call, endpoint rules, the user agent, event hooks, parsing
 the answer): 0.62-0.76 ms per ``GetObject``/``PutObject`` against 0.25-0.33 ms for the same
 request signed by botocore's own SigV4 signer and sent with aiohttp (measured side by side,
-docs/performance.md). So record reads, conditional writes, deletes and the listings of record
-keys go this way (a listing's answer is read for its keys and their ETags alone, not parsed
-into botocore's dictionaries: a status GET lists its session record and file summaries); the
-bytes of uploads and everything else stay on aiobotocore.
+docs/performance.md), and less again since the signing is this package's (``sigv4.py``).
+So record reads, conditional writes, deletes and the listings of record keys go this way (a
+listing's answer is read for its keys and their ETags alone, not parsed into botocore's
+dictionaries: a status GET lists its session record and file summaries), and so do a small
+file's bytes; the bytes of larger uploads and everything else stay on aiobotocore.
 
 What botocore would do and this keeps: path-style addresses on the client's endpoint, SigV4
 with the credentials botocore resolves (keys from the settings, else its default chain,
