@@ -12,9 +12,11 @@ from typing import Any
 
 import aiohttp
 from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
 from gateway.domain.records import PublishingSession
 from gateway.protocol.audit import SESSION_PUBLISHED
+from gateway.store.s3 import is_not_found
 from tests.chaos.workload import Attempt
 from tests.cluster import BUCKET, PASSWORD, USER, Cluster
 from tests.consistency import check_bucket
@@ -238,13 +240,25 @@ async def _sessions(client: Any, prefix: str) -> tuple[dict[str, PublishingSessi
         for item in page.get("Contents", []):
             rest = item["Key"][len(prefix + "sessions/") :]
             if "/" not in rest and rest.endswith(".json"):
-                response = await client.get_object(Bucket=BUCKET, Key=item["Key"])
-                async with response["Body"] as body:
-                    session = PublishingSession.model_validate_json(await body.read())
-                sessions[session.id] = session
+                session = await _session(client, item["Key"])
+                if session is not None:
+                    sessions[session.id] = session
             elif "/" in rest:  # its data, or its summary entries beside its record
                 data[rest.split("/", 1)[0].removesuffix(".shown")] += 1
     return sessions, data
+
+
+async def _session(client: Any, key: str) -> PublishingSession | None:
+    """The session record at ``key``; None when the sweep forgot it since it was listed (its
+    retention ran out while the checker read the others: nothing left to check)."""
+    try:
+        response = await client.get_object(Bucket=BUCKET, Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    async with response["Body"] as body:
+        return PublishingSession.model_validate_json(await body.read())
 
 
 async def _count(client: Any, prefix: str) -> int:
