@@ -34,8 +34,7 @@ class FilenameClaims:
 
     async def refuse_published(self, session: PublishingSession, filename: str) -> None:
         """Best-effort check at create time (R-F5); the authoritative one is at publish."""
-        reserved = filename in session.maybe_on_index  # its own, kept by a failed publish
-        if reserved or await self._names.reserved_before(session.id, session.name, filename):
+        if await self._names.reserved_against(session, filename):
             raise conflict(
                 "filename-reserved", f"{filename} is being published or is published", "filename"
             )

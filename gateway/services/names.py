@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from gateway.domain.errors import DomainError, Kind, Pointer
-from gateway.domain.records import FilenameReservation, NameRegistration
+from gateway.domain.records import FilenameReservation, NameRegistration, PublishingSession
 from gateway.services.listings import PublishedFiles, RecentReads
 from gateway.store import keys
 from gateway.store.record_store import JsonRecords, RecordExists
@@ -32,7 +32,7 @@ from gateway.store.typed import Records
 RESERVED: Final[Literal["reserved"]] = "reserved"
 REGISTERED: Final[Literal["registered"]] = "registered"
 # How long a session's listing of its release's reservations serves its creates. Never stale
-# for that session (``reserved_before``): a bound on memory, and on how many sessions' listings
+# for that session (``reserved_against``): a bound on memory, and on how many sessions' listings
 # are kept at once.
 RESERVATIONS_MAX_AGE = 60.0
 
@@ -119,15 +119,19 @@ class NameRegistry:
     async def is_filename_reserved(self, project: str, filename: str) -> bool:
         return await self._filenames.get(keys.filename_reservation(project, filename)) is not None
 
-    async def reserved_before(self, sid: str, project: str, filename: str) -> bool:
-        """Whether another session reserved ``filename`` before session ``sid`` began: from
-        one listing of the release's reservations, shared by the creates of ``sid`` (R-F5,
-        R-P8). Complete for the session's whole life, however old: a reservation is made by
-        a publish, a publishing session is its release's live one, and a release has one
-        live session at a time (R-P3), so every other session's reservation of the release
-        was made before ``sid`` could begin. The session's own (a failed publish's files
-        that may be on the index) it tells itself (``maybe_on_index``)."""
-        return filename in await self._reserved((sid, project, _release_start(filename)))
+    async def reserved_against(self, session: PublishingSession, filename: str) -> bool:
+        """Whether a reservation holds ``filename`` against a file create in ``session``
+        (R-F5, R-P8). Its own are in its record: the files a failed publish kept reserved,
+        as they may be on the index (``maybe_on_index``). Other sessions' come from one
+        listing of the release's reservations, shared by the session's creates and complete
+        for its whole life, however old: a reservation is made by a publish, a publishing
+        session is its release's live one, and a release has one live session at a time
+        (R-P3), so every other session's reservation of the release was made before this
+        one began."""
+        if filename in session.maybe_on_index:
+            return True
+        scope = (session.id, session.name, _release_start(filename))
+        return filename in await self._reserved(scope)
 
     async def _reserved_from(self, scope: tuple[str, str, str]) -> frozenset[str]:
         _, project, start = scope
